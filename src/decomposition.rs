@@ -1,0 +1,140 @@
+//! The one-step decomposition (the paper's Proposition 1 and Eq. 5), checked
+//! against the step it predicts.
+//!
+//! One SGD step on an updating example `x_u` with objective `L` moves the parameters
+//! by `Δθ = −η ∇_θ L = −η Σ_s J(x_{u,s})ᵀ G_s`. To first order the log-probabilities on
+//! an observed input `x_o` then change by
+//!
+//! `Δ log π(x_o) = −η A(x_o) K(x_o, x_u) G(x_u) + O(η²)`,
+//!
+//! with `A = I − 1πᵀ` (per position), `K = J(x_o) J(x_u)ᵀ` the eNTK and `G = ∂L/∂z(x_u)`.
+//! [`one_step`] computes the prediction without forming `K`: `K G = J(x_o) (J(x_u)ᵀ G)`
+//! is one backward pass (`J(x_u)ᵀ G`, the gradient) followed by one forward-mode pass
+//! (`J(x_o) Δθ`). It then really takes the step on a copy of the model and reports the
+//! actual change next to the prediction.
+
+use nalgebra::{DMatrix, DVector};
+
+use crate::error::{Error, Result, check_len, check_step};
+use crate::model::Model;
+use crate::numerics::{adaptation_apply_columns, log_softmax_columns};
+use crate::objective::Objective;
+
+/// What one step did to one observed input. All matrices are `V × M` (`M` observed positions).
+#[derive(Clone, Debug)]
+pub struct Observation {
+    /// `log π(x_o)` before the step.
+    pub log_pi: DMatrix<f64>,
+    /// First-order logit change `−η K(x_o, x_u) G = J(x_o) Δθ`.
+    pub predicted_logits: DMatrix<f64>,
+    /// Actual logit change `z_{t+1}(x_o) − z_t(x_o)`.
+    pub actual_logits: DMatrix<f64>,
+    /// First-order log-probability change `−η A K G`.
+    pub predicted: DMatrix<f64>,
+    /// Actual log-probability change `log π_{t+1}(x_o) − log π_t(x_o)`.
+    pub actual: DMatrix<f64>,
+}
+
+impl Observation {
+    /// `π(x_o)` before the step.
+    pub fn pi(&self) -> DMatrix<f64> {
+        self.log_pi.map(f64::exp)
+    }
+
+    /// `actual − predicted`, the `O(η²)` remainder of the decomposition.
+    pub fn residual(&self) -> DMatrix<f64> {
+        &self.actual - &self.predicted
+    }
+}
+
+/// The decomposition of one SGD step, for every observed input.
+#[derive(Clone, Debug)]
+pub struct OneStep {
+    /// The learning rate `η`.
+    pub eta: f64,
+    /// `G_s = ∂L/∂z(x_{u,s})`, one `V × L` matrix per updating input.
+    pub residuals: Vec<DMatrix<f64>>,
+    /// `∇_θ L = Σ_s J(x_{u,s})ᵀ G_s`.
+    pub grad: DVector<f64>,
+    /// One entry per observed input, in order.
+    pub observed: Vec<Observation>,
+}
+
+/// Logits of every input, or an error if any is not finite.
+pub fn checked_logits<M: Model>(model: &M, inputs: &[M::Input]) -> Result<Vec<DMatrix<f64>>> {
+    inputs
+        .iter()
+        .map(|x| {
+            model.check_input(x)?;
+            let z = model.logits(x);
+            if z.iter().all(|v| v.is_finite()) {
+                Ok(z)
+            } else {
+                Err(Error::NonFinite("logits"))
+            }
+        })
+        .collect()
+}
+
+/// The residuals `G` and gradient `∇_θ L` of `objective` on the updating inputs.
+pub fn residuals_and_grad<M: Model>(
+    model: &M,
+    update: &[M::Input],
+    objective: &dyn Objective,
+) -> Result<(Vec<DMatrix<f64>>, DVector<f64>)> {
+    check_len("number of updating inputs", objective.arity(), update.len())?;
+    let logits = checked_logits(model, update)?;
+    let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();
+    objective.check(&shapes)?;
+    let residuals = objective.residuals(&logits);
+    let mut grad = DVector::zeros(model.num_params());
+    for (x, g) in update.iter().zip(&residuals) {
+        grad += model.backprop(x, g);
+    }
+    Ok((residuals, grad))
+}
+
+/// Decomposes one SGD step of `model` on `(update, objective)` with learning rate `eta`,
+/// observed on every input of `observed`. See the module docs for the formulas.
+///
+/// # Errors
+/// If `eta` is not finite and positive, an input does not fit the model, the objective
+/// does not fit the logits, or any logit is not finite.
+pub fn one_step<M: Model>(
+    model: &M,
+    update: &[M::Input],
+    objective: &dyn Objective,
+    observed: &[M::Input],
+    eta: f64,
+) -> Result<OneStep> {
+    check_step("learning rate eta", eta)?;
+    let (residuals, grad) = residuals_and_grad(model, update, objective)?;
+    let before = checked_logits(model, observed)?;
+    let mut stepped = model.clone();
+    stepped.sgd_step(&grad, eta);
+    let after = checked_logits(&stepped, observed)?;
+    let dtheta = &grad * -eta;
+    let observed = observed
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(x, (z0, z1))| {
+            let log_pi = log_softmax_columns(z0);
+            let predicted_logits = model.jvp(x, &dtheta);
+            let predicted = adaptation_apply_columns(&log_pi.map(f64::exp), &predicted_logits);
+            let actual = log_softmax_columns(z1) - &log_pi;
+            Observation {
+                log_pi,
+                predicted_logits,
+                actual_logits: z1 - z0,
+                predicted,
+                actual,
+            }
+        })
+        .collect();
+    Ok(OneStep {
+        eta,
+        residuals,
+        grad,
+        observed,
+    })
+}

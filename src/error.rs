@@ -1,0 +1,132 @@
+//! The crate's one error type: every fallible public function returns [`Result`].
+//!
+//! Bad input from a user (a learning rate, a class index, a file) is an [`Error`] with
+//! a message that says what was wrong; the CLI prints it on one line and exits with
+//! status 2. Shape mismatches between a model and the data handed to it are also
+//! reported here rather than left to panic inside nalgebra.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the crate, with the data needed to explain it.
+#[derive(Debug)]
+pub enum Error {
+    /// A learning rate or step size that is not finite and strictly positive.
+    InvalidStep { name: &'static str, value: f64 },
+    /// Fewer than two classes: a softmax over one class has nothing to learn.
+    TooFewClasses(usize),
+    /// A class index outside `0..classes`.
+    ClassOutOfRange { class: usize, classes: usize },
+    /// A logit or input that is NaN or infinite.
+    NonFinite(&'static str),
+    /// Two things that must have the same size do not.
+    ShapeMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// A name the crate does not know (experiment, model, objective, ...).
+    Unknown { kind: &'static str, name: String },
+    /// Any other invalid argument, with an explanation.
+    InvalidArgument(String),
+    /// A file that could not be read or written.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file whose content could not be parsed.
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A plot that could not be drawn.
+    Plot(String),
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidStep { name, value } => {
+                write!(f, "{name} must be finite and > 0, got {value}")
+            }
+            Error::TooFewClasses(v) => write!(f, "need at least 2 classes, got {v}"),
+            Error::ClassOutOfRange { class, classes } => {
+                write!(
+                    f,
+                    "class {class} is out of range for {classes} classes (0..{classes})"
+                )
+            }
+            Error::NonFinite(what) => write!(f, "{what} must be finite (no NaN or infinity)"),
+            Error::ShapeMismatch {
+                what,
+                expected,
+                got,
+            } => write!(f, "{what}: expected size {expected}, got {got}"),
+            Error::Unknown { kind, name } => write!(f, "unknown {kind} '{name}'"),
+            Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Parse {
+                path,
+                line,
+                message,
+            } => write!(f, "{}:{line}: {message}", path.display()),
+            Error::Plot(msg) => write!(f, "plotting failed: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Checks that a learning rate or step size is finite and strictly positive.
+pub fn check_step(name: &'static str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::InvalidStep { name, value })
+    }
+}
+
+/// Checks that `class` indexes one of `classes` (which must be at least 2).
+pub fn check_class(class: usize, classes: usize) -> Result<usize> {
+    if classes < 2 {
+        Err(Error::TooFewClasses(classes))
+    } else if class >= classes {
+        Err(Error::ClassOutOfRange { class, classes })
+    } else {
+        Ok(class)
+    }
+}
+
+/// Checks that two sizes agree.
+pub fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
+}

@@ -1,0 +1,365 @@
+//! Multi-layer perceptron classifiers, including the linear softmax model, with
+//! analytic backprop, forward-mode Jacobian-vector products and the layer-wise
+//! backprop factors that the structured eNTK is built from.
+//!
+//! Layer `l` computes `h_l = W_l a_{l−1} + b_l` with `a_0 = x`; the activation is
+//! applied after every layer but the last, `a_l = σ(h_l)`, and the last `h` is the
+//! logit vector `z`. A linear softmax classifier `z = W x + b` is one layer.
+//!
+//! Parameters are flattened layer by layer: `W_l` in column-major order (entry
+//! `(i, j)` at offset `i + j·out`), then `b_l` if the layer has a bias.
+
+use nalgebra::{DMatrix, DVector};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Error, Result, check_len};
+use crate::model::Model;
+
+/// The element-wise nonlinearity between layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `σ(h) = h` (a stack of identity layers is still a linear model).
+    Identity,
+    /// `σ(h) = tanh h`, `σ'(h) = 1 − tanh² h`.
+    Tanh,
+    /// `σ(h) = max(h, 0)`, `σ'(h) = 1[h > 0]` (the subgradient 0 is used at `h = 0`).
+    Relu,
+}
+
+impl Activation {
+    /// The name used in JSON exports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+        }
+    }
+
+    /// Returns `(σ(h), σ'(h))`.
+    fn eval(self, h: f64) -> (f64, f64) {
+        match self {
+            Activation::Identity => (h, 1.0),
+            Activation::Tanh => {
+                let t = h.tanh();
+                (t, 1.0 - t * t)
+            }
+            Activation::Relu if h > 0.0 => (h, 1.0),
+            Activation::Relu => (0.0, 0.0),
+        }
+    }
+}
+
+/// One affine layer `h = W a + b` (`W` is `out × in`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub weight: DMatrix<f64>,
+    pub bias: Option<DVector<f64>>,
+}
+
+impl Layer {
+    fn num_params(&self) -> usize {
+        self.weight.len() + self.bias.as_ref().map_or(0, DVector::len)
+    }
+}
+
+/// A fully connected network; see the module docs for the exact layer equations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    layers: Vec<Layer>,
+    activation: Activation,
+}
+
+/// What a forward pass leaves behind for the backward pass: the input `a_{l−1}` of
+/// every layer and the derivative `σ'(h_l)` of every hidden layer.
+struct Trace {
+    inputs: Vec<DVector<f64>>,
+    derivs: Vec<DVector<f64>>,
+    logits: DVector<f64>,
+}
+
+impl Mlp {
+    /// Builds a network from explicit layers, checking that consecutive shapes chain
+    /// and that there are at least 2 output classes.
+    pub fn from_layers(layers: Vec<Layer>, activation: Activation) -> Result<Self> {
+        let last = layers
+            .last()
+            .ok_or_else(|| Error::InvalidArgument("a network needs at least one layer".into()))?;
+        if last.weight.nrows() < 2 {
+            return Err(Error::TooFewClasses(last.weight.nrows()));
+        }
+        for pair in layers.windows(2) {
+            check_len(
+                "layer input size",
+                pair[0].weight.nrows(),
+                pair[1].weight.ncols(),
+            )?;
+        }
+        for layer in &layers {
+            if let Some(b) = &layer.bias {
+                check_len("bias length", layer.weight.nrows(), b.len())?;
+            }
+            let finite = layer.weight.iter().chain(layer.bias.iter().flatten());
+            if !finite.into_iter().all(|w| w.is_finite()) {
+                return Err(Error::NonFinite("weights"));
+            }
+        }
+        Ok(Mlp { layers, activation })
+    }
+
+    /// A randomly initialised network with layer widths `sizes = [d, h_1, ..., V]`.
+    ///
+    /// Weights are drawn `N(0, 1/fan_in)` and biases `N(0, 0.1²)`, all from `rng`, so the
+    /// same seeded generator gives the same network on every platform.
+    pub fn random(
+        sizes: &[usize],
+        activation: Activation,
+        bias: bool,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(Error::InvalidArgument(format!(
+                "layer sizes must be at least [inputs, classes], all > 0, got {sizes:?}"
+            )));
+        }
+        let layers = sizes
+            .windows(2)
+            .map(|w| {
+                let scale = (w[0] as f64).powf(-0.5);
+                let weight = DMatrix::from_fn(w[1], w[0], |_, _| scale * normal(rng));
+                let bias = bias.then(|| DVector::from_fn(w[1], |_, _| 0.1 * normal(rng)));
+                Layer { weight, bias }
+            })
+            .collect();
+        Mlp::from_layers(layers, activation)
+    }
+
+    /// A linear softmax classifier `z = W x (+ b)` with `W` of shape `V × d`.
+    pub fn linear(weight: DMatrix<f64>, bias: Option<DVector<f64>>) -> Result<Self> {
+        Mlp::from_layers(vec![Layer { weight, bias }], Activation::Identity)
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// The activation used between layers (irrelevant for a single-layer model).
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// Input dimension `d`.
+    pub fn inputs(&self) -> usize {
+        self.layers[0].weight.ncols()
+    }
+
+    fn forward(&self, x: &DVector<f64>) -> Trace {
+        assert_eq!(
+            x.len(),
+            self.inputs(),
+            "input size does not match the model"
+        );
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut derivs = Vec::with_capacity(self.layers.len() - 1);
+        let mut a = x.clone();
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let mut h = &layer.weight * &a;
+            if let Some(b) = &layer.bias {
+                h += b;
+            }
+            inputs.push(a);
+            if l == last {
+                return Trace {
+                    inputs,
+                    derivs,
+                    logits: h,
+                };
+            }
+            let (act, der): (Vec<f64>, Vec<f64>) =
+                h.iter().map(|&hi| self.activation.eval(hi)).unzip();
+            a = DVector::from_vec(act);
+            derivs.push(DVector::from_vec(der));
+        }
+        unreachable!("a network has at least one layer")
+    }
+
+    /// The backprop factors of every layer: `(B_l, a_{l−1})` with `B_l = ∂z/∂h_l` (`V × n_l`).
+    ///
+    /// `B_last = I` and `B_l = (B_{l+1} W_{l+1}) diag(σ'(h_l))`. The Jacobian of the logits
+    /// with respect to `W_l` is `∂z_v/∂W_l[i, j] = B_l[v, i] a_{l−1}[j]`, which gives the
+    /// structured eNTK of [`crate::entk::entk_layerwise`].
+    pub fn layer_factors(&self, x: &DVector<f64>) -> Vec<(DMatrix<f64>, DVector<f64>)> {
+        let trace = self.forward(x);
+        let v = self.classes();
+        let mut b = DMatrix::identity(v, v);
+        let mut factors = Vec::with_capacity(self.layers.len());
+        for l in (0..self.layers.len()).rev() {
+            let next = (l > 0).then(|| {
+                let mut nb = &b * &self.layers[l].weight;
+                for (mut col, d) in nb.column_iter_mut().zip(trace.derivs[l - 1].iter()) {
+                    col *= *d;
+                }
+                nb
+            });
+            let current = std::mem::replace(&mut b, next.unwrap_or_else(|| DMatrix::zeros(0, 0)));
+            factors.push((current, trace.inputs[l].clone()));
+        }
+        factors.reverse();
+        factors
+    }
+
+    /// Splits a flat parameter vector into per-layer `(W_l, b_l)` slices.
+    fn split<'a>(&self, theta: &'a [f64]) -> Vec<(&'a [f64], &'a [f64])> {
+        let mut rest = theta;
+        self.layers
+            .iter()
+            .map(|layer| {
+                let (w, tail) = rest.split_at(layer.weight.len());
+                let (b, tail) = tail.split_at(layer.num_params() - layer.weight.len());
+                rest = tail;
+                (w, b)
+            })
+            .collect()
+    }
+}
+
+impl Model for Mlp {
+    type Input = DVector<f64>;
+
+    fn classes(&self) -> usize {
+        self.layers[self.layers.len() - 1].weight.nrows()
+    }
+
+    fn num_params(&self) -> usize {
+        self.layers.iter().map(Layer::num_params).sum()
+    }
+
+    fn check_input(&self, x: &DVector<f64>) -> Result<()> {
+        check_len("input vector", self.inputs(), x.len())?;
+        if x.iter().all(|xi| xi.is_finite()) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite("input"))
+        }
+    }
+
+    fn logits(&self, x: &DVector<f64>) -> DMatrix<f64> {
+        let z = self.forward(x).logits;
+        let v = z.len();
+        z.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
+    }
+
+    /// Reverse mode: `δ_last = G`, `∇W_l = δ_l a_{l−1}ᵀ`, `∇b_l = δ_l`,
+    /// `δ_{l−1} = σ'(h_{l−1}) ⊙ (W_lᵀ δ_l)`.
+    fn backprop(&self, x: &DVector<f64>, g: &DMatrix<f64>) -> DVector<f64> {
+        assert_eq!(
+            g.shape(),
+            (self.classes(), 1),
+            "residual shape does not match the model"
+        );
+        let trace = self.forward(x);
+        let mut grad = DVector::zeros(self.num_params());
+        let mut offsets: Vec<usize> = self
+            .layers
+            .iter()
+            .scan(0, |acc, layer| {
+                let start = *acc;
+                *acc += layer.num_params();
+                Some(start)
+            })
+            .collect();
+        let mut delta = g.column(0).into_owned();
+        for l in (0..self.layers.len()).rev() {
+            let layer = &self.layers[l];
+            let a = &trace.inputs[l];
+            let out = layer.weight.nrows();
+            let start = offsets.pop().expect("one offset per layer");
+            for (j, aj) in a.iter().enumerate() {
+                grad.rows_mut(start + j * out, out).axpy(*aj, &delta, 0.0);
+            }
+            if layer.bias.is_some() {
+                grad.rows_mut(start + layer.weight.len(), out)
+                    .copy_from(&delta);
+            }
+            if l > 0 {
+                delta = layer
+                    .weight
+                    .tr_mul(&delta)
+                    .component_mul(&trace.derivs[l - 1]);
+            }
+        }
+        grad
+    }
+
+    /// Forward mode: `dh_l = W_l da_{l−1} + dW_l a_{l−1} + db_l`, `da_l = σ'(h_l) ⊙ dh_l`,
+    /// `da_0 = 0`; the result is `dh_last`.
+    fn jvp(&self, x: &DVector<f64>, dtheta: &DVector<f64>) -> DMatrix<f64> {
+        assert_eq!(
+            dtheta.len(),
+            self.num_params(),
+            "direction length does not match the model"
+        );
+        let trace = self.forward(x);
+        let mut da: Option<DVector<f64>> = None;
+        let mut dh = DVector::zeros(0);
+        for (l, (layer, (dw, db))) in self
+            .layers
+            .iter()
+            .zip(self.split(dtheta.as_slice()))
+            .enumerate()
+        {
+            let (out, inp) = layer.weight.shape();
+            let dw = nalgebra::DMatrixView::from_slice(dw, out, inp);
+            dh = dw * &trace.inputs[l];
+            if let Some(da) = &da {
+                dh += &layer.weight * da;
+            }
+            if !db.is_empty() {
+                dh += DVector::from_column_slice(db);
+            }
+            if l + 1 < self.layers.len() {
+                da = Some(dh.component_mul(&trace.derivs[l]));
+            }
+        }
+        let v = dh.len();
+        dh.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
+    }
+
+    fn params(&self) -> DVector<f64> {
+        let mut theta = Vec::with_capacity(self.num_params());
+        for layer in &self.layers {
+            theta.extend_from_slice(layer.weight.as_slice());
+            if let Some(b) = &layer.bias {
+                theta.extend_from_slice(b.as_slice());
+            }
+        }
+        DVector::from_vec(theta)
+    }
+
+    fn set_params(&mut self, theta: &DVector<f64>) {
+        assert_eq!(
+            theta.len(),
+            self.num_params(),
+            "parameter vector length does not match"
+        );
+        let parts = self.split(theta.as_slice());
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = parts
+            .into_iter()
+            .map(|(w, b)| (w.to_vec(), b.to_vec()))
+            .collect();
+        for (layer, (w, b)) in self.layers.iter_mut().zip(parts) {
+            layer.weight.as_mut_slice().copy_from_slice(&w);
+            if let Some(bias) = &mut layer.bias {
+                bias.as_mut_slice().copy_from_slice(&b);
+            }
+        }
+    }
+}
+
+/// One standard-normal draw.
+pub(crate) fn normal(rng: &mut impl Rng) -> f64 {
+    StandardNormal.sample(rng)
+}

@@ -1,0 +1,78 @@
+//! The one trait every model implements, so the decomposition, objectives and
+//! trainer never need to know which network they talk to.
+//!
+//! A model maps an input to a `V × L` matrix of logits `z`, one column per scored
+//! position (`L = 1` for classifiers, the response length for a language model).
+//! Everything the theory needs is a linear map around the current parameters `θ`:
+//!
+//! * the Jacobian `J(x) = ∂ vec(z(x)) / ∂θ`, a `(V·L) × P` matrix whose row `l·V + v`
+//!   is the gradient of logit `v` at position `l`;
+//! * its transpose applied to a residual, `Jᵀ vec(G)` ([`Model::backprop`]), which is
+//!   the parameter gradient of any loss with logit gradient `G = ∂L/∂z`;
+//! * the Jacobian applied to a parameter direction, `J dθ` ([`Model::jvp`]).
+//!
+//! Shape mismatches between a model and an input are programmer errors: methods
+//! panic with a message, and callers that take user data validate it first with
+//! [`Model::check_input`].
+
+use nalgebra::{DMatrix, DVector};
+
+use crate::error::Result;
+
+/// A differentiable model with hand-written (analytic) first derivatives.
+pub trait Model: Clone {
+    /// What one example looks like to the model (a feature vector, a token sequence...).
+    type Input;
+
+    /// Number of classes `V` (the vocabulary size for a language model).
+    fn classes(&self) -> usize;
+
+    /// Number of trainable parameters `P`.
+    fn num_params(&self) -> usize;
+
+    /// Returns an error if `x` cannot be fed to this model (wrong size, token out of range).
+    fn check_input(&self, x: &Self::Input) -> Result<()>;
+
+    /// The logits `z(x)`, a `V × L` matrix.
+    fn logits(&self, x: &Self::Input) -> DMatrix<f64>;
+
+    /// `∇_θ L = J(x)ᵀ vec(G)` for a logit residual `G = ∂L/∂z(x)` of shape `V × L`
+    /// (reverse mode, one backward pass).
+    fn backprop(&self, x: &Self::Input, g: &DMatrix<f64>) -> DVector<f64>;
+
+    /// `J(x) dθ`, reshaped to `V × L` (forward mode, one pass). To first order this is
+    /// the change of the logits when the parameters move by `dθ`.
+    fn jvp(&self, x: &Self::Input, dtheta: &DVector<f64>) -> DMatrix<f64>;
+
+    /// All parameters, flattened into one vector of length `P`.
+    fn params(&self) -> DVector<f64>;
+
+    /// Replaces all parameters from a flattened vector (the inverse of [`Model::params`]).
+    ///
+    /// # Panics
+    /// If `theta.len() != self.num_params()`.
+    fn set_params(&mut self, theta: &DVector<f64>);
+
+    /// The explicit Jacobian `J(x)`, `(V·L) × P`, built row by row from [`Model::backprop`]
+    /// with one-hot residuals. It is the reference that faster kernels are tested against.
+    fn jacobian(&self, x: &Self::Input) -> DMatrix<f64> {
+        let z = self.logits(x);
+        let (v, l) = z.shape();
+        let mut jac = DMatrix::zeros(v * l, self.num_params());
+        let mut e = DMatrix::zeros(v, l);
+        for pos in 0..l {
+            for class in 0..v {
+                e[(class, pos)] = 1.0;
+                jac.set_row(pos * v + class, &self.backprop(x, &e).transpose());
+                e[(class, pos)] = 0.0;
+            }
+        }
+        jac
+    }
+
+    /// One gradient-descent step `θ ← θ − η ∇_θ L`.
+    fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) {
+        let theta = self.params() - grad * eta;
+        self.set_params(&theta);
+    }
+}

@@ -1,0 +1,168 @@
+//! The softmax family and the adaptation matrix `A`, stable at the extremes.
+//!
+//! Every function here works in the log domain first: `log_softmax` subtracts the
+//! maximum of *each column* before exponentiating, so logits of ±1e3 and
+//! probabilities down to 1e-300 (or far below, as log-probabilities) are exact to
+//! rounding. Matrices of logits are `V × L`: one column per scored position
+//! (`L = 1` for a classifier).
+
+use nalgebra::{DMatrix, DVector, DVectorView};
+
+/// `log Σ_i exp(z_i)`, computed as `m + log Σ_i exp(z_i − m)` with `m = max_i z_i`.
+///
+/// Returns `m` itself when `m` is infinite (all mass on an infinite logit) and
+/// `-∞` for an empty slice.
+pub fn log_sum_exp(z: &[f64]) -> f64 {
+    let (m, log_s) = shifted_lse(z);
+    m + log_s
+}
+
+/// `(m, log Σ_i exp(z_i − m))` with `m = max_i z_i` (`log_s = 0` when `m` is not finite).
+fn shifted_lse(z: &[f64]) -> (f64, f64) {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return (m, 0.0);
+    }
+    (m, z.iter().map(|&zi| (zi - m).exp()).sum::<f64>().ln())
+}
+
+/// Log-softmax in place: `log π_i = (z_i − m) − log Σ_j exp(z_j − m)`.
+///
+/// Subtracting `m` before `log Σ` is added back keeps the result exact to rounding of
+/// `z_i − m`, even for logits of ±1e3 where `LSE(z)` itself has an ulp of 1e-13.
+fn log_softmax_in_place(z: &mut [f64]) {
+    let (m, log_s) = shifted_lse(z);
+    z.iter_mut().for_each(|zi| *zi = (*zi - m) - log_s);
+}
+
+/// Log-softmax of one logit vector, `log π = z − LSE(z)`.
+pub fn log_softmax(z: DVectorView<'_, f64>) -> DVector<f64> {
+    let mut out = z.into_owned();
+    log_softmax_in_place(out.as_mut_slice());
+    out
+}
+
+/// Column-wise log-softmax of a `V × L` logit matrix (max subtracted per column).
+pub fn log_softmax_columns(z: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = z.clone();
+    for mut col in out.column_iter_mut() {
+        log_softmax_in_place(col.as_mut_slice());
+    }
+    out
+}
+
+/// Column-wise softmax `π = exp(log_softmax(z))` of a `V × L` logit matrix.
+pub fn softmax_columns(z: &DMatrix<f64>) -> DMatrix<f64> {
+    log_softmax_columns(z).map(f64::exp)
+}
+
+/// Stable `log σ(x) = −log(1 + e^{−x})`: `x − log(1 + e^x)` for negative `x`.
+pub fn log_sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        -(-x).exp().ln_1p()
+    } else {
+        x - x.exp().ln_1p()
+    }
+}
+
+/// Logistic function `σ(x) = 1 / (1 + e^{−x})`, without overflow for large `|x|`.
+pub fn sigmoid(x: f64) -> f64 {
+    log_sigmoid(x).exp()
+}
+
+/// The adaptation operator applied to a vector: `A v = (I − 1 πᵀ) v = v − 1 (π · v)`.
+///
+/// `A = ∇_z log π` is the Jacobian of log-softmax. It never needs to be formed:
+/// this costs `O(V)` instead of `O(V²)`.
+pub fn adaptation_apply(pi: DVectorView<'_, f64>, v: DVectorView<'_, f64>) -> DVector<f64> {
+    let shift = pi.dot(&v);
+    v.map(|vi| vi - shift)
+}
+
+/// Column-wise `A_l v_l` for `V × L` matrices of probabilities and vectors.
+pub fn adaptation_apply_columns(pi: &DMatrix<f64>, v: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = v.clone();
+    for (l, mut col) in out.column_iter_mut().enumerate() {
+        let shift = pi.column(l).dot(&v.column(l));
+        col.add_scalar_mut(-shift);
+    }
+    out
+}
+
+/// The adaptation matrix `A = I − 1 πᵀ` (`A_ii = 1 − π_i`, `A_ij = −π_j`), formed explicitly.
+pub fn adaptation_matrix(pi: DVectorView<'_, f64>) -> DMatrix<f64> {
+    let v = pi.len();
+    DMatrix::from_fn(v, v, |i, j| f64::from(u8::from(i == j)) - pi[j])
+}
+
+/// Closed form of the squared Frobenius norm `‖A‖²_F = V − 2 + V ‖π‖²₂`.
+///
+/// It is `V − 1` for a uniform `π` and `2V − 2` for a one-hot `π`: `‖A‖_F` grows as
+/// predictions get peakier (the paper's App. C.2, Eqs. 27–31).
+pub fn adaptation_fro_sq(pi: DVectorView<'_, f64>) -> f64 {
+    let v = pi.len() as f64;
+    v - 2.0 + v * pi.norm_squared()
+}
+
+/// Shannon entropy `H = −Σ_i π_i log π_i` (nats) from log-probabilities; `0 · log 0 = 0`.
+pub fn entropy_from_log(log_pi: &[f64]) -> f64 {
+    -log_pi
+        .iter()
+        .filter(|lp| lp.is_finite())
+        .map(|&lp| lp.exp() * lp)
+        .sum::<f64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn log_softmax_handles_logits_of_plus_minus_1e3() {
+        let z = DVector::from_vec(vec![1000.0, -1000.0, 999.0]);
+        let lp = log_softmax(z.as_view());
+        // log π_0 = −log(1 + e^{−1}) and log π_2 = −1 − log(1 + e^{−1}), exactly.
+        assert_relative_eq!(lp[0], -(-1f64).exp().ln_1p(), epsilon = 1e-15);
+        assert_relative_eq!(lp[2], -1.0 - (-1f64).exp().ln_1p(), epsilon = 1e-15);
+        assert_relative_eq!(lp[1], -2000.0 + lp[0], epsilon = 1e-12);
+        assert!(lp.iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn probabilities_down_to_1e_minus_300_survive() {
+        // z_1 − z_0 = ln(1e-300) gives π_1 = 1e-300 / (1 + 1e-300) = 1e-300 to rounding.
+        let z = DVector::from_vec(vec![0.0, (1e-300f64).ln()]);
+        let pi = softmax_columns(&DMatrix::from_column_slice(2, 1, z.as_slice()));
+        assert_relative_eq!(pi[1], 1e-300, max_relative = 1e-12);
+        assert_relative_eq!(pi[0], 1.0);
+    }
+
+    #[test]
+    fn log_sigmoid_is_stable_in_both_tails() {
+        assert_relative_eq!(log_sigmoid(0.0), -(2f64).ln());
+        assert_relative_eq!(log_sigmoid(-800.0), -800.0);
+        assert_relative_eq!(log_sigmoid(800.0), 0.0);
+        assert_relative_eq!(log_sigmoid(40.0), -(-40f64).exp(), max_relative = 1e-12);
+        assert_relative_eq!(sigmoid(2.0), 1.0 / (1.0 + (-2f64).exp()), epsilon = 1e-15);
+    }
+
+    #[test]
+    fn adaptation_operator_matches_matrix_and_closed_form_norm() {
+        let pi = DVector::from_vec(vec![0.5, 0.3, 0.2]);
+        let v = DVector::from_vec(vec![1.0, -2.0, 0.5]);
+        let a = adaptation_matrix(pi.as_view());
+        assert_relative_eq!(a * &v, adaptation_apply(pi.as_view(), v.as_view()));
+        // ‖A‖²_F by summing squares: rows (0.5,-0.3,-0.2), (-0.5,0.7,-0.2), (-0.5,-0.3,0.8) = 2.14.
+        assert_relative_eq!(adaptation_fro_sq(pi.as_view()), 2.14, epsilon = 1e-12);
+        let uniform = DVector::from_element(4, 0.25);
+        assert_relative_eq!(adaptation_fro_sq(uniform.as_view()), 3.0, epsilon = 1e-12);
+    }
+
+    #[test]
+    fn entropy_of_uniform_is_log_v() {
+        let lp = vec![-(4f64).ln(); 4];
+        assert_relative_eq!(entropy_from_log(&lp), (4f64).ln(), epsilon = 1e-15);
+        assert_eq!(entropy_from_log(&[0.0, f64::NEG_INFINITY]), 0.0);
+    }
+}

@@ -1,0 +1,7 @@
+//! All integration tests compile into this one binary (as nalgebra does), which keeps
+//! link time low. Each module states the theory it checks.
+
+mod common;
+mod decomposition;
+mod entk;
+mod gradients;
