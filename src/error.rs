@@ -26,7 +26,11 @@ pub enum Error {
         got: usize,
     },
     /// A name the crate does not know (experiment, model, objective, ...).
-    Unknown { kind: &'static str, name: String },
+    Unknown {
+        kind: &'static str,
+        name: String,
+        expected: String,
+    },
     /// Any other invalid argument, with an explanation.
     InvalidArgument(String),
     /// A file that could not be read or written.
@@ -76,7 +80,11 @@ impl fmt::Display for Error {
                 expected,
                 got,
             } => write!(f, "{what}: expected size {expected}, got {got}"),
-            Error::Unknown { kind, name } => write!(f, "unknown {kind} '{name}'"),
+            Error::Unknown {
+                kind,
+                name,
+                expected,
+            } => write!(f, "unknown {kind} '{name}' (expected one of: {expected})"),
             Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Parse {

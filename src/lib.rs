@@ -28,6 +28,7 @@
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
 //! | [`squeezing`] | the squeezing effect of a negative gradient (the paper's App. E toy) |
 //! | [`experiments`] | the registry of figures: run by name with a seed, write CSV and PNG |
+//! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes) |
 //! | [`io`] | writing files whole or not at all, and reading user input files |
 //! | [`error`] | the crate's one error type |
@@ -47,6 +48,7 @@ pub mod decomposition;
 pub mod entk;
 pub mod error;
 pub mod experiments;
+pub mod export;
 pub mod io;
 pub mod mlp;
 pub mod model;

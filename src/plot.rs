@@ -1,1 +1,224 @@
+//! Figures as PNG files. Plotting only turns finished results into pictures; it never
+//! computes anything an experiment's CSV does not also hold.
+//!
+//! Text is drawn with an embedded copy of DejaVu Sans (`assets/`, with its licence), so
+//! a figure does not depend on the fonts of the machine and the same data always
+//! gives the same bytes. Every file is drawn to a temporary path and renamed into
+//! place ([`crate::io::commit_file`]).
 
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{Error, Result};
+use crate::io::commit_file;
+
+/// The font family name registered for every figure.
+pub const FONT: &str = "sans-serif";
+
+/// Colour of "before" curves.
+pub const BEFORE: RGBColor = RGBColor(150, 150, 150);
+/// Colour of "after" curves.
+pub const AFTER: RGBColor = RGBColor(31, 119, 180);
+/// Colour marking a class that receives a negative gradient.
+pub const NEGATIVE: RGBColor = RGBColor(214, 39, 40);
+/// Colour marking a class that receives a positive gradient.
+pub const POSITIVE: RGBColor = RGBColor(44, 160, 44);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes = include_bytes!("../assets/DejaVuSans.ttf");
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FONT, style, bytes)
+                .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType file"));
+        }
+    });
+}
+
+/// Converts any plotting error into the crate's error.
+pub fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::Plot(e.to_string())
+}
+
+/// Draws a `width × height` PNG at `path` with `draw`, atomically.
+pub fn save_png(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    commit_file(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        draw(&root)?;
+        root.present()
+            .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
+    })
+}
+
+/// The staircase of a distribution over class indices: a flat step `[i − ½, i + ½]`
+/// at height `values[i]` for every class, like the paper's step plots.
+pub fn staircase(values: &[f64]) -> Vec<(f64, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &v)| [(i as f64 - 0.5, v), (i as f64 + 0.5, v)])
+        .collect()
+}
+
+/// The squeezing figure: one row per step, a linear panel (`π`) on the left and a
+/// log panel (`log₁₀ π`) on the right; before in gray, after in blue, a triangle
+/// above each pushed class (red: negative gradient, green: positive gradient) and a
+/// circle on `y*`, the most likely class that was not pushed.
+pub fn squeezing_figure(path: &Path, rows: &[(&str, &crate::squeezing::Squeeze)]) -> Result<()> {
+    let height = 90 + 300 * rows.len() as u32;
+    save_png(path, (1500, height), |root| {
+        let (top, body) = root.split_vertically(90);
+        top.titled(
+            "Squeezing effect: one gradient step on a linear softmax model",
+            (FONT, 30).into_font().style(FontStyle::Bold),
+        )
+        .map_err(plot_err)?;
+        draw_legend(&top, 20, 62)?;
+        let panels = body.split_evenly((rows.len(), 2));
+        for (r, (title, squeeze)) in rows.iter().enumerate() {
+            let linear = |lp: &[f64]| lp.iter().map(|v| v.exp()).collect::<Vec<_>>();
+            let log10 = |lp: &[f64]| {
+                lp.iter()
+                    .map(|v| v / std::f64::consts::LN_10)
+                    .collect::<Vec<_>>()
+            };
+            let (b, a) = (&squeeze.log_p_before, &squeeze.log_p_after);
+            distribution_panel(
+                &panels[2 * r],
+                &format!("{title} — linear"),
+                "π",
+                squeeze,
+                &linear(b),
+                &linear(a),
+                (-0.05, 1.05),
+            )?;
+            let (before, after) = (log10(b), log10(a));
+            let lo = before
+                .iter()
+                .chain(&after)
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::min);
+            distribution_panel(
+                &panels[2 * r + 1],
+                &format!("{title} — log scale"),
+                "log₁₀ π",
+                squeeze,
+                &before,
+                &after,
+                (lo.floor() - 0.5, 0.8),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+fn distribution_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    title: &str,
+    y_label: &str,
+    squeeze: &crate::squeezing::Squeeze,
+    before: &[f64],
+    after: &[f64],
+    (y_lo, y_hi): (f64, f64),
+) -> Result<()> {
+    use crate::squeezing::Role;
+    let v = before.len() as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 18))
+        .margin(8)
+        .x_label_area_size(38)
+        .y_label_area_size(62)
+        .build_cartesian_2d(-0.5..v - 0.5, y_lo..y_hi)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("class index")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(y_label)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))
+        .map_err(plot_err)?;
+    chart
+        .draw_series(LineSeries::new(staircase(after), AFTER.stroke_width(2)))
+        .map_err(plot_err)?;
+    let y_star = squeeze.summary().y_star;
+    chart
+        .draw_series([Circle::new(
+            (y_star as f64, after[y_star]),
+            6,
+            AFTER.stroke_width(2),
+        )])
+        .map_err(plot_err)?;
+    chart
+        .draw_series([Text::new(
+            format!("y* = {y_star}"),
+            (y_star as f64, after[y_star] + 0.03 * (y_hi - y_lo)),
+            (FONT, 15)
+                .into_font()
+                .color(&AFTER)
+                .pos(Pos::new(HPos::Left, VPos::Bottom)),
+        )])
+        .map_err(plot_err)?;
+    let marker_y = y_hi - 0.06 * (y_hi - y_lo);
+    for (role, colour) in [(Role::Negative, NEGATIVE), (Role::Positive, POSITIVE)] {
+        let classes = (0..squeeze.roles.len()).filter(|&i| squeeze.roles[i] == role);
+        chart
+            .draw_series(
+                classes.map(|i| TriangleMarker::new((i as f64, marker_y), 9, colour.filled())),
+            )
+            .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// The shared legend of the squeezing figure, drawn once in the header at `(x, y)`.
+fn draw_legend(area: &DrawingArea<BitMapBackend<'_>, Shift>, x: i32, y: i32) -> Result<()> {
+    let font = (FONT, 18).into_font().color(&BLACK);
+    let mut at = x;
+    for (colour, text) in [(BEFORE, "π before the step"), (AFTER, "π after the step")] {
+        area.draw(&PathElement::new(
+            vec![(at, y), (at + 34, y)],
+            colour.stroke_width(4),
+        ))
+        .map_err(plot_err)?;
+        area.draw_text(text, &font, (at + 42, y - 10))
+            .map_err(plot_err)?;
+        at += 240;
+    }
+    for (colour, text) in [
+        (NEGATIVE, "negative gradient (pushed down)"),
+        (POSITIVE, "positive gradient (pulled up)"),
+    ] {
+        area.draw(&TriangleMarker::new((at + 12, y), 9, colour.filled()))
+            .map_err(plot_err)?;
+        area.draw_text(text, &font, (at + 30, y - 10))
+            .map_err(plot_err)?;
+        at += 330;
+    }
+    area.draw(&Circle::new((at + 12, y), 6, AFTER.stroke_width(2)))
+        .map_err(plot_err)?;
+    area.draw_text(
+        "y* = most likely class not pushed",
+        &font,
+        (at + 30, y - 10),
+    )
+    .map_err(plot_err)?;
+    Ok(())
+}

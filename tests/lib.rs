@@ -5,3 +5,4 @@ mod common;
 mod decomposition;
 mod entk;
 mod gradients;
+mod squeezing;

@@ -1,0 +1,68 @@
+//! The registry of experiments: one per paper figure, each run by name with a seed.
+//!
+//! An experiment module computes its results as plain data (`run(seed)`), states the
+//! figure's qualitative claims and checks them on that data (`claims()`), and writes its
+//! CSV and PNG files (`write(seed, out)`). The CLI's `ldyn run NAME` and `ldyn gallery`
+//! and the examples all go through [`run`].
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub mod squeezing;
+
+/// A statement a figure makes, checked on the numbers of one run.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub text: String,
+    pub holds: bool,
+}
+
+/// What running an experiment produced.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The files written, CSV first.
+    pub files: Vec<PathBuf>,
+    /// The figure's claims with the measured numbers.
+    pub claims: Vec<Claim>,
+}
+
+/// A named experiment with its default seed.
+pub struct Experiment {
+    pub name: &'static str,
+    pub default_seed: u64,
+    pub about: &'static str,
+    write: fn(u64, &Path) -> Result<Report>,
+}
+
+/// Every experiment, in gallery order.
+pub const EXPERIMENTS: &[Experiment] = &[Experiment {
+    name: "squeezing",
+    default_seed: squeezing::DEFAULT_SEED,
+    about: "App. E: one positive/negative gradient step on a softmax, squeezing into the argmax",
+    write: squeezing::write,
+}];
+
+/// Looks an experiment up by name.
+pub fn find(name: &str) -> Result<&'static Experiment> {
+    EXPERIMENTS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| Error::Unknown {
+            kind: "experiment",
+            name: name.into(),
+            expected: EXPERIMENTS
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Experiment {
+    /// Runs the experiment with `seed` (or its default) and writes its files to `out`.
+    pub fn run(&self, seed: Option<u64>, out: &Path) -> Result<Report> {
+        crate::io::ensure_dir(out)?;
+        (self.write)(seed.unwrap_or(self.default_seed), out)
+    }
+}

@@ -1,0 +1,337 @@
+//! The authors' squeezing toy (theory.md §8, the paper's App. E figure), run through the
+//! crate's linear model and one-step decomposition.
+//!
+//! A linear softmax model `z = W x` (no bias, `V = 50`, `d = 4`) takes one SGD step with
+//! `η = 1` on a weighted cross-entropy: weight `−lr` on a class that gets a negative
+//! gradient and `+lr` on one that gets a positive gradient. Then
+//! `Δz = −K G = ‖x‖² [lr₋ (π − e₋) − lr₊ (π − e₊)]`, exactly the notebook's update
+//! `W ← W + lr₋ x (π − e₋)ᵀ − lr₊ x (π − e₊)ᵀ`.
+//!
+//! Draws, in order, from one seeded generator: `x ~ N(0, I₄)`; `W_uniform ~ N(0, 1)`;
+//! `W_flat = 1 + 0.05 N(0, 1)`; `W_peaky`: a fresh `N(0, 1)` matrix after one CE step
+//! (lr 1) toward the multi-hot target on classes 5–12; then, for the large vocabulary,
+//! `x ~ N(0, I₅₀)` and `W = 0.5 N(0, 1)` with `V = 1000`.
+//!
+//! The notebook's fixed class ids (21, 42) are kept where their role does not depend on
+//! the draw. Where it does, the class is chosen by its role: the side bump is the
+//! second most likely class of the peaky distribution, the valley its least likely
+//! class, the positive partner its median class, and the large-vocabulary target the
+//! least likely of the 1000 classes.
+
+use nalgebra::{DMatrix, DVector};
+use rand::SeedableRng;
+
+use super::{Claim, Report};
+use crate::Rng64;
+use crate::decomposition::one_step;
+use crate::error::Result;
+use crate::mlp::{Mlp, normal};
+use crate::objective::CrossEntropy;
+use crate::squeezing::{Role, Squeeze};
+
+/// The seed the gallery uses (the notebook's `np.random.seed(10086)`).
+pub const DEFAULT_SEED: u64 = 10086;
+
+/// The CSV header of `squeezing.csv`.
+pub const CSV_HEADER: &str = "case,class,role,p_before,p_after,log_p_before,log_p_after";
+
+/// One case of the toy: a fixed id (the CSV contract), a title, and the step it took.
+#[derive(Clone, Debug)]
+pub struct SqueezeCase {
+    pub id: &'static str,
+    pub title: String,
+    pub squeeze: Squeeze,
+}
+
+/// All cases of one run.
+#[derive(Clone, Debug)]
+pub struct SqueezingResult {
+    pub seed: u64,
+    pub cases: Vec<SqueezeCase>,
+}
+
+/// One step of `z = W x` with `η = 1` on `terms = [(class, weight)]` (negative weight =
+/// negative gradient), through [`one_step`].
+fn linear_step(w: &DMatrix<f64>, x: &DVector<f64>, terms: &[(usize, f64)]) -> Result<Squeeze> {
+    let model = Mlp::linear(w.clone(), None)?;
+    let objective = terms
+        .iter()
+        .map(|&(class, weight)| CrossEntropy::weighted(class, weight))
+        .reduce(CrossEntropy::and)
+        .expect("at least one pushed class");
+    let step = one_step(
+        &model,
+        std::slice::from_ref(x),
+        &objective,
+        std::slice::from_ref(x),
+        1.0,
+    )?;
+    let obs = &step.observed[0];
+    let mut roles = vec![Role::Other; w.nrows()];
+    for &(class, weight) in terms {
+        roles[class] = if weight < 0.0 {
+            Role::Negative
+        } else {
+            Role::Positive
+        };
+    }
+    Ok(Squeeze {
+        log_p_before: obs.log_pi.as_slice().to_vec(),
+        log_p_after: (&obs.log_pi + &obs.actual).as_slice().to_vec(),
+        roles,
+    })
+}
+
+fn gaussian(rows: usize, cols: usize, scale: f64, shift: f64, rng: &mut Rng64) -> DMatrix<f64> {
+    DMatrix::from_fn(rows, cols, |_, _| shift + scale * normal(rng))
+}
+
+/// The notebook's `get_W_K`: a random `W` after one CE step (lr 1) toward a multi-hot
+/// target on `targets`, which makes `π` peak on one of them.
+fn peaky_weights(
+    x: &DVector<f64>,
+    v: usize,
+    targets: std::ops::Range<usize>,
+    rng: &mut Rng64,
+) -> DMatrix<f64> {
+    let w = gaussian(v, x.len(), 1.0, 0.0, rng);
+    let z = &w * x;
+    let pi = crate::numerics::log_softmax(z.as_view()).map(f64::exp);
+    let g = DVector::from_fn(v, |i, _| pi[i] - f64::from(u8::from(targets.contains(&i))));
+    w - g * x.transpose()
+}
+
+/// Classes sorted from most to least likely under `W x`.
+fn ranked(w: &DMatrix<f64>, x: &DVector<f64>) -> Vec<usize> {
+    let z = w * x;
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
+    order
+}
+
+/// Runs every case of the toy with the given seed.
+pub fn run(seed: u64) -> Result<SqueezingResult> {
+    let mut rng = Rng64::seed_from_u64(seed);
+    let x = DVector::from_fn(4, |_, _| normal(&mut rng));
+    let w_uniform = gaussian(50, 4, 1.0, 0.0, &mut rng);
+    let w_flat = gaussian(50, 4, 0.05, 1.0, &mut rng);
+    let w_peaky = peaky_weights(&x, 50, 5..13, &mut rng);
+    let x_large = DVector::from_fn(50, |_, _| normal(&mut rng));
+    let w_large = gaussian(1000, 50, 0.5, 0.0, &mut rng);
+
+    let order = ranked(&w_peaky, &x);
+    let (argmax, side, median, valley) = (order[0], order[1], order[25], order[49]);
+    let unlikely = *ranked(&w_large, &x_large).last().expect("1000 classes");
+    let cases = [
+        (
+            "positive",
+            "Positive gradient on class 21 (random π)".to_string(),
+            &w_uniform,
+            &x,
+            vec![(21, 0.5)],
+        ),
+        (
+            "negative_flat",
+            "Negative gradient on class 42 (flat π)".to_string(),
+            &w_flat,
+            &x,
+            vec![(42, -0.3)],
+        ),
+        (
+            "negative_peak_side",
+            format!("Negative gradient on a side bump, class {side} (peaky π)"),
+            &w_peaky,
+            &x,
+            vec![(side, -0.5)],
+        ),
+        (
+            "negative_valley",
+            format!("Negative gradient on the valley class {valley} (peaky π)"),
+            &w_peaky,
+            &x,
+            vec![(valley, -0.5)],
+        ),
+        (
+            "negative_valley_with_positive",
+            format!("Negative on valley {valley} + positive on class {median}: squeezing cancels"),
+            &w_peaky,
+            &x,
+            vec![(valley, -0.5), (median, 0.5)],
+        ),
+        (
+            "negative_large_vocab",
+            format!("V = 1000: negative gradient on the least likely class {unlikely}"),
+            &w_large,
+            &x_large,
+            vec![(unlikely, -1.0)],
+        ),
+        (
+            "negative_on_argmax",
+            format!("Negative gradient on the argmax, class {argmax} (on-policy)"),
+            &w_peaky,
+            &x,
+            vec![(argmax, -0.5)],
+        ),
+    ];
+    let cases = cases
+        .into_iter()
+        .map(|(id, title, w, x, terms)| {
+            let c = terms
+                .iter()
+                .map(|t: &(usize, f64)| t.1.abs())
+                .fold(0.0, f64::max)
+                * x.norm_squared();
+            let title = format!("{title}, c = lr·‖x‖² = {c:.2}");
+            Ok(SqueezeCase {
+                id,
+                title,
+                squeeze: linear_step(w, x, &terms)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(SqueezingResult { seed, cases })
+}
+
+impl SqueezingResult {
+    /// The case with this id.
+    ///
+    /// # Panics
+    /// If no case has that id (ids are fixed constants).
+    pub fn case(&self, id: &str) -> &Squeeze {
+        &self
+            .cases
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no case {id}"))
+            .squeeze
+    }
+
+    /// CSV rows under [`CSV_HEADER`].
+    pub fn csv_rows(&self) -> Vec<String> {
+        self.cases
+            .iter()
+            .flat_map(|c| {
+                c.squeeze
+                    .csv_rows(true)
+                    .map(move |row| format!("{},{row}", c.id))
+            })
+            .collect()
+    }
+
+    /// The figure's qualitative claims, each checked on this run's numbers.
+    pub fn claims(&self) -> Vec<Claim> {
+        let claim = |holds: bool, text: String| Claim { text, holds };
+        let s = |id| self.case(id).summary();
+        let p = |lp: f64| lp.exp();
+        let (pos, flat, valley) = (s("positive"), s("negative_flat"), s("negative_valley"));
+        let (side, mixed, large, on_max) = (
+            s("negative_peak_side"),
+            s("negative_valley_with_positive"),
+            s("negative_large_vocab"),
+            s("negative_on_argmax"),
+        );
+        let v = |id| self.case(id).roles.len();
+        let valley_gain = valley.y_star_log_p.1 - valley.y_star_log_p.0;
+        let mixed_gain = mixed.y_star_log_p.1 - mixed.y_star_log_p.0;
+        vec![
+            claim(
+                pos.pushed_log_p.1 > pos.pushed_log_p.0
+                    && self.case("positive").largest_fall() == Some(pos.y_star),
+                format!(
+                    "positive gradient: the target rises and the old argmax falls most (p {:.3} -> {:.3}); {}/{} classes rose (the paper's case A: only the target)",
+                    p(pos.y_star_log_p.0),
+                    p(pos.y_star_log_p.1),
+                    pos.rose,
+                    v("positive")
+                ),
+            ),
+            claim(
+                flat.rose + 1 >= v("negative_flat") * 9 / 10,
+                format!(
+                    "negative gradient on flat π spreads mass: {}/{} classes rose",
+                    flat.rose,
+                    v("negative_flat")
+                ),
+            ),
+            claim(
+                side.rose == 1
+                    && valley.rose == 1
+                    && self.case("negative_valley").risen() == [valley.y_star],
+                format!(
+                    "negative gradient on a peaky π squeezes into y*: side bump {} rose, valley {} rose; p(y*) {:.3} -> {:.3}",
+                    side.rose,
+                    valley.rose,
+                    p(valley.y_star_log_p.0),
+                    p(valley.y_star_log_p.1)
+                ),
+            ),
+            claim(
+                mixed.rose == 1 && mixed_gain.abs() < 0.1 * valley_gain,
+                format!(
+                    "adding a positive gradient cancels squeezing: {} class rose; Δlog p(y*) = {mixed_gain:+.3} instead of {valley_gain:+.3}",
+                    mixed.rose
+                ),
+            ),
+            claim(
+                large.pushed_log_p.1 - large.pushed_log_p.0 < -10.0 * std::f64::consts::LN_10,
+                format!(
+                    "V = 1000: the unlikely class falls {:.0} orders of magnitude; p(y*) {:.3} -> {:.3}",
+                    (large.pushed_log_p.0 - large.pushed_log_p.1) / std::f64::consts::LN_10,
+                    p(large.y_star_log_p.0),
+                    p(large.y_star_log_p.1)
+                ),
+            ),
+            claim(
+                on_max.rose == v("negative_on_argmax") - 1 && on_max.entropy.1 > on_max.entropy.0,
+                format!(
+                    "negative gradient on the argmax (on-policy) raises all {} others; entropy {:.2} -> {:.2} nats",
+                    on_max.rose, on_max.entropy.0, on_max.entropy.1
+                ),
+            ),
+        ]
+    }
+}
+
+/// How many of `seeds` satisfy each claim of [`SqueezingResult::claims`], in order.
+pub fn claim_robustness(seeds: std::ops::Range<u64>) -> Result<Vec<usize>> {
+    let mut counts = Vec::new();
+    for seed in seeds {
+        let claims = run(seed)?.claims();
+        counts.resize(claims.len(), 0);
+        for (count, claim) in counts.iter_mut().zip(claims) {
+            *count += usize::from(claim.holds);
+        }
+    }
+    Ok(counts)
+}
+
+/// Number of seeds over which [`write`] reports how robust each claim is.
+pub const ROBUSTNESS_SEEDS: u64 = 100;
+
+/// Runs the toy and writes `squeezing.csv` and `squeezing.png` to `out`.
+pub fn write(seed: u64, out: &std::path::Path) -> Result<Report> {
+    let result = run(seed)?;
+    let csv = out.join("squeezing.csv");
+    let png = out.join("squeezing.png");
+    crate::io::write_csv(&csv, CSV_HEADER, result.csv_rows())?;
+    let rows: Vec<_> = result
+        .cases
+        .iter()
+        .map(|c| (c.title.as_str(), &c.squeeze))
+        .collect();
+    crate::plot::squeezing_figure(&png, &rows)?;
+    let robustness = claim_robustness(0..ROBUSTNESS_SEEDS)?;
+    let claims = result
+        .claims()
+        .into_iter()
+        .zip(robustness)
+        .map(|(c, n)| Claim {
+            text: format!("{} [holds for {n}/{ROBUSTNESS_SEEDS} seeds]", c.text),
+            holds: c.holds,
+        })
+        .collect();
+    Ok(Report {
+        files: vec![csv, png],
+        claims,
+    })
+}

@@ -1,0 +1,119 @@
+//! `ldyn akg`: a seeded model, an update example and a few observed inputs, with
+//! every term of the decomposition written as JSON, so the numbers can be re-derived
+//! with any autodiff framework.
+//!
+//! Layer `l` computes `z_l = W_l a_{l−1} + b_l`; the activation follows every layer but
+//! the last; a linear model is one layer with activation `identity`. Weights are
+//! written as rows (`out × in`).
+
+use nalgebra::{DMatrix, DVector};
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::Rng64;
+use crate::decomposition::one_step;
+use crate::entk::entk_layerwise;
+use crate::error::{Error, Result};
+use crate::mlp::{Activation, Mlp, normal};
+use crate::numerics::adaptation_matrix;
+use crate::objective::CrossEntropy;
+
+/// The shape of the seeded classifier that `ldyn akg` builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassifierSpec {
+    /// `true`: a linear softmax model (one layer); `false`: a tanh MLP.
+    pub linear: bool,
+    pub inputs: usize,
+    pub hidden: usize,
+    /// Number of hidden layers of the MLP (ignored for the linear model).
+    pub layers: usize,
+    pub classes: usize,
+}
+
+impl ClassifierSpec {
+    /// Builds the seeded model: weights `N(0, 1/fan_in)`, biases `N(0, 0.1²)`.
+    pub fn build(&self, rng: &mut Rng64) -> Result<Mlp> {
+        if self.classes < 2 {
+            return Err(Error::TooFewClasses(self.classes));
+        }
+        let mut sizes = vec![self.inputs];
+        if !self.linear {
+            if self.layers == 0 {
+                return Err(Error::InvalidArgument(
+                    "an MLP needs at least 1 hidden layer (--layers)".into(),
+                ));
+            }
+            sizes.extend(std::iter::repeat_n(self.hidden, self.layers));
+        }
+        sizes.push(self.classes);
+        let activation = if self.linear {
+            Activation::Identity
+        } else {
+            Activation::Tanh
+        };
+        Mlp::random(&sizes, activation, true, rng)
+    }
+}
+
+fn matrix_rows(m: &DMatrix<f64>) -> Value {
+    m.row_iter()
+        .map(|r| r.iter().copied().collect::<Vec<_>>())
+        .collect()
+}
+
+fn vector(v: impl IntoIterator<Item = f64>) -> Value {
+    v.into_iter().collect()
+}
+
+/// Builds the model of `spec` from `seed`, draws `x_u ~ N(0, I)` with a uniform random
+/// label and three more observed inputs, takes one step with learning rate `eta`, and
+/// returns the JSON document described in the module docs.
+pub fn akg_json(spec: &ClassifierSpec, seed: u64, eta: f64) -> Result<Value> {
+    let mut rng = Rng64::seed_from_u64(seed);
+    let model = spec.build(&mut rng)?;
+    let draw = |rng: &mut Rng64| DVector::from_fn(spec.inputs, |_, _| normal(rng));
+    let x_u = draw(&mut rng);
+    let label = rng.random_range(0..spec.classes);
+    let observed = vec![x_u.clone(), draw(&mut rng), draw(&mut rng), draw(&mut rng)];
+    let step = one_step(
+        &model,
+        std::slice::from_ref(&x_u),
+        &CrossEntropy::positive(label),
+        &observed,
+        eta,
+    )?;
+    let layers: Vec<Value> = model
+        .layers()
+        .iter()
+        .map(|l| json!({"weight": matrix_rows(&l.weight), "bias": l.bias.as_ref().map(|b| vector(b.iter().copied()))}))
+        .collect();
+    let observations: Vec<Value> = observed
+        .iter()
+        .zip(&step.observed)
+        .map(|(x, o)| {
+            let pi = o.pi().column(0).into_owned();
+            json!({
+                "x": vector(x.iter().copied()),
+                "pi": vector(pi.iter().copied()),
+                "A": matrix_rows(&adaptation_matrix(pi.as_view())),
+                "K": matrix_rows(&entk_layerwise(&model, x, &x_u)),
+                "predicted_delta_log_pi": vector(o.predicted.iter().copied()),
+                "actual_delta_log_pi": vector(o.actual.iter().copied()),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "model": {
+            "kind": if spec.linear { "linear" } else { "mlp" },
+            "activation": model.activation().name(),
+            "layers": layers,
+        },
+        "eta": eta,
+        "update": {
+            "x": vector(x_u.iter().copied()),
+            "label": label,
+            "G": vector(step.residuals[0].iter().copied()),
+        },
+        "observed": observations,
+    }))
+}
