@@ -35,6 +35,7 @@ pub enum Error {
     InvalidArgument(String),
     /// A file that could not be read or written.
     Io {
+        action: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -52,9 +53,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    /// Wraps an I/O error with what was being done (`"read"`, `"write"`...) and the path.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Error::Io {
+            action,
             path: path.to_path_buf(),
             source,
         }
@@ -86,7 +88,11 @@ impl fmt::Display for Error {
                 expected,
             } => write!(f, "unknown {kind} '{name}' (expected one of: {expected})"),
             Error::InvalidArgument(msg) => f.write_str(msg),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
             Error::Parse {
                 path,
                 line,

@@ -26,7 +26,7 @@ fn unique() -> u64 {
 
 /// Creates `dir` and its parents, with a clear error if that is impossible.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))
 }
 
 /// Creates the parent directory of `path` if needed.
@@ -42,7 +42,8 @@ fn ensure_parent(path: &Path) -> Result<()> {
 pub fn commit_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     ensure_parent(path)?;
     let tmp = temp_path(path);
-    let result = write(&tmp).and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    let result =
+        write(&tmp).and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -52,7 +53,7 @@ pub fn commit_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Resu
 /// Writes `contents` to `path` atomically (see [`commit_file`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     commit_file(path, |tmp| {
-        fs::write(tmp, contents).map_err(|e| Error::io(path, e))
+        fs::write(tmp, contents).map_err(|e| Error::io("write", path, e))
     })
 }
 
@@ -86,7 +87,7 @@ pub fn parse_number_list(list: &str) -> Result<Vec<f64>> {
 /// Reads numbers from a file: a JSON array (`[1.0, 2.5]`) or one number per line
 /// (blank lines are skipped). Errors name the file and the offending line.
 pub fn read_numbers(path: &Path) -> Result<Vec<f64>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
     let parse_err = |line: usize, message: String| Error::Parse {
         path: path.to_path_buf(),
         line,

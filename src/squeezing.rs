@@ -77,6 +77,8 @@ pub struct Squeeze {
 pub struct Summary {
     /// Number of classes whose probability rose.
     pub rose: usize,
+    /// Number of classes `V`.
+    pub classes: usize,
     /// The pushed class (the negative one if there is one, else the positive one).
     pub pushed: usize,
     /// `y* = argmax` of the prior distribution over the classes that were not pushed.
@@ -161,6 +163,7 @@ impl Squeeze {
         let pair = |i: usize| (self.log_p_before[i], self.log_p_after[i]);
         Summary {
             rose: self.risen().len(),
+            classes: self.roles.len(),
             pushed,
             y_star,
             pushed_log_p: pair(pushed),
@@ -194,8 +197,9 @@ impl std::fmt::Display for Summary {
         let (sb, sa) = self.y_star_log_p;
         write!(
             f,
-            "{} classes rose; pushed class {}: p {:.3e} -> {:.3e} (Δlog p {:+.3}); y* = {}: p {:.3e} -> {:.3e} (Δlog p {:+.3}); entropy {:.3} -> {:.3} nats",
+            "{}/{} classes rose; pushed class {}: p {:.3e} -> {:.3e} (Δlog p {:+.3}); y* = {}: p {:.3e} -> {:.3e} (Δlog p {:+.3}); entropy {:.3} -> {:.3} nats",
             self.rose,
+            self.classes,
             self.pushed,
             pb.exp(),
             pa.exp(),

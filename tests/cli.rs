@@ -1,0 +1,348 @@
+//! The `ldyn` binary end to end: outputs, determinism, and one-line errors with exit
+//! status 2 for every kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ldyn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldyn"))
+        .args(args)
+        .output()
+        .expect("ldyn runs")
+}
+
+/// A fresh, empty scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ldyn-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts exit status 2, a single `error: ...` line on stderr that contains `needle`.
+fn assert_fails(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn run_writes_csv_and_png_and_is_deterministic() {
+    let (a, b) = (scratch("run-a"), scratch("run-b"));
+    for dir in [&a, &b] {
+        let out = ldyn(&["run", "squeezing", "--out", dir.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("squeezing: "), "{stdout}");
+    }
+    assert_eq!(files_in(&a), ["squeezing.csv", "squeezing.png"]);
+    for file in ["squeezing.csv", "squeezing.png"] {
+        assert_eq!(
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    let csv = std::fs::read_to_string(a.join("squeezing.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("case,class,role,p_before,p_after,log_p_before,log_p_after")
+    );
+    // 6 cases with V = 50 and one with V = 1000.
+    assert_eq!(lines.count(), 6 * 50 + 1000);
+    let other_seed = scratch("run-c");
+    assert!(
+        ldyn(&[
+            "run",
+            "squeezing",
+            "--seed",
+            "1",
+            "--out",
+            other_seed.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert_ne!(
+        std::fs::read(other_seed.join("squeezing.csv")).unwrap(),
+        csv.as_bytes()
+    );
+}
+
+#[test]
+fn unknown_names_and_unwritable_outputs_fail_cleanly() {
+    assert_fails(
+        &ldyn(&["run", "no-such-figure"]),
+        "unknown experiment 'no-such-figure'",
+    );
+    assert_fails(&ldyn(&["frobnicate"]), "frobnicate");
+    assert_fails(
+        &ldyn(&["run", "squeezing", "--out", "/dev/null/plots"]),
+        "/dev/null/plots",
+    );
+    assert_fails(&ldyn(&["run", "squeezing", "--seed", "-3"]), "-3");
+}
+
+#[test]
+fn squeeze_summarises_and_writes_files() {
+    let dir = scratch("squeeze");
+    let csv = dir.join("s.csv");
+    let png = dir.join("s.png");
+    let out = ldyn(&[
+        "squeeze",
+        "--logits",
+        "5,1,0,-1,-8",
+        "--class",
+        "4",
+        "--direction",
+        "negative",
+        "--step",
+        "2",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("/5 classes rose; pushed class 4") && stdout.contains("y* = 0"),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("class,p_before,p_after,log_p_before,log_p_after\n0,"));
+    assert_eq!(text.lines().count(), 6);
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    assert_eq!(
+        files_in(&dir),
+        ["s.csv", "s.png"],
+        "no temporary files left behind"
+    );
+}
+
+#[test]
+fn squeeze_reads_logit_files() {
+    let dir = scratch("files");
+    let lines = dir.join("z.txt");
+    std::fs::write(&lines, "1000\n\n-1000\n0\n").unwrap();
+    let json = dir.join("z.json");
+    std::fs::write(&json, "[1000, -1000, 0]").unwrap();
+    let mut summaries = Vec::new();
+    for file in [&lines, &json] {
+        let out = ldyn(&[
+            "squeeze",
+            "--logits",
+            file.to_str().unwrap(),
+            "--class",
+            "1",
+            "--direction",
+            "positive",
+            "--step",
+            "1",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        summaries.push(out.stdout);
+    }
+    assert_eq!(summaries[0], summaries[1]);
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "1.0\n2.0\nthree\n").unwrap();
+    let args = |f: &str| {
+        ldyn(&[
+            "squeeze",
+            "--logits",
+            f,
+            "--class",
+            "0",
+            "--direction",
+            "negative",
+            "--step",
+            "1",
+        ])
+    };
+    assert_fails(&args(bad.to_str().unwrap()), ":3: 'three' is not a number");
+    let bad_json = dir.join("bad.json");
+    std::fs::write(&bad_json, "[1.0, \"x\"]").unwrap();
+    assert_fails(&args(bad_json.to_str().unwrap()), "JSON array of numbers");
+    assert_fails(
+        &args(dir.join("missing.txt").to_str().unwrap()),
+        "missing.txt",
+    );
+}
+
+#[test]
+fn squeeze_rejects_bad_numbers() {
+    let run = |logits: &str, class: &str, direction: &str, step: &str| {
+        ldyn(&[
+            "squeeze",
+            "--logits",
+            logits,
+            "--class",
+            class,
+            "--direction",
+            direction,
+            "--step",
+            step,
+        ])
+    };
+    assert_fails(
+        &run("1,2,3", "0", "negative", "0"),
+        "step must be finite and > 0",
+    );
+    assert_fails(
+        &run("1,2,3", "0", "negative", "-1"),
+        "step must be finite and > 0",
+    );
+    assert_fails(
+        &run("1,2,3", "0", "negative", "inf"),
+        "step must be finite and > 0",
+    );
+    assert_fails(
+        &run("1,2,3", "3", "negative", "1"),
+        "class 3 is out of range",
+    );
+    assert_fails(&run("1", "0", "negative", "1"), "need at least 2 classes");
+    assert_fails(
+        &run("1,inf,3", "0", "negative", "1"),
+        "logits must be finite",
+    );
+    assert_fails(&run("1,2,3", "0", "up", "1"), "unknown direction 'up'");
+    assert_fails(
+        &run("1,x,3", "0", "negative", "1"),
+        "item 2 of the list, 'x', is not a number",
+    );
+    let dir = scratch("unwritable");
+    let blocked = dir.join("file");
+    std::fs::write(&blocked, "").unwrap();
+    let target = blocked.join("out.csv");
+    let out = ldyn(&[
+        "squeeze",
+        "--logits",
+        "1,2",
+        "--class",
+        "0",
+        "--direction",
+        "negative",
+        "--step",
+        "1",
+        "--csv",
+        target.to_str().unwrap(),
+    ]);
+    assert_fails(&out, "cannot create directory");
+    assert_eq!(files_in(&dir), ["file"]);
+}
+
+#[test]
+fn akg_exports_a_checkable_decomposition() {
+    let dir = scratch("akg");
+    for model in ["linear", "mlp"] {
+        let path = dir.join(format!("{model}.json"));
+        let out = ldyn(&[
+            "akg",
+            "--model",
+            model,
+            "--seed",
+            "3",
+            "--eta",
+            "0.001",
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(doc["model"]["kind"], model);
+        let v = doc["update"]["G"].as_array().unwrap().len();
+        assert_eq!(v, 5);
+        let x_u: Vec<f64> = serde_json::from_value(doc["update"]["x"].clone()).unwrap();
+        let observed = doc["observed"].as_array().unwrap();
+        assert_eq!(observed.len(), 4);
+        for o in observed {
+            let pred: Vec<f64> =
+                serde_json::from_value(o["predicted_delta_log_pi"].clone()).unwrap();
+            let act: Vec<f64> = serde_json::from_value(o["actual_delta_log_pi"].clone()).unwrap();
+            let k: Vec<Vec<f64>> = serde_json::from_value(o["K"].clone()).unwrap();
+            let a: Vec<Vec<f64>> = serde_json::from_value(o["A"].clone()).unwrap();
+            assert_eq!((k.len(), a.len(), k[0].len()), (v, v, v));
+            // η = 1e-3: the O(η²) remainder is tiny next to the O(η) change.
+            let err: f64 = pred
+                .iter()
+                .zip(&act)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
+            let size: f64 = act.iter().map(|q| q.abs()).fold(0.0, f64::max);
+            assert!(err <= 1e-2 * size, "{model}: {err} vs {size}");
+            if model == "linear" {
+                let x: Vec<f64> = serde_json::from_value(o["x"].clone()).unwrap();
+                let dot: f64 = x.iter().zip(&x_u).map(|(p, q)| p * q).sum::<f64>() + 1.0;
+                for (i, row) in k.iter().enumerate() {
+                    for (j, kij) in row.iter().enumerate() {
+                        let expected = if i == j { dot } else { 0.0 };
+                        assert!((kij - expected).abs() < 1e-12);
+                    }
+                }
+            }
+        }
+    }
+    let path = dir.join("x.json");
+    let p = path.to_str().unwrap();
+    assert_fails(
+        &ldyn(&["akg", "--model", "linear", "--eta", "0", "--json", p]),
+        "eta must be finite and > 0",
+    );
+    assert_fails(
+        &ldyn(&["akg", "--model", "linear", "--eta", "nan", "--json", p]),
+        "eta must be finite",
+    );
+    assert_fails(
+        &ldyn(&["akg", "--model", "transformer", "--eta", "0.1", "--json", p]),
+        "transformer",
+    );
+    assert_fails(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "mlp",
+            "--eta",
+            "0.1",
+            "--classes",
+            "1",
+            "--json",
+            p,
+        ]),
+        "need at least 2 classes",
+    );
+    assert!(!path.exists());
+}
