@@ -13,7 +13,7 @@
 //! For a linear model without hidden layers `B = I`, so `K = (x_o · x_u + 1) I_V`
 //! (or `(x_o · x_u) I_V` without a bias).
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 
 use crate::mlp::Mlp;
 use crate::model::Model;
@@ -39,4 +39,228 @@ pub fn entk_layerwise(
         k.gemm(scale, bo, &bu.transpose(), 1.0);
     }
     k
+}
+
+/// The full empirical NTK of a set of inputs: every pair `(x_i, x_j)` and every pair of
+/// logits, the `(N, N, V, V)` tensor stored as an `(N·V) × (N·V)` matrix whose block
+/// `(i, j)` is `K(x_i, x_j)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Number of inputs `N`.
+    pub inputs: usize,
+    /// Number of classes `V`.
+    pub classes: usize,
+    /// Entry `(i·V + a, j·V + b)` is `K(x_i, x_j)[a, b]`.
+    pub matrix: DMatrix<f64>,
+}
+
+impl Kernel {
+    /// The `V × V` block `K(x_i, x_j)`.
+    pub fn block(&self, i: usize, j: usize) -> DMatrix<f64> {
+        let v = self.classes;
+        self.matrix.view((i * v, j * v), (v, v)).into_owned()
+    }
+}
+
+/// Baseline for [`entk_full`]: [`entk_layerwise`]'s formula evaluated pair by pair from
+/// per-input backprop factors (`N²·layers` small products). It is what a direct
+/// implementation does, and what the benchmark compares the batched kernel against.
+pub fn entk_pairwise(mlp: &Mlp, xs: &[DVector<f64>]) -> Kernel {
+    let v = mlp.classes();
+    let factors: Vec<_> = xs.iter().map(|x| mlp.layer_factors(x)).collect();
+    let mut matrix = DMatrix::zeros(xs.len() * v, xs.len() * v);
+    for (i, fi) in factors.iter().enumerate() {
+        for (j, fj) in factors.iter().enumerate() {
+            let mut block = matrix.view_mut((i * v, j * v), (v, v));
+            for (layer, ((bi, ai), (bj, aj))) in mlp.layers().iter().zip(fi.iter().zip(fj)) {
+                let scale = ai.dot(aj) + f64::from(u8::from(layer.bias.is_some()));
+                block.gemm(scale, bi, &bj.transpose(), 1.0);
+            }
+        }
+    }
+    Kernel {
+        inputs: xs.len(),
+        classes: v,
+        matrix,
+    }
+}
+
+/// The full eNTK of an MLP on `xs` as a few large matrix products.
+///
+/// With every input's backprop factors stacked into one `(N·V) × n_l` matrix `B_l` per
+/// layer and the input Gram matrices `S_l = A_{l−1} A_{l−1}ᵀ + β_l` (`N × N`),
+///
+/// `K = S_L ⊗ I_V + Σ_{l<L} (S_l ⊗ 1_{V×V}) ∘ (B_l B_lᵀ)`,
+///
+/// since the last layer's factor is the identity. Only the lower block triangle is
+/// computed (`K(x_j, x_i) = K(x_i, x_j)ᵀ`), in column panels shared between up to
+/// `max_threads` worker threads, and then mirrored. Costs about `N²V² Σ_{l<L} n_l`
+/// flops; below [`PARALLEL_FLOPS`] one thread is used, since spawning costs more than
+/// it saves. The result does not depend on the number of threads.
+///
+/// # Panics
+/// If an input does not have the model's input size.
+pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
+    let (n, v) = (xs.len(), mlp.classes());
+    let nv = n * v;
+    let hidden: usize = mlp.layers()[1..].iter().map(|l| l.weight.ncols()).sum();
+    let threads = if (nv * nv * hidden) as f64 >= PARALLEL_FLOPS {
+        max_threads
+    } else {
+        1
+    };
+    let (grams, factors) = stacked_factors(mlp, xs);
+    let mut matrix = DMatrix::<f64>::zeros(nv, nv);
+    // Column panels of `panel` inputs; each is a contiguous slice of the column-major matrix.
+    let panel = panel_inputs(n, v);
+    let chunks: Vec<(usize, &mut [f64])> = matrix
+        .as_mut_slice()
+        .chunks_mut(nv * panel * v)
+        .enumerate()
+        .collect();
+    let queue = std::sync::Mutex::new(chunks.into_iter());
+    let work = || {
+        loop {
+            let next = queue.lock().expect("no worker panicked").next();
+            let Some((p, chunk)) = next else { break };
+            lower_panel(p * panel, chunk, &grams, &factors, n, v);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.max(1) {
+            s.spawn(work);
+        }
+        work();
+    });
+    mirror_lower(&mut matrix);
+    Kernel {
+        inputs: n,
+        classes: v,
+        matrix,
+    }
+}
+
+/// Kernels cheaper than this many flops are computed on one thread.
+pub const PARALLEL_FLOPS: f64 = 2e7;
+
+/// How many inputs one column panel holds: enough columns for an efficient product.
+fn panel_inputs(n: usize, v: usize) -> usize {
+    (256 / v).clamp(1, n.max(1))
+}
+
+/// `S_l` for every layer and the stacked `B_l` for every hidden layer `l < L`.
+fn stacked_factors(mlp: &Mlp, xs: &[DVector<f64>]) -> (Vec<DMatrix<f64>>, Vec<DMatrix<f64>>) {
+    let layers = mlp.layers();
+    let (n, v) = (xs.len(), mlp.classes());
+    // Forward pass for all inputs at once: rows are inputs.
+    let mut a = DMatrix::from_fn(n, mlp.inputs(), |i, k| xs[i][k]);
+    let mut grams = Vec::with_capacity(layers.len());
+    let mut derivs = Vec::with_capacity(layers.len());
+    for (l, layer) in layers.iter().enumerate() {
+        let beta = f64::from(u8::from(layer.bias.is_some()));
+        grams.push((&a * a.transpose()).add_scalar(beta));
+        if l + 1 == layers.len() {
+            break;
+        }
+        let mut h = &a * layer.weight.transpose();
+        if let Some(b) = &layer.bias {
+            for mut row in h.row_iter_mut() {
+                row += b.transpose();
+            }
+        }
+        let (act, der) = activation_and_derivative(mlp, &h);
+        a = act;
+        derivs.push(der);
+    }
+    // Backward: B_{L−1} rows (i, c) = W_L[c, :] ∘ σ'(h_{L−1}(x_i)); B_{l−1} = (B_l W_l) ∘ σ'.
+    let mut factors: Vec<DMatrix<f64>> = Vec::with_capacity(layers.len() - 1);
+    for l in (0..layers.len() - 1).rev() {
+        let mut b = match factors.last() {
+            None => DMatrix::from_fn(n * v, layers[l + 1].weight.ncols(), |r, k| {
+                layers[l + 1].weight[(r % v, k)]
+            }),
+            Some(prev) => prev * &layers[l + 1].weight,
+        };
+        for (k, mut col) in b.column_iter_mut().enumerate() {
+            for (r, x) in col.iter_mut().enumerate() {
+                *x *= derivs[l][(r / v, k)];
+            }
+        }
+        factors.push(b);
+    }
+    factors.reverse();
+    (grams, factors)
+}
+
+/// Element-wise `σ(h)` and `σ'(h)` of a batch of pre-activations.
+fn activation_and_derivative(mlp: &Mlp, h: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    let act = mlp.activation();
+    (h.map(|x| act.eval(x).0), h.map(|x| act.eval(x).1))
+}
+
+/// Fills rows `c0·V..` of the column panel starting at input `c0` (the lower block
+/// triangle), one group of block rows at a time so that each product is scaled and
+/// added while it is still in cache.
+fn lower_panel(
+    c0: usize,
+    chunk: &mut [f64],
+    grams: &[DMatrix<f64>],
+    factors: &[DMatrix<f64>],
+    n: usize,
+    v: usize,
+) {
+    let nv = n * v;
+    let cols = chunk.len() / nv;
+    let inputs_here = cols / v;
+    let group = panel_inputs(n, v);
+    let mut out = nalgebra::DMatrixViewMut::from_slice_with_strides_mut(chunk, nv, cols, 1, nv);
+    let mut product = DMatrix::<f64>::zeros(group * v, cols);
+    for g0 in (c0..n).step_by(group) {
+        let g1 = (g0 + group).min(n);
+        let rows = (g1 - g0) * v;
+        for (b, s) in factors.iter().zip(grams) {
+            let mut prod = product.rows_mut(0, rows);
+            prod.gemm(
+                1.0,
+                &b.rows(g0 * v, rows),
+                &b.rows(c0 * v, cols).transpose(),
+                0.0,
+            );
+            for jj in 0..inputs_here {
+                for i in g0..g1 {
+                    let scale = s[(i, c0 + jj)];
+                    let src = prod.view(((i - g0) * v, jj * v), (v, v));
+                    out.view_mut((i * v, jj * v), (v, v))
+                        .zip_apply(&src, |o, p| *o += scale * p);
+                }
+            }
+        }
+    }
+    let last = grams.last().expect("at least one layer");
+    for jj in 0..inputs_here {
+        for i in c0..n {
+            let scale = last[(i, c0 + jj)];
+            for c in 0..v {
+                out[(i * v + c, jj * v + c)] += scale;
+            }
+        }
+    }
+}
+
+/// Copies the strictly lower triangle onto the upper one, in cache-sized tiles.
+fn mirror_lower(m: &mut DMatrix<f64>) {
+    const TILE: usize = 32;
+    let n = m.nrows();
+    let data = m.as_mut_slice();
+    for c0 in (0..n).step_by(TILE) {
+        let c1 = (c0 + TILE).min(n);
+        for r0 in (0..c1).step_by(TILE) {
+            for c in c0..c1 {
+                let r1 = (r0 + TILE).min(c);
+                for r in r0..r1 {
+                    data[c * n + r] = data[r * n + c];
+                }
+            }
+        }
+    }
 }

@@ -25,6 +25,7 @@
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait |
 //! | [`entk`] | the eNTK two ways: explicit Jacobians and the layer-wise structured formula |
 //! | [`objective`] | losses as residuals `G` with their signs (cross-entropy, positive and negative gradients) |
+//! | [`bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
 //! | [`squeezing`] | the squeezing effect of a negative gradient (the paper's App. E toy) |
 //! | [`experiments`] | the registry of figures: run by name with a seed, write CSV and PNG |
@@ -44,6 +45,7 @@
 //! * Randomness comes from one named, portable generator ([`Rng64`]) seeded with
 //!   `seed_from_u64`, so the same seed gives the same bytes everywhere.
 
+pub mod bench;
 pub mod decomposition;
 pub mod entk;
 pub mod error;

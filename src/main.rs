@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use learning_dynamics::bench::{Workload, bench_entk, bench_one_step};
 use learning_dynamics::experiments::{self, EXPERIMENTS, Report};
 use learning_dynamics::export::{ClassifierSpec, akg_json};
 use learning_dynamics::io::{parse_number_list, read_numbers, write_atomic, write_csv};
@@ -65,6 +66,11 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Benchmarks (build with --release).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Export A, K, G, the predicted and the actual Δlog π of one step as JSON.
     Akg {
         /// Model kind.
@@ -91,6 +97,66 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         classes: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time the full (N, N, V, V) eNTK of a tanh MLP d → h → h → V against the pairwise baseline.
+    Entk {
+        #[command(flatten)]
+        size: BenchSize,
+    },
+    /// Time the one-step decomposition on many observed inputs.
+    OneStep {
+        #[command(flatten)]
+        size: BenchSize,
+        /// Number of observed inputs.
+        #[arg(long, default_value_t = 1000)]
+        observed: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct BenchSize {
+    /// Named workload: S (16, 64, 10, 32), M (32, 128, 50, 32) or L (64, 256, 100, 64).
+    #[arg(long, default_value = "M")]
+    workload: String,
+    /// Explicit sizes `d,h,V,N` instead of a named workload.
+    #[arg(long)]
+    dims: Option<String>,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    reps: usize,
+}
+
+impl BenchSize {
+    fn workload(&self) -> Result<Workload> {
+        let Some(dims) = &self.dims else {
+            return Workload::named(&self.workload);
+        };
+        let values = parse_number_list(dims)?;
+        let whole: Vec<usize> = values
+            .iter()
+            .filter(|v| v.fract() == 0.0 && **v >= 1.0)
+            .map(|v| *v as usize)
+            .collect();
+        match whole[..] {
+            [inputs, hidden, classes, n] if values.len() == 4 => {
+                if classes < 2 {
+                    return Err(Error::TooFewClasses(classes));
+                }
+                Ok(Workload {
+                    inputs,
+                    hidden,
+                    classes,
+                    n,
+                })
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "--dims needs four whole numbers d,h,V,N >= 1, got '{dims}'"
+            ))),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +233,17 @@ fn execute(command: Command) -> Result<()> {
                 let title = format!("{direction} gradient on class {class}, step C = {step}");
                 plot::squeezing_figure(&path, &[(&title, &squeeze)])?;
                 println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Bench { what } => {
+            match what {
+                BenchCommand::Entk { size } => {
+                    println!("{}", bench_entk(size.workload()?, size.reps)?)
+                }
+                BenchCommand::OneStep { size, observed } => {
+                    println!("{}", bench_one_step(size.workload()?, observed, size.reps)?)
+                }
             }
             Ok(())
         }

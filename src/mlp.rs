@@ -38,7 +38,7 @@ impl Activation {
     }
 
     /// Returns `(σ(h), σ'(h))`.
-    fn eval(self, h: f64) -> (f64, f64) {
+    pub fn eval(self, h: f64) -> (f64, f64) {
         match self {
             Activation::Identity => (h, 1.0),
             Activation::Tanh => {

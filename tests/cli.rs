@@ -346,3 +346,45 @@ fn akg_exports_a_checkable_decomposition() {
     );
     assert!(!path.exists());
 }
+
+#[test]
+fn bench_commands_run_on_tiny_sizes_and_reject_bad_ones() {
+    let out = ldyn(&["bench", "entk", "--dims", "3,4,2,5", "--reps", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("GFLOP/s") && text.contains("pairwise baseline") && text.contains("checksum"),
+        "{text}"
+    );
+    let out = ldyn(&[
+        "bench",
+        "one-step",
+        "--dims",
+        "3,4,2,5",
+        "--observed",
+        "10",
+        "--reps",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_fails(
+        &ldyn(&["bench", "entk", "--workload", "XL"]),
+        "unknown workload 'XL'",
+    );
+    assert_fails(
+        &ldyn(&["bench", "entk", "--dims", "3,4,1,5"]),
+        "need at least 2 classes",
+    );
+    assert_fails(
+        &ldyn(&["bench", "entk", "--dims", "3,4.5,2,5"]),
+        "four whole numbers",
+    );
+}

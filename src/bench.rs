@@ -1,0 +1,221 @@
+//! `ldyn bench`: release-mode timings of the eNTK engine and the one-step
+//! decomposition, with their baselines run in the same process.
+//!
+//! Machines are noisy, so every timing is the median of several runs and every result
+//! is reported as a ratio to a baseline measured in the same command.
+
+use std::time::Instant;
+
+use nalgebra::DVector;
+use rand::SeedableRng;
+
+use crate::Rng64;
+use crate::decomposition::one_step;
+use crate::entk::{entk_full, entk_pairwise};
+use crate::error::{Error, Result};
+use crate::mlp::{Activation, Mlp, normal};
+use crate::model::Model;
+use crate::objective::CrossEntropy;
+
+/// Dense float64 matrix-multiply peak of the reference machine (2 cores), in GFLOP/s.
+pub const PEAK_GFLOPS: f64 = 95.0;
+
+/// A tanh MLP `d → h → h → V` with biases and `N` standard-normal inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub inputs: usize,
+    pub hidden: usize,
+    pub classes: usize,
+    pub n: usize,
+}
+
+impl Workload {
+    /// The named workloads of the performance issue: `S`, `M` and `L`.
+    pub fn named(name: &str) -> Result<Self> {
+        let (inputs, hidden, classes, n) = match name {
+            "S" | "s" => (16, 64, 10, 32),
+            "M" | "m" => (32, 128, 50, 32),
+            "L" | "l" => (64, 256, 100, 64),
+            _ => {
+                return Err(Error::Unknown {
+                    kind: "workload",
+                    name: name.into(),
+                    expected: "S, M, L".into(),
+                });
+            }
+        };
+        Ok(Workload {
+            inputs,
+            hidden,
+            classes,
+            n,
+        })
+    }
+
+    /// The seeded model and inputs (seed 0).
+    pub fn build(&self) -> Result<(Mlp, Vec<DVector<f64>>)> {
+        if self.n == 0 || self.inputs == 0 || self.hidden == 0 {
+            return Err(Error::InvalidArgument("workload sizes must be > 0".into()));
+        }
+        let mut rng = Rng64::seed_from_u64(0);
+        let sizes = [self.inputs, self.hidden, self.hidden, self.classes];
+        let mlp = Mlp::random(&sizes, Activation::Tanh, true, &mut rng)?;
+        let xs = (0..self.n)
+            .map(|_| DVector::from_fn(self.inputs, |_, _| normal(&mut rng)))
+            .collect();
+        Ok((mlp, xs))
+    }
+
+    /// Flops of the layer-wise kernel as counted by the issue: `2·N²·V²·(h₁ + h₂)`.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.n * self.n * self.classes * self.classes) as f64 * (2 * self.hidden) as f64
+    }
+}
+
+/// Median wall time in seconds of `reps` runs of `f` (after one warm-up run).
+pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The process's peak resident memory in bytes (`VmHWM` on Linux), if known.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Timings of the full eNTK on one workload.
+#[derive(Clone, Debug)]
+pub struct EntkBench {
+    pub workload: Workload,
+    pub params: usize,
+    /// Median seconds of [`entk_full`] with 2 threads.
+    pub seconds: f64,
+    /// Median seconds of [`entk_full`] with 1 thread.
+    pub seconds_one_thread: f64,
+    /// Median seconds of the pair-by-pair baseline [`entk_pairwise`].
+    pub baseline_seconds: f64,
+    /// Peak resident memory after the fast kernel (before the baseline ran).
+    pub peak_bytes: Option<u64>,
+    /// Sum of all kernel entries (compare with the peers' checksum on the same weights).
+    pub checksum: f64,
+}
+
+/// Times the full kernel (2 threads, then 1) and the pairwise baseline on `workload`.
+pub fn bench_entk(workload: Workload, reps: usize) -> Result<EntkBench> {
+    let (mlp, xs) = workload.build()?;
+    let seconds = median_seconds(reps, || {
+        entk_full(&mlp, &xs, 2);
+    });
+    let peak_bytes = peak_memory_bytes();
+    let checksum = entk_full(&mlp, &xs, 2).matrix.sum();
+    let seconds_one_thread = median_seconds(reps, || {
+        entk_full(&mlp, &xs, 1);
+    });
+    let baseline_seconds = median_seconds(reps.min(3), || {
+        entk_pairwise(&mlp, &xs);
+    });
+    Ok(EntkBench {
+        workload,
+        params: mlp.num_params(),
+        seconds,
+        seconds_one_thread,
+        baseline_seconds,
+        peak_bytes,
+        checksum,
+    })
+}
+
+impl std::fmt::Display for EntkBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = &self.workload;
+        let gflops = w.flops() / self.seconds / 1e9;
+        writeln!(
+            f,
+            "eNTK d={} h={} V={} N={} ({} parameters, kernel {}x{}x{}x{})",
+            w.inputs, w.hidden, w.classes, w.n, self.params, w.n, w.n, w.classes, w.classes
+        )?;
+        writeln!(
+            f,
+            "  batched, ≤2 threads:{:9.3} ms  {:6.1} GFLOP/s  ({:.0}% of the {PEAK_GFLOPS} GFLOP/s peak)",
+            self.seconds * 1e3,
+            gflops,
+            100.0 * gflops / PEAK_GFLOPS
+        )?;
+        writeln!(
+            f,
+            "  batched, 1 thread:  {:9.3} ms",
+            self.seconds_one_thread * 1e3
+        )?;
+        writeln!(
+            f,
+            "  pairwise baseline:  {:9.3} ms  (batched is {:.1}x faster)",
+            self.baseline_seconds * 1e3,
+            self.baseline_seconds / self.seconds
+        )?;
+        match self.peak_bytes {
+            Some(b) => writeln!(f, "  peak memory: {:.1} MiB", b as f64 / (1024.0 * 1024.0))?,
+            None => writeln!(f, "  peak memory: unknown on this platform")?,
+        }
+        write!(f, "  checksum (sum of entries): {:.6e}", self.checksum)
+    }
+}
+
+/// Timings of the one-step decomposition on many observed inputs.
+#[derive(Clone, Debug)]
+pub struct OneStepBench {
+    pub observed: usize,
+    /// Median seconds of [`one_step`] (prediction via `J_o (J_uᵀ G)` plus the real step).
+    pub seconds: f64,
+    /// Median seconds of one forward + backward pass over every observed input.
+    pub pass_seconds: f64,
+}
+
+/// Times [`one_step`] with `observed` inputs of `workload`'s model against one
+/// forward/backward pass over the same inputs.
+pub fn bench_one_step(workload: Workload, observed: usize, reps: usize) -> Result<OneStepBench> {
+    let (mlp, xs) = workload.build()?;
+    let mut rng = Rng64::seed_from_u64(1);
+    let obs: Vec<DVector<f64>> = (0..observed)
+        .map(|_| DVector::from_fn(workload.inputs, |_, _| normal(&mut rng)))
+        .collect();
+    let ce = CrossEntropy::positive(0);
+    let update = std::slice::from_ref(&xs[0]);
+    let seconds = median_seconds(reps, || {
+        one_step(&mlp, update, &ce, &obs, 0.01).expect("valid workload");
+    });
+    let g = nalgebra::DMatrix::from_element(workload.classes, 1, 1.0);
+    let pass_seconds = median_seconds(reps, || {
+        for x in &obs {
+            std::hint::black_box(mlp.backprop(x, &g));
+        }
+    });
+    Ok(OneStepBench {
+        observed,
+        seconds,
+        pass_seconds,
+    })
+}
+
+impl std::fmt::Display for OneStepBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "one-step decomposition on {} observed inputs: {:.3} ms = {:.2} forward/backward passes ({:.3} ms each)",
+            self.observed,
+            self.seconds * 1e3,
+            self.seconds / self.pass_seconds,
+            self.pass_seconds * 1e3
+        )
+    }
+}
