@@ -76,12 +76,26 @@ pub fn checked_logits<M: Model>(model: &M, inputs: &[M::Input]) -> Result<Vec<DM
         .collect()
 }
 
-/// The residuals `G` and gradient `∇_θ L` of `objective` on the updating inputs.
-pub fn residuals_and_grad<M: Model>(
+/// The loss, residuals and parameter gradient of an objective on its update inputs.
+#[derive(Clone, Debug)]
+pub struct Gradient {
+    /// `L` before the step.
+    pub loss: f64,
+    /// `G_s = ∂L/∂z(x_{u,s})`, one `V × L` matrix per updating input.
+    pub residuals: Vec<DMatrix<f64>>,
+    /// `∇_θ L = Σ_s J(x_{u,s})ᵀ G_s`.
+    pub grad: DVector<f64>,
+}
+
+/// The loss, residuals `G` and gradient `∇_θ L` of `objective` on the updating inputs.
+///
+/// # Errors
+/// If the inputs do not fit the model or the objective, or a logit is not finite.
+pub fn gradient<M: Model>(
     model: &M,
     update: &[M::Input],
     objective: &dyn Objective,
-) -> Result<(Vec<DMatrix<f64>>, DVector<f64>)> {
+) -> Result<Gradient> {
     check_len("number of updating inputs", objective.arity(), update.len())?;
     let logits = checked_logits(model, update)?;
     let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();
@@ -91,7 +105,38 @@ pub fn residuals_and_grad<M: Model>(
     for (x, g) in update.iter().zip(&residuals) {
         grad += model.backprop(x, g);
     }
-    Ok((residuals, grad))
+    Ok(Gradient {
+        loss: objective.loss(&logits),
+        residuals,
+        grad,
+    })
+}
+
+/// What the step from `before` to `after` did to each observed input: the first-order
+/// prediction `J(x_o) Δθ` (with `Δθ = θ_after − θ_before`, which is `−η ∇_θ L` for an
+/// SGD step) passed through `A`, next to the actual change.
+///
+/// # Panics
+/// If an input does not fit the models (validate with [`checked_logits`] first).
+pub fn observe<M: Model>(before: &M, after: &M, observed: &[M::Input]) -> Vec<Observation> {
+    let dtheta = after.params() - before.params();
+    observed
+        .iter()
+        .map(|x| {
+            let (z0, z1) = (before.logits(x), after.logits(x));
+            let log_pi = log_softmax_columns(&z0);
+            let predicted_logits = before.jvp(x, &dtheta);
+            let predicted = adaptation_apply_columns(&log_pi.map(f64::exp), &predicted_logits);
+            let actual = log_softmax_columns(&z1) - &log_pi;
+            Observation {
+                log_pi,
+                predicted_logits,
+                actual_logits: z1 - z0,
+                predicted,
+                actual,
+            }
+        })
+        .collect()
 }
 
 /// Decomposes one SGD step of `model` on `(update, objective)` with learning rate `eta`,
@@ -108,29 +153,14 @@ pub fn one_step<M: Model>(
     eta: f64,
 ) -> Result<OneStep> {
     check_step("learning rate eta", eta)?;
-    let (residuals, grad) = residuals_and_grad(model, update, objective)?;
-    let before = checked_logits(model, observed)?;
+    let Gradient {
+        residuals, grad, ..
+    } = gradient(model, update, objective)?;
+    checked_logits(model, observed)?;
     let mut stepped = model.clone();
     stepped.sgd_step(&grad, eta);
-    let after = checked_logits(&stepped, observed)?;
-    let dtheta = &grad * -eta;
-    let observed = observed
-        .iter()
-        .zip(before.iter().zip(&after))
-        .map(|(x, (z0, z1))| {
-            let log_pi = log_softmax_columns(z0);
-            let predicted_logits = model.jvp(x, &dtheta);
-            let predicted = adaptation_apply_columns(&log_pi.map(f64::exp), &predicted_logits);
-            let actual = log_softmax_columns(z1) - &log_pi;
-            Observation {
-                log_pi,
-                predicted_logits,
-                actual_logits: z1 - z0,
-                predicted,
-                actual,
-            }
-        })
-        .collect();
+    checked_logits(&stepped, observed)?;
+    let observed = observe(model, &stepped, observed);
     Ok(OneStep {
         eta,
         residuals,

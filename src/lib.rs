@@ -47,6 +47,7 @@
 
 pub mod bench;
 pub mod decomposition;
+pub mod digits;
 pub mod entk;
 pub mod error;
 pub mod experiments;
@@ -58,6 +59,8 @@ pub mod numerics;
 pub mod objective;
 pub mod plot;
 pub mod squeezing;
+pub mod stats;
+pub mod trainer;
 
 pub use error::{Error, Result};
 

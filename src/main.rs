@@ -231,7 +231,7 @@ fn execute(command: Command) -> Result<()> {
             }
             if let Some(path) = png {
                 let title = format!("{direction} gradient on class {class}, step C = {step}");
-                plot::squeezing_figure(&path, &[(&title, &squeeze)])?;
+                plot::squeezing::figure(&path, &[(&title, &squeeze)])?;
                 println!("wrote {}", path.display());
             }
             Ok(())

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod decomposition;
+mod digits;
 mod entk;
 mod gradients;
 mod squeezing;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+pub mod digits;
 pub mod squeezing;
 
 /// A statement a figure makes, checked on the numbers of one run.
@@ -16,6 +17,30 @@ pub mod squeezing;
 pub struct Claim {
     pub text: String,
     pub holds: bool,
+}
+
+/// Reruns an experiment's claims on seeds `0..seeds` and appends to each claim of
+/// `claims` how many of those seeds it holds for: a claim that holds for one seed only
+/// is a finding to report, not a result.
+pub fn with_robustness(
+    claims: Vec<Claim>,
+    seeds: u64,
+    claims_for: impl Fn(u64) -> Result<Vec<Claim>>,
+) -> Result<Vec<Claim>> {
+    let mut counts = vec![0usize; claims.len()];
+    for seed in 0..seeds {
+        for (count, claim) in counts.iter_mut().zip(claims_for(seed)?) {
+            *count += usize::from(claim.holds);
+        }
+    }
+    Ok(claims
+        .into_iter()
+        .zip(counts)
+        .map(|(c, n)| Claim {
+            text: format!("{} [holds for {n}/{seeds} seeds]", c.text),
+            holds: c.holds,
+        })
+        .collect())
 }
 
 /// What running an experiment produced.
@@ -36,12 +61,20 @@ pub struct Experiment {
 }
 
 /// Every experiment, in gallery order.
-pub const EXPERIMENTS: &[Experiment] = &[Experiment {
-    name: "squeezing",
-    default_seed: squeezing::DEFAULT_SEED,
-    about: "App. E: one positive/negative gradient step on a softmax, squeezing into the argmax",
-    write: squeezing::write,
-}];
+pub const EXPERIMENTS: &[Experiment] = &[
+    Experiment {
+        name: "squeezing",
+        default_seed: squeezing::DEFAULT_SEED,
+        about: "App. E: one positive/negative gradient step on a softmax, squeezing into the argmax",
+        write: squeezing::write,
+    },
+    Experiment {
+        name: "digits",
+        default_seed: digits::DEFAULT_SEED,
+        about: "Fig. 1 and Fig. 7 on UCI handwritten digits: one-step and accumulated influence, eNTK stability",
+        write: digits::write,
+    },
+];
 
 /// Looks an experiment up by name.
 pub fn find(name: &str) -> Result<&'static Experiment> {

@@ -21,7 +21,7 @@
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 
-use super::{Claim, Report};
+use super::{Claim, Report, with_robustness};
 use crate::Rng64;
 use crate::decomposition::one_step;
 use crate::error::Result;
@@ -292,19 +292,6 @@ impl SqueezingResult {
     }
 }
 
-/// How many of `seeds` satisfy each claim of [`SqueezingResult::claims`], in order.
-pub fn claim_robustness(seeds: std::ops::Range<u64>) -> Result<Vec<usize>> {
-    let mut counts = Vec::new();
-    for seed in seeds {
-        let claims = run(seed)?.claims();
-        counts.resize(claims.len(), 0);
-        for (count, claim) in counts.iter_mut().zip(claims) {
-            *count += usize::from(claim.holds);
-        }
-    }
-    Ok(counts)
-}
-
 /// Number of seeds over which [`write`] reports how robust each claim is.
 pub const ROBUSTNESS_SEEDS: u64 = 100;
 
@@ -319,17 +306,8 @@ pub fn write(seed: u64, out: &std::path::Path) -> Result<Report> {
         .iter()
         .map(|c| (c.title.as_str(), &c.squeeze))
         .collect();
-    crate::plot::squeezing_figure(&png, &rows)?;
-    let robustness = claim_robustness(0..ROBUSTNESS_SEEDS)?;
-    let claims = result
-        .claims()
-        .into_iter()
-        .zip(robustness)
-        .map(|(c, n)| Claim {
-            text: format!("{} [holds for {n}/{ROBUSTNESS_SEEDS} seeds]", c.text),
-            holds: c.holds,
-        })
-        .collect();
+    crate::plot::squeezing::figure(&png, &rows)?;
+    let claims = with_robustness(result.claims(), ROBUSTNESS_SEEDS, |s| Ok(run(s)?.claims()))?;
     Ok(Report {
         files: vec![csv, png],
         claims,

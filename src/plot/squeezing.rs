@@ -1,81 +1,20 @@
-//! Figures as PNG files. Plotting only turns finished results into pictures; it never
-//! computes anything an experiment's CSV does not also hold.
-//!
-//! Text is drawn with an embedded copy of DejaVu Sans (`assets/`, with its licence), so
-//! a figure does not depend on the fonts of the machine and the same data always
-//! gives the same bytes. Every file is drawn to a temporary path and renamed into
-//! place ([`crate::io::commit_file`]).
+//! The squeezing figure (the paper's App. E toy, and `ldyn squeeze --plot`).
 
 use std::path::Path;
-use std::sync::Once;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::error::{Error, Result};
-use crate::io::commit_file;
-
-/// The font family name registered for every figure.
-pub const FONT: &str = "sans-serif";
-
-/// Colour of "before" curves.
-pub const BEFORE: RGBColor = RGBColor(150, 150, 150);
-/// Colour of "after" curves.
-pub const AFTER: RGBColor = RGBColor(31, 119, 180);
-/// Colour marking a class that receives a negative gradient.
-pub const NEGATIVE: RGBColor = RGBColor(214, 39, 40);
-/// Colour marking a class that receives a positive gradient.
-pub const POSITIVE: RGBColor = RGBColor(44, 160, 44);
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let bytes = include_bytes!("../assets/DejaVuSans.ttf");
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            plotters::style::register_font(FONT, style, bytes)
-                .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType file"));
-        }
-    });
-}
-
-/// Converts any plotting error into the crate's error.
-pub fn plot_err<E: std::fmt::Display>(e: E) -> Error {
-    Error::Plot(e.to_string())
-}
-
-/// Draws a `width × height` PNG at `path` with `draw`, atomically.
-pub fn save_png(
-    path: &Path,
-    (width, height): (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
-) -> Result<()> {
-    register_font();
-    commit_file(path, |tmp| {
-        let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        draw(&root)?;
-        root.present()
-            .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
-    })
-}
-
-/// The staircase of a distribution over class indices: a flat step `[i − ½, i + ½]`
-/// at height `values[i]` for every class, like the paper's step plots.
-pub fn staircase(values: &[f64]) -> Vec<(f64, f64)> {
-    values
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &v)| [(i as f64 - 0.5, v), (i as f64 + 0.5, v)])
-        .collect()
-}
+use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, plot_err, save_png, staircase};
+use crate::error::Result;
+use crate::squeezing::{Role, Squeeze};
 
 /// The squeezing figure: one row per step, a linear panel (`π`) on the left and a
 /// log panel (`log₁₀ π`) on the right; before in gray, after in blue, a triangle
 /// above each pushed class (red: negative gradient, green: positive gradient) and a
 /// circle on `y*`, the most likely class that was not pushed.
-pub fn squeezing_figure(path: &Path, rows: &[(&str, &crate::squeezing::Squeeze)]) -> Result<()> {
+pub fn figure(path: &Path, rows: &[(&str, &Squeeze)]) -> Result<()> {
     let height = 90 + 300 * rows.len() as u32;
     save_png(path, (1500, height), |root| {
         let (top, body) = root.split_vertically(90);
@@ -125,15 +64,14 @@ pub fn squeezing_figure(path: &Path, rows: &[(&str, &crate::squeezing::Squeeze)]
 }
 
 fn distribution_panel(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    area: &Area<'_>,
     title: &str,
     y_label: &str,
-    squeeze: &crate::squeezing::Squeeze,
+    squeeze: &Squeeze,
     before: &[f64],
     after: &[f64],
     (y_lo, y_hi): (f64, f64),
 ) -> Result<()> {
-    use crate::squeezing::Role;
     let v = before.len() as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 18))
@@ -189,7 +127,7 @@ fn distribution_panel(
 }
 
 /// The shared legend of the squeezing figure, drawn once in the header at `(x, y)`.
-fn draw_legend(area: &DrawingArea<BitMapBackend<'_>, Shift>, x: i32, y: i32) -> Result<()> {
+fn draw_legend(area: &Area<'_>, x: i32, y: i32) -> Result<()> {
     let font = (FONT, 18).into_font().color(&BLACK);
     let mut at = x;
     for (colour, text) in [(BEFORE, "π before the step"), (AFTER, "π after the step")] {

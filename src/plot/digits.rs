@@ -1,0 +1,476 @@
+//! The four figures of the digits experiment (the paper's Figure 1 b–d and Figure 7).
+
+use std::path::{Path, PathBuf};
+
+use nalgebra::{DMatrix, DVector};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::{
+    AFTER, Area, BEFORE, FONT, blues, colourbar, diverging, heatmap, plot_err, save_png, tick,
+};
+use crate::digits::CLASSES;
+use crate::error::Result;
+use crate::experiments::digits::{DigitsResult, UPDATE_CLASS};
+
+/// Colour of predicted (first-order) changes.
+const PREDICTED: RGBColor = RGBColor(255, 127, 14);
+
+/// Writes all four PNG files and returns their paths.
+pub fn write_all(result: &DigitsResult, out: &Path) -> Result<Vec<PathBuf>> {
+    let files = [
+        (
+            "digits_one_step.png",
+            one_step as fn(&DigitsResult, &Path) -> Result<()>,
+        ),
+        ("digits_accumulated.png", accumulated),
+        ("digits_heatmap.png", mean_pi),
+        ("digits_entk.png", entk),
+    ];
+    files
+        .into_iter()
+        .map(|(name, draw)| {
+            let path = out.join(name);
+            draw(result, &path).map(|()| path)
+        })
+        .collect()
+}
+
+fn title(area: &Area<'_>, text: &str) -> Result<()> {
+    area.titled(text, (FONT, 26).into_font().style(FontStyle::Bold))
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// An 8 × 8 image in gray levels (0 = white, 1 = black).
+fn digit_image(area: &Area<'_>, caption: &str, pixels: &DVector<f64>) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 16))
+        .margin(25)
+        .build_cartesian_2d(0.0..8.0, 0.0..8.0)
+        .map_err(plot_err)?;
+    chart
+        .draw_series((0..64).map(|i| {
+            let (r, c) = ((i / 8) as f64, (i % 8) as f64);
+            let g = (255.0 * (1.0 - pixels[i])).round() as u8;
+            Rectangle::new(
+                [(c, 7.0 - r), (c + 1.0, 8.0 - r)],
+                RGBColor(g, g, g).filled(),
+            )
+        }))
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// Two bars per class (`a` left, `b` right) with a legend.
+fn paired_bars(
+    area: &Area<'_>,
+    caption: &str,
+    y_desc: &str,
+    (a, a_label, a_colour): (&[f64], &str, RGBColor),
+    (b, b_label, b_colour): (&[f64], &str, RGBColor),
+    y_range: (f64, f64),
+) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..CLASSES as f64 - 0.5, y_range.0..y_range.1)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(CLASSES)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("class")
+        .y_label_formatter(&tick)
+        .y_desc(y_desc)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    for (values, label, colour, offset) in
+        [(a, a_label, a_colour, -0.2), (b, b_label, b_colour, 0.2)]
+    {
+        chart
+            .draw_series(values.iter().enumerate().map(|(k, &v)| {
+                let x = k as f64 + offset;
+                Rectangle::new([(x - 0.18, 0.0), (x + 0.18, v)], colour.filled())
+            }))
+            .map_err(plot_err)?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(plot_err)
+}
+
+fn column(m: &DMatrix<f64>) -> Vec<f64> {
+    m.iter().copied().collect()
+}
+
+/// Figure 1(b): the update image, then one row per observed image.
+fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
+    let fig = &result.one_step;
+    save_png(path, (1500, 1350), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(
+            &top,
+            &format!(
+                "One SGD step on a \u{201c}{UPDATE_CLASS}\u{201d} (cross-entropy, η = {}), seen on three held-out images",
+                fig.eta
+            ),
+        )?;
+        let rows = body.split_evenly((1 + fig.observed.len(), 3));
+        digit_image(
+            &rows[0],
+            &format!("update example x_u (label {UPDATE_CLASS})"),
+            &fig.update_image,
+        )?;
+        paired_bars(
+            &rows[1],
+            "π(x_u) before and after the step",
+            "probability",
+            (&fig.update_pi.0, "before", BEFORE),
+            (&fig.update_pi.1, "after", AFTER),
+            (0.0, 1.05),
+        )?;
+        rows[2]
+            .draw_text(
+                "Rows below: x_o, its π before/after, and Δlog π(x_o):",
+                &(FONT, 16).into_font().color(&BLACK),
+                (10, 60),
+            )
+            .map_err(plot_err)?;
+        rows[2]
+            .draw_text(
+                "orange = predicted −η A(x_o) K(x_o, x_u) G(x_u),",
+                &(FONT, 16).into_font().color(&PREDICTED),
+                (10, 90),
+            )
+            .map_err(plot_err)?;
+        rows[2]
+            .draw_text(
+                "blue = actual change after the step.",
+                &(FONT, 16).into_font().color(&AFTER),
+                (10, 120),
+            )
+            .map_err(plot_err)?;
+        let changes: Vec<f64> = fig
+            .observed
+            .iter()
+            .flat_map(|o| {
+                o.observation
+                    .predicted
+                    .iter()
+                    .chain(o.observation.actual.iter())
+                    .copied()
+            })
+            .collect();
+        let span = changes.iter().fold(1e-6f64, |m, v| m.max(v.abs())) * 1.15;
+        for (r, o) in fig.observed.iter().enumerate() {
+            let cells = &rows[3 * (r + 1)..3 * (r + 2)];
+            let obs = &o.observation;
+            digit_image(
+                &cells[0],
+                &format!(
+                    "{}: a {} (‖K(x_o, x_u)‖_F = {:.2})",
+                    o.kind, o.label, o.k_fro
+                ),
+                &o.image,
+            )?;
+            let before: Vec<f64> = obs.log_pi.iter().map(|v| v.exp()).collect();
+            let after: Vec<f64> = (&obs.log_pi + &obs.actual)
+                .iter()
+                .map(|v| v.exp())
+                .collect();
+            paired_bars(
+                &cells[1],
+                &format!("π(x_o), true label {}", o.label),
+                "probability",
+                (&before, "before", BEFORE),
+                (&after, "after", AFTER),
+                (0.0, 1.05),
+            )?;
+            paired_bars(
+                &cells[2],
+                "Δlog π(x_o): predicted vs actual",
+                "Δ log π",
+                (&column(&obs.predicted), "predicted −ηAKG", PREDICTED),
+                (&column(&obs.actual), "actual", AFTER),
+                (-span, span),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Figure 1(c): accumulated influence on images of classes 4 and 9, predicted vs actual.
+fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
+    let observed = [4usize, 9];
+    let slice = |values: &[f64], o: usize| {
+        DMatrix::from_fn(CLASSES, CLASSES, |u, k| {
+            values[(u * CLASSES + o) * CLASSES + k]
+        })
+    };
+    let mats: Vec<(usize, DMatrix<f64>, DMatrix<f64>)> = observed
+        .iter()
+        .map(|&o| {
+            (
+                o,
+                slice(&result.accumulated_predicted, o),
+                slice(&result.accumulated_actual, o),
+            )
+        })
+        .collect();
+    let max = mats
+        .iter()
+        .flat_map(|(_, p, a)| p.iter().chain(a.iter()))
+        .fold(1e-9f64, |m, v| m.max(v.abs()));
+    let colour = move |v: f64| diverging(v / max);
+    save_png(path, (1500, 1250), |root| {
+        let (top, body) = root.split_vertically(80);
+        title(
+            &top,
+            &format!(
+                "Accumulated influence over {} SGD steps, by class of the update example",
+                result.steps
+            ),
+        )?;
+        top.draw_text(
+            &format!(
+                "Cell (u, k): summed change of log π(k) on held-out images of the observed class, from steps on images of class u. Predicted vs actual: correlation {:.4} over all 1000 cells.",
+                result.accumulated_correlation()
+            ),
+            &(FONT, 15).into_font().color(&BLACK),
+            (15, 55),
+        )
+        .map_err(plot_err)?;
+        let (grid, bar) = body.split_horizontally(1380);
+        let panels = grid.split_evenly((mats.len(), 2));
+        let label = |v: f64| format!("{v:.1}");
+        for (r, (o, p, a)) in mats.iter().enumerate() {
+            let axes = ("predicted class k", "update class u");
+            heatmap(
+                &panels[2 * r],
+                &format!("images of {o}: predicted Σ −ηAKG"),
+                axes,
+                p,
+                &colour,
+                Some(&label),
+            )?;
+            heatmap(
+                &panels[2 * r + 1],
+                &format!("images of {o}: actual Σ Δlog π"),
+                axes,
+                a,
+                &colour,
+                Some(&label),
+            )?;
+        }
+        colourbar(&bar, (-max, max), &colour, "accumulated Δ log π")
+    })
+}
+
+/// Figure 1(d): mean π per true class, early and final.
+fn mean_pi(result: &DigitsResult, path: &Path) -> Result<()> {
+    save_png(path, (1500, 760), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(
+            &top,
+            "Where the probability mass goes: mean π(y | x) per true class on held-out digits",
+        )?;
+        let (grid, bar) = body.split_horizontally(1380);
+        let panels = grid.split_evenly((1, 2));
+        let label = |v: f64| format!("{v:.2}");
+        let axes = ("predicting class", "observing (true) class");
+        heatmap(
+            &panels[0],
+            &format!("early (after {} steps)", result.config.early_step),
+            axes,
+            &result.heatmap_early,
+            &blues,
+            Some(&label),
+        )?;
+        heatmap(
+            &panels[1],
+            &format!("final (after {} steps)", result.steps),
+            axes,
+            &result.heatmap_final,
+            &blues,
+            Some(&label),
+        )?;
+        colourbar(&bar, (0.0, 1.0), &blues, "mean predicting probability")
+    })
+}
+
+/// Figure 7: class-pair eNTK norms over training, and how their ranking relates to the
+/// early checkpoint and to the final confusions.
+fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
+    let pairs_top = result.top_entk_pairs(3);
+    let all_pairs = result.top_entk_pairs(CLASSES * (CLASSES - 1) / 2);
+    let pairs_bottom: Vec<_> = all_pairs.iter().rev().take(3).copied().collect();
+    let series = |u: usize, o: usize| {
+        result
+            .entk
+            .iter()
+            .map(|(s, m)| (*s as f64, 0.5 * (m[(u, o)] + m[(o, u)])))
+            .collect::<Vec<_>>()
+    };
+    let mean_series: Vec<(f64, f64)> = result
+        .entk
+        .iter()
+        .map(|(s, m)| {
+            (
+                *s as f64,
+                (m.sum() - m.trace()) / (CLASSES * (CLASSES - 1)) as f64,
+            )
+        })
+        .collect();
+    let values: Vec<f64> = result
+        .entk
+        .iter()
+        .flat_map(|(_, m)| m.iter().copied())
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+    let last_step = result.entk.last().map_or(1, |t| t.0) as f64;
+    save_png(path, (1500, 620), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(
+            &top,
+            "eNTK between classes during training: norms drift, ranking stays",
+        )?;
+        let panels = body.split_evenly((1, 2));
+        let mut chart = ChartBuilder::on(&panels[0])
+            .caption(
+                "mean ‖K(x_o, x_u)‖_F per class pair (log scale)",
+                (FONT, 16),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..last_step, (lo * 0.8..hi * 1.25).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("SGD step")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .y_desc("mean ‖K‖_F")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(plot_err)?;
+        let reds = [
+            RGBColor(178, 24, 43),
+            RGBColor(214, 96, 77),
+            RGBColor(244, 165, 130),
+        ];
+        let greens = [
+            RGBColor(27, 120, 55),
+            RGBColor(90, 174, 97),
+            RGBColor(166, 219, 160),
+        ];
+        for (pairs, colours, kind) in [
+            (&pairs_top, reds, "most similar"),
+            (&pairs_bottom, greens, "least similar"),
+        ] {
+            for (&(u, o, _), colour) in pairs.iter().zip(colours) {
+                chart
+                    .draw_series(LineSeries::new(series(u, o), colour.stroke_width(3)))
+                    .map_err(plot_err)?
+                    .label(format!("{u}&{o} ({kind})"))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                    });
+            }
+        }
+        chart
+            .draw_series(LineSeries::new(mean_series, BLACK.stroke_width(2)))
+            .map_err(plot_err)?
+            .label("mean over all pairs")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(plot_err)?;
+        scatter_entk_vs_confusion(&panels[1], result)
+    })
+}
+
+/// Each unordered class pair: final eNTK norm against the final heatmap mass the two
+/// classes put on each other.
+fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<()> {
+    let k = &result.entk.last().expect("a checkpoint").1;
+    let h = &result.heatmap_final;
+    let points: Vec<(f64, f64, usize, usize)> = (0..CLASSES)
+        .flat_map(|u| ((u + 1)..CLASSES).map(move |o| (u, o)))
+        .map(|(u, o)| {
+            (
+                0.5 * (k[(u, o)] + k[(o, u)]),
+                (0.5 * (h[(u, o)] + h[(o, u)])).max(1e-6),
+                u,
+                o,
+            )
+        })
+        .collect();
+    let (xl, xh) = points.iter().fold((f64::INFINITY, 0.0f64), |(l, hh), p| {
+        (l.min(p.0), hh.max(p.0))
+    });
+    let (yl, yh) = points.iter().fold((f64::INFINITY, 0.0f64), |(l, hh), p| {
+        (l.min(p.1), hh.max(p.1))
+    });
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!(
+                "class pairs: eNTK vs confusion (Spearman {:.2}); ranking early→final Spearman {:.2}",
+                result.entk_heatmap_correlation(),
+                result.entk_ranking_correlation()
+            ),
+            (FONT, 16),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((xl * 0.8..xh * 1.25).log_scale(), (yl * 0.5..yh * 2.0).log_scale())
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("final mean ‖K‖_F of the pair")
+        .x_label_formatter(&tick)
+        .y_desc("mean π the pair's classes give each other")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&(x, y, _, _)| Circle::new((x, y), 4, AFTER.filled())),
+        )
+        .map_err(plot_err)?;
+    let mut top: Vec<_> = points.clone();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    chart
+        .draw_series(
+            top.iter()
+                .take(5)
+                .map(|&(x, y, u, o)| Text::new(format!(" {u}&{o}"), (x, y), (FONT, 13))),
+        )
+        .map_err(plot_err)?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Figures as PNG files. Plotting only turns finished results into pictures; it never
+//! computes anything an experiment's CSV does not also hold.
+//!
+//! Text is drawn with an embedded copy of DejaVu Sans (`assets/`, with its licence), so
+//! a figure does not depend on the fonts of the machine and the same data always
+//! gives the same bytes. Every file is drawn to a temporary path and renamed into
+//! place ([`crate::io::commit_file`]).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{Error, Result};
+use crate::io::commit_file;
+
+pub mod digits;
+pub mod squeezing;
+
+/// The font family name registered for every figure.
+pub const FONT: &str = "sans-serif";
+
+/// Colour of "before" curves.
+pub const BEFORE: RGBColor = RGBColor(150, 150, 150);
+/// Colour of "after" curves.
+pub const AFTER: RGBColor = RGBColor(31, 119, 180);
+/// Colour marking a class that receives a negative gradient.
+pub const NEGATIVE: RGBColor = RGBColor(214, 39, 40);
+/// Colour marking a class that receives a positive gradient.
+pub const POSITIVE: RGBColor = RGBColor(44, 160, 44);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes = include_bytes!("../../assets/DejaVuSans.ttf");
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FONT, style, bytes)
+                .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType file"));
+        }
+    });
+}
+
+/// Converts any plotting error into the crate's error.
+pub fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::Plot(e.to_string())
+}
+
+/// Draws a `width × height` PNG at `path` with `draw`, atomically.
+pub fn save_png(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    commit_file(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        draw(&root)?;
+        root.present()
+            .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
+    })
+}
+
+/// The staircase of a distribution over class indices: a flat step `[i − ½, i + ½]`
+/// at height `values[i]` for every class, like the paper's step plots.
+pub fn staircase(values: &[f64]) -> Vec<(f64, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &v)| [(i as f64 - 0.5, v), (i as f64 + 0.5, v)])
+        .collect()
+}
+
+/// An axis tick label: whole numbers without decimals, small values with up to three
+/// significant decimals, and never `-0`.
+pub fn tick(v: &f64) -> String {
+    let v = if v.abs() < 1e-12 { 0.0 } else { *v };
+    if v == v.round() && v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+/// A drawing area of the PNG backend.
+pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Sequential colour map from white (`t = 0`) to dark blue (`t = 1`), like matplotlib's Blues.
+pub fn blues(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    RGBColor(lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
+}
+
+/// Diverging colour map for `t ∈ [−1, 1]`: blue below 0, white at 0, red above.
+pub fn diverging(t: f64) -> RGBColor {
+    let t = t.clamp(-1.0, 1.0);
+    let (end, s) = if t < 0.0 {
+        ((33.0, 102.0, 172.0), -t)
+    } else {
+        ((178.0, 24.0, 43.0), t)
+    };
+    let lerp = |b: f64| (247.0 + (b - 247.0) * s).round() as u8;
+    RGBColor(lerp(end.0), lerp(end.1), lerp(end.2))
+}
+
+/// Text colour that stays readable on `background`.
+fn ink_on(background: RGBColor) -> RGBColor {
+    let RGBColor(r, g, b) = background;
+    let luminance = 0.299 * f64::from(r) + 0.587 * f64::from(g) + 0.114 * f64::from(b);
+    if luminance < 128.0 { WHITE } else { BLACK }
+}
+
+/// A labelled matrix plot: cell `(r, c)` of `m` is drawn at row `r` (top to bottom) and
+/// column `c`, coloured by `colour(m[(r, c)])`, and labelled with `label(m[(r, c)])` if given.
+pub fn heatmap(
+    area: &Area<'_>,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    m: &nalgebra::DMatrix<f64>,
+    colour: &dyn Fn(f64) -> RGBColor,
+    label: Option<&dyn Fn(f64) -> String>,
+) -> Result<()> {
+    let (rows, cols) = m.shape();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)
+        .map_err(plot_err)?;
+    let flip = |r: usize| (rows - 1 - r) as f64;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(cols)
+        .y_labels(rows)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{:.0}", rows as f64 - 1.0 - y))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(plot_err)?;
+    for r in 0..rows {
+        for c in 0..cols {
+            let fill = colour(m[(r, c)]);
+            let (x, y) = (c as f64, flip(r));
+            chart
+                .draw_series([Rectangle::new(
+                    [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                    fill.filled(),
+                )])
+                .map_err(plot_err)?;
+            if let Some(label) = label {
+                let style = (FONT, 12)
+                    .into_font()
+                    .color(&ink_on(fill))
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                chart
+                    .draw_series([Text::new(label(m[(r, c)]), (x, y), style)])
+                    .map_err(plot_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A vertical colour bar from `lo` to `hi` with a label.
+pub fn colourbar(
+    area: &Area<'_>,
+    (lo, hi): (f64, f64),
+    colour: &dyn Fn(f64) -> RGBColor,
+    label: &str,
+) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(50)
+        .margin_right(10)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_label_formatter(&tick)
+        .y_desc(label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    let steps = 100;
+    let h = (hi - lo) / f64::from(steps);
+    chart
+        .draw_series((0..steps).map(|i| {
+            let y = lo + f64::from(i) * h;
+            Rectangle::new([(0.0, y), (1.0, y + h)], colour(y + h / 2.0).filled())
+        }))
+        .map_err(plot_err)?;
+    Ok(())
+}
