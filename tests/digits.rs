@@ -27,9 +27,9 @@ fn loader_reads_1797_images_of_10_classes_in_unit_range() {
     assert!(d.images.iter().any(|x| x.iter().any(|&p| p == 1.0)));
     let (train, test) = d.stratified_split(0.25, &mut rng(1));
     assert_eq!(train.len() + test.len(), 1797);
-    for c in 0..CLASSES {
+    for (c, count) in counts.iter().enumerate() {
         let n_test = test.iter().filter(|&&i| d.labels[i] == c).count();
-        assert_eq!(n_test, (counts[c] as f64 * 0.25).round() as usize);
+        assert_eq!(n_test, (*count as f64 * 0.25).round() as usize);
     }
     assert_eq!(
         d.stratified_split(0.25, &mut rng(1)),
