@@ -27,6 +27,9 @@
 //! | [`objective`] | losses as residuals `G` with their signs (cross-entropy, positive and negative gradients) |
 //! | [`bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
+//! | [`trainer`] | the SGD loop; observers see the model before and after each step and record probes |
+//! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |
+//! | [`stats`] | Pearson and Spearman correlation for claims |
 //! | [`squeezing`] | the squeezing effect of a negative gradient (the paper's App. E toy) |
 //! | [`experiments`] | the registry of figures: run by name with a seed, write CSV and PNG |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |

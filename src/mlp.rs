@@ -296,7 +296,11 @@ impl Model for Mlp {
 
     /// Forward mode: `dh_l = W_l da_{l−1} + dW_l a_{l−1} + db_l`, `da_l = σ'(h_l) ⊙ dh_l`,
     /// `da_0 = 0`; the result is `dh_last`.
-    fn jvp(&self, x: &DVector<f64>, dtheta: &DVector<f64>) -> DMatrix<f64> {
+    fn logits_and_jvp(
+        &self,
+        x: &DVector<f64>,
+        dtheta: &DVector<f64>,
+    ) -> (DMatrix<f64>, DMatrix<f64>) {
         assert_eq!(
             dtheta.len(),
             self.num_params(),
@@ -324,8 +328,11 @@ impl Model for Mlp {
                 da = Some(dh.component_mul(&trace.derivs[l]));
             }
         }
-        let v = dh.len();
-        dh.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
+        let column = |m: DVector<f64>| {
+            let v = m.len();
+            m.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
+        };
+        (column(trace.logits), column(dh))
     }
 
     fn params(&self) -> DVector<f64> {

@@ -40,9 +40,18 @@ pub trait Model: Clone {
     /// (reverse mode, one backward pass).
     fn backprop(&self, x: &Self::Input, g: &DMatrix<f64>) -> DVector<f64>;
 
-    /// `J(x) dθ`, reshaped to `V × L` (forward mode, one pass). To first order this is
-    /// the change of the logits when the parameters move by `dθ`.
-    fn jvp(&self, x: &Self::Input, dtheta: &DVector<f64>) -> DMatrix<f64>;
+    /// The logits `z(x)` and `J(x) dθ` (reshaped to `V × L`) from one forward-mode pass.
+    /// To first order `J dθ` is the change of the logits when the parameters move by `dθ`.
+    fn logits_and_jvp(
+        &self,
+        x: &Self::Input,
+        dtheta: &DVector<f64>,
+    ) -> (DMatrix<f64>, DMatrix<f64>);
+
+    /// `J(x) dθ` alone (see [`Model::logits_and_jvp`]).
+    fn jvp(&self, x: &Self::Input, dtheta: &DVector<f64>) -> DMatrix<f64> {
+        self.logits_and_jvp(x, dtheta).1
+    }
 
     /// All parameters, flattened into one vector of length `P`.
     fn params(&self) -> DVector<f64>;

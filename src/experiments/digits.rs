@@ -134,7 +134,7 @@ impl Observer<Mlp> for InfluenceObserver<'_> {
         for (o, obs) in self
             .probe_labels
             .iter()
-            .zip(observe(e.before, e.after, self.probes))
+            .zip(observe(e.before, e.after, self.probes)?)
         {
             let base = (u * CLASSES + o) * CLASSES;
             for k in 0..CLASSES {
