@@ -211,6 +211,72 @@ impl Mlp {
         factors
     }
 
+    /// Reverse mode for one logit residual `g` (length `V`): adds `J_θ(x)ᵀ g` to `grad`
+    /// (length `P`) and returns the input gradient `J_x(x)ᵀ g = W_1ᵀ δ_1`.
+    pub fn backprop_into(
+        &self,
+        x: &DVector<f64>,
+        g: &DVector<f64>,
+        grad: &mut [f64],
+    ) -> DVector<f64> {
+        assert_eq!(
+            grad.len(),
+            self.num_params(),
+            "gradient buffer length does not match"
+        );
+        let trace = self.forward(x);
+        let mut end = grad.len();
+        let mut delta = g.clone();
+        for l in (0..self.layers.len()).rev() {
+            let layer = &self.layers[l];
+            let out = layer.weight.nrows();
+            let start = end - layer.num_params();
+            let (w_grad, b_grad) = grad[start..end].split_at_mut(layer.weight.len());
+            for (col, aj) in w_grad.chunks_exact_mut(out).zip(trace.inputs[l].iter()) {
+                col.iter_mut()
+                    .zip(delta.iter())
+                    .for_each(|(gw, d)| *gw += aj * d);
+            }
+            b_grad
+                .iter_mut()
+                .zip(delta.iter())
+                .for_each(|(gb, d)| *gb += d);
+            delta = layer.weight.tr_mul(&delta);
+            if l > 0 {
+                delta.component_mul_assign(&trace.derivs[l - 1]);
+            }
+            end = start;
+        }
+        delta
+    }
+
+    /// Forward mode: the logits and their tangent `J_θ(x) dθ + J_x(x) dx`, from
+    /// `dh_l = W_l da_{l−1} + dW_l a_{l−1} + db_l`, `da_l = σ'(h_l) ⊙ dh_l`, `da_0 = dx`.
+    pub fn forward_tangent(
+        &self,
+        x: &DVector<f64>,
+        dtheta: &[f64],
+        dx: Option<&DVector<f64>>,
+    ) -> (DVector<f64>, DVector<f64>) {
+        let trace = self.forward(x);
+        let mut da = dx.cloned();
+        let mut dh = DVector::zeros(0);
+        for (l, (layer, (dw, db))) in self.layers.iter().zip(self.split(dtheta)).enumerate() {
+            let (out, inp) = layer.weight.shape();
+            dh = nalgebra::DMatrixView::from_slice(dw, out, inp) * &trace.inputs[l];
+            if let Some(da) = &da {
+                dh += &layer.weight * da;
+            }
+            if !db.is_empty() {
+                dh += DVector::from_column_slice(db);
+            }
+            if l + 1 < self.layers.len() {
+                da = Some(dh.component_mul(&trace.derivs[l]));
+            }
+        }
+        (trace.logits, dh)
+    }
+
     /// Splits a flat parameter vector into per-layer `(W_l, b_l)` slices.
     fn split<'a>(&self, theta: &'a [f64]) -> Vec<(&'a [f64], &'a [f64])> {
         let mut rest = theta;
@@ -260,42 +326,11 @@ impl Model for Mlp {
             (self.classes(), 1),
             "residual shape does not match the model"
         );
-        let trace = self.forward(x);
         let mut grad = DVector::zeros(self.num_params());
-        let mut offsets: Vec<usize> = self
-            .layers
-            .iter()
-            .scan(0, |acc, layer| {
-                let start = *acc;
-                *acc += layer.num_params();
-                Some(start)
-            })
-            .collect();
-        let mut delta = g.column(0).into_owned();
-        for l in (0..self.layers.len()).rev() {
-            let layer = &self.layers[l];
-            let a = &trace.inputs[l];
-            let out = layer.weight.nrows();
-            let start = offsets.pop().expect("one offset per layer");
-            for (j, aj) in a.iter().enumerate() {
-                grad.rows_mut(start + j * out, out).axpy(*aj, &delta, 0.0);
-            }
-            if layer.bias.is_some() {
-                grad.rows_mut(start + layer.weight.len(), out)
-                    .copy_from(&delta);
-            }
-            if l > 0 {
-                delta = layer
-                    .weight
-                    .tr_mul(&delta)
-                    .component_mul(&trace.derivs[l - 1]);
-            }
-        }
+        self.backprop_into(x, &g.column(0).into_owned(), grad.as_mut_slice());
         grad
     }
 
-    /// Forward mode: `dh_l = W_l da_{l−1} + dW_l a_{l−1} + db_l`, `da_l = σ'(h_l) ⊙ dh_l`,
-    /// `da_0 = 0`; the result is `dh_last`.
     fn logits_and_jvp(
         &self,
         x: &DVector<f64>,
@@ -306,33 +341,12 @@ impl Model for Mlp {
             self.num_params(),
             "direction length does not match the model"
         );
-        let trace = self.forward(x);
-        let mut da: Option<DVector<f64>> = None;
-        let mut dh = DVector::zeros(0);
-        for (l, (layer, (dw, db))) in self
-            .layers
-            .iter()
-            .zip(self.split(dtheta.as_slice()))
-            .enumerate()
-        {
-            let (out, inp) = layer.weight.shape();
-            let dw = nalgebra::DMatrixView::from_slice(dw, out, inp);
-            dh = dw * &trace.inputs[l];
-            if let Some(da) = &da {
-                dh += &layer.weight * da;
-            }
-            if !db.is_empty() {
-                dh += DVector::from_column_slice(db);
-            }
-            if l + 1 < self.layers.len() {
-                da = Some(dh.component_mul(&trace.derivs[l]));
-            }
-        }
+        let (z, dz) = self.forward_tangent(x, dtheta.as_slice(), None);
         let column = |m: DVector<f64>| {
             let v = m.len();
             m.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
         };
-        (column(trace.logits), column(dh))
+        (column(z), column(dz))
     }
 
     fn params(&self) -> DVector<f64> {
