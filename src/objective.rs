@@ -144,3 +144,157 @@ impl Objective for CrossEntropy {
         vec![g]
     }
 }
+
+/// A preference loss on a chosen and a rejected sequence, named as in TRL's
+/// `DPOTrainer` (`loss_type`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PairLoss {
+    /// `sigmoid` (DPO): `L = −log σ(β m)`, `m = (lp⁺ − lp⁻) − (ref⁺ − ref⁻)`.
+    Dpo,
+    /// `ipo`: `L = (m − 1/(2β))²`.
+    Ipo,
+    /// `hinge` (SLiC): `L = max(0, δ − (lp⁺ − lp⁻)) − λ lp⁺` (no reference; the regulariser
+    /// is SFT on the chosen sequence).
+    Slic { delta: f64, lambda: f64 },
+    /// `sppo_hard`: `L = (r⁺ − η_s/2)² + (r⁻ + η_s/2)²`, `r± = lp± − ref±`, with
+    /// `η_s = 1/β` as in TRL.
+    SppoHard,
+}
+
+impl PairLoss {
+    /// Parses `dpo`/`sigmoid`, `ipo`, `slic`/`hinge` (δ = 1, λ = 0.1) or `sppo_hard`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "dpo" | "sigmoid" => Ok(PairLoss::Dpo),
+            "ipo" => Ok(PairLoss::Ipo),
+            "slic" | "hinge" => Ok(PairLoss::Slic {
+                delta: 1.0,
+                lambda: 0.1,
+            }),
+            "sppo_hard" => Ok(PairLoss::SppoHard),
+            _ => Err(Error::Unknown {
+                kind: "objective",
+                name: name.into(),
+                expected: "sft, dpo, ipo, slic, sppo_hard".into(),
+            }),
+        }
+    }
+}
+
+/// A pairwise preference objective on `[χ⁺, χ⁻]` (chosen, rejected), with sequence
+/// log-probabilities `lp± = Σ_l log π_l(y±_l)` and frozen reference values `ref±`.
+///
+/// Every such loss has the template of theory.md §1:
+///
+/// `G⁺ = s⁺ (π⁺ − e_{y⁺})`   and   `G⁻ = −s⁻ (π⁻ − e_{y⁻})`,
+///
+/// per position, so `s⁺ > 0` pulls `y⁺` up and `s⁻ > 0` pushes `y⁻` down (a negative
+/// gradient). [`Pairwise::strengths`] gives `(L, s⁺, s⁻)`:
+///
+/// | loss | s⁺ | s⁻ |
+/// |---|---|---|
+/// | DPO | `β(1 − σ(βm))` | `β(1 − σ(βm))` |
+/// | IPO | `2(1/(2β) − m)` | `2(1/(2β) − m)` |
+/// | SLiC | `1[δ − gap > 0] + λ` | `1[δ − gap > 0]` |
+/// | SPPO (hard) | `2(η_s/2 − r⁺)` | `2(r⁻ + η_s/2)` |
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pairwise {
+    pub loss: PairLoss,
+    pub beta: f64,
+    pub chosen: Vec<usize>,
+    pub rejected: Vec<usize>,
+    /// `(ref⁺, ref⁻)`: the reference model's sequence log-probabilities.
+    pub reference: (f64, f64),
+}
+
+impl Pairwise {
+    /// `(L, s⁺, s⁻)` from the sequence log-probabilities `lp⁺, lp⁻` (see the type docs).
+    pub fn strengths(&self, lp_chosen: f64, lp_rejected: f64) -> (f64, f64, f64) {
+        let beta = self.beta;
+        let (r_plus, r_minus) = (lp_chosen - self.reference.0, lp_rejected - self.reference.1);
+        let margin = r_plus - r_minus;
+        match self.loss {
+            PairLoss::Dpo => {
+                let s = beta * crate::numerics::sigmoid(-beta * margin);
+                (-crate::numerics::log_sigmoid(beta * margin), s, s)
+            }
+            PairLoss::Ipo => {
+                let target = 1.0 / (2.0 * beta);
+                (
+                    (margin - target).powi(2),
+                    2.0 * (target - margin),
+                    2.0 * (target - margin),
+                )
+            }
+            PairLoss::Slic { delta, lambda } => {
+                let hinge = delta - (lp_chosen - lp_rejected);
+                let active = f64::from(u8::from(hinge > 0.0));
+                (hinge.max(0.0) - lambda * lp_chosen, active + lambda, active)
+            }
+            PairLoss::SppoHard => {
+                let half = 0.5 / beta;
+                (
+                    (r_plus - half).powi(2) + (r_minus + half).powi(2),
+                    2.0 * (half - r_plus),
+                    2.0 * (r_minus + half),
+                )
+            }
+        }
+    }
+
+    fn log_probs(&self, logits: &[DMatrix<f64>]) -> (f64, f64) {
+        use crate::lm::sequence_log_prob;
+        (
+            sequence_log_prob(&logits[0], &self.chosen),
+            sequence_log_prob(&logits[1], &self.rejected),
+        )
+    }
+}
+
+impl Objective for Pairwise {
+    fn arity(&self) -> usize {
+        2
+    }
+
+    fn check(&self, shapes: &[(usize, usize)]) -> Result<()> {
+        let &[(v, l_plus), (v2, l_minus)] = shapes else {
+            return Err(Error::ShapeMismatch {
+                what: "number of inputs for a pairwise loss",
+                expected: 2,
+                got: shapes.len(),
+            });
+        };
+        crate::error::check_len("vocabulary of the rejected sequence", v, v2)?;
+        crate::error::check_len("chosen response length", l_plus, self.chosen.len())?;
+        crate::error::check_len("rejected response length", l_minus, self.rejected.len())?;
+        for &t in self.chosen.iter().chain(&self.rejected) {
+            check_class(t, v)?;
+        }
+        crate::error::check_step("beta", self.beta)?;
+        if !(self.reference.0.is_finite() && self.reference.1.is_finite()) {
+            return Err(Error::NonFinite("reference log-probabilities"));
+        }
+        Ok(())
+    }
+
+    fn loss(&self, logits: &[DMatrix<f64>]) -> f64 {
+        let (lp_plus, lp_minus) = self.log_probs(logits);
+        self.strengths(lp_plus, lp_minus).0
+    }
+
+    fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
+        let (lp_plus, lp_minus) = self.log_probs(logits);
+        let (_, s_plus, s_minus) = self.strengths(lp_plus, lp_minus);
+        let push = |z: &DMatrix<f64>, targets: &[usize], s: f64| {
+            let mut g = log_softmax_columns(z).map(f64::exp);
+            for (l, &t) in targets.iter().enumerate() {
+                g[(t, l)] -= 1.0;
+            }
+            g * s
+        };
+        vec![
+            push(&logits[0], &self.chosen, s_plus),
+            push(&logits[1], &self.rejected, -s_minus),
+        ]
+    }
+}

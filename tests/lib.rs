@@ -7,4 +7,5 @@ mod decomposition;
 mod digits;
 mod entk;
 mod gradients;
+mod lm;
 mod squeezing;
