@@ -266,6 +266,9 @@ fn mirror_lower(m: &mut DMatrix<f64>) {
     }
 }
 
+/// One response position's context tokens, MLP layer factors and slot Jacobian `C`.
+type PositionFactors = (Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f64>);
+
 /// The eNTK of a [`TinyLm`] between every response position `m` of `x_o` and `l` of
 /// `x_u`, `(V·M) × (V·L)`, from its structure rather than its Jacobian:
 ///
