@@ -281,17 +281,16 @@ type PositionFactors = (Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f
 pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
     let spec = lm.spec();
     let (v, d) = (spec.vocab, spec.embed);
-    let parts =
-        |x: &Sequence| -> Vec<(Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f64>)> {
-            (x.prompt_len..x.tokens.len())
-                .map(|l| {
-                    let context = lm.context(&x.tokens, l);
-                    let factors = lm.mlp().layer_factors(&lm.context_vector(&context));
-                    let c = &factors[0].0 * &lm.mlp().layers()[0].weight;
-                    (context, factors, c)
-                })
-                .collect()
-        };
+    let parts = |x: &Sequence| -> Vec<PositionFactors> {
+        (x.prompt_len..x.tokens.len())
+            .map(|l| {
+                let context = lm.context(&x.tokens, l);
+                let factors = lm.mlp().layer_factors(&lm.context_vector(&context));
+                let c = &factors[0].0 * &lm.mlp().layers()[0].weight;
+                (context, factors, c)
+            })
+            .collect()
+    };
     let (po, pu) = (parts(x_o), parts(x_u));
     let mut k = DMatrix::zeros(v * po.len(), v * pu.len());
     for (m, (ctx_o, fo, co)) in po.iter().enumerate() {
