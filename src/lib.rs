@@ -24,6 +24,7 @@
 //! | [`model`] | the [`Model`](model::Model) trait: logits, backprop `Jᵀg`, forward-mode `J dθ`, Jacobian, parameters, SGD |
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait |
 //! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling |
+//! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response families |
 //! | [`entk`] | the eNTK two ways: explicit Jacobians and the layer-wise structured formula |
 //! | [`objective`] | losses as residuals `G` with their signs (cross-entropy, positive and negative gradients) |
 //! | [`bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
@@ -57,6 +58,7 @@ pub mod error;
 pub mod experiments;
 pub mod export;
 pub mod io;
+pub mod language;
 pub mod lm;
 pub mod mlp;
 pub mod model;

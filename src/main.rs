@@ -287,22 +287,5 @@ fn load_logits(arg: &str) -> Result<Vec<f64>> {
 }
 
 fn print_report(name: &str, report: &Report) {
-    let held = report.claims.iter().filter(|c| c.holds).count();
-    let files: Vec<String> = report
-        .files
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect();
-    println!(
-        "{name}: {held}/{} claims hold -> {}",
-        report.claims.len(),
-        files.join(", ")
-    );
-    for claim in &report.claims {
-        println!(
-            "  [{}] {}",
-            if claim.holds { "holds" } else { "FAILS" },
-            claim.text
-        );
-    }
+    print!("{}", report.render(name));
 }

@@ -266,3 +266,59 @@ fn loss_strengths_behave_as_the_paper_says() {
     assert!(sppo.strengths(0.0, -0.9).2 > 0.0 && sppo.strengths(0.0, -1.1).2 < 0.0);
     assert!(sppo.strengths(0.0, 0.0).1 > 0.0 && sppo.strengths(1.1, 0.0).1 < 0.0);
 }
+
+mod experiments {
+    use learning_dynamics::experiments::lm::{DEFAULT_SEED, LmConfig, curve, influence, run};
+    use learning_dynamics::language::FAMILIES;
+
+    fn change(points: &[learning_dynamics::experiments::lm::FamilyPoint], family: &str) -> f64 {
+        let c = curve(points, family);
+        c[c.len() - 1].1 - c[0].1
+    }
+
+    /// The fast configuration's qualitative claims, read from the tracked data: chosen
+    /// rises during SFT, rejected falls during DPO, and the greedy argmax does better than
+    /// chosen during DPO. Also an invariant of the tracking itself: Σ log max π ≥ log π(y⁺)
+    /// on the same prefixes, at every point.
+    #[test]
+    fn fast_sft_and_dpo_claims() {
+        for seed in [DEFAULT_SEED, 7] {
+            let r = run(&LmConfig::fast(), seed).unwrap();
+            assert!(
+                change(&r.sft, "chosen") > 0.0,
+                "seed {seed}: chosen {}",
+                change(&r.sft, "chosen")
+            );
+            assert!(
+                change(&r.dpo, "rejected") < 0.0,
+                "seed {seed}: rejected {}",
+                change(&r.dpo, "rejected")
+            );
+            assert!(
+                change(&r.dpo, "argmax") > change(&r.dpo, "chosen"),
+                "seed {seed}: argmax vs chosen"
+            );
+            for points in [&r.sft, &r.dpo] {
+                let (chosen, argmax) = (curve(points, "chosen"), curve(points, "argmax"));
+                assert!(chosen.iter().zip(&argmax).all(|(c, a)| a.1 >= c.1 - 1e-12));
+                assert_eq!(points.len() % FAMILIES.len(), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn influence_table_is_normalised_per_signal() {
+        let table = influence(&LmConfig::fast(), 3, 1).unwrap();
+        let normalised = table.normalised();
+        assert_eq!(normalised.len(), 5 * 10);
+        for signal in learning_dynamics::experiments::lm::SIGNALS {
+            let column: Vec<f64> = normalised
+                .iter()
+                .filter(|c| c.0 == signal)
+                .map(|c| c.2)
+                .collect();
+            let max = column.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!((max - 1.0).abs() < 1e-12, "{signal}: max |value| {max}");
+        }
+    }
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub mod digits;
+pub mod lm;
 pub mod squeezing;
 
 /// A statement a figure makes, checked on the numbers of one run.
@@ -52,6 +53,28 @@ pub struct Report {
     pub claims: Vec<Claim>,
 }
 
+impl Report {
+    /// The gallery's text: one line for the figure (how many claims hold, the files),
+    /// then one line per claim.
+    pub fn render(&self, name: &str) -> String {
+        let held = self.claims.iter().filter(|c| c.holds).count();
+        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        let mut text = format!(
+            "{name}: {held}/{} claims hold -> {}\n",
+            self.claims.len(),
+            files.join(", ")
+        );
+        for claim in &self.claims {
+            text.push_str(&format!(
+                "  [{}] {}\n",
+                if claim.holds { "holds" } else { "FAILS" },
+                claim.text
+            ));
+        }
+        text
+    }
+}
+
 /// A named experiment with its default seed.
 pub struct Experiment {
     pub name: &'static str,
@@ -73,6 +96,30 @@ pub const EXPERIMENTS: &[Experiment] = &[
         default_seed: digits::DEFAULT_SEED,
         about: "Fig. 1 and Fig. 7 on UCI handwritten digits: one-step and accumulated influence, eNTK stability",
         write: digits::write,
+    },
+    Experiment {
+        name: "lm_sft",
+        default_seed: lm::DEFAULT_SEED,
+        about: "Fig. 3: SFT on a tiny LM, mean log π of each probe family",
+        write: lm::write_sft,
+    },
+    Experiment {
+        name: "lm_dpo",
+        default_seed: lm::DEFAULT_SEED,
+        about: "Fig. 4: off-policy DPO from the SFT model, squeezing into the argmax",
+        write: lm::write_dpo,
+    },
+    Experiment {
+        name: "lm_peakiness",
+        default_seed: lm::DEFAULT_SEED,
+        about: "Fig. 9: ‖A‖²_F per family in SFT; argmax vs except_argmax in SFT and DPO",
+        write: lm::write_peakiness,
+    },
+    Experiment {
+        name: "lm_influence",
+        default_seed: lm::DEFAULT_SEED,
+        about: "App. C heatmap: accumulated −ηAKG per observed family and training signal",
+        write: lm::write_influence,
     },
 ];
 

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::io::commit_file;
 
 pub mod digits;
+pub mod lm;
 pub mod squeezing;
 
 /// The font family name registered for every figure.
@@ -117,12 +118,16 @@ fn ink_on(background: RGBColor) -> RGBColor {
     if luminance < 128.0 { WHITE } else { BLACK }
 }
 
+/// Names for the rows and columns of a [`heatmap`] (indices are used where `None`).
+pub type Names<'a> = (Option<&'a [&'a str]>, Option<&'a [&'a str]>);
+
 /// A labelled matrix plot: cell `(r, c)` of `m` is drawn at row `r` (top to bottom) and
 /// column `c`, coloured by `colour(m[(r, c)])`, and labelled with `label(m[(r, c)])` if given.
 pub fn heatmap(
     area: &Area<'_>,
     title: &str,
     (x_desc, y_desc): (&str, &str),
+    (row_names, col_names): Names<'_>,
     m: &nalgebra::DMatrix<f64>,
     colour: &dyn Fn(f64) -> RGBColor,
     label: Option<&dyn Fn(f64) -> String>,
@@ -132,7 +137,7 @@ pub fn heatmap(
         .caption(title, (FONT, 18))
         .margin(10)
         .x_label_area_size(40)
-        .y_label_area_size(50)
+        .y_label_area_size(if row_names.is_some() { 150 } else { 50 })
         .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)
         .map_err(plot_err)?;
     let flip = |r: usize| (rows - 1 - r) as f64;
@@ -141,8 +146,8 @@ pub fn heatmap(
         .disable_mesh()
         .x_labels(cols)
         .y_labels(rows)
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{:.0}", rows as f64 - 1.0 - y))
+        .x_label_formatter(&|x| name(col_names, x.round() as usize))
+        .y_label_formatter(&|y| name(row_names, (rows as f64 - 1.0 - y).round() as usize))
         .x_desc(x_desc)
         .y_desc(y_desc)
         .label_style((FONT, 14))
@@ -171,6 +176,12 @@ pub fn heatmap(
         }
     }
     Ok(())
+}
+
+fn name(names: Option<&[&str]>, i: usize) -> String {
+    names
+        .and_then(|n| n.get(i))
+        .map_or_else(|| i.to_string(), |s| (*s).to_string())
 }
 
 /// A vertical colour bar from `lo` to `hi` with a label.

@@ -1,0 +1,204 @@
+//! A synthetic language with meaning and format, so that the paper's probe-response
+//! families exist for a tiny model.
+//!
+//! Every entity has one true value (a fact). A sentence states it in a fixed format,
+//! `e IS v END`, and both the copula and the value have a synonym (`SEEMS`, `v'`),
+//! used interchangeably — with [`SYNONYM_RATE`] — in the pre-training corpus, which
+//! also holds questions with their answers (`ASK e e IS v END`, for every entity) and
+//! filler sentences (`I LIKE e END`, `e NEAR e' END`). Instruction data asks `ASK e`
+//! and answers with the canonical words:
+//!
+//! * chosen `y⁺ = [e, IS, v, END]` (the fact);
+//! * rejected `y⁻ = [e, SEEMS, v'_wrong, END]`: grammatical, plausible, wrong, and worded
+//!   with the rarer synonyms, so it lies in a valley of the fine-tuned model.
+//!
+//! Token 0 is the padding token [`crate::lm::PAD`].
+
+use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
+
+use crate::lm::Sequence;
+
+pub const ASK: usize = 1;
+pub const IS: usize = 2;
+pub const SEEMS: usize = 3;
+pub const END: usize = 4;
+pub const I: usize = 5;
+pub const LIKE: usize = 6;
+pub const NEAR: usize = 7;
+/// Number of entities.
+pub const ENTITIES: usize = 12;
+/// Number of values (each with a synonym).
+pub const VALUES: usize = 8;
+/// Vocabulary size: 8 function tokens, the entities, the values and their synonyms.
+pub const VOCAB: usize = 8 + ENTITIES + 2 * VALUES;
+/// How often the pre-training corpus uses `SEEMS` and the value synonyms.
+pub const SYNONYM_RATE: f64 = 0.3;
+/// One pre-training document in `QA_EVERY` is a question with its answer.
+pub const QA_EVERY: usize = 10;
+/// Entities held out of instruction tuning (the `test_prompt` family).
+pub const TEST_ENTITIES: usize = 4;
+
+/// The token of entity `j`.
+pub fn entity(j: usize) -> usize {
+    8 + j
+}
+
+/// The canonical token of value `k`, or its synonym.
+pub fn value(k: usize, synonym: bool) -> usize {
+    8 + ENTITIES + k + if synonym { VALUES } else { 0 }
+}
+
+/// The probe families, in plotting order. Their ids are the CSV contract.
+pub const FAMILIES: [&str; 12] = [
+    "chosen",
+    "rejected",
+    "chosen_rephrase",
+    "chosen_format",
+    "rejected_rephrase",
+    "other_prompt",
+    "test_prompt",
+    "random_sentence",
+    "shuffled_chosen",
+    "random_tokens",
+    "argmax",
+    "except_argmax",
+];
+
+/// The facts of one seeded world.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Language {
+    /// `facts[j]`: the true value of entity `j`.
+    pub facts: Vec<usize>,
+    /// `wrong[j]`: the wrong value the rejected answer gives for entity `j`.
+    pub wrong: Vec<usize>,
+    /// Entities used for instruction tuning (and as probes), in a random order.
+    pub train: Vec<usize>,
+    /// Entities never used for instruction tuning.
+    pub test: Vec<usize>,
+}
+
+/// One probe prompt and a response of every family (`argmax` and `except_argmax` are
+/// statistics of the chosen prefixes, so their response is the chosen one).
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub entity: usize,
+    /// `(family, χ = [ASK e; y])`, in [`FAMILIES`] order.
+    pub responses: Vec<(&'static str, Sequence)>,
+}
+
+impl Language {
+    /// Draws the facts, the wrong values and the train/test split.
+    pub fn random(rng: &mut impl Rng) -> Self {
+        let facts: Vec<usize> = (0..ENTITIES).map(|_| rng.random_range(0..VALUES)).collect();
+        let wrong = facts
+            .iter()
+            .map(|&f| (f + rng.random_range(1..VALUES)) % VALUES)
+            .collect();
+        let mut entities: Vec<usize> = (0..ENTITIES).collect();
+        entities.shuffle(rng);
+        let test = entities.split_off(ENTITIES - TEST_ENTITIES);
+        Language {
+            facts,
+            wrong,
+            train: entities,
+            test,
+        }
+    }
+
+    /// The instruction prompt `[ASK, e]`.
+    pub fn prompt(&self, j: usize) -> Vec<usize> {
+        vec![ASK, entity(j)]
+    }
+
+    /// The chosen answer `[e, IS, v, END]`.
+    pub fn chosen(&self, j: usize) -> Vec<usize> {
+        vec![entity(j), IS, value(self.facts[j], false), END]
+    }
+
+    /// The rejected answer `[e, SEEMS, v'_wrong, END]`.
+    pub fn rejected(&self, j: usize) -> Vec<usize> {
+        vec![entity(j), SEEMS, value(self.wrong[j], true), END]
+    }
+
+    /// One pre-training document, as a sequence with an empty prompt: a fact about any
+    /// entity with random synonyms, sometimes as a question and its answer
+    /// (`ASK e e IS v END`), or a filler sentence.
+    pub fn corpus_sentence(&self, rng: &mut impl Rng) -> Sequence {
+        let j = rng.random_range(0..ENTITIES);
+        let copula = if rng.random_bool(SYNONYM_RATE) {
+            SEEMS
+        } else {
+            IS
+        };
+        let fact = [
+            entity(j),
+            copula,
+            value(self.facts[j], rng.random_bool(SYNONYM_RATE)),
+            END,
+        ];
+        let tokens = match rng.random_range(0..QA_EVERY) {
+            0 => [&[ASK, entity(j)][..], &fact].concat(),
+            1 | 2 => vec![I, LIKE, entity(j), END],
+            3 | 4 => vec![entity(j), NEAR, entity(rng.random_range(0..ENTITIES)), END],
+            _ => fact.to_vec(),
+        };
+        Sequence::new(&[], &tokens)
+    }
+
+    /// The probe families for every training entity (fixed by `rng`).
+    pub fn probes(&self, rng: &mut impl Rng) -> Vec<Probe> {
+        self.train
+            .iter()
+            .map(|&j| {
+                let other = *self.train.iter().filter(|&&k| k != j).collect::<Vec<_>>()
+                    [rng.random_range(0..self.train.len() - 1)];
+                let test = self.test[rng.random_range(0..self.test.len())];
+                let mut shuffled = self.chosen(j);
+                while shuffled == self.chosen(j) {
+                    shuffled.shuffle(rng);
+                }
+                let format_entity = rng.random_range(0..ENTITIES);
+                let random_sentence = vec![I, LIKE, entity(rng.random_range(0..ENTITIES)), END];
+                let random_tokens: Vec<usize> =
+                    (0..4).map(|_| rng.random_range(1..VOCAB)).collect();
+                let responses = [
+                    ("chosen", self.chosen(j)),
+                    ("rejected", self.rejected(j)),
+                    (
+                        "chosen_rephrase",
+                        vec![entity(j), SEEMS, value(self.facts[j], true), END],
+                    ),
+                    (
+                        "chosen_format",
+                        vec![
+                            entity(format_entity),
+                            IS,
+                            value(rng.random_range(0..VALUES), false),
+                            END,
+                        ],
+                    ),
+                    (
+                        "rejected_rephrase",
+                        vec![entity(j), IS, value(self.wrong[j], false), END],
+                    ),
+                    ("other_prompt", self.chosen(other)),
+                    ("test_prompt", self.chosen(test)),
+                    ("random_sentence", random_sentence),
+                    ("shuffled_chosen", shuffled),
+                    ("random_tokens", random_tokens),
+                    ("argmax", self.chosen(j)),
+                    ("except_argmax", self.chosen(j)),
+                ];
+                let prompt = self.prompt(j);
+                Probe {
+                    entity: j,
+                    responses: responses
+                        .into_iter()
+                        .map(|(f, y)| (f, Sequence::new(&prompt, &y)))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
