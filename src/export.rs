@@ -117,3 +117,88 @@ pub fn akg_json(spec: &ClassifierSpec, seed: u64, eta: f64) -> Result<Value> {
         "observed": observations,
     }))
 }
+
+/// Columns of a `V × L` matrix as a list of `L` lists of `V` values.
+fn columns(m: &DMatrix<f64>) -> Value {
+    m.column_iter()
+        .map(|c| c.iter().copied().collect::<Vec<_>>())
+        .collect()
+}
+
+/// `ldyn akg --model lm`: the base model of the seeded synthetic language (pre-trained
+/// with the fast configuration), one step of `objective` (`sft`, `dpo`, `ipo`, `slic` or
+/// `sppo_hard`; the reference of the pairwise losses is the model itself) on the first
+/// training prompt, observed on that prompt's probe families. Per response position `m`
+/// of every observed sequence: predicted `−η A_m Σ_l K_{m,l} G_l` and the actual change.
+pub fn lm_akg_json(objective_name: &str, seed: u64, eta: f64) -> Result<Value> {
+    use crate::experiments::lm::{LmConfig, pretrain};
+    use crate::lm::{Sequence, sequence_log_prob};
+    use crate::model::Model;
+    use crate::objective::{Objective, PairLoss, Pairwise};
+
+    crate::error::check_step("learning rate eta", eta)?;
+    let config = LmConfig::fast();
+    let world = pretrain(&config, seed)?;
+    let (lang, model) = (&world.language, &world.base);
+    let j = lang.train[0];
+    let (plus, minus) = (lang.chosen(j), lang.rejected(j));
+    let chi_plus = Sequence::new(&lang.prompt(j), &plus);
+    let chi_minus = Sequence::new(&lang.prompt(j), &minus);
+    let (update, objective): (Vec<Sequence>, Box<dyn Objective>) = if objective_name == "sft" {
+        (
+            vec![chi_plus.clone()],
+            Box::new(CrossEntropy::sequence(&plus)),
+        )
+    } else {
+        let loss = PairLoss::parse(objective_name)?;
+        let reference = (
+            sequence_log_prob(&model.logits(&chi_plus), &plus),
+            sequence_log_prob(&model.logits(&chi_minus), &minus),
+        );
+        let pair = Pairwise {
+            loss,
+            beta: config.beta,
+            chosen: plus.clone(),
+            rejected: minus.clone(),
+            reference,
+        };
+        (vec![chi_plus.clone(), chi_minus.clone()], Box::new(pair))
+    };
+    let probe = &world.probes[0];
+    let observed: Vec<(&str, &Sequence)> = probe
+        .responses
+        .iter()
+        .filter(|(f, _)| !f.contains("argmax"))
+        .map(|(f, s)| (*f, s))
+        .collect();
+    let inputs: Vec<Sequence> = observed.iter().map(|(_, s)| (*s).clone()).collect();
+    let step = one_step(model, &update, objective.as_ref(), &inputs, eta)?;
+    let spec = model.spec();
+    let observations: Vec<Value> = observed
+        .iter()
+        .zip(&step.observed)
+        .map(|((family, seq), o)| {
+            json!({
+                "family": family,
+                "tokens": seq.tokens,
+                "prompt_len": seq.prompt_len,
+                "predicted_delta_log_pi": columns(&o.predicted),
+                "actual_delta_log_pi": columns(&o.actual),
+            })
+        })
+        .collect();
+    let update_json: Vec<Value> = update
+        .iter()
+        .zip(&step.residuals)
+        .map(
+            |(seq, g)| json!({"tokens": seq.tokens, "prompt_len": seq.prompt_len, "G": columns(g)}),
+        )
+        .collect();
+    Ok(json!({
+        "model": {"kind": "lm", "vocab": spec.vocab, "window": spec.window, "embed": spec.embed, "hidden": spec.hidden, "seed": seed},
+        "objective": objective_name,
+        "eta": eta,
+        "update": update_json,
+        "observed": observations,
+    }))
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use learning_dynamics::bench::{Workload, bench_entk, bench_one_step};
 use learning_dynamics::experiments::{self, EXPERIMENTS, Report};
-use learning_dynamics::export::{ClassifierSpec, akg_json};
+use learning_dynamics::export::{ClassifierSpec, akg_json, lm_akg_json};
 use learning_dynamics::io::{parse_number_list, read_numbers, write_atomic, write_csv};
 use learning_dynamics::squeezing::{Direction, Squeeze};
 use learning_dynamics::{Error, Result, plot};
@@ -76,6 +76,9 @@ enum Command {
         /// Model kind.
         #[arg(long, value_enum)]
         model: ModelKind,
+        /// Objective of the language model's step: sft, dpo, ipo, slic or sppo_hard.
+        #[arg(long, default_value = "sft")]
+        objective: String,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Learning rate η > 0.
@@ -163,6 +166,7 @@ impl BenchSize {
 enum ModelKind {
     Linear,
     Mlp,
+    Lm,
 }
 
 fn main() -> ExitCode {
@@ -249,6 +253,7 @@ fn execute(command: Command) -> Result<()> {
         }
         Command::Akg {
             model,
+            objective,
             seed,
             eta,
             json,
@@ -257,14 +262,23 @@ fn execute(command: Command) -> Result<()> {
             layers,
             classes,
         } => {
-            let spec = ClassifierSpec {
-                linear: matches!(model, ModelKind::Linear),
-                inputs,
-                hidden,
-                layers,
-                classes,
+            let doc = match model {
+                ModelKind::Lm => lm_akg_json(&objective, seed, eta)?,
+                ModelKind::Linear | ModelKind::Mlp => {
+                    let linear = matches!(model, ModelKind::Linear);
+                    akg_json(
+                        &ClassifierSpec {
+                            linear,
+                            inputs,
+                            hidden,
+                            layers,
+                            classes,
+                        },
+                        seed,
+                        eta,
+                    )?
+                }
             };
-            let doc = akg_json(&spec, seed, eta)?;
             let text = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             write_atomic(&json, text.as_bytes())?;

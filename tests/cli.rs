@@ -388,3 +388,78 @@ fn bench_commands_run_on_tiny_sizes_and_reject_bad_ones() {
         "four whole numbers",
     );
 }
+
+#[test]
+fn akg_exports_the_sequence_decomposition_for_every_objective() {
+    let dir = scratch("akg-lm");
+    // The largest |predicted − actual| over all observed positions and classes.
+    let residual = |objective: &str, eta: &str| {
+        let path = dir.join(format!("{objective}-{eta}.json"));
+        let out = ldyn(&[
+            "akg",
+            "--model",
+            "lm",
+            "--objective",
+            objective,
+            "--seed",
+            "2",
+            "--eta",
+            eta,
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(doc["model"]["kind"], "lm");
+        assert_eq!(doc["objective"], objective);
+        let vocab = doc["model"]["vocab"].as_u64().unwrap() as usize;
+        assert_eq!(
+            doc["update"].as_array().unwrap().len(),
+            if objective == "sft" { 1 } else { 2 }
+        );
+        let observed = doc["observed"].as_array().unwrap();
+        assert_eq!(observed[0]["family"], "chosen");
+        let mut worst = 0.0f64;
+        for o in observed {
+            let pred: Vec<Vec<f64>> =
+                serde_json::from_value(o["predicted_delta_log_pi"].clone()).unwrap();
+            let act: Vec<Vec<f64>> =
+                serde_json::from_value(o["actual_delta_log_pi"].clone()).unwrap();
+            let tokens =
+                o["tokens"].as_array().unwrap().len() - o["prompt_len"].as_u64().unwrap() as usize;
+            assert_eq!((pred.len(), pred[0].len()), (tokens, vocab));
+            worst = pred
+                .iter()
+                .flatten()
+                .zip(act.iter().flatten())
+                .map(|(p, a)| (p - a).abs())
+                .fold(worst, f64::max);
+        }
+        worst
+    };
+    // Eq. 5 is first order: dividing η by 10 divides the remainder by about 100.
+    for objective in ["sft", "dpo", "ipo", "slic", "sppo_hard"] {
+        let slope = (residual(objective, "0.001") / residual(objective, "0.0001")).log10();
+        assert!((slope - 2.0).abs() <= 0.3, "{objective}: slope {slope}");
+    }
+    let p = dir.join("x.json");
+    assert_fails(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "lm",
+            "--objective",
+            "kto",
+            "--eta",
+            "0.1",
+            "--json",
+            p.to_str().unwrap(),
+        ]),
+        "unknown objective 'kto'",
+    );
+}
