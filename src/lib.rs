@@ -14,6 +14,22 @@
 //!
 //! Every model here has hand-written analytic gradients, so `A`, `K` and `G` are exact.
 //!
+//! For sequences (the paper's Eq. 5) the logits of `χ = [x; y]` are a `V × L` matrix and the
+//! same formula holds per response position `m`:
+//! `Δ log π_m(χ_o) = −η A_m Σ_l K_{m,l}(χ_o, χ_u) G_l(χ_u) + O(η²)`. Nothing in the
+//! decomposition is specific to classifiers: a pairwise loss such as DPO simply reads two
+//! update sequences and returns one signed residual for each.
+//!
+//! ## How one step is decomposed
+//!
+//! [`decomposition::one_step`] computes `G` and `∇_θ L = Jᵀ G` (one backward pass), takes
+//! the SGD step on a copy of the model, and for each observed input computes the prediction
+//! `A (J_o Δθ)` with one forward-mode pass, so `K` is never formed; the actual change comes
+//! from the stepped copy. [`trainer::Trainer`] runs the same step in a loop and hands each
+//! observer the model before and after, so experiments record predictions and actual
+//! changes without owning a training loop. [`entk`] forms `K` when a figure needs it, either
+//! explicitly (`J_o J_uᵀ`) or from the network's structure, and the two are tested equal.
+//!
 //! ## Architecture
 //!
 //! Data flows one way: **model → decomposition → experiment results → CSV + plot**.
@@ -25,9 +41,9 @@
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait |
 //! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling |
 //! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response families |
-//! | [`entk`] | the eNTK two ways: explicit Jacobians and the layer-wise structured formula |
-//! | [`objective`] | losses as residuals `G` with their signs (cross-entropy, positive and negative gradients) |
-//! | [`bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
+//! | [`entk`] | the eNTK two ways (explicit Jacobians; layer-wise structure), the batched full kernel of many inputs, and the LM's structured kernel |
+//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT), DPO, IPO, SLiC, SPPO |
+//! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
 //! | [`trainer`] | the SGD loop; observers see the model before and after each step and record probes |
 //! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |

@@ -526,7 +526,7 @@ impl DigitsResult {
     }
 }
 
-/// Number of seeds over which [`write`] reports how robust each claim is.
+/// Number of seeds over which [`write()`] reports how robust each claim is.
 pub const ROBUSTNESS_SEEDS: u64 = 5;
 
 /// The CSV header of `digits_heatmap.csv`.

@@ -3,7 +3,7 @@
 //! An experiment module computes its results as plain data (`run(seed)`), states the
 //! figure's qualitative claims and checks them on that data (`claims()`), and writes its
 //! CSV and PNG files (`write(seed, out)`). The CLI's `ldyn run NAME` and `ldyn gallery`
-//! and the examples all go through [`run`].
+//! and the examples all go through [`Experiment::run`].
 
 use std::path::{Path, PathBuf};
 

@@ -292,7 +292,7 @@ impl SqueezingResult {
     }
 }
 
-/// Number of seeds over which [`write`] reports how robust each claim is.
+/// Number of seeds over which [`write()`] reports how robust each claim is.
 pub const ROBUSTNESS_SEEDS: u64 = 100;
 
 /// Runs the toy and writes `squeezing.csv` and `squeezing.png` to `out`.
