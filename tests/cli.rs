@@ -33,6 +33,20 @@ fn assert_fails(out: &Output, needle: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Runs `ldyn akg` with `args` plus `--json path` and returns the parsed document.
+fn akg(args: &[&str], path: &Path) -> serde_json::Value {
+    let mut all = vec!["akg"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", path.to_str().unwrap()]);
+    let out = ldyn(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -265,24 +279,7 @@ fn akg_exports_a_checkable_decomposition() {
     let dir = scratch("akg");
     for model in ["linear", "mlp"] {
         let path = dir.join(format!("{model}.json"));
-        let out = ldyn(&[
-            "akg",
-            "--model",
-            model,
-            "--seed",
-            "3",
-            "--eta",
-            "0.001",
-            "--json",
-            path.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let doc = akg(&["--model", model, "--seed", "3", "--eta", "0.001"], &path);
         assert_eq!(doc["model"]["kind"], model);
         let v = doc["update"]["G"].as_array().unwrap().len();
         assert_eq!(v, 5);
@@ -395,26 +392,19 @@ fn akg_exports_the_sequence_decomposition_for_every_objective() {
     // The largest |predicted − actual| over all observed positions and classes.
     let residual = |objective: &str, eta: &str| {
         let path = dir.join(format!("{objective}-{eta}.json"));
-        let out = ldyn(&[
-            "akg",
-            "--model",
-            "lm",
-            "--objective",
-            objective,
-            "--seed",
-            "2",
-            "--eta",
-            eta,
-            "--json",
-            path.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let doc = akg(
+            &[
+                "--model",
+                "lm",
+                "--objective",
+                objective,
+                "--seed",
+                "2",
+                "--eta",
+                eta,
+            ],
+            &path,
         );
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(doc["model"]["kind"], "lm");
         assert_eq!(doc["objective"], objective);
         let vocab = doc["model"]["vocab"].as_u64().unwrap() as usize;

@@ -388,6 +388,16 @@ fn off_diagonal(m: &DMatrix<f64>) -> Vec<((usize, usize), f64)> {
         .collect()
 }
 
+/// The `n` cells with the largest values, as `(row, column, value)`.
+fn largest(mut cells: Vec<((usize, usize), f64)>, n: usize) -> Vec<(usize, usize, f64)> {
+    cells.sort_by(|a, b| b.1.total_cmp(&a.1));
+    cells
+        .into_iter()
+        .take(n)
+        .map(|((r, c), v)| (r, c, v))
+        .collect()
+}
+
 impl DigitsResult {
     /// Correlation between the accumulated predicted and actual changes (all 1000 cells).
     pub fn accumulated_correlation(&self) -> f64 {
@@ -430,28 +440,19 @@ impl DigitsResult {
 
     /// The `n` largest off-diagonal cells of the final heatmap, `(true, predicted, mean π)`.
     pub fn top_confusions(&self, n: usize) -> Vec<(usize, usize, f64)> {
-        let mut cells = off_diagonal(&self.heatmap_final);
-        cells.sort_by(|a, b| b.1.total_cmp(&a.1));
-        cells
-            .into_iter()
-            .take(n)
-            .map(|((r, c), v)| (r, c, v))
-            .collect()
+        largest(off_diagonal(&self.heatmap_final), n)
     }
 
     /// The `n` class pairs `u < o` with the largest final mean eNTK norm.
     pub fn top_entk_pairs(&self, n: usize) -> Vec<(usize, usize, f64)> {
         let k = &self.entk.last().expect("at least one checkpoint").1;
-        let mut cells: Vec<_> = off_diagonal(k)
-            .into_iter()
-            .filter(|((r, c), _)| r < c)
-            .collect();
-        cells.sort_by(|a, b| b.1.total_cmp(&a.1));
-        cells
-            .into_iter()
-            .take(n)
-            .map(|((r, c), v)| (r, c, v))
-            .collect()
+        largest(
+            off_diagonal(k)
+                .into_iter()
+                .filter(|((r, c), _)| r < c)
+                .collect(),
+            n,
+        )
     }
 
     /// Figure 1's claims, checked on this run.
