@@ -128,8 +128,10 @@ fn columns(m: &DMatrix<f64>) -> Value {
 /// `ldyn akg --model lm`: the base model of the seeded synthetic language (pre-trained
 /// with the fast configuration), one step of `objective` (`sft`, `dpo`, `ipo`, `slic` or
 /// `sppo_hard`; the reference of the pairwise losses is the model itself) on the first
-/// training prompt, observed on that prompt's probe families. Per response position `m`
-/// of every observed sequence: predicted `−η A_m Σ_l K_{m,l} G_l` and the actual change.
+/// training prompt, observed on that prompt's probe families. `update` holds the prompt and
+/// the update sequences with their residuals `G` (`chosen`, and `rejected` for the pairwise
+/// losses); per response position `m` of every observed sequence the document gives the
+/// predicted `−η A_m Σ_l K_{m,l} G_l` and the actual change.
 pub fn lm_akg_json(objective_name: &str, seed: u64, eta: f64) -> Result<Value> {
     use crate::experiments::lm::{LmConfig, pretrain};
     use crate::lm::{Sequence, sequence_log_prob};
@@ -187,13 +189,15 @@ pub fn lm_akg_json(objective_name: &str, seed: u64, eta: f64) -> Result<Value> {
             })
         })
         .collect();
-    let update_json: Vec<Value> = update
+    // One entry per update sequence: χ⁺ (and χ⁻ for the pairwise losses), each with its
+    // residual G, one column of V values per response position.
+    let sequences: Vec<Value> = update
         .iter()
         .zip(&step.residuals)
-        .map(
-            |(seq, g)| json!({"tokens": seq.tokens, "prompt_len": seq.prompt_len, "G": columns(g)}),
-        )
+        .zip(["chosen", "rejected"])
+        .map(|((seq, g), role)| json!({"role": role, "tokens": seq.tokens, "prompt_len": seq.prompt_len, "G": columns(g)}))
         .collect();
+    let update_json = json!({"prompt": lang.prompt(j), "sequences": sequences});
     Ok(json!({
         "model": {"kind": "lm", "vocab": spec.vocab, "window": spec.window, "embed": spec.embed, "hidden": spec.hidden, "seed": seed},
         "objective": objective_name,

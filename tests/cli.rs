@@ -408,9 +408,12 @@ fn akg_exports_the_sequence_decomposition_for_every_objective() {
         assert_eq!(doc["model"]["kind"], "lm");
         assert_eq!(doc["objective"], objective);
         let vocab = doc["model"]["vocab"].as_u64().unwrap() as usize;
+        let sequences = doc["update"]["sequences"].as_array().unwrap();
+        assert_eq!(sequences.len(), if objective == "sft" { 1 } else { 2 });
+        assert_eq!(sequences[0]["role"], "chosen");
         assert_eq!(
-            doc["update"].as_array().unwrap().len(),
-            if objective == "sft" { 1 } else { 2 }
+            sequences[0]["G"][0].as_array().unwrap().len(),
+            doc["model"]["vocab"].as_u64().unwrap() as usize
         );
         let observed = doc["observed"].as_array().unwrap();
         assert_eq!(observed[0]["family"], "chosen");
