@@ -76,7 +76,8 @@ enum Command {
         /// Model kind.
         #[arg(long, value_enum)]
         model: ModelKind,
-        /// Objective of the language model's step: sft, dpo, ipo, slic or sppo_hard.
+        /// Objective of the language model's step: sft, dpo, ipo, slic or sppo_hard
+        /// (classifiers always use cross-entropy, `sft`).
         #[arg(long, default_value = "sft")]
         objective: String,
         #[arg(long, default_value_t = 0)]
@@ -265,6 +266,11 @@ fn execute(command: Command) -> Result<()> {
             let doc = match model {
                 ModelKind::Lm => lm_akg_json(&objective, seed, eta)?,
                 ModelKind::Linear | ModelKind::Mlp => {
+                    if objective != "sft" {
+                        return Err(Error::InvalidArgument(
+                            "--objective applies to --model lm only (classifiers use cross-entropy)".into(),
+                        ));
+                    }
                     let linear = matches!(model, ModelKind::Linear);
                     akg_json(
                         &ClassifierSpec {
