@@ -455,4 +455,17 @@ fn akg_exports_the_sequence_decomposition_for_every_objective() {
         ]),
         "unknown objective 'kto'",
     );
+    let p = p.to_str().unwrap();
+    let mlp_dpo = [
+        "akg",
+        "--model",
+        "mlp",
+        "--objective",
+        "dpo",
+        "--eta",
+        "0.1",
+        "--json",
+        p,
+    ];
+    assert_fails(&ldyn(&mlp_dpo), "--model lm only");
 }
