@@ -23,9 +23,13 @@ pub const PEAK_GFLOPS: f64 = 95.0;
 /// A tanh MLP `d → h → h → V` with biases and `N` standard-normal inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Workload {
+    /// Input dimension `d`.
     pub inputs: usize,
+    /// Width `h` of both hidden layers.
     pub hidden: usize,
+    /// Number of classes `V`.
     pub classes: usize,
+    /// Number of inputs `N`.
     pub n: usize,
 }
 
@@ -97,7 +101,9 @@ pub fn peak_memory_bytes() -> Option<u64> {
 /// Timings of the full eNTK on one workload.
 #[derive(Clone, Debug)]
 pub struct EntkBench {
+    /// The sizes timed.
     pub workload: Workload,
+    /// Number of parameters `P` of the MLP.
     pub params: usize,
     /// Median seconds of [`entk_full`] with 2 threads.
     pub seconds: f64,
@@ -174,6 +180,7 @@ impl std::fmt::Display for EntkBench {
 /// Timings of the one-step decomposition on many observed inputs.
 #[derive(Clone, Debug)]
 pub struct OneStepBench {
+    /// Number of observed inputs.
     pub observed: usize,
     /// Median seconds of [`one_step`] (prediction via `J_o (J_uᵀ G)` plus the real step).
     pub seconds: f64,

@@ -22,7 +22,9 @@ const EMBEDDED: &str = include_str!("../data/digits.csv");
 /// Images (pixels scaled to `[0, 1]`) and their labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Digits {
+    /// Images, 64 pixels each in `[0, 1]`.
     pub images: Vec<DVector<f64>>,
+    /// Labels `0..=9`, one per image.
     pub labels: Vec<usize>,
 }
 

@@ -12,37 +12,59 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum Error {
     /// A learning rate or step size that is not finite and strictly positive.
-    InvalidStep { name: &'static str, value: f64 },
+    InvalidStep {
+        /// The parameter's name.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
     /// Fewer than two classes: a softmax over one class has nothing to learn.
     TooFewClasses(usize),
     /// A class index outside `0..classes`.
-    ClassOutOfRange { class: usize, classes: usize },
+    ClassOutOfRange {
+        /// The class given.
+        class: usize,
+        /// The number of classes.
+        classes: usize,
+    },
     /// A logit or input that is NaN or infinite.
     NonFinite(&'static str),
     /// Two things that must have the same size do not.
     ShapeMismatch {
+        /// What was measured.
         what: &'static str,
+        /// The size it should have.
         expected: usize,
+        /// The size it has.
         got: usize,
     },
     /// A name the crate does not know (experiment, model, objective, ...).
     Unknown {
+        /// What kind of name (experiment, model...).
         kind: &'static str,
+        /// The name given.
         name: String,
+        /// The names that are known.
         expected: String,
     },
     /// Any other invalid argument, with an explanation.
     InvalidArgument(String),
     /// A file that could not be read or written.
     Io {
+        /// What was being done (`read`, `write`, `create directory`).
         action: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// A file whose content could not be parsed.
     Parse {
+        /// The file (or embedded data) being parsed.
         path: PathBuf,
+        /// The 1-based line number (0: the whole file).
         line: usize,
+        /// What is wrong with it.
         message: String,
     },
     /// A plot that could not be drawn.

@@ -23,10 +23,13 @@ use crate::objective::CrossEntropy;
 pub struct ClassifierSpec {
     /// `true`: a linear softmax model (one layer); `false`: a tanh MLP.
     pub linear: bool,
+    /// Input dimension `d`.
     pub inputs: usize,
+    /// Width of each hidden layer (MLP only).
     pub hidden: usize,
     /// Number of hidden layers of the MLP (ignored for the linear model).
     pub layers: usize,
+    /// Number of classes `V`.
     pub classes: usize,
 }
 

@@ -19,12 +19,19 @@ use rand::{Rng, RngExt};
 
 use crate::lm::Sequence;
 
+/// Marks an instruction prompt: `ASK e`.
 pub const ASK: usize = 1;
+/// The copula of a fact.
 pub const IS: usize = 2;
+/// The copula's synonym.
 pub const SEEMS: usize = 3;
+/// Ends a sentence.
 pub const END: usize = 4;
+/// Filler sentences: `I LIKE e END`.
 pub const I: usize = 5;
+/// Filler sentences: `I LIKE e END`.
 pub const LIKE: usize = 6;
+/// Filler sentences: `e NEAR e' END`.
 pub const NEAR: usize = 7;
 /// Number of entities.
 pub const ENTITIES: usize = 12;
@@ -82,6 +89,7 @@ pub struct Language {
 /// statistics of the chosen prefixes, so their response is the chosen one).
 #[derive(Clone, Debug)]
 pub struct Probe {
+    /// The prompt's entity.
     pub entity: usize,
     /// `(family, χ = [ASK e; y])`, in [`FAMILIES`] order.
     pub responses: Vec<(&'static str, Sequence)>,

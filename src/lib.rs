@@ -66,6 +66,8 @@
 //! * Randomness comes from one named, portable generator ([`Rng64`]) seeded with
 //!   `seed_from_u64`, so the same seed gives the same bytes everywhere.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod decomposition;
 pub mod digits;

@@ -28,7 +28,9 @@ pub const PAD: usize = 0;
 /// A prompt followed by a response, `χ = [x; y]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sequence {
+    /// All tokens, prompt first.
     pub tokens: Vec<usize>,
+    /// How many of them are the prompt.
     pub prompt_len: usize,
 }
 
@@ -55,9 +57,13 @@ impl Sequence {
 /// Sizes of a [`TinyLm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LmSpec {
+    /// Vocabulary size `V`.
     pub vocab: usize,
+    /// Context window `W` (tokens before each position).
     pub window: usize,
+    /// Embedding size `d`.
     pub embed: usize,
+    /// Width of the MLP's hidden layer.
     pub hidden: usize,
 }
 

@@ -54,7 +54,9 @@ impl Activation {
 /// One affine layer `h = W a + b` (`W` is `out × in`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
+    /// `W`, `out × in`.
     pub weight: DMatrix<f64>,
+    /// `b`, length `out`, if the layer has one.
     pub bias: Option<DVector<f64>>,
 }
 

@@ -31,8 +31,11 @@ pub trait Objective {
 /// position `position`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Label {
+    /// Index of the scored position (column of the logits).
     pub position: usize,
+    /// The label.
     pub class: usize,
+    /// Signed weight: positive pulls the label up, negative pushes it down.
     pub weight: f64,
 }
 
@@ -155,7 +158,12 @@ pub enum PairLoss {
     Ipo,
     /// `hinge` (SLiC): `L = max(0, δ − (lp⁺ − lp⁻)) − λ lp⁺` (no reference; the regulariser
     /// is SFT on the chosen sequence).
-    Slic { delta: f64, lambda: f64 },
+    Slic {
+        /// The margin `δ` past which the push-apart stops.
+        delta: f64,
+        /// The weight `λ` of the SFT regulariser.
+        lambda: f64,
+    },
     /// `sppo_hard`: `L = (r⁺ − η_s/2)² + (r⁻ + η_s/2)²`, `r± = lp± − ref±`, with
     /// `η_s = 1/β` as in TRL.
     SppoHard,
@@ -199,9 +207,13 @@ impl PairLoss {
 /// | SPPO (hard) | `2(η_s/2 − r⁺)` | `2(r⁻ + η_s/2)` |
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pairwise {
+    /// Which loss.
     pub loss: PairLoss,
+    /// The inverse temperature `β` (> 0).
     pub beta: f64,
+    /// Response tokens of the chosen sequence `y⁺`.
     pub chosen: Vec<usize>,
+    /// Response tokens of the rejected sequence `y⁻`.
     pub rejected: Vec<usize>,
     /// `(ref⁺, ref⁻)`: the reference model's sequence log-probabilities.
     pub reference: (f64, f64),

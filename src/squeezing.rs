@@ -67,8 +67,11 @@ impl Role {
 /// A distribution before and after one step, as log-probabilities.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Squeeze {
+    /// `log π` before the step.
     pub log_p_before: Vec<f64>,
+    /// `log π` after the step.
     pub log_p_after: Vec<f64>,
+    /// What each class received.
     pub roles: Vec<Role>,
 }
 

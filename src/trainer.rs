@@ -48,6 +48,7 @@ pub trait Observer<M: Model> {
 
 /// A model trained by SGD with a fixed learning rate.
 pub struct Trainer<M: Model> {
+    /// The model being trained.
     pub model: M,
     eta: f64,
     steps: usize,

@@ -35,9 +35,11 @@ pub const UPDATE_CLASS: usize = 4;
 /// Sizes and schedule of one run.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DigitsConfig {
+    /// Width of the hidden layer.
     pub hidden: usize,
     /// Training learning rate.
     pub eta: f64,
+    /// Passes over the training split.
     pub epochs: usize,
     /// Held-out probe images per class (Figure 1c and the eNTK track).
     pub probes_per_class: usize,
@@ -79,7 +81,9 @@ impl DigitsConfig {
 pub struct ObservedImage {
     /// `same class`, `similar` or `dissimilar`.
     pub kind: &'static str,
+    /// The 64 pixels.
     pub image: DVector<f64>,
+    /// Its true class.
     pub label: usize,
     /// `‖K(x_o, x_u)‖_F`.
     pub k_fro: f64,
@@ -90,19 +94,26 @@ pub struct ObservedImage {
 /// Figure 1(b): one step on an update image of [`UPDATE_CLASS`].
 #[derive(Clone, Debug)]
 pub struct OneStepFigure {
+    /// The 64 pixels of `x_u`.
     pub update_image: DVector<f64>,
+    /// The step's learning rate.
     pub eta: f64,
     /// `π(x_u)` before and after the step.
     pub update_pi: (Vec<f64>, Vec<f64>),
+    /// Same class, most similar, least similar.
     pub observed: Vec<ObservedImage>,
 }
 
 /// Everything one run measured.
 #[derive(Clone, Debug)]
 pub struct DigitsResult {
+    /// The configuration run.
     pub config: DigitsConfig,
+    /// The seed of the split, the initialisation and the schedule.
     pub seed: u64,
+    /// SGD steps taken.
     pub steps: usize,
+    /// Figure 1(b).
     pub one_step: OneStepFigure,
     /// Accumulated predicted `Δ log π`, `[u][o][k]` flattened as `(u·10 + o)·10 + k`:
     /// learning class `u` moved the log-probability of class `k` on probe images of
@@ -112,9 +123,11 @@ pub struct DigitsResult {
     pub accumulated_actual: Vec<f64>,
     /// Mean `π` per true class on held-out images: early and final (rows = true class).
     pub heatmap_early: DMatrix<f64>,
+    /// The same after the last step.
     pub heatmap_final: DMatrix<f64>,
     /// `(step, 10 × 10 matrix of mean ‖K(x_o, x_u)‖_F)`, rows `u`, columns `o`.
     pub entk: Vec<(usize, DMatrix<f64>)>,
+    /// Accuracy of the final model on the held-out images.
     pub test_accuracy: f64,
 }
 

@@ -31,12 +31,19 @@ pub const ROBUSTNESS_SEEDS: u64 = 5;
 /// Sizes and schedules.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LmConfig {
+    /// Sizes of the model.
     pub spec: LmSpec,
+    /// SGD steps on corpus sentences.
     pub pretrain_steps: usize,
+    /// Learning rate of pre-training.
     pub pretrain_eta: f64,
+    /// Passes of SFT over the training prompts.
     pub sft_epochs: usize,
+    /// Learning rate of SFT.
     pub sft_eta: f64,
+    /// Passes of DPO over the training prompts.
     pub dpo_epochs: usize,
+    /// Learning rate of DPO.
     pub dpo_eta: f64,
     /// DPO's β (the authors use 0.1).
     pub beta: f64,
@@ -80,8 +87,11 @@ impl LmConfig {
 /// A seeded language, its probes, and the pre-trained base model.
 #[derive(Clone, Debug)]
 pub struct World {
+    /// The facts and the train/test split.
     pub language: Language,
+    /// The probe families of every training prompt.
     pub probes: Vec<Probe>,
+    /// The pre-trained model.
     pub base: TinyLm,
     rng: Rng64,
 }
@@ -108,7 +118,9 @@ pub fn pretrain(config: &LmConfig, seed: u64) -> Result<World> {
 /// Mean statistics of one family at one tracking point.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FamilyPoint {
+    /// Training step (0 = before the first step).
     pub step: usize,
+    /// One of [`FAMILIES`].
     pub family: &'static str,
     /// Mean over probes of `log π(y | χ)` (for `argmax`: `Σ_m log max π_m`; for
     /// `except_argmax`: `Σ_m log(1 − max π_m)`, both on the chosen prefixes).
@@ -270,8 +282,11 @@ fn dpo_update<'a>(
 /// Tracked curves of one SFT-then-DPO run.
 #[derive(Clone, Debug)]
 pub struct LmRun {
+    /// The seed of the world and of the schedules.
     pub seed: u64,
+    /// Tracked during SFT.
     pub sft: Vec<FamilyPoint>,
+    /// Tracked during DPO (steps counted from its start).
     pub dpo: Vec<FamilyPoint>,
 }
 

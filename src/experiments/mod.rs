@@ -16,7 +16,9 @@ pub mod squeezing;
 /// A statement a figure makes, checked on the numbers of one run.
 #[derive(Clone, Debug)]
 pub struct Claim {
+    /// The statement, with the numbers measured.
     pub text: String,
+    /// Whether the numbers support it.
     pub holds: bool,
 }
 
@@ -77,8 +79,11 @@ impl Report {
 
 /// A named experiment with its default seed.
 pub struct Experiment {
+    /// The name used by `ldyn run`.
     pub name: &'static str,
+    /// The seed `ldyn gallery` uses.
     pub default_seed: u64,
+    /// One line on what the figure shows.
     pub about: &'static str,
     write: fn(u64, &Path) -> Result<Report>,
 }

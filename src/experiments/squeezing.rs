@@ -38,15 +38,20 @@ pub const CSV_HEADER: &str = "case,class,role,p_before,p_after,log_p_before,log_
 /// One case of the toy: a fixed id (the CSV contract), a title, and the step it took.
 #[derive(Clone, Debug)]
 pub struct SqueezeCase {
+    /// The case id (CSV contract).
     pub id: &'static str,
+    /// The panel title.
     pub title: String,
+    /// The distribution before and after.
     pub squeeze: Squeeze,
 }
 
 /// All cases of one run.
 #[derive(Clone, Debug)]
 pub struct SqueezingResult {
+    /// The seed of the draws.
     pub seed: u64,
+    /// The cases, in figure order.
     pub cases: Vec<SqueezeCase>,
 }
 
