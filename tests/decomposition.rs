@@ -188,3 +188,50 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(one_step(&model, &[nan], &ce, &observed, 0.1).is_err());
     assert_eq!(model.classes(), 5);
 }
+
+/// The decomposition at the extremes the paper cares about: logits of ±1e3, a label
+/// with log π ≈ −2000 (π far below 1e-300), and a one-hot prediction elsewhere. Every
+/// term stays finite, the label is pulled up, and the remainder is the constant
+/// log-partition shift bounded by Hoeffding's (max Δz − min Δz)²/8.
+#[test]
+fn decomposition_is_finite_at_extreme_logits() {
+    let w = DMatrix::from_row_slice(
+        3,
+        3,
+        &[1000.0, 0.0, 0.0, 0.0, 1000.0, 0.0, 0.0, 0.0, 1000.0],
+    );
+    let model = Mlp::linear(w, None).unwrap();
+    let x = DVector::from_vec(vec![1.0, -1.0, 0.5]);
+    let step = one_step(
+        &model,
+        std::slice::from_ref(&x),
+        &CrossEntropy::positive(1),
+        std::slice::from_ref(&x),
+        1e-4,
+    )
+    .unwrap();
+    let o = &step.observed[0];
+    assert!(
+        (o.log_pi[1] + 2000.0).abs() < 1e-9,
+        "log π(1) = {}",
+        o.log_pi[1]
+    );
+    for m in [
+        &o.log_pi,
+        &o.predicted,
+        &o.actual,
+        &o.predicted_logits,
+        &o.actual_logits,
+        &step.residuals[0],
+    ] {
+        assert!(m.iter().all(|v| v.is_finite()), "{m}");
+    }
+    assert!(o.actual[1] > 0.0 && o.predicted[1] > 0.0);
+    let dz = &o.actual_logits;
+    let bound = (dz.max() - dz.min()).powi(2) / 8.0;
+    let residual = o.residual();
+    assert!(
+        residual.iter().all(|r| *r <= 1e-9 && -r <= bound + 1e-9),
+        "{residual} vs bound {bound}"
+    );
+}
