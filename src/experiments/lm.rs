@@ -288,6 +288,12 @@ pub struct LmRun {
     pub sft: Vec<FamilyPoint>,
     /// Tracked during DPO (steps counted from its start).
     pub dpo: Vec<FamilyPoint>,
+    /// The world the run trained in.
+    pub world: World,
+    /// The model after SFT (DPO's start and reference).
+    pub sft_model: TinyLm,
+    /// The model after DPO.
+    pub dpo_model: TinyLm,
 }
 
 /// Pre-training, SFT and DPO with tracking (DPO steps are numbered from 0).
@@ -315,7 +321,7 @@ pub fn run(config: &LmConfig, seed: u64) -> Result<LmRun> {
         offset: 0,
         points: Vec::new(),
     };
-    train(
+    let dpo_model = train(
         sft_model.clone(),
         config.dpo_eta,
         config.dpo_epochs,
@@ -324,10 +330,14 @@ pub fn run(config: &LmConfig, seed: u64) -> Result<LmRun> {
         &dpo_update(&world.language, &sft_model, config.beta),
         &mut [&mut dpo_track],
     )?;
+    let (sft, dpo) = (sft_track.points, dpo_track.points);
     Ok(LmRun {
         seed,
-        sft: sft_track.points,
-        dpo: dpo_track.points,
+        sft,
+        dpo,
+        world,
+        sft_model,
+        dpo_model,
     })
 }
 
@@ -398,6 +408,21 @@ impl LmRun {
         ]
     }
 
+    /// Mean over the training prompts of `log π` of the last response token (`END`) of
+    /// the chosen and the rejected answers under `model`.
+    fn end_log_probs(&self, model: &TinyLm) -> (f64, f64) {
+        let lang = &self.world.language;
+        let last = |y: Vec<usize>, j: usize| {
+            let chi = Sequence::new(&lang.prompt(j), &y);
+            log_softmax_columns(&model.logits(&chi))[(y[y.len() - 1], y.len() - 1)]
+        };
+        let n = lang.train.len() as f64;
+        let (c, r) = lang.train.iter().fold((0.0, 0.0), |(c, r), &j| {
+            (c + last(lang.chosen(j), j), r + last(lang.rejected(j), j))
+        });
+        (c / n, r / n)
+    }
+
     /// Fig. 4's claims on the DPO curves.
     pub fn dpo_claims(&self) -> Vec<Claim> {
         let s = |f| shape(&self.dpo, f);
@@ -416,6 +441,10 @@ impl LmRun {
             .filter(|f| !["chosen", "rejected"].contains(f))
             .collect();
         let falling = others.iter().filter(|f| change(f) < 0.0).count();
+        let (end_sft, end_dpo) = (
+            self.end_log_probs(&self.sft_model),
+            self.end_log_probs(&self.dpo_model),
+        );
         vec![
             Claim {
                 holds: cpeak - c0 > 0.01 && cpeak - cend > 0.01,
@@ -443,6 +472,13 @@ impl LmRun {
                 text: format!(
                     "DPO: squeezing, {falling}/{} other families fall",
                     others.len()
+                ),
+            },
+            Claim {
+                holds: end_dpo.1 < end_sft.1 - 5.0 && end_dpo.0 < end_sft.0,
+                text: format!(
+                    "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}, and the chosen answer's END follows ({:.2} → {:.2}) through the shared eNTK",
+                    end_sft.1, end_dpo.1, end_sft.0, end_dpo.0
                 ),
             },
         ]
