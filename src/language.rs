@@ -10,7 +10,8 @@
 //!
 //! * chosen `y⁺ = [e, IS, v, END]` (the fact);
 //! * rejected `y⁻ = [e, SEEMS, v'_wrong, END]`: grammatical, plausible, wrong, and worded
-//!   with the rarer synonyms, so it lies in a valley of the fine-tuned model.
+//!   with the rarer synonyms, so its copula and value lie in valleys of the fine-tuned
+//!   model (its final `END` is likely, a peak: the `lm_dpo` experiment measures what that does).
 //!
 //! Token 0 is the padding token [`crate::lm::PAD`].
 
