@@ -30,6 +30,30 @@
 //! changes without owning a training loop. [`entk`] forms `K` when a figure needs it, either
 //! explicitly (`J_o J_uᵀ`) or from the network's structure, and the two are tested equal.
 //!
+//! ## Example
+//!
+//! One SGD step on `(x_u, y = 2)` of a small tanh MLP, observed on another input: the
+//! first-order prediction `−η A K G` and the actual change differ by `O(η²)`.
+//!
+//! ```
+//! use learning_dynamics::decomposition::one_step;
+//! use learning_dynamics::mlp::{Activation, Mlp};
+//! use learning_dynamics::objective::CrossEntropy;
+//! use learning_dynamics::Rng64;
+//! use nalgebra::DVector;
+//! use rand::SeedableRng;
+//!
+//! let mut rng = Rng64::seed_from_u64(0);
+//! let model = Mlp::random(&[3, 8, 4], Activation::Tanh, true, &mut rng)?;
+//! let x_u = DVector::from_vec(vec![0.5, -1.0, 2.0]);
+//! let x_o = DVector::from_vec(vec![0.4, -0.8, 1.5]);
+//! let step = one_step(&model, &[x_u], &CrossEntropy::positive(2), &[x_o], 1e-3)?;
+//! let seen = &step.observed[0];
+//! assert!(seen.predicted[2] > 0.0, "learning label 2 on x_u raises it on the similar x_o");
+//! assert!(seen.residual().amax() < 1e-2 * seen.actual.amax());
+//! # Ok::<(), learning_dynamics::Error>(())
+//! ```
+//!
 //! ## Architecture
 //!
 //! Data flows one way: **model → decomposition → experiment results → CSV + plot**.

@@ -97,6 +97,15 @@ pub struct Summary {
 impl Squeeze {
     /// Applies `Δz = ±c (π − e_k)` to the logits `z` (see the module docs for the sign).
     ///
+    /// ```
+    /// use learning_dynamics::squeezing::{Direction, Squeeze};
+    ///
+    /// // A negative gradient on the unlikely class 3 squeezes its mass into the argmax 0.
+    /// let s = Squeeze::from_logit_step(&[4.0, 2.0, 1.0, -6.0], 3, Direction::Negative, 2.0)?;
+    /// assert_eq!(s.risen(), vec![0]);
+    /// # Ok::<(), learning_dynamics::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// Fewer than 2 classes, `class` out of range, non-finite logits, or `step` not
     /// finite and positive.
