@@ -749,70 +749,68 @@ fn write_curves(path: &std::path::Path, points: &[FamilyPoint]) -> Result<()> {
     crate::io::write_csv(path, "step,family,mean_log_prob", rows)
 }
 
-/// `ldyn run lm_sft`.
-pub fn write_sft(seed: u64, out: &std::path::Path) -> Result<Report> {
+/// Runs the gallery configuration with `seed`, writes `NAME.csv` and `NAME.png` to `out`
+/// with `write`, and reports `claims` with their robustness over seeds.
+fn write_lm_run(
+    seed: u64,
+    out: &std::path::Path,
+    name: &str,
+    write: impl Fn(&LmRun, &std::path::Path, &std::path::Path) -> Result<()>,
+    claims: fn(&LmRun) -> Vec<Claim>,
+) -> Result<Report> {
     let config = LmConfig::full();
     let result = run(&config, seed)?;
-    let (csv, png) = (out.join("lm_sft.csv"), out.join("lm_sft.png"));
-    write_curves(&csv, &result.sft)?;
-    crate::plot::lm::curves(
-        &png,
-        "SFT: mean log π(y | χ) of each probe family on the training prompts",
-        &result.sft,
-    )?;
-    let claims = with_robustness(result.sft_claims(), ROBUSTNESS_SEEDS, |s| {
-        Ok(run(&config, s)?.sft_claims())
+    let (csv, png) = (
+        out.join(format!("{name}.csv")),
+        out.join(format!("{name}.png")),
+    );
+    write(&result, &csv, &png)?;
+    let claims = with_robustness(claims(&result), ROBUSTNESS_SEEDS, |s| {
+        Ok(claims(&run(&config, s)?))
     })?;
     Ok(Report {
         files: vec![csv, png],
         claims,
     })
+}
+
+/// `ldyn run lm_sft`.
+pub fn write_sft(seed: u64, out: &std::path::Path) -> Result<Report> {
+    let heading = "SFT: mean log π(y | χ) of each probe family on the training prompts";
+    let write = |r: &LmRun, csv: &std::path::Path, png: &std::path::Path| {
+        write_curves(csv, &r.sft)?;
+        crate::plot::lm::curves(png, heading, &r.sft)
+    };
+    write_lm_run(seed, out, "lm_sft", write, LmRun::sft_claims)
 }
 
 /// `ldyn run lm_dpo`.
 pub fn write_dpo(seed: u64, out: &std::path::Path) -> Result<Report> {
-    let config = LmConfig::full();
-    let result = run(&config, seed)?;
-    let (csv, png) = (out.join("lm_dpo.csv"), out.join("lm_dpo.png"));
-    write_curves(&csv, &result.dpo)?;
-    crate::plot::lm::curves(
-        &png,
-        "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family",
-        &result.dpo,
-    )?;
-    let claims = with_robustness(result.dpo_claims(), ROBUSTNESS_SEEDS, |s| {
-        Ok(run(&config, s)?.dpo_claims())
-    })?;
-    Ok(Report {
-        files: vec![csv, png],
-        claims,
-    })
+    let heading = "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family";
+    let write = |r: &LmRun, csv: &std::path::Path, png: &std::path::Path| {
+        write_curves(csv, &r.dpo)?;
+        crate::plot::lm::curves(png, heading, &r.dpo)
+    };
+    write_lm_run(seed, out, "lm_dpo", write, LmRun::dpo_claims)
 }
 
 /// `ldyn run lm_peakiness`.
 pub fn write_peakiness(seed: u64, out: &std::path::Path) -> Result<Report> {
-    let config = LmConfig::full();
-    let result = run(&config, seed)?;
-    let (csv, png) = (out.join("lm_peakiness.csv"), out.join("lm_peakiness.png"));
-    let rows = [("sft", &result.sft), ("dpo", &result.dpo)]
-        .into_iter()
-        .flat_map(|(phase, points)| {
-            points.iter().map(move |p| {
-                format!(
-                    "{phase},{},{},{},{}",
-                    p.step, p.family, p.a_fro_sq, p.log_prob
-                )
-            })
-        });
-    crate::io::write_csv(&csv, "phase,step,family,mean_a_fro_sq,mean_log_prob", rows)?;
-    crate::plot::lm::peakiness(&png, &result)?;
-    let claims = with_robustness(result.peakiness_claims(), ROBUSTNESS_SEEDS, |s| {
-        Ok(run(&config, s)?.peakiness_claims())
-    })?;
-    Ok(Report {
-        files: vec![csv, png],
-        claims,
-    })
+    let write = |r: &LmRun, csv: &std::path::Path, png: &std::path::Path| {
+        let rows = [("sft", &r.sft), ("dpo", &r.dpo)]
+            .into_iter()
+            .flat_map(|(phase, points)| {
+                points.iter().map(move |p| {
+                    format!(
+                        "{phase},{},{},{},{}",
+                        p.step, p.family, p.a_fro_sq, p.log_prob
+                    )
+                })
+            });
+        crate::io::write_csv(csv, "phase,step,family,mean_a_fro_sq,mean_log_prob", rows)?;
+        crate::plot::lm::peakiness(png, r)
+    };
+    write_lm_run(seed, out, "lm_peakiness", write, LmRun::peakiness_claims)
 }
 
 /// Passes over the training prompts that each influence signal trains for.
