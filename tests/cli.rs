@@ -11,6 +11,17 @@ fn ldyn(args: &[&str]) -> Output {
         .expect("ldyn runs")
 }
 
+/// Runs `ldyn` and asserts that it succeeded.
+fn ldyn_ok(args: &[&str]) -> Output {
+    let out = ldyn(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A fresh, empty scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ldyn-test-{}-{name}", std::process::id()));
@@ -38,12 +49,7 @@ fn akg(args: &[&str], path: &Path) -> serde_json::Value {
     let mut all = vec!["akg"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--json", path.to_str().unwrap()]);
-    let out = ldyn(&all);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ldyn_ok(&all);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -60,12 +66,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn run_writes_csv_and_png_and_is_deterministic() {
     let (a, b) = (scratch("run-a"), scratch("run-b"));
     for dir in [&a, &b] {
-        let out = ldyn(&["run", "squeezing", "--out", dir.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ldyn_ok(&["run", "squeezing", "--out", dir.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("squeezing: "), "{stdout}");
     }
@@ -123,7 +124,7 @@ fn squeeze_summarises_and_writes_files() {
     let dir = scratch("squeeze");
     let csv = dir.join("s.csv");
     let png = dir.join("s.png");
-    let out = ldyn(&[
+    let out = ldyn_ok(&[
         "squeeze",
         "--logits",
         "5,1,0,-1,-8",
@@ -138,11 +139,6 @@ fn squeeze_summarises_and_writes_files() {
         "--plot",
         png.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("/5 classes rose; pushed class 4") && stdout.contains("y* = 0"),
@@ -168,7 +164,7 @@ fn squeeze_reads_logit_files() {
     std::fs::write(&json, "[1000, -1000, 0]").unwrap();
     let mut summaries = Vec::new();
     for file in [&lines, &json] {
-        let out = ldyn(&[
+        let out = ldyn_ok(&[
             "squeeze",
             "--logits",
             file.to_str().unwrap(),
@@ -179,11 +175,6 @@ fn squeeze_reads_logit_files() {
             "--step",
             "1",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         summaries.push(out.stdout);
     }
     assert_eq!(summaries[0], summaries[1]);
@@ -346,18 +337,13 @@ fn akg_exports_a_checkable_decomposition() {
 
 #[test]
 fn bench_commands_run_on_tiny_sizes_and_reject_bad_ones() {
-    let out = ldyn(&["bench", "entk", "--dims", "3,4,2,5", "--reps", "1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ldyn_ok(&["bench", "entk", "--dims", "3,4,2,5", "--reps", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("GFLOP/s") && text.contains("pairwise baseline") && text.contains("checksum"),
         "{text}"
     );
-    let out = ldyn(&[
+    ldyn_ok(&[
         "bench",
         "one-step",
         "--dims",
@@ -367,11 +353,6 @@ fn bench_commands_run_on_tiny_sizes_and_reject_bad_ones() {
         "--reps",
         "1",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_fails(
         &ldyn(&["bench", "entk", "--workload", "XL"]),
         "unknown workload 'XL'",
