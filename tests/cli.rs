@@ -218,18 +218,12 @@ fn squeeze_rejects_bad_numbers() {
             step,
         ])
     };
-    assert_fails(
-        &run("1,2,3", "0", "negative", "0"),
-        "step must be finite and > 0",
-    );
-    assert_fails(
-        &run("1,2,3", "0", "negative", "-1"),
-        "step must be finite and > 0",
-    );
-    assert_fails(
-        &run("1,2,3", "0", "negative", "inf"),
-        "step must be finite and > 0",
-    );
+    for step in ["0", "-1", "inf"] {
+        assert_fails(
+            &run("1,2,3", "0", "negative", step),
+            "step must be finite and > 0",
+        );
+    }
     assert_fails(
         &run("1,2,3", "3", "negative", "1"),
         "class 3 is out of range",

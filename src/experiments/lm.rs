@@ -774,24 +774,32 @@ fn write_lm_run(
     })
 }
 
+/// Writes the curves of one phase (`step,family,mean_log_prob` and the three panels).
+fn write_phase(
+    seed: u64,
+    out: &std::path::Path,
+    name: &str,
+    heading: &str,
+    phase: fn(&LmRun) -> &[FamilyPoint],
+    claims: fn(&LmRun) -> Vec<Claim>,
+) -> Result<Report> {
+    let write = |r: &LmRun, csv: &std::path::Path, png: &std::path::Path| {
+        write_curves(csv, phase(r))?;
+        crate::plot::lm::curves(png, heading, phase(r))
+    };
+    write_lm_run(seed, out, name, write, claims)
+}
+
 /// `ldyn run lm_sft`.
 pub fn write_sft(seed: u64, out: &std::path::Path) -> Result<Report> {
     let heading = "SFT: mean log π(y | χ) of each probe family on the training prompts";
-    let write = |r: &LmRun, csv: &std::path::Path, png: &std::path::Path| {
-        write_curves(csv, &r.sft)?;
-        crate::plot::lm::curves(png, heading, &r.sft)
-    };
-    write_lm_run(seed, out, "lm_sft", write, LmRun::sft_claims)
+    write_phase(seed, out, "lm_sft", heading, |r| &r.sft, LmRun::sft_claims)
 }
 
 /// `ldyn run lm_dpo`.
 pub fn write_dpo(seed: u64, out: &std::path::Path) -> Result<Report> {
     let heading = "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family";
-    let write = |r: &LmRun, csv: &std::path::Path, png: &std::path::Path| {
-        write_curves(csv, &r.dpo)?;
-        crate::plot::lm::curves(png, heading, &r.dpo)
-    };
-    write_lm_run(seed, out, "lm_dpo", write, LmRun::dpo_claims)
+    write_phase(seed, out, "lm_dpo", heading, |r| &r.dpo, LmRun::dpo_claims)
 }
 
 /// `ldyn run lm_peakiness`.
