@@ -1,13 +1,28 @@
-//! `cargo run --release --example lm_influence`: the `lm_influence` figure of the gallery (see
-//! `ldyn list`), written to `plots/` with its CSV, and its claims with the numbers measured.
+//! Which training signal moves which response of a tiny language model, through the
+//! library: `cargo run --release --example lm_influence`.
+//!
+//! Each cell is the accumulated first-order prediction −ηAKG next to the actual change.
 
 use std::error::Error;
-use std::path::Path;
 
-use learning_dynamics::experiments::find;
+use learning_dynamics::experiments::Experiment;
+use learning_dynamics::experiments::lm_influence::{Config, LmInfluence};
+use learning_dynamics::experiments::lm_world::DEFAULT_SEED;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let report = find("lm_influence")?.run(None, Path::new("plots"))?;
-    print!("{}", report.render("lm_influence"));
+    let config = Config {
+        epochs: 5,
+        ..Config::default()
+    };
+    let influence = LmInfluence::run(&config, DEFAULT_SEED)?;
+    for cell in &influence.cells {
+        println!(
+            "{:<20} {:<18} predicted {:+8.3}  actual {:+8.3}",
+            cell.signal.id(),
+            cell.family.id(),
+            cell.predicted,
+            cell.actual
+        );
+    }
     Ok(())
 }

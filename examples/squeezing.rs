@@ -1,29 +1,27 @@
-//! The paper's App. E squeezing figure: `cargo run --release --example squeezing`.
+//! The squeezing toy (the paper's App. E) through the library, without writing files:
+//! `cargo run --release --example squeezing`.
 //!
-//! Writes `plots/squeezing.csv` and `plots/squeezing.png`, then prints for every case
-//! how many classes rose, what happened to the pushed class and to y*, and the entropy.
+//! An experiment is a pure function `run(&Config, seed) -> Data`; its claims are read
+//! from that data. Here the vocabulary is twice the notebook's, to see that the squeezing
+//! does not depend on `V = 50` (`ldyn run squeezing --set vocab=100` draws it).
 
 use std::error::Error;
-use std::path::Path;
 
-use learning_dynamics::experiments::{find, squeezing};
+use learning_dynamics::experiments::Experiment;
+use learning_dynamics::experiments::squeezing::{Config, DEFAULT_SEED, Squeezing};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let out = Path::new("plots");
-    let report = find("squeezing")?.run(None, out)?;
-    let result = squeezing::run(squeezing::DEFAULT_SEED)?;
+    let config = Config {
+        vocab: 100,
+        ..Config::default()
+    };
+    let result = Squeezing::run(&config, DEFAULT_SEED)?;
     for case in &result.cases {
         println!("{:<30} {}", case.id, case.squeeze.summary());
     }
-    for claim in &report.claims {
-        println!(
-            "[{}] {}",
-            if claim.holds { "holds" } else { "FAILS" },
-            claim.text
-        );
-    }
-    for file in &report.files {
-        println!("wrote {}", file.display());
+    for claim in Squeezing::claims(&result) {
+        let verdict = if claim.holds { "holds" } else { "FAILS" };
+        println!("[{verdict}] {}", claim.text);
     }
     Ok(())
 }

@@ -33,9 +33,11 @@ pub struct Workload {
     pub n: usize,
 }
 
-impl Workload {
+impl std::str::FromStr for Workload {
+    type Err = Error;
+
     /// The named workloads of the performance issue: `S`, `M` and `L`.
-    pub fn named(name: &str) -> Result<Self> {
+    fn from_str(name: &str) -> Result<Self> {
         let (inputs, hidden, classes, n) = match name {
             "S" | "s" => (16, 64, 10, 32),
             "M" | "m" => (32, 128, 50, 32),
@@ -54,6 +56,37 @@ impl Workload {
             classes,
             n,
         })
+    }
+}
+
+impl Workload {
+    /// The workload of explicit sizes `[d, h, V, N]` (`text` is what the user wrote,
+    /// for the error).
+    ///
+    /// # Errors
+    /// Unless there are four whole numbers ≥ 1 with `V ≥ 2`.
+    pub fn from_dims(values: &[f64], text: &str) -> Result<Self> {
+        let whole: Vec<usize> = values
+            .iter()
+            .filter(|v| v.fract() == 0.0 && **v >= 1.0)
+            .map(|v| *v as usize)
+            .collect();
+        match whole[..] {
+            [inputs, hidden, classes, n] if values.len() == 4 => {
+                if classes < 2 {
+                    return Err(Error::TooFewClasses(classes));
+                }
+                Ok(Workload {
+                    inputs,
+                    hidden,
+                    classes,
+                    n,
+                })
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "--dims needs four whole numbers d,h,V,N >= 1, got '{text}'"
+            ))),
+        }
     }
 
     /// The seeded model and inputs (seed 0).

@@ -14,9 +14,67 @@ use crate::Rng64;
 use crate::decomposition::one_step;
 use crate::entk::entk_layerwise;
 use crate::error::{Error, Result};
+use crate::experiments::lm_world::{LmConfig, pair_update, pretrain, sft_update};
+use crate::language::Language;
+use crate::lm::{Sequence, TinyLm};
 use crate::mlp::{Activation, Mlp, normal};
 use crate::numerics::adaptation_matrix;
 use crate::objective::CrossEntropy;
+use crate::objective::LmObjective;
+use crate::trainer::Update;
+
+/// The model `ldyn akg` decomposes a step of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A linear softmax classifier.
+    Linear,
+    /// A tanh MLP classifier.
+    Mlp,
+    /// The tiny language model of the default LM world.
+    Lm,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "linear" => Ok(ModelKind::Linear),
+            "mlp" => Ok(ModelKind::Mlp),
+            "lm" => Ok(ModelKind::Lm),
+            _ => Err(Error::Unknown {
+                kind: "model",
+                name: name.into(),
+                expected: "linear, mlp, lm".into(),
+            }),
+        }
+    }
+}
+
+/// `ldyn akg`: the JSON document of one step of `kind`. Classifiers train with
+/// cross-entropy (`objective` must be `sft`) and are shaped by `shape` (its `linear` is
+/// set from `kind`); the language model ignores `shape`.
+///
+/// # Errors
+/// A pairwise objective for a classifier, or as [`akg_json`] and [`lm_akg_json`].
+pub fn akg(
+    kind: ModelKind,
+    objective: LmObjective,
+    shape: ClassifierSpec,
+    seed: u64,
+    eta: f64,
+) -> Result<Value> {
+    match kind {
+        ModelKind::Lm => lm_akg_json(objective, seed, eta),
+        _ if objective != LmObjective::Sft => Err(Error::InvalidArgument(
+            "--objective applies to --model lm only (classifiers use cross-entropy)".into(),
+        )),
+        _ => {
+            let linear = kind == ModelKind::Linear;
+            akg_json(&ClassifierSpec { linear, ..shape }, seed, eta)
+        }
+    }
+}
 
 /// The shape of the seeded classifier that `ldyn akg` builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,55 +187,34 @@ fn columns(m: &DMatrix<f64>) -> Value {
 }
 
 /// `ldyn akg --model lm`: the base model of the seeded synthetic language (pre-trained
-/// with the fast configuration), one step of `objective` (`sft`, `dpo`, `ipo`, `slic` or
-/// `sppo_hard`; the reference of the pairwise losses is the model itself) on the first
-/// training prompt, observed on that prompt's probe families. `update` holds the prompt and
-/// the update sequences with their residuals `G` (`chosen`, and `rejected` for the pairwise
-/// losses); per response position `m` of every observed sequence the document gives the
-/// predicted `−η A_m Σ_l K_{m,l} G_l` and the actual change.
-pub fn lm_akg_json(objective_name: &str, seed: u64, eta: f64) -> Result<Value> {
-    use crate::experiments::lm::{LmConfig, pretrain};
-    use crate::lm::{Sequence, sequence_log_prob};
-    use crate::model::Model;
-    use crate::objective::{Objective, PairLoss, Pairwise};
-
+/// with the default world, [`LmConfig::default`]), one step of `objective` (the reference
+/// of the pairwise losses is the model itself) on the first training prompt, observed on
+/// that prompt's probe families. `update` holds the prompt and the update sequences with
+/// their residuals `G` (`chosen`, and `rejected` for the pairwise losses); per response
+/// position `m` of every observed sequence the document gives the predicted
+/// `−η A_m Σ_l K_{m,l} G_l` and the actual change.
+pub fn lm_akg_json(objective: LmObjective, seed: u64, eta: f64) -> Result<Value> {
     crate::error::check_step("learning rate eta", eta)?;
-    let config = LmConfig::fast();
+    let config = LmConfig::default();
     let world = pretrain(&config, seed)?;
     let (lang, model) = (&world.language, &world.base);
     let j = lang.train[0];
     let (plus, minus) = (lang.chosen(j), lang.rejected(j));
-    let chi_plus = Sequence::new(&lang.prompt(j), &plus);
-    let chi_minus = Sequence::new(&lang.prompt(j), &minus);
-    let (update, objective): (Vec<Sequence>, Box<dyn Objective>) = if objective_name == "sft" {
-        (
-            vec![chi_plus.clone()],
-            Box::new(CrossEntropy::sequence(&plus)),
-        )
-    } else {
-        let loss = PairLoss::parse(objective_name)?;
-        let reference = (
-            sequence_log_prob(&model.logits(&chi_plus), &plus),
-            sequence_log_prob(&model.logits(&chi_minus), &minus),
-        );
-        let pair = Pairwise {
-            loss,
-            beta: config.beta,
-            chosen: plus.clone(),
-            rejected: minus.clone(),
-            reference,
-        };
-        (vec![chi_plus.clone(), chi_minus.clone()], Box::new(pair))
+    let (update, objective_box): Update<TinyLm> = match objective {
+        LmObjective::Sft => sft_update(lang, Language::chosen, j),
+        LmObjective::Pair(loss) => {
+            pair_update(&lang.prompt(j), plus, minus, model, loss, config.beta)
+        }
     };
     let probe = &world.probes[0];
     let observed: Vec<(&str, &Sequence)> = probe
         .responses
         .iter()
-        .filter(|(f, _)| !f.contains("argmax"))
-        .map(|(f, s)| (*f, s))
+        .filter(|(f, _)| f.is_sequence())
+        .map(|(f, s)| (f.id(), s))
         .collect();
     let inputs: Vec<Sequence> = observed.iter().map(|(_, s)| (*s).clone()).collect();
-    let step = one_step(model, &update, objective.as_ref(), &inputs, eta)?;
+    let step = one_step(model, &update, objective_box.as_ref(), &inputs, eta)?;
     let spec = model.spec();
     let observations: Vec<Value> = observed
         .iter()
@@ -203,7 +240,7 @@ pub fn lm_akg_json(objective_name: &str, seed: u64, eta: f64) -> Result<Value> {
     let update_json = json!({"prompt": lang.prompt(j), "sequences": sequences});
     Ok(json!({
         "model": {"kind": "lm", "vocab": spec.vocab, "window": spec.window, "embed": spec.embed, "hidden": spec.hidden, "seed": seed},
-        "objective": objective_name,
+        "objective": objective.to_string(),
         "eta": eta,
         "update": update_json,
         "observed": observations,

@@ -57,21 +57,82 @@ pub fn value(k: usize, synonym: bool) -> usize {
     8 + ENTITIES + k + if synonym { VALUES } else { 0 }
 }
 
-/// The probe families, in plotting order. Their ids are the CSV contract.
-pub const FAMILIES: [&str; 12] = [
-    "chosen",
-    "rejected",
-    "chosen_rephrase",
-    "chosen_format",
-    "rejected_rephrase",
-    "other_prompt",
-    "test_prompt",
-    "random_sentence",
-    "shuffled_chosen",
-    "random_tokens",
-    "argmax",
-    "except_argmax",
-];
+/// A probe-response family (the paper's Table 1): what is observed during finetuning.
+/// Every probe prompt has one response of each family; `Argmax` and `ExceptArgmax` are
+/// statistics of the model's own greedy choice on the chosen prefixes, not sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `y⁺ = [e, IS, v, END]`, the trained answer.
+    Chosen,
+    /// `y⁻ = [e, SEEMS, v'_wrong, END]`, the answer DPO pushes down.
+    Rejected,
+    /// The chosen fact in synonyms: `[e, SEEMS, v', END]`.
+    ChosenRephrase,
+    /// The right format with another entity and a random value.
+    ChosenFormat,
+    /// The rejected fact in the canonical words: `[e, IS, v_wrong, END]`.
+    RejectedRephrase,
+    /// The chosen answer of another training prompt.
+    OtherPrompt,
+    /// The chosen answer of a held-out prompt.
+    TestPrompt,
+    /// A filler sentence `I LIKE e END`.
+    RandomSentence,
+    /// The chosen tokens in a shuffled order.
+    ShuffledChosen,
+    /// Four uniformly random tokens.
+    RandomTokens,
+    /// `Σ_m log max π_m` on the chosen prefixes: the greedy `y*`.
+    Argmax,
+    /// `Σ_m log(1 − max π_m)` on the chosen prefixes: everything but the greedy `y*`.
+    ExceptArgmax,
+}
+
+impl Family {
+    /// Every family, in plotting order (the order of [`Probe::responses`]).
+    pub const ALL: [Family; 12] = [
+        Family::Chosen,
+        Family::Rejected,
+        Family::ChosenRephrase,
+        Family::ChosenFormat,
+        Family::RejectedRephrase,
+        Family::OtherPrompt,
+        Family::TestPrompt,
+        Family::RandomSentence,
+        Family::ShuffledChosen,
+        Family::RandomTokens,
+        Family::Argmax,
+        Family::ExceptArgmax,
+    ];
+
+    /// The family's id in CSV files and figures (the CSV contract).
+    pub fn id(self) -> &'static str {
+        match self {
+            Family::Chosen => "chosen",
+            Family::Rejected => "rejected",
+            Family::ChosenRephrase => "chosen_rephrase",
+            Family::ChosenFormat => "chosen_format",
+            Family::RejectedRephrase => "rejected_rephrase",
+            Family::OtherPrompt => "other_prompt",
+            Family::TestPrompt => "test_prompt",
+            Family::RandomSentence => "random_sentence",
+            Family::ShuffledChosen => "shuffled_chosen",
+            Family::RandomTokens => "random_tokens",
+            Family::Argmax => "argmax",
+            Family::ExceptArgmax => "except_argmax",
+        }
+    }
+
+    /// Whether the family is a response sequence (everything but the argmax statistics).
+    pub fn is_sequence(self) -> bool {
+        !matches!(self, Family::Argmax | Family::ExceptArgmax)
+    }
+
+    /// The sequence families, in plotting order.
+    pub fn sequences() -> impl Iterator<Item = Family> {
+        Family::ALL.into_iter().filter(|f| f.is_sequence())
+    }
+}
 
 /// The facts of one seeded world.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,8 +153,8 @@ pub struct Language {
 pub struct Probe {
     /// The prompt's entity.
     pub entity: usize,
-    /// `(family, χ = [ASK e; y])`, in [`FAMILIES`] order.
-    pub responses: Vec<(&'static str, Sequence)>,
+    /// `(family, χ = [ASK e; y])`, in [`Family::ALL`] order.
+    pub responses: Vec<(Family, Sequence)>,
 }
 
 impl Language {
@@ -128,6 +189,22 @@ impl Language {
     /// The rejected answer `[e, SEEMS, v'_wrong, END]`.
     pub fn rejected(&self, j: usize) -> Vec<usize> {
         vec![entity(j), SEEMS, value(self.wrong[j], true), END]
+    }
+
+    /// The chosen fact in synonyms, `[e, SEEMS, v', END]`.
+    pub fn chosen_rephrase(&self, j: usize) -> Vec<usize> {
+        vec![entity(j), SEEMS, value(self.facts[j], true), END]
+    }
+
+    /// The rejected fact in the canonical words, `[e, IS, v_wrong, END]`.
+    pub fn rejected_rephrase(&self, j: usize) -> Vec<usize> {
+        vec![entity(j), IS, value(self.wrong[j], false), END]
+    }
+
+    /// The chosen tokens in the fixed order `[v, e, END, IS]`: the same words, no sentence.
+    pub fn chosen_permuted(&self, j: usize) -> Vec<usize> {
+        let c = self.chosen(j);
+        vec![c[2], c[0], c[3], c[1]]
     }
 
     /// One pre-training document, as a sequence with an empty prompt: a fact about any
@@ -172,14 +249,11 @@ impl Language {
                 let random_tokens: Vec<usize> =
                     (0..4).map(|_| rng.random_range(1..VOCAB)).collect();
                 let responses = [
-                    ("chosen", self.chosen(j)),
-                    ("rejected", self.rejected(j)),
+                    (Family::Chosen, self.chosen(j)),
+                    (Family::Rejected, self.rejected(j)),
+                    (Family::ChosenRephrase, self.chosen_rephrase(j)),
                     (
-                        "chosen_rephrase",
-                        vec![entity(j), SEEMS, value(self.facts[j], true), END],
-                    ),
-                    (
-                        "chosen_format",
+                        Family::ChosenFormat,
                         vec![
                             entity(format_entity),
                             IS,
@@ -187,17 +261,14 @@ impl Language {
                             END,
                         ],
                     ),
-                    (
-                        "rejected_rephrase",
-                        vec![entity(j), IS, value(self.wrong[j], false), END],
-                    ),
-                    ("other_prompt", self.chosen(other)),
-                    ("test_prompt", self.chosen(test)),
-                    ("random_sentence", random_sentence),
-                    ("shuffled_chosen", shuffled),
-                    ("random_tokens", random_tokens),
-                    ("argmax", self.chosen(j)),
-                    ("except_argmax", self.chosen(j)),
+                    (Family::RejectedRephrase, self.rejected_rephrase(j)),
+                    (Family::OtherPrompt, self.chosen(other)),
+                    (Family::TestPrompt, self.chosen(test)),
+                    (Family::RandomSentence, random_sentence),
+                    (Family::ShuffledChosen, shuffled),
+                    (Family::RandomTokens, random_tokens),
+                    (Family::Argmax, self.chosen(j)),
+                    (Family::ExceptArgmax, self.chosen(j)),
                 ];
                 let prompt = self.prompt(j);
                 Probe {

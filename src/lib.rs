@@ -56,30 +56,50 @@
 //!
 //! ## Architecture
 //!
-//! Data flows one way: **model → decomposition → experiment results → CSV + plot**.
+//! The crate is four layers. A module imports only from its own layer or the layers below
+//! it (a test, `tests/layers.rs`, checks every `crate::` path), so data flows one way:
+//! **model → decomposition → experiment data → tables, figures and reports**.
+//!
+//! **Core: the theory, for any model.**
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`numerics`] | log-sum-exp, (log-)softmax per column, log-sigmoid, the adaptation matrix `A` |
+//! | [`error`] | the crate's one error type |
+//! | [`numerics`] | log-sum-exp, (log-)softmax per column, log-sigmoid, sequence log-probabilities, the adaptation matrix `A` |
 //! | [`model`] | the [`Model`](model::Model) trait: logits, backprop `Jᵀg`, forward-mode `J dθ`, Jacobian, parameters, SGD |
+//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT), DPO, IPO, SLiC, SPPO |
+//! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
+//! | [`trainer`] | the SGD loop and its epochs; observers see the model before and after each step and record probes |
+//! | [`squeezing`] | the squeezing effect of one step on a distribution (the paper's App. E) |
+//! | [`stats`] | Pearson and Spearman correlation for claims |
+//!
+//! **Models: concrete networks, their kernels and their data.**
+//!
+//! | module | owns |
+//! |---|---|
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait |
 //! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling |
-//! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response families |
 //! | [`entk`] | the eNTK two ways (explicit Jacobians; layer-wise structure), the batched full kernel of many inputs, and the LM's structured kernel |
-//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT), DPO, IPO, SLiC, SPPO |
-//! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
-//! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
-//! | [`trainer`] | the SGD loop; observers see the model before and after each step and record probes |
+//! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response [`Family`](language::Family)s |
 //! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |
-//! | [`stats`] | Pearson and Spearman correlation for claims |
-//! | [`squeezing`] | the squeezing effect of a negative gradient (the paper's App. E toy) |
-//! | [`experiments`] | the registry of figures: run by name with a seed, write CSV and PNG |
-//! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
-//! | [`plot`] | figures as PNG files (embedded font, atomic writes) |
-//! | [`io`] | writing files whole or not at all, and reading user input files |
-//! | [`error`] | the crate's one error type |
 //!
-//! The `ldyn` binary (`src/main.rs`) and the examples are thin shells over this library.
+//! **Experiments: one computation per figure group, configuration and seed in, data out.**
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (typed config, `run`, `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `digits`, `lm_finetune`, `lm_influence`, with the LM's shared `lm_world` |
+//!
+//! **Outputs: everything that touches files, streams or the clock.**
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`gallery`] | the registry, configurations as TOML (`--config`, `--set`), file naming, CSV tables, figures, robustness reruns, reports |
+//! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure |
+//! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
+//! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
+//! | [`io`] | writing files whole or not at all, and reading user input files |
+//!
+//! The `ldyn` binary (`src/main.rs`) sits on top: argument declarations and dispatch only.
 //!
 //! ## Conventions
 //!
@@ -92,24 +112,32 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
+// Core: the theory, for any model.
 pub mod decomposition;
-pub mod digits;
-pub mod entk;
 pub mod error;
-pub mod experiments;
-pub mod export;
-pub mod io;
-pub mod language;
-pub mod lm;
-pub mod mlp;
 pub mod model;
 pub mod numerics;
 pub mod objective;
-pub mod plot;
 pub mod squeezing;
 pub mod stats;
 pub mod trainer;
+
+// Models: concrete networks, their kernels and their data.
+pub mod digits;
+pub mod entk;
+pub mod language;
+pub mod lm;
+pub mod mlp;
+
+// Experiments: configuration and seed in, data out.
+pub mod experiments;
+
+// Outputs: files, figures, streams and timings.
+pub mod bench;
+pub mod export;
+pub mod gallery;
+pub mod io;
+pub mod plot;
 
 pub use error::{Error, Result};
 

@@ -301,14 +301,3 @@ impl Model for TinyLm {
             .set_params(&DVector::from_column_slice(&theta.as_slice()[mlp_start..]));
     }
 }
-
-/// Teacher-forced log-probability of the response, `log π(y | χ) = Σ_l log π_l(y_l)`,
-/// from the model's logits (`V × |y|`).
-pub fn sequence_log_prob(logits: &DMatrix<f64>, response: &[usize]) -> f64 {
-    let log_pi = crate::numerics::log_softmax_columns(logits);
-    response
-        .iter()
-        .enumerate()
-        .map(|(l, &t)| log_pi[(t, l)])
-        .sum()
-}

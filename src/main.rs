@@ -1,15 +1,17 @@
-//! `ldyn`: the command-line front door. A thin shell over the library: parse
-//! arguments, call one library function, print what it did. Every error ends with a
-//! one-line message on stderr and exit status 2.
+//! `ldyn`: the command-line front door. Declarations and dispatch only: every closed set
+//! of names is parsed by the library's `FromStr` types, every computation is a library
+//! call. Every error ends with a one-line message on stderr and exit status 2.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use learning_dynamics::bench::{Workload, bench_entk, bench_one_step};
-use learning_dynamics::experiments::{self, EXPERIMENTS, Report};
-use learning_dynamics::export::{ClassifierSpec, akg_json, lm_akg_json};
+use learning_dynamics::export::{ClassifierSpec, ModelKind, akg};
+use learning_dynamics::gallery::{Plan, REGISTRY};
 use learning_dynamics::io::{parse_number_list, read_numbers, write_atomic, write_csv};
+use learning_dynamics::objective::LmObjective;
 use learning_dynamics::squeezing::{Direction, Squeeze};
 use learning_dynamics::{Error, Result, plot};
 
@@ -26,18 +28,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one experiment and write its CSV and PNG files.
+    /// Run one experiment: its CSV tables, PNG figures and NAME.config.toml go to --out.
     Run {
-        /// Experiment name (see `ldyn list`).
-        name: String,
-        /// Random seed (default: the experiment's own).
+        /// Experiment name or alias (see `ldyn list`).
+        plan: Plan,
+        /// Random seed (default: the experiment's own, or the --config file's).
         #[arg(long)]
         seed: Option<u64>,
+        /// A TOML configuration (as `ldyn config NAME` prints, or a run wrote).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one key, `key=value` (dotted for nested keys); repeatable, applied in order.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// Output directory.
         #[arg(long, default_value = "plots")]
         out: PathBuf,
     },
-    /// Run every experiment with its default seed.
+    /// Run every experiment with its defaults.
     Gallery {
         /// Output directory.
         #[arg(long, default_value = "plots")]
@@ -45,6 +53,11 @@ enum Command {
     },
     /// List the experiments.
     List,
+    /// Print an experiment's default configuration as TOML, one documented key a line.
+    Config {
+        /// Experiment name or alias.
+        plan: Plan,
+    },
     /// Apply one gradient step Δz = ∓C·(π − e_K) to your own logits.
     Squeeze {
         /// Logits: a comma list (`2,1,0.5`) or a file (one number per line, or a JSON array).
@@ -55,7 +68,7 @@ enum Command {
         class: usize,
         /// `negative` (Δz = +C(π − e_K), π_K falls) or `positive` (Δz = −C(π − e_K)).
         #[arg(long)]
-        direction: String,
+        direction: Direction,
         /// Step size C = η‖x‖² > 0.
         #[arg(long, allow_hyphen_values = true)]
         step: f64,
@@ -73,13 +86,13 @@ enum Command {
     },
     /// Export A, K, G, the predicted and the actual Δlog π of one step as JSON.
     Akg {
-        /// Model kind.
-        #[arg(long, value_enum)]
+        /// Model: linear, mlp or lm.
+        #[arg(long)]
         model: ModelKind,
         /// Objective of the language model's step: sft, dpo, ipo, slic or sppo_hard
         /// (classifiers always use cross-entropy, `sft`).
         #[arg(long, default_value = "sft")]
-        objective: String,
+        objective: LmObjective,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Learning rate η > 0.
@@ -124,7 +137,7 @@ enum BenchCommand {
 struct BenchSize {
     /// Named workload: S (16, 64, 10, 32), M (32, 128, 50, 32) or L (64, 256, 100, 64).
     #[arg(long, default_value = "M")]
-    workload: String,
+    workload: Workload,
     /// Explicit sizes `d,h,V,N` instead of a named workload.
     #[arg(long)]
     dims: Option<String>,
@@ -135,39 +148,11 @@ struct BenchSize {
 
 impl BenchSize {
     fn workload(&self) -> Result<Workload> {
-        let Some(dims) = &self.dims else {
-            return Workload::named(&self.workload);
-        };
-        let values = parse_number_list(dims)?;
-        let whole: Vec<usize> = values
-            .iter()
-            .filter(|v| v.fract() == 0.0 && **v >= 1.0)
-            .map(|v| *v as usize)
-            .collect();
-        match whole[..] {
-            [inputs, hidden, classes, n] if values.len() == 4 => {
-                if classes < 2 {
-                    return Err(Error::TooFewClasses(classes));
-                }
-                Ok(Workload {
-                    inputs,
-                    hidden,
-                    classes,
-                    n,
-                })
-            }
-            _ => Err(Error::InvalidArgument(format!(
-                "--dims needs four whole numbers d,h,V,N >= 1, got '{dims}'"
-            ))),
+        match &self.dims {
+            Some(dims) => Workload::from_dims(&parse_number_list(dims)?, dims),
+            None => Ok(self.workload),
         }
     }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ModelKind {
-    Linear,
-    Mlp,
-    Lm,
 }
 
 fn main() -> ExitCode {
@@ -197,21 +182,44 @@ fn main() -> ExitCode {
 
 fn execute(command: Command) -> Result<()> {
     match command {
-        Command::Run { name, seed, out } => {
-            let experiment = experiments::find(&name)?;
-            print_report(experiment.name, &experiment.run(seed, &out)?);
+        Command::Run {
+            mut plan,
+            seed,
+            config,
+            sets,
+            out,
+        } => {
+            if let Some(path) = config {
+                plan.load(&path)?;
+            }
+            sets.iter().try_for_each(|s| plan.set(s))?;
+            if let Some(seed) = seed {
+                plan.set_seed(seed)?;
+            }
+            print!("{}", run_with_progress(&plan, &out)?);
             Ok(())
         }
         Command::Gallery { out } => {
-            for experiment in EXPERIMENTS {
-                print_report(experiment.name, &experiment.run(None, &out)?);
+            for entry in REGISTRY {
+                print!("{}", run_with_progress(&entry.plan(entry.name)?, &out)?);
             }
             Ok(())
         }
         Command::List => {
-            for e in EXPERIMENTS {
-                println!("{:<12} seed {:<6} {}", e.name, e.default_seed, e.about);
+            for e in REGISTRY {
+                let aliases = match e.aliases {
+                    [] => String::new(),
+                    names => format!(" (also: {})", names.join(", ")),
+                };
+                println!(
+                    "{:<12} seed {:<6} {}{aliases}",
+                    e.name, e.default_seed, e.about
+                );
             }
+            Ok(())
+        }
+        Command::Config { plan } => {
+            print!("{}", plan.to_toml());
             Ok(())
         }
         Command::Squeeze {
@@ -222,16 +230,11 @@ fn execute(command: Command) -> Result<()> {
             csv,
             plot: png,
         } => {
-            let z = load_logits(&logits)?;
-            let squeeze = Squeeze::from_logit_step(&z, class, Direction::parse(&direction)?, step)?;
+            let squeeze = Squeeze::from_logit_step(&load_logits(&logits)?, class, direction, step)?;
             println!("{}", squeeze.summary());
             if let Some(path) = csv {
-                let rows = squeeze.csv_rows(false);
-                write_csv(
-                    &path,
-                    "class,p_before,p_after,log_p_before,log_p_after",
-                    rows,
-                )?;
+                let header = "class,p_before,p_after,log_p_before,log_p_after";
+                write_csv(&path, header, squeeze.csv_rows(false))?;
                 println!("wrote {}", path.display());
             }
             if let Some(path) = png {
@@ -263,28 +266,14 @@ fn execute(command: Command) -> Result<()> {
             layers,
             classes,
         } => {
-            let doc = match model {
-                ModelKind::Lm => lm_akg_json(&objective, seed, eta)?,
-                ModelKind::Linear | ModelKind::Mlp => {
-                    if objective != "sft" {
-                        return Err(Error::InvalidArgument(
-                            "--objective applies to --model lm only (classifiers use cross-entropy)".into(),
-                        ));
-                    }
-                    let linear = matches!(model, ModelKind::Linear);
-                    akg_json(
-                        &ClassifierSpec {
-                            linear,
-                            inputs,
-                            hidden,
-                            layers,
-                            classes,
-                        },
-                        seed,
-                        eta,
-                    )?
-                }
+            let shape = ClassifierSpec {
+                linear: false,
+                inputs,
+                hidden,
+                layers,
+                classes,
             };
+            let doc = akg(model, objective, shape, seed, eta)?;
             let text = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             write_atomic(&json, text.as_bytes())?;
@@ -292,6 +281,21 @@ fn execute(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Executes `plan`, showing each run on stderr while it works if stderr is a terminal.
+fn run_with_progress(plan: &Plan, out: &Path) -> Result<learning_dynamics::gallery::Report> {
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |message: &str| {
+        if terminal {
+            eprint!("\r\x1b[K{message}");
+        }
+    };
+    let report = plan.execute(out, &mut progress);
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    report
 }
 
 /// A comma list of numbers, or else the path of a file holding them.
@@ -304,8 +308,4 @@ fn load_logits(arg: &str) -> Result<Vec<f64>> {
             Err(list_err)
         }
     })
-}
-
-fn print_report(name: &str, report: &Report) {
-    print!("{}", report.render(name));
 }

@@ -113,6 +113,17 @@ pub fn entropy_from_log(log_pi: &[f64]) -> f64 {
         .sum::<f64>()
 }
 
+/// Teacher-forced log-probability of a response, `log π(y | χ) = Σ_l log π_l(y_l)`,
+/// from a sequence model's logits (`V × |y|`, one column per response position).
+pub fn sequence_log_prob(logits: &DMatrix<f64>, response: &[usize]) -> f64 {
+    let log_pi = log_softmax_columns(logits);
+    response
+        .iter()
+        .enumerate()
+        .map(|(l, &t)| log_pi[(t, l)])
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,9 +169,11 @@ pub enum PairLoss {
     SppoHard,
 }
 
-impl PairLoss {
+impl std::str::FromStr for PairLoss {
+    type Err = Error;
+
     /// Parses `dpo`/`sigmoid`, `ipo`, `slic`/`hinge` (δ = 1, λ = 0.1) or `sppo_hard`.
-    pub fn parse(name: &str) -> Result<Self> {
+    fn from_str(name: &str) -> Result<Self> {
         match name {
             "dpo" | "sigmoid" => Ok(PairLoss::Dpo),
             "ipo" => Ok(PairLoss::Ipo),
@@ -181,10 +183,59 @@ impl PairLoss {
             }),
             "sppo_hard" => Ok(PairLoss::SppoHard),
             _ => Err(Error::Unknown {
-                kind: "objective",
+                kind: "pairwise loss",
                 name: name.into(),
-                expected: "sft, dpo, ipo, slic, sppo_hard".into(),
+                expected: "dpo, ipo, slic, sppo_hard".into(),
             }),
+        }
+    }
+}
+
+impl std::fmt::Display for PairLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PairLoss::Dpo => "dpo",
+            PairLoss::Ipo => "ipo",
+            PairLoss::Slic { .. } => "slic",
+            PairLoss::SppoHard => "sppo_hard",
+        })
+    }
+}
+
+/// The objective of one language-model step: SFT on the chosen answer, or a pairwise
+/// preference loss on the chosen and the rejected answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LmObjective {
+    /// Cross-entropy on `y⁺` ([`CrossEntropy::sequence`]).
+    Sft,
+    /// A preference loss on `(y⁺, y⁻)` ([`Pairwise`]).
+    Pair(PairLoss),
+}
+
+impl std::str::FromStr for LmObjective {
+    type Err = Error;
+
+    /// Parses `sft` or any name [`PairLoss`] parses.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "sft" => Ok(LmObjective::Sft),
+            _ => name
+                .parse()
+                .map(LmObjective::Pair)
+                .map_err(|_| Error::Unknown {
+                    kind: "objective",
+                    name: name.into(),
+                    expected: "sft, dpo, ipo, slic, sppo_hard".into(),
+                }),
+        }
+    }
+}
+
+impl std::fmt::Display for LmObjective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LmObjective::Sft => f.write_str("sft"),
+            LmObjective::Pair(loss) => loss.fmt(f),
         }
     }
 }
@@ -255,7 +306,7 @@ impl Pairwise {
     }
 
     fn log_probs(&self, logits: &[DMatrix<f64>]) -> (f64, f64) {
-        use crate::lm::sequence_log_prob;
+        use crate::numerics::sequence_log_prob;
         (
             sequence_log_prob(&logits[0], &self.chosen),
             sequence_log_prob(&logits[1], &self.rejected),

@@ -27,9 +27,11 @@ pub enum Direction {
     Negative,
 }
 
-impl Direction {
+impl std::str::FromStr for Direction {
+    type Err = Error;
+
     /// Parses `positive` or `negative`.
-    pub fn parse(s: &str) -> Result<Self> {
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "positive" => Ok(Direction::Positive),
             "negative" => Ok(Direction::Negative),
@@ -39,6 +41,15 @@ impl Direction {
                 expected: "positive, negative".into(),
             }),
         }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Positive => "positive",
+            Direction::Negative => "negative",
+        })
     }
 }
 

@@ -9,6 +9,8 @@
 //! Plotting never happens here: observers only collect numbers.
 
 use nalgebra::DMatrix;
+use rand::Rng;
+use rand::seq::SliceRandom;
 
 use crate::decomposition::gradient;
 use crate::error::{Result, check_step};
@@ -100,4 +102,30 @@ impl<M: Model> Trainer<M> {
         self.steps += 1;
         Ok(g.loss)
     }
+
+    /// `epochs` passes over `items`, each in an order shuffled by `rng`, with one step
+    /// per item on the update that `update` builds for it (its inputs and objective).
+    /// Calls the observers' `start` hook first.
+    pub fn epochs<T: Clone>(
+        &mut self,
+        epochs: usize,
+        items: &[T],
+        rng: &mut impl Rng,
+        update: impl Fn(&T) -> Update<M>,
+        observers: &mut [&mut dyn Observer<M>],
+    ) -> Result<()> {
+        self.start(observers)?;
+        for _ in 0..epochs {
+            let mut order = items.to_vec();
+            order.shuffle(rng);
+            for item in &order {
+                let (inputs, objective) = update(item);
+                self.step(&inputs, objective.as_ref(), observers)?;
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The update of one step: the inputs it trains on and the objective.
+pub type Update<M> = (Vec<<M as Model>::Input>, Box<dyn Objective>);

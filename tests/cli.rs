@@ -70,8 +70,14 @@ fn run_writes_csv_and_png_and_is_deterministic() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("squeezing: "), "{stdout}");
     }
-    assert_eq!(files_in(&a), ["squeezing.csv", "squeezing.png"]);
-    for file in ["squeezing.csv", "squeezing.png"] {
+    let files = [
+        "squeezing.config.toml",
+        "squeezing.csv",
+        "squeezing.png",
+        "squeezing_cases.csv",
+    ];
+    assert_eq!(files_in(&a), files);
+    for file in files {
         assert_eq!(
             std::fs::read(a.join(file)).unwrap(),
             std::fs::read(b.join(file)).unwrap(),
@@ -102,6 +108,164 @@ fn run_writes_csv_and_png_and_is_deterministic() {
     assert_ne!(
         std::fs::read(other_seed.join("squeezing.csv")).unwrap(),
         csv.as_bytes()
+    );
+}
+
+/// The gallery's CSV and PNG files for the default configurations are the committed
+/// ones, byte for byte (the robustness reruns do not change them, so they are skipped).
+#[test]
+fn default_runs_reproduce_the_committed_figures() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots");
+    for name in ["squeezing", "digits", "lm_finetune", "lm_influence"] {
+        let dir = scratch(&format!("golden-{name}"));
+        let out = dir.to_str().unwrap();
+        ldyn_ok(&["run", name, "--set", "robustness_seeds=0", "--out", out]);
+        for file in files_in(&dir) {
+            if file.ends_with(".csv") || file.ends_with(".png") {
+                assert!(
+                    std::fs::read(dir.join(&file)).unwrap()
+                        == std::fs::read(committed.join(&file)).unwrap(),
+                    "{file} differs from plots/{file}"
+                );
+            }
+        }
+    }
+}
+
+/// `--set` overrides a key and the run writes its whole configuration; running again
+/// from that file reproduces every file byte for byte.
+#[test]
+fn a_run_is_reproduced_from_the_configuration_it_wrote() {
+    let (d, e) = (scratch("config-d"), scratch("config-e"));
+    let quick = [
+        "--set",
+        "pretrain.steps=300",
+        "--set",
+        "sft.epochs=1",
+        "--set",
+        "dpo.epochs=2",
+        "--set",
+        "robustness_seeds=1",
+    ];
+    let mut args = vec!["run", "lm_dpo", "--set", "beta=0.5"];
+    args.extend(quick);
+    args.extend(["--out", d.to_str().unwrap()]);
+    ldyn_ok(&args);
+    let config = d.join("lm_dpo.config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("beta = 0.5  #")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("seed = 1024  #")),
+        "{text}"
+    );
+    ldyn_ok(&[
+        "run",
+        "lm_dpo",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        e.to_str().unwrap(),
+    ]);
+    assert_eq!(files_in(&d), files_in(&e));
+    for file in files_in(&d) {
+        assert!(
+            std::fs::read(d.join(&file)).unwrap() == std::fs::read(e.join(&file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    // Precedence: the file, then --set, then --seed.
+    let f = scratch("config-f");
+    ldyn_ok(&[
+        "run",
+        "lm_dpo",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "beta=0.25",
+        "--seed",
+        "3",
+        "--out",
+        f.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(f.join("lm_dpo.config.toml")).unwrap();
+    assert!(
+        text.contains("\nbeta = 0.25  #") && text.contains("\nseed = 3  #"),
+        "{text}"
+    );
+    assert!(text.contains("\ndpo.epochs = 2  #"), "{text}");
+}
+
+#[test]
+fn config_prints_every_documented_key() {
+    let out = ldyn_ok(&["config", "lm_influence"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "seed",
+        "robustness_seeds",
+        "model.hidden",
+        "beta",
+        "epochs",
+        "eta_scale",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in {text}"));
+        assert!(line.contains("  # "), "undocumented: {line}");
+    }
+    let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+    assert_eq!(parsed["model"]["hidden"].as_integer(), Some(64));
+}
+
+#[test]
+fn bad_configuration_keys_and_values_fail_with_one_line() {
+    let dir = scratch("bad-config");
+    let out = dir.to_str().unwrap();
+    let run = |set: &str| ldyn(&["run", "squeezing", "--set", set, "--out", out]);
+    assert_fails(&run("vocabb=3"), "unknown configuration key 'vocabb'");
+    assert_fails(
+        &run("vocab=3"),
+        "vocab must be an integer in 10..=100000, got 3",
+    );
+    assert_fails(&run("vocab=50.5"), "vocab must be an integer");
+    assert_fails(&run("vocab"), "--set expects key=value");
+    assert_fails(&run("vocab=abc"), "is not a number");
+    assert_fails(
+        &ldyn(&["run", "lm_dpo", "--set", "beta=-1", "--out", out]),
+        "beta must be a number in (0, 1000], got -1",
+    );
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "seed = 1\nnot_a_key = 2\n").unwrap();
+    assert_fails(
+        &ldyn(&[
+            "run",
+            "squeezing",
+            "--config",
+            file.to_str().unwrap(),
+            "--out",
+            out,
+        ]),
+        "not_a_key",
+    );
+    std::fs::write(&file, "seed = = 1\n").unwrap();
+    assert_fails(
+        &ldyn(&[
+            "run",
+            "squeezing",
+            "--config",
+            file.to_str().unwrap(),
+            "--out",
+            out,
+        ]),
+        "bad.toml:1",
+    );
+    assert_eq!(
+        files_in(&dir),
+        ["bad.toml"],
+        "nothing is written by a refused run"
     );
 }
 

@@ -4,7 +4,26 @@
 use learning_dynamics::decomposition::one_step;
 use learning_dynamics::digits::{CLASSES, Digits};
 use learning_dynamics::entk::entk_layerwise;
-use learning_dynamics::experiments::digits::{DigitsConfig, run};
+use learning_dynamics::experiments::Experiment;
+use learning_dynamics::experiments::digits::{Config, DigitsExperiment};
+
+/// A fast configuration: one epoch and fewer probes (the gallery's split, model and
+/// schedule up to Figure 1(b)'s checkpoint).
+fn fast() -> Config {
+    Config {
+        epochs: 1,
+        probes_per_class: 4,
+        entk_every: 300,
+        ..Config::default()
+    }
+}
+
+fn run(
+    config: Config,
+    seed: u64,
+) -> learning_dynamics::Result<learning_dynamics::experiments::digits::DigitsResult> {
+    DigitsExperiment::run(&config, seed)
+}
 use learning_dynamics::mlp::{Activation, Mlp};
 use learning_dynamics::objective::CrossEntropy;
 use learning_dynamics::stats::spearman;
@@ -77,14 +96,7 @@ fn malformed_lines_are_errors_with_line_numbers() {
 #[test]
 fn accumulated_prediction_tracks_the_actual_change_to_order_eta() {
     let gap = |eta: f64| {
-        let r = run(
-            DigitsConfig {
-                eta,
-                ..DigitsConfig::fast()
-            },
-            7,
-        )
-        .unwrap();
+        let r = run(Config { eta, ..fast() }, 7).unwrap();
         let diff: f64 = r
             .accumulated_predicted
             .iter()
@@ -107,11 +119,7 @@ fn accumulated_prediction_tracks_the_actual_change_to_order_eta() {
 /// gallery's for the default seed; the accumulated correlation is checked on it too.
 #[test]
 fn fast_run_claims_and_heatmap_rows() {
-    let r = run(
-        DigitsConfig::fast(),
-        learning_dynamics::experiments::digits::DEFAULT_SEED,
-    )
-    .unwrap();
+    let r = run(fast(), learning_dynamics::experiments::digits::DEFAULT_SEED).unwrap();
     for m in [&r.heatmap_early, &r.heatmap_final] {
         for row in m.row_iter() {
             assert!(

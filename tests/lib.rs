@@ -7,5 +7,6 @@ mod decomposition;
 mod digits;
 mod entk;
 mod gradients;
+mod layers;
 mod lm;
 mod squeezing;

@@ -4,9 +4,10 @@
 
 use learning_dynamics::decomposition::one_step;
 use learning_dynamics::entk::{entk_explicit, entk_lm_structured};
-use learning_dynamics::lm::{LmSpec, Sequence, TinyLm, sequence_log_prob};
+use learning_dynamics::lm::{LmSpec, Sequence, TinyLm};
 use learning_dynamics::model::Model;
 use learning_dynamics::numerics::log_softmax;
+use learning_dynamics::numerics::sequence_log_prob;
 use learning_dynamics::objective::{CrossEntropy, Objective, PairLoss, Pairwise};
 use nalgebra::DVector;
 use proptest::prelude::*;
@@ -224,7 +225,7 @@ fn bad_sequences_and_specs_are_errors() {
         err.to_string().contains("rejected response length"),
         "{err}"
     );
-    assert!(PairLoss::parse("kto").is_err());
+    assert!("kto".parse::<PairLoss>().is_err());
 }
 
 /// DPO's strength β(1 − σ(βm)) falls as the margin grows; IPO's coefficient changes
@@ -268,10 +269,22 @@ fn loss_strengths_behave_as_the_paper_says() {
 }
 
 mod experiments {
-    use learning_dynamics::experiments::lm::{DEFAULT_SEED, LmConfig, curve, influence, run};
-    use learning_dynamics::language::FAMILIES;
+    use learning_dynamics::experiments::lm_finetune::{self, LmFinetune};
+    use learning_dynamics::experiments::lm_influence::{self, LmInfluence, Signal};
+    use learning_dynamics::experiments::lm_world::{DEFAULT_SEED, FamilyPoint, LmConfig, curve};
+    use learning_dynamics::experiments::{Experiment, Settings};
+    use learning_dynamics::language::Family;
 
-    fn change(points: &[learning_dynamics::experiments::lm::FamilyPoint], family: &str) -> f64 {
+    /// A fast world for tests: half the pre-training, longer SFT, shorter DPO.
+    fn fast_world() -> LmConfig {
+        let mut world = LmConfig::default();
+        world.pretrain.steps = 3000;
+        world.sft.epochs = 20;
+        world.dpo.epochs = 30;
+        world
+    }
+
+    fn change(points: &[FamilyPoint], family: Family) -> f64 {
         let c = curve(points, family);
         c[c.len() - 1].1 - c[0].1
     }
@@ -282,43 +295,65 @@ mod experiments {
     /// on the same prefixes, at every point.
     #[test]
     fn fast_sft_and_dpo_claims() {
+        let config = lm_finetune::Config {
+            world: fast_world(),
+            track_every: 8,
+        };
         for seed in [DEFAULT_SEED, 7] {
-            let r = run(&LmConfig::fast(), seed).unwrap();
+            let r = LmFinetune::run(&config, seed).unwrap();
+            let chosen = change(&r.sft, Family::Chosen);
+            assert!(chosen > 0.0, "seed {seed}: chosen {chosen}");
+            let rejected = change(&r.dpo, Family::Rejected);
+            assert!(rejected < 0.0, "seed {seed}: rejected {rejected}");
             assert!(
-                change(&r.sft, "chosen") > 0.0,
-                "seed {seed}: chosen {}",
-                change(&r.sft, "chosen")
-            );
-            assert!(
-                change(&r.dpo, "rejected") < 0.0,
-                "seed {seed}: rejected {}",
-                change(&r.dpo, "rejected")
-            );
-            assert!(
-                change(&r.dpo, "argmax") > change(&r.dpo, "chosen"),
+                change(&r.dpo, Family::Argmax) > change(&r.dpo, Family::Chosen),
                 "seed {seed}: argmax vs chosen"
             );
             for points in [&r.sft, &r.dpo] {
-                let (chosen, argmax) = (curve(points, "chosen"), curve(points, "argmax"));
+                let (chosen, argmax) =
+                    (curve(points, Family::Chosen), curve(points, Family::Argmax));
                 assert!(chosen.iter().zip(&argmax).all(|(c, a)| a.1 >= c.1 - 1e-12));
-                assert_eq!(points.len() % FAMILIES.len(), 0);
+                assert_eq!(points.len() % Family::ALL.len(), 0);
             }
+            let tables = LmFinetune::tables(&r);
+            let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
+            assert_eq!(names, ["lm_sft", "lm_dpo", "lm_peakiness", "lm_dpo_end"]);
+            assert_eq!(tables[0].rows.len(), r.sft.len());
         }
     }
 
     #[test]
     fn influence_table_is_normalised_per_signal() {
-        let table = influence(&LmConfig::fast(), 3, 1).unwrap();
+        let config = lm_influence::Config {
+            world: fast_world(),
+            epochs: 1,
+            ..lm_influence::Config::default()
+        };
+        let table = LmInfluence::run(&config, 3).unwrap();
         let normalised = table.normalised();
         assert_eq!(normalised.len(), 5 * 10);
-        for signal in learning_dynamics::experiments::lm::SIGNALS {
+        for signal in Signal::ALL {
             let column: Vec<f64> = normalised
                 .iter()
                 .filter(|c| c.0 == signal)
                 .map(|c| c.2)
                 .collect();
             let max = column.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            assert!((max - 1.0).abs() < 1e-12, "{signal}: max |value| {max}");
+            assert!(
+                (max - 1.0).abs() < 1e-12,
+                "{}: max |value| {max}",
+                signal.id()
+            );
         }
+    }
+
+    /// A configuration out of range is refused before anything runs, naming the key.
+    #[test]
+    fn out_of_range_configurations_are_refused() {
+        let mut config = lm_finetune::Config::default();
+        config.world.beta = -1.0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("beta") && err.contains("(0, 1000]"), "{err}");
+        assert!(LmFinetune::run(&config, 0).is_err());
     }
 }

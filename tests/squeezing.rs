@@ -172,7 +172,7 @@ fn bad_squeeze_inputs_are_errors() {
     assert!(Squeeze::from_logit_step(&[1.0, f64::NAN], 0, Direction::Negative, 1.0).is_err());
     assert!(Squeeze::from_logit_step(&[1.0, 2.0], 0, Direction::Negative, 0.0).is_err());
     assert!(Squeeze::from_logit_step(&[1.0, 2.0], 0, Direction::Negative, f64::INFINITY).is_err());
-    assert!(Direction::parse("sideways").is_err());
+    assert!("sideways".parse::<Direction>().is_err());
     // Logits of ±1e3 are fine.
     let s = Squeeze::from_logit_step(&[1000.0, -1000.0, 0.0], 1, Direction::Negative, 2.0).unwrap();
     assert!(s.log_p_after.iter().all(|l| l.is_finite()));

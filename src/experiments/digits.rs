@@ -13,7 +13,9 @@ use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use super::{Claim, Report, with_robustness};
+use serde::{Deserialize, Serialize};
+
+use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::Rng64;
 use crate::decomposition::{Observation, observe, one_step};
 use crate::digits::{CLASSES, Digits};
@@ -33,8 +35,9 @@ pub const DEFAULT_SEED: u64 = 2025;
 pub const UPDATE_CLASS: usize = 4;
 
 /// Sizes and schedule of one run.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DigitsConfig {
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
     /// Width of the hidden layer.
     pub hidden: usize,
     /// Training learning rate.
@@ -51,10 +54,9 @@ pub struct DigitsConfig {
     pub one_step_eta: f64,
 }
 
-impl DigitsConfig {
-    /// The gallery's configuration.
-    pub fn full() -> Self {
-        DigitsConfig {
+impl Default for Config {
+    fn default() -> Self {
+        Config {
             hidden: 32,
             eta: 0.05,
             epochs: 4,
@@ -64,15 +66,47 @@ impl DigitsConfig {
             one_step_eta: 0.05,
         }
     }
+}
 
-    /// A fast configuration for tests (one epoch, fewer probes).
-    pub fn fast() -> Self {
-        DigitsConfig {
-            epochs: 1,
-            probes_per_class: 4,
-            entk_every: 300,
-            ..Self::full()
-        }
+impl Settings for Config {
+    fn keys() -> Vec<Key> {
+        vec![
+            Key::new(
+                "hidden",
+                "width of the tanh MLP's hidden layer",
+                Range::Int(1, 4096),
+            ),
+            Key::new(
+                "eta",
+                "SGD learning rate of training",
+                Range::positive(10.0),
+            ),
+            Key::new(
+                "epochs",
+                "passes over the training split",
+                Range::Int(1, 100),
+            ),
+            Key::new(
+                "probes_per_class",
+                "held-out probe images per class (influence and eNTK track)",
+                Range::Int(1, 50),
+            ),
+            Key::new(
+                "entk_every",
+                "SGD steps between eNTK checkpoints",
+                Range::Int(1, 1_000_000),
+            ),
+            Key::new(
+                "early_step",
+                "step of the early heatmap and of the one-step figure's model",
+                Range::Int(1, 1_000_000),
+            ),
+            Key::new(
+                "one_step_eta",
+                "learning rate of the one-step figure",
+                Range::positive(10.0),
+            ),
+        ]
     }
 }
 
@@ -108,7 +142,7 @@ pub struct OneStepFigure {
 #[derive(Clone, Debug)]
 pub struct DigitsResult {
     /// The configuration run.
-    pub config: DigitsConfig,
+    pub config: Config,
     /// The seed of the split, the initialisation and the schedule.
     pub seed: u64,
     /// SGD steps taken.
@@ -303,8 +337,39 @@ fn one_step_figure(
     })
 }
 
-/// Runs the experiment.
-pub fn run(config: DigitsConfig, seed: u64) -> Result<DigitsResult> {
+/// Figure 1 b–d and Figure 7 on the UCI digits.
+pub struct DigitsExperiment;
+
+impl Experiment for DigitsExperiment {
+    type Config = Config;
+    type Data = DigitsResult;
+
+    fn run(config: &Config, seed: u64) -> Result<DigitsResult> {
+        config.validate()?;
+        run(*config, seed)
+    }
+
+    fn claims(data: &DigitsResult) -> Vec<Claim> {
+        data.claims()
+    }
+
+    fn tables(data: &DigitsResult) -> Vec<Table> {
+        vec![
+            Table::new("digits_heatmap", HEATMAP_HEADER, data.heatmap_rows()),
+            Table::new("digits_entk", ENTK_HEADER, data.entk_rows()),
+            Table::new("digits_one_step", ONE_STEP_HEADER, data.one_step_rows()),
+            Table::new("digits_one_step_pixels", PIXELS_HEADER, data.pixel_rows()),
+            Table::new(
+                "digits_accumulated",
+                ACCUMULATED_HEADER,
+                data.accumulated_rows(),
+            ),
+            Table::new("digits_summary", "metric,value", data.summary_rows()),
+        ]
+    }
+}
+
+fn run(config: Config, seed: u64) -> Result<DigitsResult> {
     let data = Digits::embedded()?;
     let mut rng = Rng64::seed_from_u64(seed);
     let (train, test) = data.stratified_split(0.25, &mut rng);
@@ -540,39 +605,108 @@ impl DigitsResult {
     }
 }
 
-/// Number of seeds over which [`write()`] reports how robust each claim is.
-pub const ROBUSTNESS_SEEDS: u64 = 5;
-
 /// The CSV header of `digits_heatmap.csv`.
 pub const HEATMAP_HEADER: &str = "stage,observed_class,predicted_class,mean_prob";
 /// The CSV header of `digits_entk.csv`.
 pub const ENTK_HEADER: &str = "step,class_u,class_o,mean_k_fro";
+/// The CSV header of `digits_one_step.csv`: one row per class of every image of Figure
+/// 1(b) (`update`, `same class`, `similar`, `dissimilar`); the Δ columns are empty for
+/// the update image.
+pub const ONE_STEP_HEADER: &str =
+    "image,label,k_fro,class,p_before,p_after,predicted_delta_log_pi,actual_delta_log_pi";
+/// The CSV header of `digits_one_step_pixels.csv` (gray level in `[0, 1]`).
+pub const PIXELS_HEADER: &str = "image,row,col,value";
+/// The CSV header of `digits_accumulated.csv` (Figure 1c: 1000 cells).
+pub const ACCUMULATED_HEADER: &str = "update_class,observed_class,class,predicted,actual";
 
-/// Runs the experiment with the gallery configuration and writes its files to `out`.
-pub fn write(seed: u64, out: &std::path::Path) -> Result<Report> {
-    let result = run(DigitsConfig::full(), seed)?;
-    let heatmap_csv = out.join("digits_heatmap.csv");
-    let entk_csv = out.join("digits_entk.csv");
-    let mut rows = Vec::new();
-    for (stage, m) in [
-        ("early", &result.heatmap_early),
-        ("final", &result.heatmap_final),
-    ] {
-        for (r, c) in (0..CLASSES).flat_map(|r| (0..CLASSES).map(move |c| (r, c))) {
-            rows.push(format!("{stage},{r},{c},{}", m[(r, c)]));
+impl DigitsResult {
+    fn heatmap_rows(&self) -> Vec<String> {
+        let mut rows = Vec::new();
+        for (stage, m) in [
+            ("early", &self.heatmap_early),
+            ("final", &self.heatmap_final),
+        ] {
+            for (r, c) in (0..CLASSES).flat_map(|r| (0..CLASSES).map(move |c| (r, c))) {
+                rows.push(format!("{stage},{r},{c},{}", m[(r, c)]));
+            }
         }
+        rows
     }
-    crate::io::write_csv(&heatmap_csv, HEATMAP_HEADER, rows)?;
-    let rows = result.entk.iter().flat_map(|(step, m)| {
-        (0..CLASSES)
-            .flat_map(move |u| (0..CLASSES).map(move |o| format!("{step},{u},{o},{}", m[(u, o)])))
-    });
-    crate::io::write_csv(&entk_csv, ENTK_HEADER, rows)?;
-    let pngs = crate::plot::digits::write_all(&result, out)?;
-    let mut files = vec![heatmap_csv, entk_csv];
-    files.extend(pngs);
-    let claims = with_robustness(result.claims(), ROBUSTNESS_SEEDS, |s| {
-        Ok(run(DigitsConfig::full(), s)?.claims())
-    })?;
-    Ok(Report { files, claims })
+
+    fn entk_rows(&self) -> Vec<String> {
+        self.entk
+            .iter()
+            .flat_map(|(step, m)| {
+                (0..CLASSES).flat_map(move |u| {
+                    (0..CLASSES).map(move |o| format!("{step},{u},{o},{}", m[(u, o)]))
+                })
+            })
+            .collect()
+    }
+
+    fn one_step_rows(&self) -> Vec<String> {
+        let fig = &self.one_step;
+        let mut rows: Vec<String> = (0..CLASSES)
+            .map(|k| {
+                format!(
+                    "update,{UPDATE_CLASS},,{k},{},{},,",
+                    fig.update_pi.0[k], fig.update_pi.1[k]
+                )
+            })
+            .collect();
+        for o in &fig.observed {
+            let obs = &o.observation;
+            for k in 0..CLASSES {
+                rows.push(format!(
+                    "{},{},{},{k},{},{},{},{}",
+                    o.kind,
+                    o.label,
+                    o.k_fro,
+                    obs.log_pi[k].exp(),
+                    (obs.log_pi[k] + obs.actual[k]).exp(),
+                    obs.predicted[k],
+                    obs.actual[k]
+                ));
+            }
+        }
+        rows
+    }
+
+    fn pixel_rows(&self) -> Vec<String> {
+        let fig = &self.one_step;
+        let images = std::iter::once(("update", &fig.update_image))
+            .chain(fig.observed.iter().map(|o| (o.kind, &o.image)));
+        images
+            .flat_map(|(kind, image)| {
+                (0..64).map(move |i| format!("{kind},{},{},{}", i / 8, i % 8, image[i]))
+            })
+            .collect()
+    }
+
+    fn accumulated_rows(&self) -> Vec<String> {
+        (0..CLASSES.pow(3))
+            .map(|i| {
+                let (u, o, k) = (i / (CLASSES * CLASSES), i / CLASSES % CLASSES, i % CLASSES);
+                format!(
+                    "{u},{o},{k},{},{}",
+                    self.accumulated_predicted[i], self.accumulated_actual[i]
+                )
+            })
+            .collect()
+    }
+
+    fn summary_rows(&self) -> Vec<String> {
+        [
+            ("steps", self.steps as f64),
+            ("early_step", self.config.early_step as f64),
+            ("one_step_eta", self.one_step.eta),
+            ("test_accuracy", self.test_accuracy),
+            ("accumulated_correlation", self.accumulated_correlation()),
+            ("entk_ranking_spearman", self.entk_ranking_correlation()),
+            ("entk_confusion_spearman", self.entk_heatmap_correlation()),
+        ]
+        .iter()
+        .map(|(metric, value)| format!("{metric},{value}"))
+        .collect()
+    }
 }

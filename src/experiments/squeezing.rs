@@ -1,7 +1,7 @@
 //! The authors' squeezing toy (theory.md §8, the paper's App. E figure), run through the
 //! crate's linear model and one-step decomposition.
 //!
-//! A linear softmax model `z = W x` (no bias, `V = 50`, `d = 4`) takes one SGD step with
+//! A linear softmax model `z = W x` (no bias, by default `V = 50`, `d = 4`) takes one SGD step with
 //! `η = 1` on a weighted cross-entropy: weight `−lr` on a class that gets a negative
 //! gradient and `+lr` on one that gets a positive gradient. Then
 //! `Δz = −K G = ‖x‖² [lr₋ (π − e₋) − lr₊ (π − e₊)]`, exactly the notebook's update
@@ -9,11 +9,11 @@
 //!
 //! Draws, in order, from one seeded generator: `x ~ N(0, I₄)`; `W_uniform ~ N(0, 1)`;
 //! `W_flat = 1 + 0.05 N(0, 1)`; `W_peaky`: a fresh `N(0, 1)` matrix after one CE step
-//! (lr 1) toward the multi-hot target on classes 5–12; then, for the large vocabulary,
-//! `x ~ N(0, I₅₀)` and `W = 0.5 N(0, 1)` with `V = 1000`.
+//! (lr 1) toward the multi-hot target on classes `V/10 .. 13V/50` (5–12 for `V = 50`);
+//! then, for the large vocabulary, `x ~ N(0, I₅₀)` and `W = 0.5 N(0, 1)` with `V = 1000`.
 //!
-//! The notebook's fixed class ids (21, 42) are kept where their role does not depend on
-//! the draw. Where it does, the class is chosen by its role: the side bump is the
+//! The notebook's fixed class ids (21 and 42 of 50, scaled to `V`) are kept where their
+//! role does not depend on the draw. Where it does, the class is chosen by its role: the side bump is the
 //! second most likely class of the peaky distribution, the valley its least likely
 //! class, the positive partner its median class, and the large-vocabulary target the
 //! least likely of the 1000 classes.
@@ -21,7 +21,9 @@
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 
-use super::{Claim, Report, with_robustness};
+use serde::{Deserialize, Serialize};
+
+use super::{Claim, Experiment, Key, Range, Settings, Table, csv_text};
 use crate::Rng64;
 use crate::decomposition::one_step;
 use crate::error::Result;
@@ -34,6 +36,58 @@ pub const DEFAULT_SEED: u64 = 10086;
 
 /// The CSV header of `squeezing.csv`.
 pub const CSV_HEADER: &str = "case,class,role,p_before,p_after,log_p_before,log_p_after";
+
+/// The sizes of the toy (the notebook's by default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Number of classes `V` of the main cases.
+    pub vocab: usize,
+    /// Input dimension `d` of the main cases.
+    pub inputs: usize,
+    /// Number of classes of the large-vocabulary case.
+    pub large_vocab: usize,
+    /// Input dimension of the large-vocabulary case.
+    pub large_inputs: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            vocab: 50,
+            inputs: 4,
+            large_vocab: 1000,
+            large_inputs: 50,
+        }
+    }
+}
+
+impl Settings for Config {
+    fn keys() -> Vec<Key> {
+        vec![
+            Key::new(
+                "vocab",
+                "number of classes V of the main cases",
+                Range::Int(10, 100_000),
+            ),
+            Key::new(
+                "inputs",
+                "input dimension d of the main cases",
+                Range::Int(1, 1000),
+            ),
+            Key::new(
+                "large_vocab",
+                "number of classes of the large-vocabulary case",
+                Range::Int(2, 100_000),
+            ),
+            Key::new(
+                "large_inputs",
+                "input dimension of the large-vocabulary case",
+                Range::Int(1, 1000),
+            ),
+        ]
+    }
+}
 
 /// One case of the toy: a fixed id (the CSV contract), a title, and the step it took.
 #[derive(Clone, Debug)]
@@ -114,33 +168,65 @@ fn ranked(w: &DMatrix<f64>, x: &DVector<f64>) -> Vec<usize> {
     order
 }
 
-/// Runs every case of the toy with the given seed.
-pub fn run(seed: u64) -> Result<SqueezingResult> {
+/// The toy: every case with the given seed.
+pub struct Squeezing;
+
+impl Experiment for Squeezing {
+    type Config = Config;
+    type Data = SqueezingResult;
+
+    fn run(config: &Config, seed: u64) -> Result<SqueezingResult> {
+        config.validate()?;
+        run_cases(config, seed)
+    }
+
+    fn claims(data: &SqueezingResult) -> Vec<Claim> {
+        data.claims()
+    }
+
+    fn tables(data: &SqueezingResult) -> Vec<Table> {
+        let titles = data
+            .cases
+            .iter()
+            .map(|c| format!("{},{}", c.id, csv_text(&c.title)))
+            .collect();
+        vec![
+            Table::new("squeezing", CSV_HEADER, data.csv_rows()),
+            Table::new("squeezing_cases", "case,title", titles),
+        ]
+    }
+}
+
+fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
+    let (v, d) = (config.vocab, config.inputs);
     let mut rng = Rng64::seed_from_u64(seed);
-    let x = DVector::from_fn(4, |_, _| normal(&mut rng));
-    let w_uniform = gaussian(50, 4, 1.0, 0.0, &mut rng);
-    let w_flat = gaussian(50, 4, 0.05, 1.0, &mut rng);
-    let w_peaky = peaky_weights(&x, 50, 5..13, &mut rng);
-    let x_large = DVector::from_fn(50, |_, _| normal(&mut rng));
-    let w_large = gaussian(1000, 50, 0.5, 0.0, &mut rng);
+    let x = DVector::from_fn(d, |_, _| normal(&mut rng));
+    let w_uniform = gaussian(v, d, 1.0, 0.0, &mut rng);
+    let w_flat = gaussian(v, d, 0.05, 1.0, &mut rng);
+    let w_peaky = peaky_weights(&x, v, v / 10..13 * v / 50, &mut rng);
+    let x_large = DVector::from_fn(config.large_inputs, |_, _| normal(&mut rng));
+    let w_large = gaussian(config.large_vocab, config.large_inputs, 0.5, 0.0, &mut rng);
 
     let order = ranked(&w_peaky, &x);
-    let (argmax, side, median, valley) = (order[0], order[1], order[25], order[49]);
-    let unlikely = *ranked(&w_large, &x_large).last().expect("1000 classes");
+    let (argmax, side, median, valley) = (order[0], order[1], order[v / 2], order[v - 1]);
+    let unlikely = *ranked(&w_large, &x_large)
+        .last()
+        .expect("at least 2 classes");
+    let (pushed_up, pushed_down) = (21 * v / 50, 42 * v / 50);
     let cases = [
         (
             "positive",
-            "Positive gradient on class 21 (random π)".to_string(),
+            format!("Positive gradient on class {pushed_up} (random π)"),
             &w_uniform,
             &x,
-            vec![(21, 0.5)],
+            vec![(pushed_up, 0.5)],
         ),
         (
             "negative_flat",
-            "Negative gradient on class 42 (flat π)".to_string(),
+            format!("Negative gradient on class {pushed_down} (flat π)"),
             &w_flat,
             &x,
-            vec![(42, -0.3)],
+            vec![(pushed_down, -0.3)],
         ),
         (
             "negative_peak_side",
@@ -165,7 +251,10 @@ pub fn run(seed: u64) -> Result<SqueezingResult> {
         ),
         (
             "negative_large_vocab",
-            format!("V = 1000: negative gradient on the least likely class {unlikely}"),
+            format!(
+                "V = {}: negative gradient on the least likely class {unlikely}",
+                config.large_vocab
+            ),
             &w_large,
             &x_large,
             vec![(unlikely, -1.0)],
@@ -280,7 +369,8 @@ impl SqueezingResult {
             claim(
                 large.pushed_log_p.1 - large.pushed_log_p.0 < -10.0 * std::f64::consts::LN_10,
                 format!(
-                    "V = 1000: the unlikely class falls {:.0} orders of magnitude; p(y*) {:.3} -> {:.3}",
+                    "V = {}: the unlikely class falls {:.0} orders of magnitude; p(y*) {:.3} -> {:.3}",
+                    v("negative_large_vocab"),
                     (large.pushed_log_p.0 - large.pushed_log_p.1) / std::f64::consts::LN_10,
                     p(large.y_star_log_p.0),
                     p(large.y_star_log_p.1)
@@ -295,26 +385,4 @@ impl SqueezingResult {
             ),
         ]
     }
-}
-
-/// Number of seeds over which [`write()`] reports how robust each claim is.
-pub const ROBUSTNESS_SEEDS: u64 = 100;
-
-/// Runs the toy and writes `squeezing.csv` and `squeezing.png` to `out`.
-pub fn write(seed: u64, out: &std::path::Path) -> Result<Report> {
-    let result = run(seed)?;
-    let csv = out.join("squeezing.csv");
-    let png = out.join("squeezing.png");
-    crate::io::write_csv(&csv, CSV_HEADER, result.csv_rows())?;
-    let rows: Vec<_> = result
-        .cases
-        .iter()
-        .map(|c| (c.title.as_str(), &c.squeeze))
-        .collect();
-    crate::plot::squeezing::figure(&png, &rows)?;
-    let claims = with_robustness(result.claims(), ROBUSTNESS_SEEDS, |s| Ok(run(s)?.claims()))?;
-    Ok(Report {
-        files: vec![csv, png],
-        claims,
-    })
 }

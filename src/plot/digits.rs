@@ -1,13 +1,13 @@
 //! The four figures of the digits experiment (the paper's Figure 1 b–d and Figure 7).
+//! The statistics they print (correlations, accuracy) are the rows of `digits_summary.csv`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nalgebra::{DMatrix, DVector};
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use super::{
-    AFTER, Area, BEFORE, FONT, blues, colourbar, diverging, heatmap, plot_err, save_png, tick,
+    AFTER, Area, BEFORE, FONT, blues, colourbar, diverging, heatmap, legend, save_png, tick,
 };
 use crate::digits::CLASSES;
 use crate::error::Result;
@@ -16,30 +16,8 @@ use crate::experiments::digits::{DigitsResult, UPDATE_CLASS};
 /// Colour of predicted (first-order) changes.
 const PREDICTED: RGBColor = RGBColor(255, 127, 14);
 
-/// Writes all four PNG files and returns their paths.
-pub fn write_all(result: &DigitsResult, out: &Path) -> Result<Vec<PathBuf>> {
-    let files = [
-        (
-            "digits_one_step.png",
-            one_step as fn(&DigitsResult, &Path) -> Result<()>,
-        ),
-        ("digits_accumulated.png", accumulated),
-        ("digits_heatmap.png", mean_pi),
-        ("digits_entk.png", entk),
-    ];
-    files
-        .into_iter()
-        .map(|(name, draw)| {
-            let path = out.join(name);
-            draw(result, &path).map(|()| path)
-        })
-        .collect()
-}
-
 fn title(area: &Area<'_>, text: &str) -> Result<()> {
-    area.titled(text, (FONT, 26).into_font().style(FontStyle::Bold))
-        .map_err(plot_err)?;
-    Ok(())
+    super::title(area, text, 26)
 }
 
 /// An 8 × 8 image in gray levels (0 = white, 1 = black).
@@ -47,18 +25,15 @@ fn digit_image(area: &Area<'_>, caption: &str, pixels: &DVector<f64>) -> Result<
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 16))
         .margin(25)
-        .build_cartesian_2d(0.0..8.0, 0.0..8.0)
-        .map_err(plot_err)?;
-    chart
-        .draw_series((0..64).map(|i| {
-            let (r, c) = ((i / 8) as f64, (i % 8) as f64);
-            let g = (255.0 * (1.0 - pixels[i])).round() as u8;
-            Rectangle::new(
-                [(c, 7.0 - r), (c + 1.0, 8.0 - r)],
-                RGBColor(g, g, g).filled(),
-            )
-        }))
-        .map_err(plot_err)?;
+        .build_cartesian_2d(0.0..8.0, 0.0..8.0)?;
+    chart.draw_series((0..64).map(|i| {
+        let (r, c) = ((i / 8) as f64, (i % 8) as f64);
+        let g = (255.0 * (1.0 - pixels[i])).round() as u8;
+        Rectangle::new(
+            [(c, 7.0 - r), (c + 1.0, 8.0 - r)],
+            RGBColor(g, g, g).filled(),
+        )
+    }))?;
     Ok(())
 }
 
@@ -76,8 +51,7 @@ fn paired_bars(
         .margin(10)
         .x_label_area_size(36)
         .y_label_area_size(60)
-        .build_cartesian_2d(-0.5..CLASSES as f64 - 0.5, y_range.0..y_range.1)
-        .map_err(plot_err)?;
+        .build_cartesian_2d(-0.5..CLASSES as f64 - 0.5, y_range.0..y_range.1)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -88,8 +62,7 @@ fn paired_bars(
         .y_desc(y_desc)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
+        .draw()?;
     for (values, label, colour, offset) in
         [(a, a_label, a_colour, -0.2), (b, b_label, b_colour, 0.2)]
     {
@@ -97,19 +70,11 @@ fn paired_bars(
             .draw_series(values.iter().enumerate().map(|(k, &v)| {
                 let x = k as f64 + offset;
                 Rectangle::new([(x - 0.18, 0.0), (x + 0.18, v)], colour.filled())
-            }))
-            .map_err(plot_err)?
+            }))?
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(plot_err)
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 fn column(m: &DMatrix<f64>) -> Vec<f64> {
@@ -117,7 +82,7 @@ fn column(m: &DMatrix<f64>) -> Vec<f64> {
 }
 
 /// Figure 1(b): the update image, then one row per observed image.
-fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
+pub fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
     let fig = &result.one_step;
     save_png(path, (1500, 1350), |root| {
         let (top, body) = root.split_vertically(50);
@@ -142,27 +107,21 @@ fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
             (&fig.update_pi.1, "after", AFTER),
             (0.0, 1.05),
         )?;
-        rows[2]
-            .draw_text(
-                "Rows below: x_o, its π before/after, and Δlog π(x_o):",
-                &(FONT, 16).into_font().color(&BLACK),
-                (10, 60),
-            )
-            .map_err(plot_err)?;
-        rows[2]
-            .draw_text(
-                "orange = predicted −η A(x_o) K(x_o, x_u) G(x_u),",
-                &(FONT, 16).into_font().color(&PREDICTED),
-                (10, 90),
-            )
-            .map_err(plot_err)?;
-        rows[2]
-            .draw_text(
-                "blue = actual change after the step.",
-                &(FONT, 16).into_font().color(&AFTER),
-                (10, 120),
-            )
-            .map_err(plot_err)?;
+        rows[2].draw_text(
+            "Rows below: x_o, its π before/after, and Δlog π(x_o):",
+            &(FONT, 16).into_font().color(&BLACK),
+            (10, 60),
+        )?;
+        rows[2].draw_text(
+            "orange = predicted −η A(x_o) K(x_o, x_u) G(x_u),",
+            &(FONT, 16).into_font().color(&PREDICTED),
+            (10, 90),
+        )?;
+        rows[2].draw_text(
+            "blue = actual change after the step.",
+            &(FONT, 16).into_font().color(&AFTER),
+            (10, 120),
+        )?;
         let changes: Vec<f64> = fig
             .observed
             .iter()
@@ -213,7 +172,7 @@ fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
 }
 
 /// Figure 1(c): accumulated influence on images of classes 4 and 9, predicted vs actual.
-fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
+pub fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
     let observed = [4usize, 9];
     let slice = |values: &[f64], o: usize| {
         DMatrix::from_fn(CLASSES, CLASSES, |u, k| {
@@ -251,8 +210,7 @@ fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
             ),
             &(FONT, 15).into_font().color(&BLACK),
             (15, 55),
-        )
-        .map_err(plot_err)?;
+        )?;
         let (grid, bar) = body.split_horizontally(1380);
         let panels = grid.split_evenly((mats.len(), 2));
         let label = |v: f64| format!("{v:.1}");
@@ -282,7 +240,7 @@ fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
 }
 
 /// Figure 1(d): mean π per true class, early and final.
-fn mean_pi(result: &DigitsResult, path: &Path) -> Result<()> {
+pub fn mean_pi(result: &DigitsResult, path: &Path) -> Result<()> {
     save_png(path, (1500, 760), |root| {
         let (top, body) = root.split_vertically(50);
         title(
@@ -317,7 +275,7 @@ fn mean_pi(result: &DigitsResult, path: &Path) -> Result<()> {
 
 /// Figure 7: class-pair eNTK norms over training, and how their ranking relates to the
 /// early checkpoint and to the final confusions.
-fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
+pub fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
     let pairs_top = result.top_entk_pairs(3);
     let all_pairs = result.top_entk_pairs(CLASSES * (CLASSES - 1) / 2);
     let pairs_bottom: Vec<_> = all_pairs.iter().rev().take(3).copied().collect();
@@ -362,8 +320,7 @@ fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..last_step, (lo * 0.8..hi * 1.25).log_scale())
-            .map_err(plot_err)?;
+            .build_cartesian_2d(0.0..last_step, (lo * 0.8..hi * 1.25).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("SGD step")
@@ -372,8 +329,7 @@ fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
             .y_desc("mean ‖K‖_F")
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
-            .draw()
-            .map_err(plot_err)?;
+            .draw()?;
         let reds = [
             RGBColor(178, 24, 43),
             RGBColor(214, 96, 77),
@@ -390,8 +346,7 @@ fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
         ] {
             for (&(u, o, _), colour) in pairs.iter().zip(colours) {
                 chart
-                    .draw_series(LineSeries::new(series(u, o), colour.stroke_width(3)))
-                    .map_err(plot_err)?
+                    .draw_series(LineSeries::new(series(u, o), colour.stroke_width(3)))?
                     .label(format!("{u}&{o} ({kind})"))
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
@@ -399,18 +354,10 @@ fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
             }
         }
         chart
-            .draw_series(LineSeries::new(mean_series, BLACK.stroke_width(2)))
-            .map_err(plot_err)?
+            .draw_series(LineSeries::new(mean_series, BLACK.stroke_width(2)))?
             .label("mean over all pairs")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(plot_err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         scatter_entk_vs_confusion(&panels[1], result)
     })
 }
@@ -449,8 +396,7 @@ fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((xl * 0.8..xh * 1.25).log_scale(), (yl * 0.5..yh * 2.0).log_scale())
-        .map_err(plot_err)?;
+        .build_cartesian_2d((xl * 0.8..xh * 1.25).log_scale(), (yl * 0.5..yh * 2.0).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("final mean ‖K‖_F of the pair")
@@ -458,23 +404,18 @@ fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<(
         .y_desc("mean π the pair's classes give each other")
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(
-            points
-                .iter()
-                .map(|&(x, y, _, _)| Circle::new((x, y), 4, AFTER.filled())),
-        )
-        .map_err(plot_err)?;
+        .draw()?;
+    chart.draw_series(
+        points
+            .iter()
+            .map(|&(x, y, _, _)| Circle::new((x, y), 4, AFTER.filled())),
+    )?;
     let mut top: Vec<_> = points.clone();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
-    chart
-        .draw_series(
-            top.iter()
-                .take(5)
-                .map(|&(x, y, u, o)| Text::new(format!(" {u}&{o}"), (x, y), (FONT, 13))),
-        )
-        .map_err(plot_err)?;
+    chart.draw_series(
+        top.iter()
+            .take(5)
+            .map(|&(x, y, u, o)| Text::new(format!(" {u}&{o}"), (x, y), (FONT, 13))),
+    )?;
     Ok(())
 }

@@ -1,18 +1,20 @@
-//! The language-model figures (the paper's Figs. 3, 4, 8-extra heatmap and 9).
+//! The language-model figures: the paper's Figs. 3, 4 and 9 from one
+//! [`LmRun`], and the App. C influence heatmap.
 
 use std::path::Path;
 
 use nalgebra::DMatrix;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
-use super::{Area, FONT, diverging, heatmap, plot_err, save_png, tick};
+use super::{Area, FONT, diverging, heatmap, legend, save_png, tick, title};
 use crate::error::Result;
-use crate::experiments::lm::{FamilyPoint, Influence, LmRun, SIGNALS, curve};
-use crate::language::FAMILIES;
+use crate::experiments::lm_finetune::LmRun;
+use crate::experiments::lm_influence::{Influence, Signal};
+use crate::experiments::lm_world::{FamilyPoint, curve};
+use crate::language::Family;
 
 /// A distinct colour per family (tab10 and two extra).
-fn colour(family: &str) -> RGBColor {
+fn colour(family: Family) -> RGBColor {
     const PALETTE: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
@@ -27,7 +29,7 @@ fn colour(family: &str) -> RGBColor {
         RGBColor(0, 0, 0),
         RGBColor(90, 90, 90),
     ];
-    PALETTE[FAMILIES.iter().position(|f| *f == family).unwrap_or(0)]
+    PALETTE[Family::ALL.iter().position(|f| *f == family).unwrap_or(0)]
 }
 
 /// One panel of curves `(step, value)` per family, with a legend.
@@ -35,7 +37,7 @@ fn panel(
     area: &Area<'_>,
     caption: &str,
     y_desc: &str,
-    series: &[(&str, Vec<(f64, f64)>)],
+    series: &[(Family, Vec<(f64, f64)>)],
 ) -> Result<()> {
     let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
     let x_max = xs.fold(1.0f64, f64::max);
@@ -54,8 +56,7 @@ fn panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
-        .map_err(plot_err)?;
+        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
     chart
         .configure_mesh()
         .x_desc("training step")
@@ -64,35 +65,32 @@ fn panel(
         .y_label_formatter(&tick)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
+        .draw()?;
     for (family, points) in series {
-        let c = colour(family);
+        let c = colour(*family);
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(3)))
-            .map_err(plot_err)?
-            .label(*family)
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(3)))?
+            .label(family.id())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(plot_err)
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
-fn title(area: &Area<'_>, text: &str) -> Result<()> {
-    area.titled(text, (FONT, 24).into_font().style(FontStyle::Bold))
-        .map_err(plot_err)?;
-    Ok(())
+/// Fig. 3: the SFT curves of every family.
+pub fn sft(run: &LmRun, path: &Path) -> Result<()> {
+    let heading = "SFT: mean log π(y | χ) of each probe family on the training prompts";
+    curves(path, heading, &run.sft)
 }
 
-/// Figs. 3 and 4: three panels of family curves.
-pub fn curves(path: &Path, heading: &str, points: &[FamilyPoint]) -> Result<()> {
-    let group = |families: &[&'static str]| {
+/// Fig. 4: the DPO curves of every family.
+pub fn dpo(run: &LmRun, path: &Path) -> Result<()> {
+    let heading = "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family";
+    curves(path, heading, &run.dpo)
+}
+
+/// Three panels of family curves.
+fn curves(path: &Path, heading: &str, points: &[FamilyPoint]) -> Result<()> {
+    let group = |families: &[Family]| {
         families
             .iter()
             .map(|&f| (f, curve(points, f)))
@@ -100,42 +98,45 @@ pub fn curves(path: &Path, heading: &str, points: &[FamilyPoint]) -> Result<()> 
     };
     save_png(path, (1800, 620), |root| {
         let (top, body) = root.split_vertically(50);
-        title(&top, heading)?;
+        title(&top, heading, 24)?;
         let panels = body.split_evenly((1, 3));
         panel(
             &panels[0],
             "answers to this prompt",
             "mean log π(y | χ) (nats)",
-            &group(&["chosen", "chosen_rephrase", "rejected", "rejected_rephrase"]),
+            &group(&[
+                Family::Chosen,
+                Family::ChosenRephrase,
+                Family::Rejected,
+                Family::RejectedRephrase,
+            ]),
         )?;
         panel(
             &panels[1],
             "other responses",
             "mean log π(y | χ) (nats)",
             &group(&[
-                "chosen_format",
-                "other_prompt",
-                "test_prompt",
-                "random_sentence",
-                "shuffled_chosen",
-                "random_tokens",
+                Family::ChosenFormat,
+                Family::OtherPrompt,
+                Family::TestPrompt,
+                Family::RandomSentence,
+                Family::ShuffledChosen,
+                Family::RandomTokens,
             ]),
         )?;
         panel(
             &panels[2],
             "greedy y* on the chosen prefixes",
             "Σ_m log max π_m  /  Σ_m log(1 − max π_m)",
-            &group(&["argmax", "except_argmax"]),
+            &group(&[Family::Argmax, Family::ExceptArgmax]),
         )
     })
 }
 
 /// Fig. 9: peakiness ‖A‖²_F during SFT, and argmax vs except_argmax in SFT and DPO.
-pub fn peakiness(path: &Path, run: &LmRun) -> Result<()> {
-    let a_series: Vec<(&str, Vec<(f64, f64)>)> = FAMILIES
-        .iter()
-        .filter(|f| !f.contains("argmax"))
-        .map(|&f| {
+pub fn peakiness(run: &LmRun, path: &Path) -> Result<()> {
+    let a_series: Vec<(Family, Vec<(f64, f64)>)> = Family::sequences()
+        .map(|f| {
             (
                 f,
                 run.sft
@@ -147,7 +148,7 @@ pub fn peakiness(path: &Path, run: &LmRun) -> Result<()> {
         })
         .collect();
     let arg = |points: &[FamilyPoint]| {
-        ["argmax", "except_argmax"]
+        [Family::Argmax, Family::ExceptArgmax]
             .iter()
             .map(|&f| (f, curve(points, f)))
             .collect::<Vec<_>>()
@@ -157,6 +158,7 @@ pub fn peakiness(path: &Path, run: &LmRun) -> Result<()> {
         title(
             &top,
             "Peakiness: the model grows more confident (SFT), and DPO squeezes mass into the argmax",
+            24,
         )?;
         let panels = body.split_evenly((1, 3));
         panel(
@@ -182,37 +184,35 @@ pub fn peakiness(path: &Path, run: &LmRun) -> Result<()> {
 
 /// The accumulated-influence heatmap: observed families × training signals, each column
 /// normalised by its largest magnitude, on a diverging colour map centred at 0.
-pub fn influence(path: &Path, result: &Influence) -> Result<()> {
-    let families: Vec<&str> = FAMILIES
-        .iter()
-        .copied()
-        .filter(|f| !f.contains("argmax"))
-        .collect();
+pub fn influence(result: &Influence, path: &Path) -> Result<()> {
+    let families: Vec<Family> = Family::sequences().collect();
     let normalised = result.normalised();
-    let m = DMatrix::from_fn(families.len(), SIGNALS.len(), |r, c| {
+    let m = DMatrix::from_fn(families.len(), Signal::ALL.len(), |r, c| {
         normalised
             .iter()
-            .find(|x| x.0 == SIGNALS[c] && x.1 == families[r])
+            .find(|x| x.0 == Signal::ALL[c] && x.1 == families[r])
             .map_or(0.0, |x| x.2)
     });
+    let family_ids: Vec<&str> = families.iter().map(|f| f.id()).collect();
+    let signal_ids: Vec<&str> = Signal::ALL.iter().map(|s| s.id()).collect();
     save_png(path, (1300, 900), |root| {
         let (top, body) = root.split_vertically(80);
         title(
             &top,
             "Accumulated influence: Σ over steps of the predicted mean Δlog π(y | χ)",
+            24,
         )?;
         top.draw_text(
             "rows: observed family on the training prompts; columns: training signal (SFT from the base model, DPO from the SFT model); each column divided by its largest |value|",
             &(FONT, 14).into_font().color(&BLACK),
             (10, 55),
-        )
-        .map_err(plot_err)?;
+        )?;
         let label = |v: f64| format!("{v:+.2}");
         heatmap(
             &body,
             "",
             ("training signal", "observed family"),
-            (Some(&families), Some(&SIGNALS)),
+            (Some(&family_ids), Some(&signal_ids)),
             &m,
             &|v| diverging(v),
             Some(&label),

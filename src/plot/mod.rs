@@ -1,5 +1,7 @@
-//! Figures as PNG files. Plotting only turns finished results into pictures; it never
-//! computes anything an experiment's CSV does not also hold.
+//! Figures as PNG files. Plotting only turns an experiment's data into pictures: every
+//! number drawn is in (or recomputed from the rows of) one of the experiment's tables.
+//! The gallery ([`crate::gallery`]) chooses the paths; each figure is a
+//! `draw(&Data, path)` function.
 //!
 //! Text is drawn with an embedded copy of DejaVu Sans (`assets/`, with its licence), so
 //! a figure does not depend on the fonts of the machine and the same data always
@@ -9,7 +11,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -44,9 +46,31 @@ fn register_font() {
     });
 }
 
-/// Converts any plotting error into the crate's error.
-pub fn plot_err<E: std::fmt::Display>(e: E) -> Error {
-    Error::Plot(e.to_string())
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for Error {
+    fn from(e: DrawingAreaErrorKind<E>) -> Self {
+        Error::Plot(e.to_string())
+    }
+}
+
+/// A figure's bold title across the top of `area`.
+pub fn title(area: &Area<'_>, text: &str, size: u32) -> Result<()> {
+    area.titled(text, (FONT, size).into_font().style(FontStyle::Bold))?;
+    Ok(())
+}
+
+/// The legend of a chart's labelled series, in the style of every figure.
+pub fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    Ok(())
 }
 
 /// Draws a `width × height` PNG at `path` with `draw`, atomically.
@@ -58,7 +82,7 @@ pub fn save_png(
     register_font();
     commit_file(path, |tmp| {
         let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
+        root.fill(&WHITE)?;
         draw(&root)?;
         root.present()
             .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
@@ -138,8 +162,7 @@ pub fn heatmap(
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(if row_names.is_some() { 150 } else { 50 })
-        .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)
-        .map_err(plot_err)?;
+        .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)?;
     let flip = |r: usize| (rows - 1 - r) as f64;
     chart
         .configure_mesh()
@@ -152,26 +175,21 @@ pub fn heatmap(
         .y_desc(y_desc)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(plot_err)?;
+        .draw()?;
     for r in 0..rows {
         for c in 0..cols {
             let fill = colour(m[(r, c)]);
             let (x, y) = (c as f64, flip(r));
-            chart
-                .draw_series([Rectangle::new(
-                    [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
-                    fill.filled(),
-                )])
-                .map_err(plot_err)?;
+            chart.draw_series([Rectangle::new(
+                [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                fill.filled(),
+            )])?;
             if let Some(label) = label {
                 let style = (FONT, 12)
                     .into_font()
                     .color(&ink_on(fill))
                     .pos(Pos::new(HPos::Center, VPos::Center));
-                chart
-                    .draw_series([Text::new(label(m[(r, c)]), (x, y), style)])
-                    .map_err(plot_err)?;
+                chart.draw_series([Text::new(label(m[(r, c)]), (x, y), style)])?;
             }
         }
     }
@@ -196,8 +214,7 @@ pub fn colourbar(
         .margin_bottom(50)
         .margin_right(10)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0, lo..hi)
-        .map_err(plot_err)?;
+        .build_cartesian_2d(0.0..1.0, lo..hi)?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -206,15 +223,12 @@ pub fn colourbar(
         .y_desc(label)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
+        .draw()?;
     let steps = 100;
     let h = (hi - lo) / f64::from(steps);
-    chart
-        .draw_series((0..steps).map(|i| {
-            let y = lo + f64::from(i) * h;
-            Rectangle::new([(0.0, y), (1.0, y + h)], colour(y + h / 2.0).filled())
-        }))
-        .map_err(plot_err)?;
+    chart.draw_series((0..steps).map(|i| {
+        let y = lo + f64::from(i) * h;
+        Rectangle::new([(0.0, y), (1.0, y + h)], colour(y + h / 2.0).filled())
+    }))?;
     Ok(())
 }

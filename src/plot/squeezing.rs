@@ -3,12 +3,22 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, plot_err, save_png, staircase};
+use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, save_png, staircase, title};
 use crate::error::Result;
+use crate::experiments::squeezing::SqueezingResult;
 use crate::squeezing::{Role, Squeeze};
+
+/// The gallery's squeezing figure: every case of the toy, one row each.
+pub fn draw(result: &SqueezingResult, path: &Path) -> Result<()> {
+    let rows: Vec<_> = result
+        .cases
+        .iter()
+        .map(|c| (c.title.as_str(), &c.squeeze))
+        .collect();
+    figure(path, &rows)
+}
 
 /// The squeezing figure: one row per step, a linear panel (`π`) on the left and a
 /// log panel (`log₁₀ π`) on the right; before in gray, after in blue, a triangle
@@ -18,11 +28,11 @@ pub fn figure(path: &Path, rows: &[(&str, &Squeeze)]) -> Result<()> {
     let height = 90 + 300 * rows.len() as u32;
     save_png(path, (1500, height), |root| {
         let (top, body) = root.split_vertically(90);
-        top.titled(
+        title(
+            &top,
             "Squeezing effect: one gradient step on a linear softmax model",
-            (FONT, 30).into_font().style(FontStyle::Bold),
-        )
-        .map_err(plot_err)?;
+            30,
+        )?;
         draw_legend(&top, 20, 62)?;
         let panels = body.split_evenly((rows.len(), 2));
         for (r, (title, squeeze)) in rows.iter().enumerate() {
@@ -78,8 +88,7 @@ fn distribution_panel(
         .margin(8)
         .x_label_area_size(38)
         .y_label_area_size(62)
-        .build_cartesian_2d(-0.5..v - 0.5, y_lo..y_hi)
-        .map_err(plot_err)?;
+        .build_cartesian_2d(-0.5..v - 0.5, y_lo..y_hi)?;
     chart
         .configure_mesh()
         .x_desc("class index")
@@ -88,40 +97,29 @@ fn distribution_panel(
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))
-        .map_err(plot_err)?;
-    chart
-        .draw_series(LineSeries::new(staircase(after), AFTER.stroke_width(2)))
-        .map_err(plot_err)?;
+        .draw()?;
+    chart.draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(staircase(after), AFTER.stroke_width(2)))?;
     let y_star = squeeze.summary().y_star;
-    chart
-        .draw_series([Circle::new(
-            (y_star as f64, after[y_star]),
-            6,
-            AFTER.stroke_width(2),
-        )])
-        .map_err(plot_err)?;
-    chart
-        .draw_series([Text::new(
-            format!("y* = {y_star}"),
-            (y_star as f64, after[y_star] + 0.03 * (y_hi - y_lo)),
-            (FONT, 15)
-                .into_font()
-                .color(&AFTER)
-                .pos(Pos::new(HPos::Left, VPos::Bottom)),
-        )])
-        .map_err(plot_err)?;
+    chart.draw_series([Circle::new(
+        (y_star as f64, after[y_star]),
+        6,
+        AFTER.stroke_width(2),
+    )])?;
+    chart.draw_series([Text::new(
+        format!("y* = {y_star}"),
+        (y_star as f64, after[y_star] + 0.03 * (y_hi - y_lo)),
+        (FONT, 15)
+            .into_font()
+            .color(&AFTER)
+            .pos(Pos::new(HPos::Left, VPos::Bottom)),
+    )])?;
     let marker_y = y_hi - 0.06 * (y_hi - y_lo);
     for (role, colour) in [(Role::Negative, NEGATIVE), (Role::Positive, POSITIVE)] {
         let classes = (0..squeeze.roles.len()).filter(|&i| squeeze.roles[i] == role);
-        chart
-            .draw_series(
-                classes.map(|i| TriangleMarker::new((i as f64, marker_y), 9, colour.filled())),
-            )
-            .map_err(plot_err)?;
+        chart.draw_series(
+            classes.map(|i| TriangleMarker::new((i as f64, marker_y), 9, colour.filled())),
+        )?;
     }
     Ok(())
 }
@@ -134,29 +132,23 @@ fn draw_legend(area: &Area<'_>, x: i32, y: i32) -> Result<()> {
         area.draw(&PathElement::new(
             vec![(at, y), (at + 34, y)],
             colour.stroke_width(4),
-        ))
-        .map_err(plot_err)?;
-        area.draw_text(text, &font, (at + 42, y - 10))
-            .map_err(plot_err)?;
+        ))?;
+        area.draw_text(text, &font, (at + 42, y - 10))?;
         at += 240;
     }
     for (colour, text) in [
         (NEGATIVE, "negative gradient (pushed down)"),
         (POSITIVE, "positive gradient (pulled up)"),
     ] {
-        area.draw(&TriangleMarker::new((at + 12, y), 9, colour.filled()))
-            .map_err(plot_err)?;
-        area.draw_text(text, &font, (at + 30, y - 10))
-            .map_err(plot_err)?;
+        area.draw(&TriangleMarker::new((at + 12, y), 9, colour.filled()))?;
+        area.draw_text(text, &font, (at + 30, y - 10))?;
         at += 330;
     }
-    area.draw(&Circle::new((at + 12, y), 6, AFTER.stroke_width(2)))
-        .map_err(plot_err)?;
+    area.draw(&Circle::new((at + 12, y), 6, AFTER.stroke_width(2)))?;
     area.draw_text(
         "y* = most likely class not pushed",
         &font,
         (at + 30, y - 10),
-    )
-    .map_err(plot_err)?;
+    )?;
     Ok(())
 }

@@ -1,0 +1,308 @@
+//! The paper's Figs. 3, 4 and 9 on [`TinyLm`]: one run of SFT then off-policy DPO in the
+//! seeded [`lm_world`](super::lm_world), tracked for every probe family.
+//!
+//! The base model is SFT-ed on `(ASK e, y⁺)`, then trained by off-policy DPO on
+//! `(y⁺, y⁻)` from the SFT checkpoint with the SFT model as the frozen reference. A
+//! [`Tracker`] records, for every probe family, the mean teacher-forced `log π(y | χ)`
+//! over the probe prompts and the mean `‖A‖²_F` over their response positions. The
+//! three figures (`lm_sft`, `lm_dpo`, `lm_peakiness`) read the same run.
+
+use serde::{Deserialize, Serialize};
+
+use super::lm_world::{FamilyPoint, LmConfig, Tracker, World, curve, pretrain, world_keys};
+use super::{Claim, Experiment, Key, Range, Settings, Table};
+use crate::error::Result;
+use crate::language::Family;
+use crate::lm::{Sequence, TinyLm};
+use crate::model::Model;
+use crate::numerics::log_softmax_columns;
+
+/// The world, and how often the families are tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The language-model world.
+    #[serde(flatten)]
+    pub world: LmConfig,
+    /// SGD steps between two tracking points.
+    pub track_every: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            world: LmConfig::default(),
+            track_every: 4,
+        }
+    }
+}
+
+impl Settings for Config {
+    fn keys() -> Vec<Key> {
+        let mut keys = world_keys();
+        keys.push(Key::new(
+            "track_every",
+            "SGD steps between two tracking points",
+            Range::Int(1, 100_000),
+        ));
+        keys
+    }
+}
+
+/// Tracked curves of one SFT-then-DPO run.
+#[derive(Clone, Debug)]
+pub struct LmRun {
+    /// The seed of the world and of the schedules.
+    pub seed: u64,
+    /// Tracked during SFT.
+    pub sft: Vec<FamilyPoint>,
+    /// Tracked during DPO (steps counted from its start).
+    pub dpo: Vec<FamilyPoint>,
+    /// The world the run trained in.
+    pub world: World,
+    /// The model after SFT (DPO's start and reference).
+    pub sft_model: TinyLm,
+    /// The model after DPO.
+    pub dpo_model: TinyLm,
+}
+
+/// SFT then off-policy DPO, tracked (Figs. 3, 4 and 9).
+pub struct LmFinetune;
+
+impl Experiment for LmFinetune {
+    type Config = Config;
+    type Data = LmRun;
+
+    fn run(config: &Config, seed: u64) -> Result<LmRun> {
+        config.validate()?;
+        let (track_every, config) = (config.track_every, &config.world);
+        let mut world = pretrain(config, seed)?;
+        let probes = world.probes.clone();
+        let mut sft_track = Tracker::new(&probes, track_every);
+        let sft_model = world.sft(config, &mut [&mut sft_track])?;
+        let mut dpo_track = Tracker::new(&probes, track_every);
+        let dpo_model = world.dpo(config, &sft_model, &sft_model, &mut [&mut dpo_track])?;
+        Ok(LmRun {
+            seed,
+            sft: sft_track.points,
+            dpo: dpo_track.points,
+            world,
+            sft_model,
+            dpo_model,
+        })
+    }
+
+    fn claims(data: &LmRun) -> Vec<Claim> {
+        let mut claims = data.sft_claims();
+        claims.extend(data.dpo_claims());
+        claims.extend(data.peakiness_claims());
+        claims
+    }
+
+    fn tables(data: &LmRun) -> Vec<Table> {
+        let curves = |points: &[FamilyPoint]| {
+            points
+                .iter()
+                .map(|p| format!("{},{},{}", p.step, p.family.id(), p.log_prob))
+                .collect()
+        };
+        let peakiness = [("sft", &data.sft), ("dpo", &data.dpo)]
+            .into_iter()
+            .flat_map(|(phase, points)| {
+                points.iter().map(move |p| {
+                    format!(
+                        "{phase},{},{},{},{}",
+                        p.step,
+                        p.family.id(),
+                        p.a_fro_sq,
+                        p.log_prob
+                    )
+                })
+            })
+            .collect();
+        let (end_sft, end_dpo) = data.end_log_probs();
+        let ends = vec![
+            format!("sft,chosen,{}", end_sft.0),
+            format!("sft,rejected,{}", end_sft.1),
+            format!("dpo,chosen,{}", end_dpo.0),
+            format!("dpo,rejected,{}", end_dpo.1),
+        ];
+        vec![
+            Table::new("lm_sft", CURVES_HEADER, curves(&data.sft)),
+            Table::new("lm_dpo", CURVES_HEADER, curves(&data.dpo)),
+            Table::new("lm_peakiness", PEAKINESS_HEADER, peakiness),
+            Table::new("lm_dpo_end", "model,answer,mean_log_prob_end", ends),
+        ]
+    }
+}
+
+/// The CSV header of `lm_sft.csv` and `lm_dpo.csv`.
+pub const CURVES_HEADER: &str = "step,family,mean_log_prob";
+/// The CSV header of `lm_peakiness.csv`.
+pub const PEAKINESS_HEADER: &str = "phase,step,family,mean_a_fro_sq,mean_log_prob";
+
+/// `(start, peak, end)` of a family's curve.
+fn shape(points: &[FamilyPoint], family: Family) -> (f64, f64, f64) {
+    let c = curve(points, family);
+    let peak = c.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    (c[0].1, peak, c[c.len() - 1].1)
+}
+
+/// The change of a family's curve from its first to its last point.
+fn change(points: &[FamilyPoint], family: Family) -> f64 {
+    let (start, _, end) = shape(points, family);
+    end - start
+}
+
+/// `‖A‖²_F` of a family at the first or the last tracking point.
+fn a_fro_sq(points: &[FamilyPoint], family: Family, last: bool) -> f64 {
+    let mut c = points.iter().filter(|p| p.family == family);
+    let point = if last { c.next_back() } else { c.next() };
+    point.map_or(f64::NAN, |p| p.a_fro_sq)
+}
+
+impl LmRun {
+    /// Fig. 3's claims on the SFT curves.
+    pub fn sft_claims(&self) -> Vec<Claim> {
+        let change = |f| change(&self.sft, f);
+        let bell = |f: Family| {
+            let (start, peak, end) = shape(&self.sft, f);
+            (
+                peak - start > 0.05 && peak - end > 0.05,
+                format!("{} {start:.2} → peak {peak:.2} → {end:.2}", f.id()),
+            )
+        };
+        let (b1, t1) = bell(Family::ChosenRephrase);
+        let (b2, t2) = bell(Family::RejectedRephrase);
+        let (other, test) = (change(Family::OtherPrompt), change(Family::TestPrompt));
+        let (shuffled, random) = (change(Family::ShuffledChosen), change(Family::RandomTokens));
+        vec![
+            Claim::new(
+                change(Family::Chosen) > 0.0,
+                format!("SFT: chosen rises ({:+.2} nats)", change(Family::Chosen)),
+            ),
+            Claim::new(
+                b1 && b2,
+                format!("SFT: rephrases rise then fall: {t1}; {t2}"),
+            ),
+            Claim::new(
+                other > test,
+                format!(
+                    "SFT: another training prompt's answer rises more than a held-out prompt's ({other:+.2} vs {test:+.2}): the hallucination mechanism"
+                ),
+            ),
+            Claim::new(
+                shuffled < 0.0 && random < 0.0,
+                format!("SFT: shuffled and random tokens fall ({shuffled:+.2}, {random:+.2})"),
+            ),
+            Claim::new(
+                change(Family::Argmax) > 0.0,
+                format!(
+                    "SFT: the greedy argmax rises ({:+.2})",
+                    change(Family::Argmax)
+                ),
+            ),
+        ]
+    }
+
+    /// Mean over the training prompts of `log π` of the last response token (`END`) of
+    /// the chosen and the rejected answers, after SFT and after DPO.
+    pub fn end_log_probs(&self) -> ((f64, f64), (f64, f64)) {
+        let lang = &self.world.language;
+        let mean_end = |model: &TinyLm| {
+            let last = |y: Vec<usize>, j: usize| {
+                let chi = Sequence::new(&lang.prompt(j), &y);
+                log_softmax_columns(&model.logits(&chi))[(y[y.len() - 1], y.len() - 1)]
+            };
+            let n = lang.train.len() as f64;
+            let (c, r) = lang.train.iter().fold((0.0, 0.0), |(c, r), &j| {
+                (c + last(lang.chosen(j), j), r + last(lang.rejected(j), j))
+            });
+            (c / n, r / n)
+        };
+        (mean_end(&self.sft_model), mean_end(&self.dpo_model))
+    }
+
+    /// Fig. 4's claims on the DPO curves.
+    pub fn dpo_claims(&self) -> Vec<Claim> {
+        let change = |f| change(&self.dpo, f);
+        let (c0, cpeak, cend) = shape(&self.dpo, Family::Chosen);
+        let steepest_fall = Family::sequences()
+            .min_by(|a, b| change(*a).total_cmp(&change(*b)))
+            .unwrap_or(Family::Chosen);
+        let largest_rise = Family::ALL
+            .into_iter()
+            .filter(|f| *f != Family::ExceptArgmax)
+            .max_by(|a, b| change(*a).total_cmp(&change(*b)))
+            .unwrap_or(Family::Chosen);
+        let others: Vec<Family> = Family::sequences()
+            .filter(|f| ![Family::Chosen, Family::Rejected].contains(f))
+            .collect();
+        let falling = others.iter().filter(|f| change(**f) < 0.0).count();
+        let (end_sft, end_dpo) = self.end_log_probs();
+        vec![
+            Claim::new(
+                cpeak - c0 > 0.01 && cpeak - cend > 0.01,
+                format!("DPO: chosen rises then falls ({c0:.2} → peak {cpeak:.2} → {cend:.2})"),
+            ),
+            Claim::new(
+                steepest_fall == Family::Rejected,
+                format!(
+                    "DPO: rejected falls fastest ({:+.2}; steepest fall: {})",
+                    change(Family::Rejected),
+                    steepest_fall.id()
+                ),
+            ),
+            Claim::new(
+                largest_rise == Family::Argmax && change(Family::Argmax) > 0.0,
+                format!(
+                    "DPO: the greedy argmax rises most ({:+.2}; chosen {:+.2}; largest rise: {})",
+                    change(Family::Argmax),
+                    change(Family::Chosen),
+                    largest_rise.id()
+                ),
+            ),
+            Claim::new(
+                falling * 4 >= others.len() * 3,
+                format!(
+                    "DPO: squeezing, {falling}/{} other families fall",
+                    others.len()
+                ),
+            ),
+            Claim::new(
+                end_dpo.1 < end_sft.1 - 5.0 && end_dpo.0 < end_sft.0,
+                format!(
+                    "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}, and the chosen answer's END follows ({:.2} → {:.2}) through the shared eNTK",
+                    end_sft.1, end_dpo.1, end_sft.0, end_dpo.0
+                ),
+            ),
+        ]
+    }
+
+    /// Fig. 9's claims: peakiness during SFT, argmax vs except_argmax in SFT and DPO.
+    pub fn peakiness_claims(&self) -> Vec<Claim> {
+        let rising = Family::sequences()
+            .filter(|&f| a_fro_sq(&self.sft, f, true) > a_fro_sq(&self.sft, f, false))
+            .count();
+        let families = Family::sequences().count();
+        let (sft, dpo) = (
+            change(&self.sft, Family::ExceptArgmax),
+            change(&self.dpo, Family::ExceptArgmax),
+        );
+        vec![
+            Claim::new(
+                rising == families,
+                format!(
+                    "SFT: ‖A‖²_F grows for {rising}/{families} families (the model gets peakier)"
+                ),
+            ),
+            Claim::new(
+                sft < 0.0 && dpo < 0.0,
+                format!(
+                    "except_argmax falls in SFT ({sft:+.2}) and in DPO ({dpo:+.2}) while argmax changes by {:+.2} and {:+.2}",
+                    change(&self.sft, Family::Argmax),
+                    change(&self.dpo, Family::Argmax)
+                ),
+            ),
+        ]
+    }
+}

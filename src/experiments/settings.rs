@@ -1,0 +1,147 @@
+//! Typed, documented, range-checked experiment configurations.
+//!
+//! Every experiment's `Config` is a serde struct with documented defaults
+//! ([`Default`]) and a list of [`Key`]s: the dotted name of every leaf value
+//! (`model.hidden`), one line of documentation and its valid [`Range`]. The gallery
+//! layer reads and writes configurations as TOML through these keys; [`Settings::validate`]
+//! checks a configuration built in code against the same ranges.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use toml::Value;
+
+use crate::error::{Error, Result};
+
+/// The values a key accepts: a closed interval, of integers or of real numbers (a real
+/// lower bound may be exclusive, as for a learning rate).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Range {
+    /// An integer in `min..=max`.
+    Int(i64, i64),
+    /// A finite real number in `[min, max]`, or `(min, max]` if `open_min`.
+    Real {
+        /// The lower bound.
+        min: f64,
+        /// Whether the lower bound itself is excluded.
+        open_min: bool,
+        /// The upper bound.
+        max: f64,
+    },
+}
+
+impl Range {
+    /// A real number in `(0, max]`: learning rates, temperatures, β.
+    pub const fn positive(max: f64) -> Self {
+        Range::Real {
+            min: 0.0,
+            open_min: true,
+            max,
+        }
+    }
+
+    /// Whether `value` lies in the range (integers only for [`Range::Int`]).
+    pub fn admits(&self, value: &Value) -> bool {
+        match (*self, value) {
+            (Range::Int(lo, hi), Value::Integer(v)) => (lo..=hi).contains(v),
+            (Range::Real { min, open_min, max }, Value::Integer(_) | Value::Float(_)) => {
+                let v = value.as_float().or(value.as_integer().map(|i| i as f64));
+                v.is_some_and(|v| v.is_finite() && v <= max && (v > min || (!open_min && v == min)))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Range::Int(lo, hi) => write!(f, "an integer in {lo}..={hi}"),
+            Range::Real { min, open_min, max } => {
+                let open = if open_min { '(' } else { '[' };
+                write!(f, "a number in {open}{min}, {max}]")
+            }
+        }
+    }
+}
+
+/// One leaf of a configuration: its dotted name, what it means, and what it accepts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Key {
+    /// Dotted path (`model.hidden`).
+    pub path: &'static str,
+    /// One line on what it sets.
+    pub doc: &'static str,
+    /// The values it accepts.
+    pub range: Range,
+}
+
+impl Key {
+    /// A key with its documentation and range.
+    pub const fn new(path: &'static str, doc: &'static str, range: Range) -> Self {
+        Key { path, doc, range }
+    }
+
+    /// Checks one value against the range; the error names the key and its range.
+    pub fn check(&self, value: &Value) -> Result<()> {
+        if self.range.admits(value) {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{} must be {}, got {value}",
+                self.path, self.range
+            )))
+        }
+    }
+}
+
+/// An experiment configuration: serde, documented defaults, and a range for every key.
+pub trait Settings: Serialize + DeserializeOwned + Default + Clone {
+    /// Every leaf key, in the order of the serialized struct.
+    fn keys() -> Vec<Key>;
+
+    /// The configuration as `(dotted key, value)` pairs, in key order.
+    fn flat(&self) -> Result<Vec<(String, Value)>> {
+        let value = Value::try_from(self)
+            .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
+        let mut out = Vec::new();
+        flatten("", &value, &mut out);
+        Ok(out)
+    }
+
+    /// Checks every key against its range.
+    fn validate(&self) -> Result<()> {
+        let keys = Self::keys();
+        for (path, value) in self.flat()? {
+            key_named(&keys, &path)?.check(&value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends the leaves of `value` under `prefix` as dotted paths.
+pub fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Table(table) => {
+            for (k, v) in table {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&path, v, out);
+            }
+        }
+        leaf => out.push((prefix.to_string(), leaf.clone())),
+    }
+}
+
+/// The key called `path`; the error for an unknown one lists the known keys.
+pub fn key_named<'a>(keys: &'a [Key], path: &str) -> Result<&'a Key> {
+    keys.iter()
+        .find(|k| k.path == path)
+        .ok_or_else(|| Error::Unknown {
+            kind: "configuration key",
+            name: path.into(),
+            expected: keys.iter().map(|k| k.path).collect::<Vec<_>>().join(", "),
+        })
+}
