@@ -108,3 +108,16 @@ pub fn read_numbers(path: &Path) -> Result<Vec<f64>> {
         })
         .collect()
 }
+
+/// Numbers given on the command line: a comma list (`2,1,0.5`), or else the path of a
+/// file holding them (see [`read_numbers`]).
+pub fn load_numbers(arg: &str) -> Result<Vec<f64>> {
+    parse_number_list(arg).or_else(|list_err| {
+        let path = Path::new(arg);
+        if path.exists() || !arg.contains(',') {
+            read_numbers(path)
+        } else {
+            Err(list_err)
+        }
+    })
+}

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use learning_dynamics::bench::{Workload, bench_entk, bench_one_step};
 use learning_dynamics::export::{ClassifierSpec, ModelKind, akg};
 use learning_dynamics::gallery::{Plan, REGISTRY};
-use learning_dynamics::io::{parse_number_list, read_numbers, write_atomic, write_csv};
+use learning_dynamics::io::{load_numbers, parse_number_list, write_atomic, write_csv};
 use learning_dynamics::objective::LmObjective;
 use learning_dynamics::squeezing::{Direction, Squeeze};
 use learning_dynamics::{Error, Result, plot};
@@ -31,6 +31,7 @@ enum Command {
     /// Run one experiment: its CSV tables, PNG figures and NAME.config.toml go to --out.
     Run {
         /// Experiment name or alias (see `ldyn list`).
+        #[arg(value_name = "NAME")]
         plan: Plan,
         /// Random seed (default: the experiment's own, or the --config file's).
         #[arg(long)]
@@ -56,6 +57,7 @@ enum Command {
     /// Print an experiment's default configuration as TOML, one documented key a line.
     Config {
         /// Experiment name or alias.
+        #[arg(value_name = "NAME")]
         plan: Plan,
     },
     /// Apply one gradient step Δz = ∓C·(π − e_K) to your own logits.
@@ -230,7 +232,8 @@ fn execute(command: Command) -> Result<()> {
             csv,
             plot: png,
         } => {
-            let squeeze = Squeeze::from_logit_step(&load_logits(&logits)?, class, direction, step)?;
+            let squeeze =
+                Squeeze::from_logit_step(&load_numbers(&logits)?, class, direction, step)?;
             println!("{}", squeeze.summary());
             if let Some(path) = csv {
                 let header = "class,p_before,p_after,log_p_before,log_p_after";
@@ -296,16 +299,4 @@ fn run_with_progress(plan: &Plan, out: &Path) -> Result<learning_dynamics::galle
         eprint!("\r\x1b[K");
     }
     report
-}
-
-/// A comma list of numbers, or else the path of a file holding them.
-fn load_logits(arg: &str) -> Result<Vec<f64>> {
-    parse_number_list(arg).or_else(|list_err| {
-        let path = Path::new(arg);
-        if path.exists() || !arg.contains(',') {
-            read_numbers(path)
-        } else {
-            Err(list_err)
-        }
-    })
 }

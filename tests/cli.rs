@@ -69,6 +69,10 @@ fn run_writes_csv_and_png_and_is_deterministic() {
         let out = ldyn_ok(&["run", "squeezing", "--out", dir.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("squeezing: "), "{stdout}");
+        assert!(
+            out.stderr.is_empty(),
+            "no progress when stderr is not a terminal"
+        );
     }
     let files = [
         "squeezing.config.toml",

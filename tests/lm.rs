@@ -8,7 +8,7 @@ use learning_dynamics::lm::{LmSpec, Sequence, TinyLm};
 use learning_dynamics::model::Model;
 use learning_dynamics::numerics::log_softmax;
 use learning_dynamics::numerics::sequence_log_prob;
-use learning_dynamics::objective::{CrossEntropy, Objective, PairLoss, Pairwise};
+use learning_dynamics::objective::{CrossEntropy, LmObjective, Objective, PairLoss, Pairwise};
 use nalgebra::DVector;
 use proptest::prelude::*;
 use rand::RngExt;
@@ -226,6 +226,22 @@ fn bad_sequences_and_specs_are_errors() {
         "{err}"
     );
     assert!("kto".parse::<PairLoss>().is_err());
+}
+
+/// Every objective name the error message lists parses, and prints back as itself.
+#[test]
+fn every_listed_objective_name_parses() {
+    let err = "kto".parse::<LmObjective>().unwrap_err().to_string();
+    let listed = err.split("one of: ").nth(1).unwrap().trim_end_matches(')');
+    for name in listed.split(", ") {
+        let objective: LmObjective = name.parse().unwrap();
+        assert_eq!(objective.to_string(), name);
+    }
+    assert_eq!("sigmoid".parse::<PairLoss>().unwrap(), PairLoss::Dpo);
+    assert!(
+        "sft".parse::<PairLoss>().is_err(),
+        "SFT is not a pairwise loss"
+    );
 }
 
 /// DPO's strength β(1 − σ(βm)) falls as the margin grows; IPO's coefficient changes
