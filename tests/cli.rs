@@ -242,30 +242,13 @@ fn bad_configuration_keys_and_values_fail_with_one_line() {
         "beta must be a number in (0, 1000], got -1",
     );
     let file = dir.join("bad.toml");
-    std::fs::write(&file, "seed = 1\nnot_a_key = 2\n").unwrap();
-    assert_fails(
-        &ldyn(&[
-            "run",
-            "squeezing",
-            "--config",
-            file.to_str().unwrap(),
-            "--out",
-            out,
-        ]),
-        "not_a_key",
-    );
-    std::fs::write(&file, "seed = = 1\n").unwrap();
-    assert_fails(
-        &ldyn(&[
-            "run",
-            "squeezing",
-            "--config",
-            file.to_str().unwrap(),
-            "--out",
-            out,
-        ]),
-        "bad.toml:1",
-    );
+    let from_file = |contents: &str| {
+        std::fs::write(&file, contents).unwrap();
+        let path = file.to_str().unwrap();
+        ldyn(&["run", "squeezing", "--config", path, "--out", out])
+    };
+    assert_fails(&from_file("seed = 1\nnot_a_key = 2\n"), "not_a_key");
+    assert_fails(&from_file("seed = = 1\n"), "bad.toml:1");
     assert_eq!(
         files_in(&dir),
         ["bad.toml"],
