@@ -9,16 +9,81 @@ use std::time::Instant;
 use nalgebra::DVector;
 use rand::SeedableRng;
 
+use faer::Par;
+
 use crate::Rng64;
 use crate::decomposition::one_step;
-use crate::entk::{entk_full, entk_pairwise};
+use crate::entk::{entk_full, entk_pairwise, executed_flops};
 use crate::error::{Error, Result};
 use crate::mlp::{Activation, Mlp, normal};
 use crate::model::Model;
 use crate::objective::CrossEntropy;
 
-/// Dense float64 matrix-multiply peak of the reference machine (2 cores), in GFLOP/s.
-pub const PEAK_GFLOPS: f64 = 95.0;
+/// The side of the square GEMM that measures the machine's dense f64 rate.
+pub const GEMM_SIZE: usize = 1024;
+
+/// The machine's dense f64 matrix-multiply rates, measured in the same run as the
+/// kernel they are compared with: `C = A B` for square `A`, `B` of [`GEMM_SIZE`]
+/// (`2·n³` flops), in GFLOP/s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmRates {
+    /// faer's `matmul` on two threads: the GEMM the kernel uses, on every core.
+    pub faer_two_threads: f64,
+    /// faer's `matmul` on one thread (what each kernel worker runs).
+    pub faer_one_thread: f64,
+    /// nalgebra's `gemm` (matrixmultiply), one thread: the crate's other GEMM.
+    pub nalgebra_one_thread: f64,
+}
+
+/// The square GEMM that measures the machine's rate: seeded operands in both libraries.
+struct GemmBench {
+    a: nalgebra::DMatrix<f64>,
+    b: nalgebra::DMatrix<f64>,
+    fa: faer::Mat<f64>,
+    fb: faer::Mat<f64>,
+    flops: f64,
+}
+
+impl GemmBench {
+    fn new() -> Self {
+        let n = GEMM_SIZE;
+        let mut rng = Rng64::seed_from_u64(2);
+        let a = nalgebra::DMatrix::from_fn(n, n, |_, _| normal(&mut rng));
+        let b = nalgebra::DMatrix::from_fn(n, n, |_, _| normal(&mut rng));
+        let fa = faer::Mat::from_fn(n, n, |i, j| a[(i, j)]);
+        let fb = faer::Mat::from_fn(n, n, |i, j| b[(i, j)]);
+        GemmBench {
+            a,
+            b,
+            fa,
+            fb,
+            flops: 2.0 * (n as f64).powi(3),
+        }
+    }
+
+    fn run(&self, par: Par) {
+        let mut c = faer::Mat::<f64>::zeros(GEMM_SIZE, GEMM_SIZE);
+        faer::linalg::matmul::matmul(&mut c, faer::Accum::Replace, &self.fa, &self.fb, 1.0, par);
+        std::hint::black_box(c);
+    }
+
+    fn run_nalgebra(&self) {
+        std::hint::black_box(&self.a * &self.b);
+    }
+}
+
+impl std::fmt::Display for GemmRates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "  dense f64 GEMM {n}×{n}, measured now: faer {:.1} GFLOP/s on 2 threads, {:.1} on 1; nalgebra {:.1} on 1",
+            self.faer_two_threads,
+            self.faer_one_thread,
+            self.nalgebra_one_thread,
+            n = GEMM_SIZE
+        )
+    }
+}
 
 /// A tanh MLP `d → h → h → V` with biases and `N` standard-normal inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,8 +168,9 @@ impl Workload {
         Ok((mlp, xs))
     }
 
-    /// Flops of the layer-wise kernel as counted by the issue: `2·N²·V²·(h₁ + h₂)`.
-    pub fn flops(&self) -> f64 {
+    /// Flops of the full layer-wise kernel, `2·N²·V²·(h₁ + h₂)`: what a kernel that
+    /// ignored symmetry would execute.
+    pub fn full_flops(&self) -> f64 {
         2.0 * (self.n * self.n * self.classes * self.classes) as f64 * (2 * self.hidden) as f64
     }
 }
@@ -119,8 +185,7 @@ pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
             t.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(&mut times)
 }
 
 /// The process's peak resident memory in bytes (`VmHWM` on Linux), if known.
@@ -148,19 +213,28 @@ pub struct EntkBench {
     pub peak_bytes: Option<u64>,
     /// Sum of all kernel entries (compare with the peers' checksum on the same weights).
     pub checksum: f64,
+    /// The flops the kernel's products execute ([`executed_flops`]).
+    pub executed_flops: f64,
+    /// The machine's GEMM rates, measured in the same run.
+    pub gemm: GemmRates,
 }
 
 /// Times the full kernel (2 threads, then 1) and the pairwise baseline on `workload`.
+/// The kernel runs alternate with the GEMM runs that measure the machine's rate, so both
+/// medians see the same load on a noisy machine.
 pub fn bench_entk(workload: Workload, reps: usize) -> Result<EntkBench> {
     let (mlp, xs) = workload.build()?;
-    let seconds = median_seconds(reps, || {
-        entk_full(&mlp, &xs, 2);
-    });
+    let gemm = GemmBench::new();
+    let kernel = |threads| {
+        let (mlp, xs) = (&mlp, &xs);
+        move || {
+            entk_full(mlp, xs, threads);
+        }
+    };
+    let (seconds, gemm_two) = median_pair(reps, kernel(2), || gemm.run(Par::rayon(2)));
     let peak_bytes = peak_memory_bytes();
     let checksum = entk_full(&mlp, &xs, 2).matrix.sum();
-    let seconds_one_thread = median_seconds(reps, || {
-        entk_full(&mlp, &xs, 1);
-    });
+    let (seconds_one_thread, gemm_one) = median_pair(reps, kernel(1), || gemm.run(Par::Seq));
     let baseline_seconds = median_seconds(reps.min(3), || {
         entk_pairwise(&mlp, &xs);
     });
@@ -172,13 +246,51 @@ pub fn bench_entk(workload: Workload, reps: usize) -> Result<EntkBench> {
         baseline_seconds,
         peak_bytes,
         checksum,
+        executed_flops: executed_flops(&mlp, workload.n),
+        gemm: GemmRates {
+            faer_two_threads: gemm.flops / gemm_two / 1e9,
+            faer_one_thread: gemm.flops / gemm_one / 1e9,
+            nalgebra_one_thread: gemm.flops / median_seconds(reps, || gemm.run_nalgebra()) / 1e9,
+        },
     })
+}
+
+/// Median wall times in seconds of `f` and `g`, run alternately `reps` times (after one
+/// warm-up run each).
+pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+    let time = |h: &mut dyn FnMut()| {
+        let t = Instant::now();
+        h();
+        t.elapsed().as_secs_f64()
+    };
+    f();
+    g();
+    let (mut a, mut b): (Vec<f64>, Vec<f64>) = (0..reps.max(1))
+        .map(|_| (time(&mut f), time(&mut g)))
+        .unzip();
+    (median(&mut a), median(&mut b))
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+impl EntkBench {
+    /// The kernel's executed rate on two threads, in GFLOP/s.
+    pub fn gflops(&self) -> f64 {
+        self.executed_flops / self.seconds / 1e9
+    }
+
+    /// The executed rate as a fraction of faer's two-thread GEMM rate measured in the same run.
+    pub fn efficiency(&self) -> f64 {
+        self.gflops() / self.gemm.faer_two_threads
+    }
 }
 
 impl std::fmt::Display for EntkBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let w = &self.workload;
-        let gflops = w.flops() / self.seconds / 1e9;
         writeln!(
             f,
             "eNTK d={} h={} V={} N={} ({} parameters, kernel {}x{}x{}x{})",
@@ -186,16 +298,25 @@ impl std::fmt::Display for EntkBench {
         )?;
         writeln!(
             f,
-            "  batched, ≤2 threads:{:9.3} ms  {:6.1} GFLOP/s  ({:.0}% of the {PEAK_GFLOPS} GFLOP/s peak)",
+            "  batched, ≤2 threads:{:9.3} ms  {:6.1} GFLOP/s executed = {:.0}% of the measured 2-thread GEMM rate",
             self.seconds * 1e3,
-            gflops,
-            100.0 * gflops / PEAK_GFLOPS
+            self.gflops(),
+            100.0 * self.efficiency()
+        )?;
+        let one = self.executed_flops / self.seconds_one_thread / 1e9;
+        writeln!(
+            f,
+            "  batched, 1 thread:  {:9.3} ms  {one:6.1} GFLOP/s executed = {:.0}% of the measured 1-thread GEMM rate",
+            self.seconds_one_thread * 1e3,
+            100.0 * one / self.gemm.faer_one_thread
         )?;
         writeln!(
             f,
-            "  batched, 1 thread:  {:9.3} ms",
-            self.seconds_one_thread * 1e3
+            "  executed: {:.3} GFLOP (lower block triangle; the full kernel would be {:.3})",
+            self.executed_flops / 1e9,
+            w.full_flops() / 1e9
         )?;
+        writeln!(f, "{}", self.gemm)?;
         writeln!(
             f,
             "  pairwise baseline:  {:9.3} ms  (batched is {:.1}x faster)",

@@ -94,26 +94,29 @@ pub fn entk_pairwise(mlp: &Mlp, xs: &[DVector<f64>]) -> Kernel {
 /// `K = S_L ⊗ I_V + Σ_{l<L} (S_l ⊗ 1_{V×V}) ∘ (B_l B_lᵀ)`,
 ///
 /// since the last layer's factor is the identity. Only the lower block triangle is
-/// computed (`K(x_j, x_i) = K(x_i, x_j)ᵀ`), in column panels shared between up to
-/// `max_threads` worker threads, and then mirrored. Costs about `N²V² Σ_{l<L} n_l`
-/// flops; below [`PARALLEL_FLOPS`] one thread is used, since spawning costs more than
-/// it saves. The result does not depend on the number of threads.
+/// computed (`K(x_j, x_i) = K(x_i, x_j)ᵀ`), in column panels of [`panel_inputs`] inputs
+/// that up to `max_threads` worker threads take from a queue, largest first. For one
+/// panel each layer's product `B_l[rows below] B_l[panel]ᵀ` is one GEMM (faer, on the
+/// worker's thread) into a buffer of the worker's, and one pass then writes
+/// `Σ_l s_l(i, j) · product_l` (and the diagonal term) into the panel. The strictly upper
+/// triangle is then mirrored. Below [`PARALLEL_FLOPS`] one thread is used, since
+/// spawning costs more than it saves. The result does not depend on the number of
+/// threads.
 ///
 /// # Panics
 /// If an input does not have the model's input size.
 pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
     let (n, v) = (xs.len(), mlp.classes());
     let nv = n * v;
-    let hidden: usize = mlp.layers()[1..].iter().map(|l| l.weight.ncols()).sum();
-    let threads = if (nv * nv * hidden) as f64 >= PARALLEL_FLOPS {
+    let threads = if executed_flops(mlp, n) >= PARALLEL_FLOPS {
         max_threads
     } else {
         1
     };
     let (grams, factors) = stacked_factors(mlp, xs);
     let mut matrix = DMatrix::<f64>::zeros(nv, nv);
-    // Column panels of `panel` inputs; each is a contiguous slice of the column-major matrix.
     let panel = panel_inputs(n, v);
+    // Column panels; each is a contiguous slice of the column-major matrix.
     let chunks: Vec<(usize, &mut [f64])> = matrix
         .as_mut_slice()
         .chunks_mut(nv * panel * v)
@@ -121,10 +124,11 @@ pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
         .collect();
     let queue = std::sync::Mutex::new(chunks.into_iter());
     let work = || {
+        let mut buffers = vec![Vec::new(); factors.len()];
         loop {
             let next = queue.lock().expect("no worker panicked").next();
             let Some((p, chunk)) = next else { break };
-            lower_panel(p * panel, chunk, &grams, &factors, n, v);
+            lower_panel(p * panel, chunk, &grams, &factors, v, &mut buffers);
         }
     };
     std::thread::scope(|s| {
@@ -144,9 +148,26 @@ pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
 /// Kernels cheaper than this many flops are computed on one thread.
 pub const PARALLEL_FLOPS: f64 = 2e7;
 
-/// How many inputs one column panel holds: enough columns for an efficient product.
-fn panel_inputs(n: usize, v: usize) -> usize {
+/// How many inputs one column panel holds: about 256 columns, enough for an efficient
+/// product and small enough that two workers' buffers stay well under the kernel's size.
+pub fn panel_inputs(n: usize, v: usize) -> usize {
     (256 / v).clamp(1, n.max(1))
+}
+
+/// The floating-point operations [`entk_full`] executes in its products for `n` inputs:
+/// every panel multiplies the rows from its first input down by its columns, for every
+/// hidden layer (`2 · rows · cols · n_l` each). The element-wise passes are not counted.
+pub fn executed_flops(mlp: &Mlp, n: usize) -> f64 {
+    let v = mlp.classes();
+    let hidden: usize = mlp.layers()[1..].iter().map(|l| l.weight.ncols()).sum();
+    let panel = panel_inputs(n, v);
+    (0..n)
+        .step_by(panel)
+        .map(|c0| {
+            let cols = (panel.min(n - c0) * v) as f64;
+            2.0 * ((n - c0) * v) as f64 * cols * hidden as f64
+        })
+        .sum()
 }
 
 /// `S_l` for every layer and the stacked `B_l` for every hidden layer `l < L`.
@@ -183,8 +204,9 @@ fn stacked_factors(mlp: &Mlp, xs: &[DVector<f64>]) -> (Vec<DMatrix<f64>>, Vec<DM
             Some(prev) => prev * &layers[l + 1].weight,
         };
         for (k, mut col) in b.column_iter_mut().enumerate() {
-            for (r, x) in col.iter_mut().enumerate() {
-                *x *= derivs[l][(r / v, k)];
+            let slopes = derivs[l].column(k);
+            for (rows, &slope) in col.as_mut_slice().chunks_exact_mut(v).zip(slopes.iter()) {
+                rows.iter_mut().for_each(|x| *x *= slope);
             }
         }
         factors.push(b);
@@ -200,53 +222,65 @@ fn activation_and_derivative(mlp: &Mlp, h: &DMatrix<f64>) -> (DMatrix<f64>, DMat
 }
 
 /// Fills rows `c0·V..` of the column panel starting at input `c0` (the lower block
-/// triangle), one group of block rows at a time so that each product is scaled and
-/// added while it is still in cache.
+/// triangle), one block of [`ROW_BLOCK`] rows at a time so that the products stay in
+/// cache: one GEMM per hidden layer into `buffers`, then one pass that scales each
+/// `V × V` block by its `s_l(i, j)` and adds the last layer's `s_L(i, j) I_V`.
 fn lower_panel(
     c0: usize,
     chunk: &mut [f64],
     grams: &[DMatrix<f64>],
     factors: &[DMatrix<f64>],
-    n: usize,
     v: usize,
+    buffers: &mut [Vec<f64>],
 ) {
+    use faer::linalg::matmul::matmul;
+    use faer::{Accum, MatMut, MatRef, Par};
+
+    let n = grams[0].nrows();
     let nv = n * v;
     let cols = chunk.len() / nv;
-    let inputs_here = cols / v;
-    let group = panel_inputs(n, v);
-    let mut out = nalgebra::DMatrixViewMut::from_slice_with_strides_mut(chunk, nv, cols, 1, nv);
-    let mut product = DMatrix::<f64>::zeros(group * v, cols);
-    for g0 in (c0..n).step_by(group) {
-        let g1 = (g0 + group).min(n);
-        let rows = (g1 - g0) * v;
-        for (b, s) in factors.iter().zip(grams) {
-            let mut prod = product.rows_mut(0, rows);
-            prod.gemm(
-                1.0,
-                &b.rows(g0 * v, rows),
-                &b.rows(c0 * v, cols).transpose(),
-                0.0,
-            );
-            for jj in 0..inputs_here {
-                for i in g0..g1 {
-                    let scale = s[(i, c0 + jj)];
-                    let src = prod.view(((i - g0) * v, jj * v), (v, v));
-                    out.view_mut((i * v, jj * v), (v, v))
-                        .zip_apply(&src, |o, p| *o += scale * p);
+    let (hidden_grams, last) = grams.split_at(grams.len() - 1);
+    let last = &last[0];
+    let block_inputs = (ROW_BLOCK / v).max(1);
+    for r0 in (c0..n).step_by(block_inputs) {
+        let r1 = (r0 + block_inputs).min(n);
+        let rows = (r1 - r0) * v;
+        for (b, buffer) in factors.iter().zip(buffers.iter_mut()) {
+            let k = b.ncols();
+            buffer.resize(rows * cols, 0.0);
+            let data = b.as_slice();
+            let block = MatRef::from_column_major_slice_with_stride(&data[r0 * v..], rows, k, nv);
+            let panel = MatRef::from_column_major_slice_with_stride(&data[c0 * v..], cols, k, nv);
+            let dst = MatMut::from_column_major_slice_mut(&mut buffer[..rows * cols], rows, cols);
+            matmul(dst, Accum::Replace, block, panel.transpose(), 1.0, Par::Seq);
+        }
+        for jj in 0..cols {
+            let j = c0 + jj / v;
+            let out = &mut chunk[jj * nv + r0 * v..jj * nv + r1 * v];
+            for (l, (s, buffer)) in hidden_grams.iter().zip(buffers.iter()).enumerate() {
+                let column = &buffer[jj * rows..(jj + 1) * rows];
+                let scales = &s.as_slice()[j * n + r0..j * n + r1];
+                for ((o, p), &scale) in out
+                    .chunks_exact_mut(v)
+                    .zip(column.chunks_exact(v))
+                    .zip(scales)
+                {
+                    if l == 0 {
+                        o.iter_mut().zip(p).for_each(|(o, p)| *o = scale * p);
+                    } else {
+                        o.iter_mut().zip(p).for_each(|(o, p)| *o += scale * p);
+                    }
                 }
             }
-        }
-    }
-    let last = grams.last().expect("at least one layer");
-    for jj in 0..inputs_here {
-        for i in c0..n {
-            let scale = last[(i, c0 + jj)];
-            for c in 0..v {
-                out[(i * v + c, jj * v + c)] += scale;
+            for i in r0..r1 {
+                out[(i - r0) * v + jj % v] += last[(i, j)];
             }
         }
     }
 }
+
+/// Rows of the kernel computed per product in [`entk_full`].
+const ROW_BLOCK: usize = 768;
 
 /// Copies the strictly lower triangle onto the upper one, in cache-sized tiles.
 fn mirror_lower(m: &mut DMatrix<f64>) {
