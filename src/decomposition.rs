@@ -62,18 +62,13 @@ pub struct OneStep {
 
 /// Logits of every input, or an error if any is not finite.
 pub fn checked_logits<M: Model>(model: &M, inputs: &[M::Input]) -> Result<Vec<DMatrix<f64>>> {
-    inputs
-        .iter()
-        .map(|x| {
-            model.check_input(x)?;
-            let z = model.logits(x);
-            if z.iter().all(|v| v.is_finite()) {
-                Ok(z)
-            } else {
-                Err(Error::NonFinite("logits"))
-            }
-        })
-        .collect()
+    inputs.iter().try_for_each(|x| model.check_input(x))?;
+    let logits = model.logits_batch(inputs);
+    if logits.iter().all(|z| z.iter().all(|v| v.is_finite())) {
+        Ok(logits)
+    } else {
+        Err(Error::NonFinite("logits"))
+    }
 }
 
 /// The loss, residuals and parameter gradient of an objective on its update inputs.
@@ -101,10 +96,7 @@ pub fn gradient<M: Model>(
     let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();
     objective.check(&shapes)?;
     let residuals = objective.residuals(&logits);
-    let mut grad = DVector::zeros(model.num_params());
-    for (x, g) in update.iter().zip(&residuals) {
-        grad += model.backprop(x, g);
-    }
+    let grad = model.backprop_batch(update, &residuals);
     Ok(Gradient {
         loss: objective.loss(&logits),
         residuals,
@@ -121,12 +113,12 @@ pub fn gradient<M: Model>(
 /// If an input does not fit the models or a logit is not finite.
 pub fn observe<M: Model>(before: &M, after: &M, observed: &[M::Input]) -> Result<Vec<Observation>> {
     let dtheta = after.params() - before.params();
-    observed
-        .iter()
-        .map(|x| {
-            before.check_input(x)?;
-            let (z0, predicted_logits) = before.logits_and_jvp(x, &dtheta);
-            let z1 = after.logits(x);
+    observed.iter().try_for_each(|x| before.check_input(x))?;
+    before
+        .logits_and_jvp_batch(observed, &dtheta)
+        .into_iter()
+        .zip(after.logits_batch(observed))
+        .map(|((z0, predicted_logits), z1)| {
             if !z0.iter().chain(z1.iter()).all(|v| v.is_finite()) {
                 return Err(Error::NonFinite("logits"));
             }

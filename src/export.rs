@@ -116,6 +116,35 @@ impl ClassifierSpec {
     }
 }
 
+/// A [`TinyLm`]'s architecture and every weight, so another framework can rebuild it:
+/// `embed` (`V × d`, row `t` embeds token `t`), `slots` (`W × d`), and the MLP's layers
+/// (`weight` as rows, `out × in`; `bias`), with `PAD = 0` filling slots before the start.
+/// The flat parameter order of the crate's gradients is `embed` column-major, `slots`
+/// column-major, then per layer `weight` column-major and `bias`.
+pub fn lm_model_json(model: &TinyLm) -> Value {
+    let spec = model.spec();
+    let (embed, slots) = model.embeddings();
+    json!({
+        "kind": "tiny_lm",
+        "vocab": spec.vocab,
+        "window": spec.window,
+        "embed_dim": spec.embed,
+        "hidden": spec.hidden,
+        "activation": model.mlp().activation().name(),
+        "pad": crate::lm::PAD,
+        "embed": matrix_rows(embed),
+        "slots": matrix_rows(slots),
+        "layers": layers_json(model.mlp()),
+    })
+}
+
+fn layers_json(mlp: &Mlp) -> Vec<Value> {
+    mlp.layers()
+        .iter()
+        .map(|l| json!({"weight": matrix_rows(&l.weight), "bias": l.bias.as_ref().map(|b| vector(b.iter().copied()))}))
+        .collect()
+}
+
 fn matrix_rows(m: &DMatrix<f64>) -> Value {
     m.row_iter()
         .map(|r| r.iter().copied().collect::<Vec<_>>())
@@ -143,11 +172,7 @@ pub fn akg_json(spec: &ClassifierSpec, seed: u64, eta: f64) -> Result<Value> {
         &observed,
         eta,
     )?;
-    let layers: Vec<Value> = model
-        .layers()
-        .iter()
-        .map(|l| json!({"weight": matrix_rows(&l.weight), "bias": l.bias.as_ref().map(|b| vector(b.iter().copied()))}))
-        .collect();
+    let layers = layers_json(&model);
     let observations: Vec<Value> = observed
         .iter()
         .zip(&step.observed)
@@ -240,6 +265,7 @@ pub fn lm_akg_json(objective: LmObjective, seed: u64, eta: f64) -> Result<Value>
     let update_json = json!({"prompt": lang.prompt(j), "sequences": sequences});
     Ok(json!({
         "model": {"kind": "lm", "vocab": spec.vocab, "window": spec.window, "embed": spec.embed, "hidden": spec.hidden, "seed": seed},
+        "weights": lm_model_json(model),
         "objective": objective.to_string(),
         "eta": eta,
         "update": update_json,

@@ -13,6 +13,11 @@
 //! sequence are `V × |y|`.
 //!
 //! Parameters are flattened as `E` (column-major), then `P` (column-major), then the MLP.
+//!
+//! Every pass is batched: the context vectors of all response positions of all sequences
+//! of a call are the columns of one matrix `U`, so the forward, backward and forward-mode
+//! passes are a few matrix products per layer ([`Mlp::backprop_batch_into`]), and the
+//! embedding gradients are scattered back from `∂L/∂U`.
 
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
@@ -115,6 +120,11 @@ impl TinyLm {
         &self.mlp
     }
 
+    /// The token embeddings `E` (`V × d`) and the slot embeddings `P` (`W × d`).
+    pub fn embeddings(&self) -> (&DMatrix<f64>, &DMatrix<f64>) {
+        (&self.embed, &self.slots)
+    }
+
     /// The context tokens of position `l` (an index into `tokens`): the `W` tokens
     /// before it, oldest first, padded with [`PAD`].
     pub fn context(&self, tokens: &[usize], l: usize) -> Vec<usize> {
@@ -167,6 +177,33 @@ impl TinyLm {
         let e = self.embed.len();
         (e, e + self.slots.len())
     }
+
+    /// The contexts of every response position of `xs`, in order, and their context
+    /// vectors as the columns of `U` (`W·d × positions`).
+    fn positions(&self, xs: &[Sequence]) -> (Vec<Vec<usize>>, DMatrix<f64>) {
+        let contexts: Vec<Vec<usize>> = xs
+            .iter()
+            .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| self.context(&x.tokens, l)))
+            .collect();
+        let rows = self.spec.window * self.spec.embed;
+        let mut u = DMatrix::zeros(rows, contexts.len());
+        for (mut col, context) in u.column_iter_mut().zip(&contexts) {
+            col.copy_from(&self.context_vector(context));
+        }
+        (contexts, u)
+    }
+}
+
+/// Splits the columns of `m` into one matrix per sequence of `xs` (its response length).
+fn split_columns(m: &DMatrix<f64>, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
+    let mut start = 0;
+    xs.iter()
+        .map(|x| {
+            let len = x.tokens.len() - x.prompt_len;
+            start += len;
+            m.columns(start - len, len).into_owned()
+        })
+        .collect()
 }
 
 /// Draws an index from log-probabilities by inverse transform sampling.
@@ -209,47 +246,57 @@ impl Model for TinyLm {
     }
 
     fn logits(&self, x: &Sequence) -> DMatrix<f64> {
-        let cols: Vec<DVector<f64>> = (x.prompt_len..x.tokens.len())
-            .map(|l| {
-                self.mlp
-                    .logits(&self.context_vector(&self.context(&x.tokens, l)))
-                    .column(0)
-                    .into_owned()
-            })
-            .collect();
-        DMatrix::from_columns(&cols)
+        self.logits_batch(std::slice::from_ref(x)).remove(0)
     }
 
-    /// Per position: the MLP's backprop gives `∇θ_MLP` and the context gradient `∂L/∂u`,
-    /// whose slot `s` part is added to `∇E[t_s]` and to `∇P_s`.
     fn backprop(&self, x: &Sequence, g: &DMatrix<f64>) -> DVector<f64> {
-        assert_eq!(
-            g.shape(),
-            (self.spec.vocab, x.tokens.len() - x.prompt_len),
-            "residual shape does not match the sequence"
-        );
-        let (v, d) = (self.spec.vocab, self.spec.embed);
+        self.backprop_batch(std::slice::from_ref(x), std::slice::from_ref(g))
+    }
+
+    fn logits_and_jvp(&self, x: &Sequence, dtheta: &DVector<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+        self.logits_and_jvp_batch(std::slice::from_ref(x), dtheta)
+            .remove(0)
+    }
+
+    fn logits_batch(&self, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
+        split_columns(&self.mlp.logits_batch(&self.positions(xs).1), xs)
+    }
+
+    /// All positions at once: the MLP's batched backprop gives `∇θ_MLP` and the context
+    /// gradients `∂L/∂U`, whose slot `s` part of each column is added to `∇E[t_s]` and
+    /// to `∇P_s`.
+    fn backprop_batch(&self, xs: &[Sequence], gs: &[DMatrix<f64>]) -> DVector<f64> {
+        let (v, d, w) = (self.spec.vocab, self.spec.embed, self.spec.window);
+        for (x, g) in xs.iter().zip(gs) {
+            assert_eq!(
+                g.shape(),
+                (v, x.tokens.len() - x.prompt_len),
+                "residual shape does not match the sequence"
+            );
+        }
+        let (contexts, u) = self.positions(xs);
+        let g = DMatrix::from_columns(&gs.iter().flat_map(|g| g.column_iter()).collect::<Vec<_>>());
         let (slot_start, mlp_start) = self.offsets();
         let mut grad = DVector::zeros(self.num_params());
-        for (col, l) in (x.prompt_len..x.tokens.len()).enumerate() {
-            let context = self.context(&x.tokens, l);
-            let u = self.context_vector(&context);
-            let du = self.mlp.backprop_into(
-                &u,
-                &g.column(col).into_owned(),
-                &mut grad.as_mut_slice()[mlp_start..],
-            );
+        let du = self
+            .mlp
+            .backprop_batch_into(&u, &g, &mut grad.as_mut_slice()[mlp_start..]);
+        for (du, context) in du.column_iter().zip(&contexts) {
             for (s, &t) in context.iter().enumerate() {
                 for k in 0..d {
                     grad[t + k * v] += du[s * d + k];
-                    grad[slot_start + s + k * self.spec.window] += du[s * d + k];
+                    grad[slot_start + s + k * w] += du[s * d + k];
                 }
             }
         }
         grad
     }
 
-    fn logits_and_jvp(&self, x: &Sequence, dtheta: &DVector<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    fn logits_and_jvp_batch(
+        &self,
+        xs: &[Sequence],
+        dtheta: &DVector<f64>,
+    ) -> Vec<(DMatrix<f64>, DMatrix<f64>)> {
         assert_eq!(
             dtheta.len(),
             self.num_params(),
@@ -258,22 +305,18 @@ impl Model for TinyLm {
         let (v, d, w) = (self.spec.vocab, self.spec.embed, self.spec.window);
         let (slot_start, mlp_start) = self.offsets();
         let theta = dtheta.as_slice();
-        let (mut zs, mut dzs) = (Vec::new(), Vec::new());
-        for l in x.prompt_len..x.tokens.len() {
-            let context = self.context(&x.tokens, l);
-            let du = DVector::from_fn(w * d, |i, _| {
-                let (s, k) = (i / d, i % d);
-                theta[context[s] + k * v] + theta[slot_start + s + k * w]
-            });
-            let (z, dz) = self.mlp.forward_tangent(
-                &self.context_vector(&context),
-                &theta[mlp_start..],
-                Some(&du),
-            );
-            zs.push(z);
-            dzs.push(dz);
-        }
-        (DMatrix::from_columns(&zs), DMatrix::from_columns(&dzs))
+        let (contexts, u) = self.positions(xs);
+        let du = DMatrix::from_fn(w * d, contexts.len(), |i, p| {
+            let (s, k) = (i / d, i % d);
+            theta[contexts[p][s] + k * v] + theta[slot_start + s + k * w]
+        });
+        let (z, dz) = self
+            .mlp
+            .forward_tangent_batch(&u, &theta[mlp_start..], Some(&du));
+        split_columns(&z, xs)
+            .into_iter()
+            .zip(split_columns(&dz, xs))
+            .collect()
     }
 
     fn params(&self) -> DVector<f64> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use learning_dynamics::bench::{Workload, bench_entk, bench_one_step};
+use learning_dynamics::bench::{LmWorkload, Workload, bench_entk, bench_lm, bench_one_step};
 use learning_dynamics::export::{ClassifierSpec, ModelKind, akg};
 use learning_dynamics::gallery::{Plan, REGISTRY};
 use learning_dynamics::io::{load_numbers, parse_number_list, write_atomic, write_csv};
@@ -124,6 +124,20 @@ enum BenchCommand {
     Entk {
         #[command(flatten)]
         size: BenchSize,
+    },
+    /// Time one SFT step and one DPO step of the tiny LM, in scored tokens per second.
+    Lm {
+        /// `gallery` (the gallery's LM and batch size) or `large` (V = 256, hidden 256,
+        /// 64 SFT sequences and 32 DPO pairs of 16 tokens).
+        #[arg(long, default_value = "large")]
+        workload: LmWorkload,
+        /// Timed runs; the median is reported.
+        #[arg(long, default_value_t = 7)]
+        reps: usize,
+        /// Also write the workload (weights, batches, the crate's log-probabilities and
+        /// gradients) as JSON here, for a peer implementation.
+        #[arg(long)]
+        export: Option<PathBuf>,
     },
     /// Time the one-step decomposition on many observed inputs.
     OneStep {
@@ -255,6 +269,16 @@ fn execute(command: Command) -> Result<()> {
                 BenchCommand::OneStep { size, observed } => {
                     println!("{}", bench_one_step(size.workload()?, observed, size.reps)?)
                 }
+                BenchCommand::Lm {
+                    workload,
+                    reps,
+                    export,
+                } => {
+                    if let Some(path) = export {
+                        write_json(&path, &workload.build()?.to_json()?)?;
+                    }
+                    print!("{}", bench_lm(workload, reps)?)
+                }
             }
             Ok(())
         }
@@ -276,14 +300,17 @@ fn execute(command: Command) -> Result<()> {
                 layers,
                 classes,
             };
-            let doc = akg(model, objective, shape, seed, eta)?;
-            let text = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            write_atomic(&json, text.as_bytes())?;
-            println!("wrote {}", json.display());
-            Ok(())
+            write_json(&json, &akg(model, objective, shape, seed, eta)?)
         }
     }
+}
+
+/// Writes a JSON document atomically and says so.
+fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// Executes `plan`, showing each run on stderr while it works if stderr is a terminal.

@@ -8,6 +8,9 @@
 //!
 //! Parameters are flattened layer by layer: `W_l` in column-major order (entry
 //! `(i, j)` at offset `i + j·out`), then `b_l` if the layer has a bias.
+//!
+//! Every pass works on a batch: the inputs are the columns of a matrix, so a batch
+//! costs a few matrix products per layer; one input is a batch of one.
 
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;
@@ -75,10 +78,24 @@ pub struct Mlp {
 
 /// What a forward pass leaves behind for the backward pass: the input `a_{l−1}` of
 /// every layer and the derivative `σ'(h_l)` of every hidden layer.
+/// The forward pass of a batch (one column per input): each layer's input, the
+/// activation's derivative at each hidden layer, and the logits.
 struct Trace {
-    inputs: Vec<DVector<f64>>,
-    derivs: Vec<DVector<f64>>,
-    logits: DVector<f64>,
+    inputs: Vec<DMatrix<f64>>,
+    derivs: Vec<DMatrix<f64>>,
+    logits: DMatrix<f64>,
+}
+
+/// One vector as a one-column matrix.
+fn column(x: &DVector<f64>) -> DMatrix<f64> {
+    DMatrix::from_column_slice(x.len(), 1, x.as_slice())
+}
+
+/// Adds `b` to every column of `h`.
+fn add_bias(h: &mut DMatrix<f64>, b: &[f64]) {
+    for mut col in h.column_iter_mut() {
+        col.iter_mut().zip(b).for_each(|(h, b)| *h += b);
+    }
 }
 
 impl Mlp {
@@ -157,9 +174,9 @@ impl Mlp {
         self.layers[0].weight.ncols()
     }
 
-    fn forward(&self, x: &DVector<f64>) -> Trace {
+    fn forward(&self, x: &DMatrix<f64>) -> Trace {
         assert_eq!(
-            x.len(),
+            x.nrows(),
             self.inputs(),
             "input size does not match the model"
         );
@@ -170,7 +187,7 @@ impl Mlp {
         for (l, layer) in self.layers.iter().enumerate() {
             let mut h = &layer.weight * &a;
             if let Some(b) = &layer.bias {
-                h += b;
+                add_bias(&mut h, b.as_slice());
             }
             inputs.push(a);
             if l == last {
@@ -180,12 +197,19 @@ impl Mlp {
                     logits: h,
                 };
             }
-            let (act, der): (Vec<f64>, Vec<f64>) =
-                h.iter().map(|&hi| self.activation.eval(hi)).unzip();
-            a = DVector::from_vec(act);
-            derivs.push(DVector::from_vec(der));
+            let mut der = h.clone();
+            for (hi, di) in h.iter_mut().zip(der.iter_mut()) {
+                (*hi, *di) = self.activation.eval(*hi);
+            }
+            a = h;
+            derivs.push(der);
         }
         unreachable!("a network has at least one layer")
+    }
+
+    /// The logits of a batch: column `i` holds `z(x_i)` for the input in column `i` of `x`.
+    pub fn logits_batch(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
+        self.forward(x).logits
     }
 
     /// The backprop factors of every layer: `(B_l, a_{l−1})` with `B_l = ∂z/∂h_l` (`V × n_l`).
@@ -194,7 +218,7 @@ impl Mlp {
     /// with respect to `W_l` is `∂z_v/∂W_l[i, j] = B_l[v, i] a_{l−1}[j]`, which gives the
     /// structured eNTK of [`crate::entk::entk_layerwise`].
     pub fn layer_factors(&self, x: &DVector<f64>) -> Vec<(DMatrix<f64>, DVector<f64>)> {
-        let trace = self.forward(x);
+        let trace = self.forward(&column(x));
         let v = self.classes();
         let mut b = DMatrix::identity(v, v);
         let mut factors = Vec::with_capacity(self.layers.len());
@@ -207,20 +231,21 @@ impl Mlp {
                 nb
             });
             let current = std::mem::replace(&mut b, next.unwrap_or_else(|| DMatrix::zeros(0, 0)));
-            factors.push((current, trace.inputs[l].clone()));
+            factors.push((current, trace.inputs[l].column(0).into_owned()));
         }
         factors.reverse();
         factors
     }
 
-    /// Reverse mode for one logit residual `g` (length `V`): adds `J_θ(x)ᵀ g` to `grad`
-    /// (length `P`) and returns the input gradient `J_x(x)ᵀ g = W_1ᵀ δ_1`.
-    pub fn backprop_into(
+    /// Reverse mode for a batch: adds `Σ_i J_θ(x_i)ᵀ g_i` to `grad` (length `P`) for the
+    /// inputs `x_i` and residuals `g_i` in the columns of `x` and `g`, and returns the
+    /// input gradients `J_x(x_i)ᵀ g_i = W_1ᵀ δ_1` as the columns of a matrix.
+    pub fn backprop_batch_into(
         &self,
-        x: &DVector<f64>,
-        g: &DVector<f64>,
+        x: &DMatrix<f64>,
+        g: &DMatrix<f64>,
         grad: &mut [f64],
-    ) -> DVector<f64> {
+    ) -> DMatrix<f64> {
         assert_eq!(
             grad.len(),
             self.num_params(),
@@ -231,19 +256,19 @@ impl Mlp {
         let mut delta = g.clone();
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
-            let out = layer.weight.nrows();
+            let (out, inp) = layer.weight.shape();
             let start = end - layer.num_params();
             let (w_grad, b_grad) = grad[start..end].split_at_mut(layer.weight.len());
-            for (col, aj) in w_grad.chunks_exact_mut(out).zip(trace.inputs[l].iter()) {
-                col.iter_mut()
-                    .zip(delta.iter())
-                    .for_each(|(gw, d)| *gw += aj * d);
+            nalgebra::DMatrixViewMut::from_slice(w_grad, out, inp).gemm(
+                1.0,
+                &delta,
+                &trace.inputs[l].transpose(),
+                1.0,
+            );
+            for col in delta.column_iter() {
+                b_grad.iter_mut().zip(col.iter()).for_each(|(gb, d)| *gb += d);
             }
-            b_grad
-                .iter_mut()
-                .zip(delta.iter())
-                .for_each(|(gb, d)| *gb += d);
-            delta = layer.weight.tr_mul(&delta);
+            delta = layer.weight.transpose() * &delta;
             if l > 0 {
                 delta.component_mul_assign(&trace.derivs[l - 1]);
             }
@@ -252,31 +277,55 @@ impl Mlp {
         delta
     }
 
-    /// Forward mode: the logits and their tangent `J_θ(x) dθ + J_x(x) dx`, from
-    /// `dh_l = W_l da_{l−1} + dW_l a_{l−1} + db_l`, `da_l = σ'(h_l) ⊙ dh_l`, `da_0 = dx`.
-    pub fn forward_tangent(
+    /// Reverse mode for one logit residual `g` (length `V`): adds `J_θ(x)ᵀ g` to `grad`
+    /// (length `P`) and returns the input gradient `J_x(x)ᵀ g = W_1ᵀ δ_1`.
+    pub fn backprop_into(
         &self,
         x: &DVector<f64>,
+        g: &DVector<f64>,
+        grad: &mut [f64],
+    ) -> DVector<f64> {
+        self.backprop_batch_into(&column(x), &column(g), grad)
+            .column(0)
+            .into_owned()
+    }
+
+    /// Forward mode for a batch: the logits and their tangents
+    /// `J_θ(x_i) dθ + J_x(x_i) dx_i`, from `dh_l = W_l da_{l−1} + dW_l a_{l−1} + db_l`,
+    /// `da_l = σ'(h_l) ⊙ dh_l`, `da_0 = dx` (inputs and input tangents are columns).
+    pub fn forward_tangent_batch(
+        &self,
+        x: &DMatrix<f64>,
         dtheta: &[f64],
-        dx: Option<&DVector<f64>>,
-    ) -> (DVector<f64>, DVector<f64>) {
+        dx: Option<&DMatrix<f64>>,
+    ) -> (DMatrix<f64>, DMatrix<f64>) {
         let trace = self.forward(x);
         let mut da = dx.cloned();
-        let mut dh = DVector::zeros(0);
+        let mut dh = DMatrix::zeros(0, 0);
         for (l, (layer, (dw, db))) in self.layers.iter().zip(self.split(dtheta)).enumerate() {
             let (out, inp) = layer.weight.shape();
             dh = nalgebra::DMatrixView::from_slice(dw, out, inp) * &trace.inputs[l];
             if let Some(da) = &da {
                 dh += &layer.weight * da;
             }
-            if !db.is_empty() {
-                dh += DVector::from_column_slice(db);
-            }
+            add_bias(&mut dh, db);
             if l + 1 < self.layers.len() {
                 da = Some(dh.component_mul(&trace.derivs[l]));
             }
         }
         (trace.logits, dh)
+    }
+
+    /// Forward mode for one input: the logits and their tangent `J_θ(x) dθ + J_x(x) dx`.
+    pub fn forward_tangent(
+        &self,
+        x: &DVector<f64>,
+        dtheta: &[f64],
+        dx: Option<&DVector<f64>>,
+    ) -> (DVector<f64>, DVector<f64>) {
+        let dx = dx.map(column);
+        let (z, dz) = self.forward_tangent_batch(&column(x), dtheta, dx.as_ref());
+        (z.column(0).into_owned(), dz.column(0).into_owned())
     }
 
     /// Splits a flat parameter vector into per-layer `(W_l, b_l)` slices.
@@ -315,9 +364,7 @@ impl Model for Mlp {
     }
 
     fn logits(&self, x: &DVector<f64>) -> DMatrix<f64> {
-        let z = self.forward(x).logits;
-        let v = z.len();
-        z.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
+        self.forward(&column(x)).logits
     }
 
     /// Reverse mode: `δ_last = G`, `∇W_l = δ_l a_{l−1}ᵀ`, `∇b_l = δ_l`,
@@ -343,12 +390,7 @@ impl Model for Mlp {
             self.num_params(),
             "direction length does not match the model"
         );
-        let (z, dz) = self.forward_tangent(x, dtheta.as_slice(), None);
-        let column = |m: DVector<f64>| {
-            let v = m.len();
-            m.reshape_generic(nalgebra::Dyn(v), nalgebra::Dyn(1))
-        };
-        (column(z), column(dz))
+        self.forward_tangent_batch(&column(x), dtheta.as_slice(), None)
     }
 
     fn params(&self) -> DVector<f64> {

@@ -48,6 +48,30 @@ pub trait Model: Clone {
         dtheta: &DVector<f64>,
     ) -> (DMatrix<f64>, DMatrix<f64>);
 
+    /// The logits of several inputs, [`Model::logits`] of each. A model that can share
+    /// one pass across inputs (as matrix products) overrides it.
+    fn logits_batch(&self, xs: &[Self::Input]) -> Vec<DMatrix<f64>> {
+        xs.iter().map(|x| self.logits(x)).collect()
+    }
+
+    /// `Σ_i J(x_i)ᵀ vec(G_i)`: [`Model::backprop`] summed over several inputs.
+    fn backprop_batch(&self, xs: &[Self::Input], gs: &[DMatrix<f64>]) -> DVector<f64> {
+        let mut grad = DVector::zeros(self.num_params());
+        for (x, g) in xs.iter().zip(gs) {
+            grad += self.backprop(x, g);
+        }
+        grad
+    }
+
+    /// [`Model::logits_and_jvp`] of several inputs along one direction.
+    fn logits_and_jvp_batch(
+        &self,
+        xs: &[Self::Input],
+        dtheta: &DVector<f64>,
+    ) -> Vec<(DMatrix<f64>, DMatrix<f64>)> {
+        xs.iter().map(|x| self.logits_and_jvp(x, dtheta)).collect()
+    }
+
     /// `J(x) dθ` alone (see [`Model::logits_and_jvp`]).
     fn jvp(&self, x: &Self::Input, dtheta: &DVector<f64>) -> DMatrix<f64> {
         self.logits_and_jvp(x, dtheta).1

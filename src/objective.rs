@@ -27,6 +27,40 @@ pub trait Objective {
     fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>>;
 }
 
+/// A minibatch: the sum of several objectives, each reading its own inputs in turn
+/// (`L = Σ_k L_k`, so each input's residual is its own objective's).
+pub struct Batch(pub Vec<Box<dyn Objective>>);
+
+impl Batch {
+    /// The parts with the inputs (shapes or logits) each one reads.
+    fn parts<'a, T>(&'a self, items: &'a [T]) -> impl Iterator<Item = (&'a dyn Objective, &'a [T])> {
+        let mut start = 0;
+        self.0.iter().map(move |o| {
+            start += o.arity();
+            (o.as_ref(), &items[start - o.arity()..start])
+        })
+    }
+}
+
+impl Objective for Batch {
+    fn arity(&self) -> usize {
+        self.0.iter().map(|o| o.arity()).sum()
+    }
+
+    fn check(&self, shapes: &[(usize, usize)]) -> Result<()> {
+        crate::error::check_len("inputs of the batch", self.arity(), shapes.len())?;
+        self.parts(shapes).try_for_each(|(o, s)| o.check(s))
+    }
+
+    fn loss(&self, logits: &[DMatrix<f64>]) -> f64 {
+        self.parts(logits).map(|(o, z)| o.loss(z)).sum()
+    }
+
+    fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
+        self.parts(logits).flat_map(|(o, z)| o.residuals(z)).collect()
+    }
+}
+
 /// One signed label term of a [`CrossEntropy`]: weight `w` on class `class` at
 /// position `position`.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -9,7 +9,7 @@ use learning_dynamics::model::Model;
 use learning_dynamics::numerics::log_softmax;
 use learning_dynamics::numerics::sequence_log_prob;
 use learning_dynamics::objective::{CrossEntropy, LmObjective, Objective, PairLoss, Pairwise};
-use nalgebra::DVector;
+use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use rand::RngExt;
 
@@ -226,6 +226,86 @@ fn bad_sequences_and_specs_are_errors() {
         "{err}"
     );
     assert!("kto".parse::<PairLoss>().is_err());
+}
+
+/// The per-position path the batched passes replace: one context vector at a time
+/// through the MLP, with the embedding gradients scattered by hand. Returns the logits,
+/// `Σ_i J(χ_i)ᵀ G_i` and `J(χ_i) dθ` of every sequence.
+fn per_position(
+    lm: &TinyLm,
+    xs: &[Sequence],
+    gs: &[DMatrix<f64>],
+    dtheta: &DVector<f64>,
+) -> (Vec<DMatrix<f64>>, DVector<f64>, Vec<DMatrix<f64>>) {
+    let spec = lm.spec();
+    let (v, d, w) = (spec.vocab, spec.embed, spec.window);
+    let (slot_start, mlp_start) = (v * d, v * d + w * d);
+    let mut grad = DVector::zeros(lm.num_params());
+    let (mut logits, mut tangents) = (Vec::new(), Vec::new());
+    for (x, g) in xs.iter().zip(gs) {
+        let (mut zs, mut dzs) = (Vec::new(), Vec::new());
+        for (col, l) in (x.prompt_len..x.tokens.len()).enumerate() {
+            let context = lm.context(&x.tokens, l);
+            let u = lm.context_vector(&context);
+            let g_col = g.column(col).into_owned();
+            let du = lm
+                .mlp()
+                .backprop_into(&u, &g_col, &mut grad.as_mut_slice()[mlp_start..]);
+            let mut du_in = DVector::zeros(w * d);
+            for (s, &t) in context.iter().enumerate() {
+                for k in 0..d {
+                    grad[t + k * v] += du[s * d + k];
+                    grad[slot_start + s + k * w] += du[s * d + k];
+                    du_in[s * d + k] = dtheta[t + k * v] + dtheta[slot_start + s + k * w];
+                }
+            }
+            let (z, dz) =
+                lm.mlp()
+                    .forward_tangent(&u, &dtheta.as_slice()[mlp_start..], Some(&du_in));
+            zs.push(z);
+            dzs.push(dz);
+        }
+        logits.push(DMatrix::from_columns(&zs));
+        tangents.push(DMatrix::from_columns(&dzs));
+    }
+    (logits, grad, tangents)
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// The batched passes over all positions of all sequences equal the per-position
+    /// path to 1e-12: logits, gradients and forward-mode products.
+    #[test]
+    fn batched_passes_equal_the_per_position_path(
+        seed in 0u64..1000,
+        window in 1usize..5,
+        lens in proptest::collection::vec((0usize..4, 1usize..5), 1..5),
+    ) {
+        let lm = small_lm(seed, 7, window);
+        let xs: Vec<Sequence> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, r))| random_sequence(seed + 10 * i as u64 + 1, 7, p, r))
+            .collect();
+        let mut r = rng(seed + 5000);
+        let gs: Vec<DMatrix<f64>> = xs
+            .iter()
+            .map(|x| DMatrix::from_fn(7, x.response().len(), |_, _| random_vector(1, &mut r)[0]))
+            .collect();
+        let dtheta = random_vector(lm.num_params(), &mut r);
+        let (z_ref, grad_ref, dz_ref) = per_position(&lm, &xs, &gs, &dtheta);
+        let close = |a: &DMatrix<f64>, b: &DMatrix<f64>| {
+            a.shape() == b.shape() && (a - b).amax() <= 1e-12 * (1.0 + b.amax())
+        };
+        let z = lm.logits_batch(&xs);
+        prop_assert!(z.iter().zip(&z_ref).all(|(a, b)| close(a, b)));
+        let grad = lm.backprop_batch(&xs, &gs);
+        prop_assert!((&grad - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
+        for ((z0, dz), (z1, dz1)) in lm.logits_and_jvp_batch(&xs, &dtheta).iter().zip(z_ref.iter().zip(&dz_ref)) {
+            prop_assert!(close(z0, z1) && close(dz, dz1));
+        }
+    }
 }
 
 /// Every objective name the error message lists parses, and prints back as itself.

@@ -341,8 +341,10 @@ pub fn family_points(model: &TinyLm, probes: &[Probe], step: usize) -> Vec<Famil
         })
         .collect();
     for probe in probes {
-        for (point, (family, seq)) in points.iter_mut().zip(&probe.responses) {
-            let log_pi = log_softmax_columns(&model.logits(seq));
+        let seqs: Vec<Sequence> = probe.responses.iter().map(|r| r.1.clone()).collect();
+        let logits = model.logits_batch(&seqs);
+        for ((point, (family, seq)), z) in points.iter_mut().zip(&probe.responses).zip(&logits) {
+            let log_pi = log_softmax_columns(z);
             let lp: f64 = log_pi
                 .column_iter()
                 .zip(seq.response())
