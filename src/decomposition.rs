@@ -92,11 +92,15 @@ pub fn gradient<M: Model>(
     objective: &dyn Objective,
 ) -> Result<Gradient> {
     check_len("number of updating inputs", objective.arity(), update.len())?;
-    let logits = checked_logits(model, update)?;
-    let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();
-    objective.check(&shapes)?;
-    let residuals = objective.residuals(&logits);
-    let grad = model.backprop_batch(update, &residuals);
+    update.iter().try_for_each(|x| model.check_input(x))?;
+    let (logits, residuals, grad) = model.gradient_batch(update, &mut |logits| {
+        if !logits.iter().all(|z| z.iter().all(|v| v.is_finite())) {
+            return Err(Error::NonFinite("logits"));
+        }
+        let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();
+        objective.check(&shapes)?;
+        Ok(objective.residuals(logits))
+    })?;
     Ok(Gradient {
         loss: objective.loss(&logits),
         residuals,

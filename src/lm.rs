@@ -23,8 +23,8 @@ use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
 
 use crate::error::{Error, Result};
-use crate::mlp::{Activation, Mlp, normal};
-use crate::model::Model;
+use crate::mlp::{Activation, Mlp, Trace, normal};
+use crate::model::{Gradients, Model, Residuals};
 use crate::numerics::log_softmax;
 
 /// The padding token that fills context slots before the start of a sequence.
@@ -194,6 +194,88 @@ impl TinyLm {
     }
 }
 
+/// Batches of at least this many positions are split into two halves, each passed
+/// through the MLP on its own thread. The split depends only on the batch, so the result
+/// does not depend on the machine.
+pub const PARALLEL_POSITIONS: usize = 256;
+
+/// The position ranges of a batch: one, or two halves for large batches.
+fn chunks(positions: usize) -> Vec<std::ops::Range<usize>> {
+    if positions >= PARALLEL_POSITIONS {
+        vec![0..positions / 2, positions / 2..positions]
+    } else {
+        std::iter::once(0..positions).collect()
+    }
+}
+
+/// Runs `f` on every chunk, in parallel on rayon's pool when there are several (its
+/// threads live on, so their allocations are reused from step to step).
+fn on_chunks<T: Send>(
+    positions: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<(std::ops::Range<usize>, T)> {
+    use rayon::prelude::*;
+    chunks(positions)
+        .into_par_iter()
+        .map(|r| (r.clone(), f(r)))
+        .collect()
+}
+
+impl TinyLm {
+    /// The MLP's forward pass over the columns of `u`, chunk by chunk.
+    fn forward_chunks(&self, u: &DMatrix<f64>) -> Vec<(std::ops::Range<usize>, Trace)> {
+        on_chunks(u.ncols(), |r| {
+            self.mlp.forward(&u.columns(r.start, r.len()).into_owned())
+        })
+    }
+
+    /// All positions at once: the MLP's batched backward pass gives `∇θ_MLP` and the
+    /// context gradients `∂L/∂U` (chunk by chunk, summed in chunk order), whose slot `s`
+    /// part of each column is added to `∇E[t_s]` and to `∇P_s`.
+    fn backward(
+        &self,
+        xs: &[Sequence],
+        contexts: &[Vec<usize>],
+        traces: &[(std::ops::Range<usize>, Trace)],
+        gs: &[DMatrix<f64>],
+    ) -> DVector<f64> {
+        let (v, d, w) = (self.spec.vocab, self.spec.embed, self.spec.window);
+        for (x, g) in xs.iter().zip(gs) {
+            assert_eq!(
+                g.shape(),
+                (v, x.tokens.len() - x.prompt_len),
+                "residual shape does not match the sequence"
+            );
+        }
+        let g = DMatrix::from_columns(&gs.iter().flat_map(|g| g.column_iter()).collect::<Vec<_>>());
+        let parts = on_chunks(g.ncols(), |r| {
+            let (_, trace) = traces.iter().find(|(t, _)| *t == r).expect("same chunks");
+            let mut grad = vec![0.0; self.mlp.num_params()];
+            let du =
+                self.mlp
+                    .backward_into(trace, &g.columns(r.start, r.len()).into_owned(), &mut grad);
+            (grad, du)
+        });
+        let (slot_start, mlp_start) = self.offsets();
+        let mut grad = DVector::zeros(self.num_params());
+        for (range, (mlp_grad, du)) in &parts {
+            grad.as_mut_slice()[mlp_start..]
+                .iter_mut()
+                .zip(mlp_grad)
+                .for_each(|(g, p)| *g += p);
+            for (du, context) in du.column_iter().zip(&contexts[range.clone()]) {
+                for (s, &t) in context.iter().enumerate() {
+                    for k in 0..d {
+                        grad[t + k * v] += du[s * d + k];
+                        grad[slot_start + s + k * w] += du[s * d + k];
+                    }
+                }
+            }
+        }
+        grad
+    }
+}
+
 /// Splits the columns of `m` into one matrix per sequence of `xs` (its response length).
 fn split_columns(m: &DMatrix<f64>, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
     let mut start = 0;
@@ -262,34 +344,23 @@ impl Model for TinyLm {
         split_columns(&self.mlp.logits_batch(&self.positions(xs).1), xs)
     }
 
-    /// All positions at once: the MLP's batched backprop gives `∇θ_MLP` and the context
-    /// gradients `∂L/∂U`, whose slot `s` part of each column is added to `∇E[t_s]` and
-    /// to `∇P_s`.
     fn backprop_batch(&self, xs: &[Sequence], gs: &[DMatrix<f64>]) -> DVector<f64> {
-        let (v, d, w) = (self.spec.vocab, self.spec.embed, self.spec.window);
-        for (x, g) in xs.iter().zip(gs) {
-            assert_eq!(
-                g.shape(),
-                (v, x.tokens.len() - x.prompt_len),
-                "residual shape does not match the sequence"
-            );
-        }
         let (contexts, u) = self.positions(xs);
-        let g = DMatrix::from_columns(&gs.iter().flat_map(|g| g.column_iter()).collect::<Vec<_>>());
-        let (slot_start, mlp_start) = self.offsets();
-        let mut grad = DVector::zeros(self.num_params());
-        let du = self
-            .mlp
-            .backprop_batch_into(&u, &g, &mut grad.as_mut_slice()[mlp_start..]);
-        for (du, context) in du.column_iter().zip(&contexts) {
-            for (s, &t) in context.iter().enumerate() {
-                for k in 0..d {
-                    grad[t + k * v] += du[s * d + k];
-                    grad[slot_start + s + k * w] += du[s * d + k];
-                }
-            }
-        }
-        grad
+        self.backward(xs, &contexts, &self.forward_chunks(&u), gs)
+    }
+
+    /// One forward pass over all positions of `xs`, kept for the backward pass.
+    fn gradient_batch(&self, xs: &[Sequence], residuals: &mut Residuals<'_>) -> Result<Gradients> {
+        let (contexts, u) = self.positions(xs);
+        let traces = self.forward_chunks(&u);
+        let columns: Vec<_> = traces
+            .iter()
+            .flat_map(|(_, t)| t.logits.column_iter())
+            .collect();
+        let logits = split_columns(&DMatrix::from_columns(&columns), xs);
+        let gs = residuals(&logits)?;
+        let grad = self.backward(xs, &contexts, &traces, &gs);
+        Ok((logits, gs, grad))
     }
 
     fn logits_and_jvp_batch(

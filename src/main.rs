@@ -14,6 +14,12 @@ use learning_dynamics::io::{load_numbers, parse_number_list, write_atomic, write
 use learning_dynamics::objective::LmObjective;
 use learning_dynamics::squeezing::{Direction, Squeeze};
 use learning_dynamics::{Error, Result, plot};
+use mimalloc::MiMalloc;
+
+/// mimalloc keeps freed pages for reuse, so the large matrices a training step allocates
+/// do not fault in fresh pages on every step (glibc returns them to the system).
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -307,7 +313,8 @@ fn execute(command: Command) -> Result<()> {
 
 /// Writes a JSON document atomically and says so.
 fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(doc).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(doc).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     write_atomic(path, text.as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())

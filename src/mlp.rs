@@ -79,11 +79,13 @@ pub struct Mlp {
 /// What a forward pass leaves behind for the backward pass: the input `a_{l−1}` of
 /// every layer and the derivative `σ'(h_l)` of every hidden layer.
 /// The forward pass of a batch (one column per input): each layer's input, the
-/// activation's derivative at each hidden layer, and the logits.
-struct Trace {
+/// activation's derivative at each hidden layer, and the logits. The backward pass
+/// ([`Mlp::backward_into`]) reads it, so a gradient costs one forward pass.
+pub struct Trace {
     inputs: Vec<DMatrix<f64>>,
     derivs: Vec<DMatrix<f64>>,
-    logits: DMatrix<f64>,
+    /// The logits, one column per input.
+    pub logits: DMatrix<f64>,
 }
 
 /// One vector as a one-column matrix.
@@ -174,7 +176,8 @@ impl Mlp {
         self.layers[0].weight.ncols()
     }
 
-    fn forward(&self, x: &DMatrix<f64>) -> Trace {
+    /// The forward pass of a batch whose inputs are the columns of `x`.
+    pub fn forward(&self, x: &DMatrix<f64>) -> Trace {
         assert_eq!(
             x.nrows(),
             self.inputs(),
@@ -246,12 +249,18 @@ impl Mlp {
         g: &DMatrix<f64>,
         grad: &mut [f64],
     ) -> DMatrix<f64> {
+        self.backward_into(&self.forward(x), g, grad)
+    }
+
+    /// The backward pass of a batch from its forward [`Trace`]: `δ_last = G`,
+    /// `∇W_l += δ_l a_{l−1}ᵀ`, `∇b_l += δ_l 1`, `δ_{l−1} = σ'(h_{l−1}) ⊙ (W_lᵀ δ_l)`.
+    /// Adds the parameter gradient to `grad` and returns the input gradients.
+    pub fn backward_into(&self, trace: &Trace, g: &DMatrix<f64>, grad: &mut [f64]) -> DMatrix<f64> {
         assert_eq!(
             grad.len(),
             self.num_params(),
             "gradient buffer length does not match"
         );
-        let trace = self.forward(x);
         let mut end = grad.len();
         let mut delta = g.clone();
         for l in (0..self.layers.len()).rev() {
@@ -266,7 +275,10 @@ impl Mlp {
                 1.0,
             );
             for col in delta.column_iter() {
-                b_grad.iter_mut().zip(col.iter()).for_each(|(gb, d)| *gb += d);
+                b_grad
+                    .iter_mut()
+                    .zip(col.iter())
+                    .for_each(|(gb, d)| *gb += d);
             }
             delta = layer.weight.transpose() * &delta;
             if l > 0 {

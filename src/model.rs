@@ -19,6 +19,12 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::error::Result;
 
+/// Computes the residuals `G` of a batch from its logits (an objective, checked).
+pub type Residuals<'a> = dyn FnMut(&[DMatrix<f64>]) -> Result<Vec<DMatrix<f64>>> + 'a;
+
+/// What [`Model::gradient_batch`] returns: the logits, the residuals and the gradient.
+pub type Gradients = (Vec<DMatrix<f64>>, Vec<DMatrix<f64>>, DVector<f64>);
+
 /// A differentiable model with hand-written (analytic) first derivatives.
 pub trait Model: Clone {
     /// What one example looks like to the model (a feature vector, a token sequence...).
@@ -61,6 +67,24 @@ pub trait Model: Clone {
             grad += self.backprop(x, g);
         }
         grad
+    }
+
+    /// One gradient evaluation: the logits of `xs`, their residuals
+    /// `G = residuals(logits)`, and `Σ_i J(x_i)ᵀ vec(G_i)`. The default runs the forward
+    /// pass twice (once here, once in [`Model::backprop_batch`]); a model that can keep
+    /// its forward pass for the backward one overrides it.
+    ///
+    /// # Errors
+    /// What `residuals` returns.
+    fn gradient_batch(
+        &self,
+        xs: &[Self::Input],
+        residuals: &mut Residuals<'_>,
+    ) -> Result<Gradients> {
+        let logits = self.logits_batch(xs);
+        let gs = residuals(&logits)?;
+        let grad = self.backprop_batch(xs, &gs);
+        Ok((logits, gs, grad))
     }
 
     /// [`Model::logits_and_jvp`] of several inputs along one direction.

@@ -33,7 +33,10 @@ pub struct Batch(pub Vec<Box<dyn Objective>>);
 
 impl Batch {
     /// The parts with the inputs (shapes or logits) each one reads.
-    fn parts<'a, T>(&'a self, items: &'a [T]) -> impl Iterator<Item = (&'a dyn Objective, &'a [T])> {
+    fn parts<'a, T>(
+        &'a self,
+        items: &'a [T],
+    ) -> impl Iterator<Item = (&'a dyn Objective, &'a [T])> {
         let mut start = 0;
         self.0.iter().map(move |o| {
             start += o.arity();
@@ -57,7 +60,9 @@ impl Objective for Batch {
     }
 
     fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
-        self.parts(logits).flat_map(|(o, z)| o.residuals(z)).collect()
+        self.parts(logits)
+            .flat_map(|(o, z)| o.residuals(z))
+            .collect()
     }
 }
 

@@ -512,6 +512,61 @@ fn bench_commands_run_on_tiny_sizes_and_reject_bad_ones() {
     );
 }
 
+/// The entk bench reports executed FLOPs against a GEMM rate it measured, not a constant.
+#[test]
+fn bench_entk_reports_efficiency_against_a_measured_gemm_rate() {
+    let out = ldyn_ok(&["bench", "entk", "--dims", "3,4,2,5", "--reps", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("executed = "), "{text}");
+    assert!(text.contains("measured 2-thread GEMM rate"), "{text}");
+    assert!(
+        text.contains("dense f64 GEMM 1024×1024, measured now"),
+        "{text}"
+    );
+}
+
+/// `ldyn bench lm` times both steps and exports what a peer needs to check itself.
+#[test]
+fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
+    let dir = scratch("bench-lm");
+    let path = dir.join("gallery.json");
+    let out = ldyn_ok(&[
+        "bench",
+        "lm",
+        "--workload",
+        "gallery",
+        "--reps",
+        "1",
+        "--export",
+        path.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("SFT step") && text.contains("DPO step"),
+        "{text}"
+    );
+    assert!(text.contains("tokens/s"), "{text}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["model"]["vocab"], 36);
+    assert_eq!(doc["sft"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["pairs"].as_array().unwrap().len(), 1);
+    let params = 36 * 8 + 4 * 8 + (64 * 32 + 64) + (36 * 64 + 36);
+    assert_eq!(
+        doc["check"]["sft"]["grad"].as_array().unwrap().len(),
+        params
+    );
+    assert_eq!(
+        doc["check"]["dpo"]["grad"].as_array().unwrap().len(),
+        params
+    );
+    assert!(doc["check"]["sft"]["loss"].as_f64().unwrap() > 0.0);
+    assert_fails(
+        &ldyn(&["bench", "lm", "--workload", "huge"]),
+        "unknown LM workload 'huge'",
+    );
+}
+
 #[test]
 fn akg_exports_the_sequence_decomposition_for_every_objective() {
     let dir = scratch("akg-lm");

@@ -8,7 +8,9 @@ use learning_dynamics::lm::{LmSpec, Sequence, TinyLm};
 use learning_dynamics::model::Model;
 use learning_dynamics::numerics::log_softmax;
 use learning_dynamics::numerics::sequence_log_prob;
-use learning_dynamics::objective::{CrossEntropy, LmObjective, Objective, PairLoss, Pairwise};
+use learning_dynamics::objective::{
+    Batch, CrossEntropy, LmObjective, Objective, PairLoss, Pairwise,
+};
 use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use rand::RngExt;
@@ -306,6 +308,67 @@ proptest! {
             prop_assert!(close(z0, z1) && close(dz, dz1));
         }
     }
+}
+
+/// A batch large enough to be split into two halves on two threads gives the
+/// per-position path's gradient, and one gradient evaluation (one forward pass) gives the
+/// same logits and gradient as the logits and the backward pass taken apart.
+#[test]
+fn chunked_gradients_equal_the_per_position_path() {
+    let lm = small_lm(3, 7, 3);
+    let xs: Vec<Sequence> = (0..75).map(|i| random_sequence(100 + i, 7, 2, 4)).collect();
+    let positions: usize = xs.iter().map(|x| x.response().len()).sum();
+    assert!(positions >= learning_dynamics::lm::PARALLEL_POSITIONS);
+    let mut r = rng(9);
+    let gs: Vec<DMatrix<f64>> = xs
+        .iter()
+        .map(|_| DMatrix::from_fn(7, 4, |_, _| random_vector(1, &mut r)[0]))
+        .collect();
+    let dtheta = random_vector(lm.num_params(), &mut r);
+    let (z_ref, grad_ref, _) = per_position(&lm, &xs, &gs, &dtheta);
+    let grad = lm.backprop_batch(&xs, &gs);
+    assert!((&grad - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
+    let (logits, residuals, grad_once) = lm.gradient_batch(&xs, &mut |_| Ok(gs.clone())).unwrap();
+    assert_eq!(residuals, gs);
+    assert_eq!(grad_once, grad);
+    for (z, z1) in logits.iter().zip(&z_ref) {
+        assert!((z - z1).amax() <= 1e-12 * (1.0 + z1.amax()));
+    }
+}
+
+/// A minibatch objective is the sum of its parts: its gradient is the sum of theirs.
+#[test]
+fn a_batch_objective_sums_its_parts() {
+    let lm = small_lm(4, 6, 2);
+    let (a, b, c) = (
+        random_sequence(1, 6, 1, 3),
+        random_sequence(2, 6, 2, 2),
+        random_sequence(3, 6, 2, 2),
+    );
+    let sft = || Box::new(CrossEntropy::sequence(a.response())) as Box<dyn Objective>;
+    let dpo = || {
+        Box::new(Pairwise {
+            loss: PairLoss::Dpo,
+            beta: 0.5,
+            chosen: b.response().to_vec(),
+            rejected: c.response().to_vec(),
+            reference: (-2.0, -3.0),
+        }) as Box<dyn Objective>
+    };
+    let grad = |xs: &[Sequence], o: &dyn Objective| {
+        learning_dynamics::decomposition::gradient(&lm, xs, o).unwrap()
+    };
+    let whole = grad(
+        &[a.clone(), b.clone(), c.clone()],
+        &Batch(vec![sft(), dpo()]),
+    );
+    let (g1, g2) = (
+        grad(std::slice::from_ref(&a), sft().as_ref()),
+        grad(&[b.clone(), c.clone()], dpo().as_ref()),
+    );
+    assert!((whole.loss - g1.loss - g2.loss).abs() < 1e-12);
+    assert!((&whole.grad - &g1.grad - &g2.grad).amax() < 1e-12);
+    assert_eq!(whole.residuals.len(), 3);
 }
 
 /// Every objective name the error message lists parses, and prints back as itself.
