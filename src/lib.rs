@@ -96,7 +96,7 @@
 //! | [`gallery`] | the registry, configurations as TOML (`--config`, `--set`), file naming, CSV tables, figures, robustness reruns, reports |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
-//! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine and the decomposition against same-process baselines |
+//! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine (against the GEMM rate measured in the same run), the decomposition and the tiny LM's training steps, with their baselines and a JSON export for peers |
 //! | [`io`] | writing files whole or not at all, and reading user input files |
 //!
 //! The `ldyn` binary (`src/main.rs`) sits on top: argument declarations and dispatch only.
