@@ -589,6 +589,11 @@ fn akg_exports_the_sequence_decomposition_for_every_objective() {
         assert_eq!(doc["model"]["kind"], "lm");
         assert_eq!(doc["objective"], objective);
         let vocab = doc["model"]["vocab"].as_u64().unwrap() as usize;
+        // The full weights and architecture, to rebuild the model elsewhere.
+        let weights = &doc["weights"];
+        assert_eq!(weights["embed"].as_array().unwrap().len(), vocab);
+        assert_eq!(weights["layers"].as_array().unwrap().len(), 2);
+        assert_eq!(weights["activation"], "tanh");
         let sequences = doc["update"]["sequences"].as_array().unwrap();
         assert_eq!(sequences.len(), if objective == "sft" { 1 } else { 2 });
         assert_eq!(sequences[0]["role"], "chosen");
