@@ -159,7 +159,26 @@ pub fn one_step<M: Model>(
     } = gradient(model, update, objective)?;
     let mut stepped = model.clone();
     stepped.sgd_step(&grad, eta);
-    let observed = observe(model, &stepped, observed)?;
+    let too_large = || {
+        Error::InvalidArgument(format!(
+            "the step η·‖g‖ = {eta:e} × {:e} is too large: the parameters or logits after it overflow",
+            grad.norm()
+        ))
+    };
+    if !stepped.params().iter().all(|v| v.is_finite()) {
+        return Err(too_large());
+    }
+    let observed = observe(model, &stepped, observed).map_err(|e| match e {
+        Error::NonFinite(_) => too_large(),
+        e => e,
+    })?;
+    let finite = |m: &DMatrix<f64>| m.iter().all(|v| v.is_finite());
+    if !observed
+        .iter()
+        .all(|o| finite(&o.predicted) && finite(&o.actual) && finite(&o.log_pi))
+    {
+        return Err(too_large());
+    }
     Ok(OneStep {
         eta,
         residuals,

@@ -69,6 +69,9 @@ pub enum Error {
     },
     /// A plot that could not be drawn.
     Plot(String),
+    /// The reader of standard output went away (a closed pipe): the command stops
+    /// quietly.
+    BrokenPipe,
 }
 
 /// `Result` with the crate's [`Error`].
@@ -108,19 +111,32 @@ impl fmt::Display for Error {
                 kind,
                 name,
                 expected,
-            } => write!(f, "unknown {kind} '{name}' (expected one of: {expected})"),
+            } => write!(
+                f,
+                "unknown {kind} '{}' (expected one of: {expected})",
+                quote(name)
+            ),
             Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Io {
                 action,
                 path,
                 source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            } => write!(
+                f,
+                "cannot {action} {}: {source}",
+                quote(&path.display().to_string())
+            ),
             Error::Parse {
                 path,
                 line,
                 message,
-            } => write!(f, "{}:{line}: {message}", path.display()),
+            } => write!(
+                f,
+                "{}:{line}: {message}",
+                quote(&path.display().to_string())
+            ),
             Error::Plot(msg) => write!(f, "plotting failed: {msg}"),
+            Error::BrokenPipe => f.write_str("the output pipe was closed"),
         }
     }
 }
@@ -132,6 +148,43 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// Longest user-given text an error message shows, in characters.
+pub const QUOTE_CHARS: usize = 200;
+
+/// User-given text as an error shows it: control characters escaped (so a message is
+/// always one line) and cut to [`QUOTE_CHARS`] characters.
+pub fn quote(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == QUOTE_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A whole message as one line: control characters escaped, nothing cut (the
+/// user-given parts of the crate's errors are already [`quote`]d).
+pub fn quote_line(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Checks that a learning rate or step size is finite and strictly positive.

@@ -51,28 +51,82 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
+/// The sizes given to `ldyn akg`, each `None` when not given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SizeFlags {
+    /// `--inputs`: input dimension `d` (classifiers; default 4).
+    pub inputs: Option<usize>,
+    /// `--hidden`: hidden width (MLP; default 8).
+    pub hidden: Option<usize>,
+    /// `--layers`: hidden layers (MLP; default 1).
+    pub layers: Option<usize>,
+    /// `--classes`: number of classes `V` (classifiers; default 5).
+    pub classes: Option<usize>,
+}
+
+impl SizeFlags {
+    /// The classifier shape these flags ask for; a flag that does not apply to `kind` is
+    /// an error that says so.
+    ///
+    /// # Errors
+    /// A flag given for a model it does not apply to.
+    pub fn shape(&self, kind: ModelKind) -> Result<ClassifierSpec> {
+        let not_for = |flag: &str, model: &str| {
+            Err(Error::InvalidArgument(format!(
+                "{flag} does not apply to --model {model}"
+            )))
+        };
+        let given = [
+            ("--inputs", self.inputs),
+            ("--hidden", self.hidden),
+            ("--layers", self.layers),
+            ("--classes", self.classes),
+        ];
+        for (flag, value) in given {
+            let applies = match kind {
+                ModelKind::Lm => false,
+                ModelKind::Linear => !matches!(flag, "--hidden" | "--layers"),
+                ModelKind::Mlp => true,
+            };
+            if value.is_some() && !applies {
+                let model = match kind {
+                    ModelKind::Lm => "lm (its sizes are the default LM world's)",
+                    _ => "linear",
+                };
+                return not_for(flag, model);
+            }
+        }
+        Ok(ClassifierSpec {
+            linear: kind == ModelKind::Linear,
+            inputs: self.inputs.unwrap_or(4),
+            hidden: self.hidden.unwrap_or(8),
+            layers: self.layers.unwrap_or(1),
+            classes: self.classes.unwrap_or(5),
+        })
+    }
+}
+
 /// `ldyn akg`: the JSON document of one step of `kind`. Classifiers train with
-/// cross-entropy (`objective` must be `sft`) and are shaped by `shape` (its `linear` is
-/// set from `kind`); the language model ignores `shape`.
+/// cross-entropy (`objective` must be `sft`) and are shaped by `sizes`; the language
+/// model is the default LM world's and takes no size flags.
 ///
 /// # Errors
-/// A pairwise objective for a classifier, or as [`akg_json`] and [`lm_akg_json`].
+/// A pairwise objective for a classifier, a size flag that does not apply, or as
+/// [`akg_json`] and [`lm_akg_json`].
 pub fn akg(
     kind: ModelKind,
     objective: LmObjective,
-    shape: ClassifierSpec,
+    sizes: SizeFlags,
     seed: u64,
     eta: f64,
 ) -> Result<Value> {
+    let shape = sizes.shape(kind)?;
     match kind {
         ModelKind::Lm => lm_akg_json(objective, seed, eta),
         _ if objective != LmObjective::Sft => Err(Error::InvalidArgument(
             "--objective applies to --model lm only (classifiers use cross-entropy)".into(),
         )),
-        _ => {
-            let linear = kind == ModelKind::Linear;
-            akg_json(&ClassifierSpec { linear, ..shape }, seed, eta)
-        }
+        _ => akg_json(&shape, seed, eta),
     }
 }
 

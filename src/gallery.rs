@@ -20,14 +20,14 @@ use std::path::{Path, PathBuf};
 
 use toml::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, quote};
 use crate::experiments::digits::{self, DigitsExperiment};
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
 use crate::experiments::settings::{flatten, key_named};
 use crate::experiments::squeezing::{self, Squeezing};
 use crate::experiments::{Claim, Experiment, Key, Range, Settings, lm_world};
-use crate::io::{ensure_dir, write_atomic, write_csv};
+use crate::io::{DirLock, check_outputs, write_atomic, write_csv};
 use crate::plot;
 
 /// Draws one figure of an experiment's data to a path the gallery chooses.
@@ -158,6 +158,7 @@ impl Entry {
             seed: self.default_seed,
             robustness_seeds: self.robustness_seeds,
             values: self.runner.defaults()?,
+            sources: Vec::new(),
         })
     }
 
@@ -177,6 +178,8 @@ pub struct Plan {
     seed: u64,
     robustness_seeds: u64,
     values: Vec<(String, Value)>,
+    /// The configuration files read, which no output may overwrite.
+    sources: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -233,11 +236,18 @@ impl Plan {
     /// As [`Plan::set_value`], or if the assignment has no `=` or its value is not TOML.
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let (key, value) = assignment.split_once('=').ok_or_else(|| {
-            Error::InvalidArgument(format!("--set expects key=value, got '{assignment}'"))
+            Error::InvalidArgument(format!(
+                "--set expects key=value, got '{}'",
+                quote(assignment)
+            ))
         })?;
         let (key, value) = (key.trim(), value.trim());
         let parsed: toml::Table = toml::from_str(&format!("v = {value}")).map_err(|_| {
-            Error::InvalidArgument(format!("the value of {key}, '{value}', is not a number"))
+            Error::InvalidArgument(format!(
+                "the value of {}, '{}', is not a number",
+                quote(key),
+                quote(value)
+            ))
         })?;
         self.set_value(key, parsed["v"].clone())
     }
@@ -255,6 +265,7 @@ impl Plan {
                 .map_or(0, |s| text[..s.start].matches('\n').count() + 1),
             message: e.message().to_string(),
         })?;
+        self.sources.push(path.to_path_buf());
         let mut values = Vec::new();
         flatten("", &Value::Table(table), &mut values);
         values.into_iter().try_for_each(|(k, v)| {
@@ -304,12 +315,14 @@ impl Plan {
         Value::Table(root)
     }
 
-    /// Runs the plan and writes its files to `out`; `progress` hears of every run.
+    /// Runs the plan and writes its files to `out`, holding the directory's lock
+    /// ([`DirLock`]); `progress` hears of every run.
     ///
     /// # Errors
-    /// If the configuration is invalid, a run fails or a file cannot be written.
+    /// If the configuration is invalid, another run holds the directory, a run fails,
+    /// or a file cannot be written.
     pub fn execute(&self, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
-        ensure_dir(out)?;
+        let _lock = DirLock::acquire(out)?;
         self.entry.runner.execute(self, out, progress)
     }
 }
@@ -331,16 +344,27 @@ impl<E: Experiment> Runner for Figures<E> {
         config.validate()?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));
         let data = E::run(&config, plan.seed)?;
-        let mut files = Vec::new();
-        for table in E::tables(&data) {
-            let path = out.join(format!("{}.csv", table.name));
-            write_csv(&path, table.header, table.rows)?;
-            files.push(path);
+        let tables = E::tables(&data);
+        let config_path = out.join(format!("{}.config.toml", plan.name));
+        let csv_paths: Vec<PathBuf> = tables
+            .iter()
+            .map(|t| out.join(format!("{}.csv", t.name)))
+            .collect();
+        let png_paths: Vec<PathBuf> = self
+            .0
+            .iter()
+            .map(|(stem, _)| out.join(format!("{stem}.png")))
+            .collect();
+        let mut files: Vec<PathBuf> = csv_paths.iter().chain(&png_paths).cloned().collect();
+        files.push(config_path.clone());
+        let outputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
+        check_outputs(&outputs, &inputs)?;
+        for (table, path) in tables.into_iter().zip(&csv_paths) {
+            write_csv(path, table.header, table.rows)?;
         }
-        for (stem, draw) in self.0 {
-            let path = out.join(format!("{stem}.png"));
-            draw(&data, &path)?;
-            files.push(path);
+        for ((_, draw), path) in self.0.iter().zip(&png_paths) {
+            draw(&data, path)?;
         }
         let claims = E::claims(&data);
         let mut counts = vec![0usize; claims.len()];
@@ -363,9 +387,7 @@ impl<E: Experiment> Runner for Figures<E> {
                 holds: c.holds,
             })
             .collect();
-        let config_path = out.join(format!("{}.config.toml", plan.name));
         write_atomic(&config_path, plan.to_toml().as_bytes())?;
-        files.push(config_path);
         Ok(Report {
             name: plan.name.clone(),
             files,

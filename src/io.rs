@@ -1,28 +1,32 @@
-//! Files in and out: every output is written whole or not at all, and every input
+//! Files in and out: every output is written whole or not at all, nothing but the named
+//! outputs (and the tool's own temporary and lock files) is touched, and every input
 //! error names the file and line.
 //!
-//! Outputs are first written to a hidden temporary file next to the target and then
-//! renamed over it, so a crash or a full disk never leaves a half-written CSV or PNG.
+//! How a target is written ([`write_atomic`]):
+//! * a regular file, or a name that does not exist yet, is written to a temporary file
+//!   in the same directory (opened with `O_EXCL` under a random name with the prefix
+//!   [`TEMP_PREFIX`]), flushed and synced, then renamed over the target, which keeps its
+//!   permissions;
+//! * a symbolic link is followed and its target replaced, the link itself kept;
+//! * anything else (a device such as `/dev/null`, a FIFO) is written to directly and
+//!   never replaced.
+//!
+//! [`check_outputs`] refuses, before anything is written, an output that is a
+//! directory, two outputs that are the same file, or an output that is one of the
+//! command's inputs. A run into an output directory holds [`DirLock`], which also removes
+//! the temporary files a killed run left behind.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The hidden temporary sibling of `path` that [`write_atomic`] writes first. The
-/// extension is kept (plotters picks the image format from it).
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{}.{}.tmp.{name}", std::process::id(), unique()))
-}
+/// The prefix of the tool's temporary files.
+pub const TEMP_PREFIX: &str = ".ldyn-tmp-";
 
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed)
-}
+/// The name of the lock file a run takes in its output directory.
+pub const LOCK_FILE: &str = ".ldyn.lock";
 
 /// Creates `dir` and its parents, with a clear error if that is impossible.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
@@ -37,24 +41,155 @@ fn ensure_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// Runs `write` on a temporary path next to `path`, then renames it to `path`. On any
-/// error the temporary file is removed and `path` is left untouched.
-pub fn commit_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    ensure_parent(path)?;
-    let tmp = temp_path(path);
-    let result =
-        write(&tmp).and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+/// Where writing `path` lands: the final target of a symbolic link (the link is kept),
+/// or `path` itself.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target = fs::read_link(path).map_err(|e| Error::io("read link", path, e))?;
+            let target = match path.parent() {
+                Some(parent) if target.is_relative() => parent.join(target),
+                _ => target,
+            };
+            resolve(&target)
+        }
+        _ => Ok(path.to_path_buf()),
     }
-    result
 }
 
-/// Writes `contents` to `path` atomically (see [`commit_file`]).
+/// An identity for a path that says whether two paths name the same file: the device
+/// and inode of an existing file (after links), or the canonical directory and the name
+/// of one that does not exist yet.
+fn identity(path: &Path) -> Option<(u64, u64, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let target = resolve(path).ok()?;
+    if let Ok(meta) = fs::metadata(&target) {
+        return Some((meta.dev(), meta.ino(), PathBuf::new()));
+    }
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = fs::canonicalize(parent).unwrap_or_default();
+    Some((0, 0, dir.join(target.file_name()?)))
+}
+
+/// Checks a command's outputs before the first is written: none is a directory, no two
+/// are the same file, and none is one of `inputs`.
+///
+/// # Errors
+/// Naming the output and what it collides with.
+pub fn check_outputs(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
+    for (i, out) in outputs.iter().enumerate() {
+        if fs::metadata(out).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::InvalidArgument(format!(
+                "the output {} is a directory",
+                crate::error::quote(&out.display().to_string())
+            )));
+        }
+        let id = identity(out);
+        let clash = |other: &&&Path| id.is_some() && identity(other) == id;
+        if let Some(input) = inputs.iter().find(clash) {
+            return Err(Error::InvalidArgument(format!(
+                "the output {} is the input {}: refusing to overwrite it",
+                crate::error::quote(&out.display().to_string()),
+                crate::error::quote(&input.display().to_string())
+            )));
+        }
+        if let Some(other) = outputs[..i].iter().find(clash) {
+            return Err(Error::InvalidArgument(format!(
+                "two outputs are the same file: {} and {}",
+                crate::error::quote(&other.display().to_string()),
+                crate::error::quote(&out.display().to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` whole or not at all (see the module docs for how each
+/// kind of target is written).
+///
+/// # Errors
+/// If the directory cannot be created or the file cannot be written.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    commit_file(path, |tmp| {
-        fs::write(tmp, contents).map_err(|e| Error::io("write", path, e))
-    })
+    ensure_parent(path)?;
+    let target = resolve(path)?;
+    let err = |e| Error::io("write", path, e);
+    let existing = fs::metadata(&target).ok();
+    if let Some(meta) = &existing {
+        if meta.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "the output {} is a directory",
+                crate::error::quote(&path.display().to_string())
+            )));
+        }
+        if !meta.is_file() {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(err)?;
+            return file
+                .write_all(contents)
+                .and_then(|()| file.flush())
+                .map_err(err);
+        }
+    }
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(&dir)
+        .map_err(err)?;
+    tmp.write_all(contents).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    let permissions = match existing {
+        Some(meta) => meta.permissions(),
+        None => std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    };
+    tmp.as_file().set_permissions(permissions).map_err(err)?;
+    tmp.persist(&target).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// An advisory lock on an output directory, held while a run writes there. Taking it
+/// removes the temporary files ([`TEMP_PREFIX`]) a killed run left behind.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+impl DirLock {
+    /// Locks `dir` (creating it), or fails at once if another run holds it.
+    ///
+    /// # Errors
+    /// If the directory cannot be created, or another run is writing there.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        ensure_dir(dir)?;
+        let path = dir.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open the lock file", &path, e))?;
+        file.try_lock().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "another ldyn run is writing to {}; try again when it has finished",
+                crate::error::quote(&dir.display().to_string())
+            ))
+        })?;
+        if let Ok(entries) = fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(DirLock { _file: file })
+    }
 }
 
 /// Writes a CSV file: `header`, then one line per row, atomically.
@@ -77,7 +212,7 @@ pub fn parse_number_list(list: &str) -> Result<Vec<f64>> {
                 Error::InvalidArgument(format!(
                     "item {} of the list, '{}', is not a number",
                     i + 1,
-                    s.trim()
+                    crate::error::quote(s.trim())
                 ))
             })
         })
@@ -102,9 +237,12 @@ pub fn read_numbers(path: &Path) -> Result<Vec<f64>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            l.trim()
-                .parse::<f64>()
-                .map_err(|_| parse_err(i + 1, format!("'{}' is not a number", l.trim())))
+            l.trim().parse::<f64>().map_err(|_| {
+                parse_err(
+                    i + 1,
+                    format!("'{}' is not a number", crate::error::quote(l.trim())),
+                )
+            })
         })
         .collect()
 }

@@ -1,16 +1,21 @@
 //! `ldyn`: the command-line front door. Declarations and dispatch only: every closed set
 //! of names is parsed by the library's `FromStr` types, every computation is a library
-//! call. Every error ends with a one-line message on stderr and exit status 2.
+//! call. Every error ends with a one-line message on stderr and exit status 2; a closed
+//! output pipe ends the command quietly with status 141; nothing panics on a failing
+//! stream.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use learning_dynamics::bench::{LmWorkload, Workload, bench_entk, bench_lm, bench_one_step};
-use learning_dynamics::export::{ClassifierSpec, ModelKind, akg};
+use learning_dynamics::error::quote;
+use learning_dynamics::export::{ModelKind, SizeFlags, akg};
 use learning_dynamics::gallery::{Plan, REGISTRY};
-use learning_dynamics::io::{load_numbers, parse_number_list, write_atomic, write_csv};
+use learning_dynamics::io::{
+    check_outputs, load_numbers, parse_number_list, write_atomic, write_csv,
+};
 use learning_dynamics::objective::LmObjective;
 use learning_dynamics::squeezing::{Direction, Squeeze};
 use learning_dynamics::{Error, Result, plot};
@@ -109,18 +114,18 @@ enum Command {
         /// Output file.
         #[arg(long)]
         json: PathBuf,
-        /// Input dimension d.
-        #[arg(long, default_value_t = 4)]
-        inputs: usize,
-        /// Hidden width (MLP only).
-        #[arg(long, default_value_t = 8)]
-        hidden: usize,
-        /// Number of hidden layers (MLP only).
-        #[arg(long, default_value_t = 1)]
-        layers: usize,
-        /// Number of classes V.
-        #[arg(long, default_value_t = 5)]
-        classes: usize,
+        /// Input dimension d (classifiers; default 4).
+        #[arg(long)]
+        inputs: Option<usize>,
+        /// Hidden width (MLP only; default 8).
+        #[arg(long)]
+        hidden: Option<usize>,
+        /// Number of hidden layers (MLP only; default 1).
+        #[arg(long)]
+        layers: Option<usize>,
+        /// Number of classes V (classifiers; default 5).
+        #[arg(long)]
+        classes: Option<usize>,
     },
 }
 
@@ -177,29 +182,84 @@ impl BenchSize {
     }
 }
 
+/// The exit status of a command stopped by a closed output pipe (128 + SIGPIPE).
+const BROKEN_PIPE: u8 = 141;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            eprintln!(
-                "{}",
-                text.lines().next().unwrap_or("error: invalid arguments")
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return clap_exit(&e),
     };
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+        Err(Error::BrokenPipe) => ExitCode::from(BROKEN_PIPE),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Prints `error: message` as one line on stderr (a failing stderr is ignored: the
+/// status still says it) and returns exit status 2.
+fn fail(message: &str) -> ExitCode {
+    let line = learning_dynamics::error::quote_line(message);
+    let _ = writeln!(std::io::stderr(), "error: {line}");
+    ExitCode::from(2)
+}
+
+/// Help and version go to stdout with status 0; every other clap error (including a
+/// missing subcommand, which clap answers with the help text) is one `error:` line that
+/// names what is wrong, with the usage, and status 2.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => match emit(&e.render().to_string()) {
+            Err(Error::BrokenPipe) => ExitCode::from(BROKEN_PIPE),
+            Err(err) => fail(&err.to_string()),
+            Ok(()) => ExitCode::SUCCESS,
+        },
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let usage = e.render().to_string();
+            let usage = usage
+                .lines()
+                .find(|l| l.starts_with("Usage:"))
+                .unwrap_or("Usage: ldyn <COMMAND>");
+            fail(&format!("a command is required; {usage} (see ldyn --help)"))
+        }
+        _ => {
+            let text = e.render().to_string();
+            let words: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            // Values clap quotes ('…') are user text: each is shown cut and escaped.
+            let line = words.join(" ");
+            let shown: Vec<String> = line
+                .split('\'')
+                .enumerate()
+                .map(|(i, part)| {
+                    if i % 2 == 1 {
+                        quote(part)
+                    } else {
+                        part.to_string()
+                    }
+                })
+                .collect();
+            fail(shown.join("'").trim_start_matches("error: "))
         }
     }
+}
+
+/// Writes `text` to stdout; a closed pipe is [`Error::BrokenPipe`], any other failure an
+/// error that names standard output.
+fn emit(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+            _ => Error::io("write", Path::new("standard output"), e),
+        })
 }
 
 fn execute(command: Command) -> Result<()> {
@@ -218,12 +278,11 @@ fn execute(command: Command) -> Result<()> {
             if let Some(seed) = seed {
                 plan.set_seed(seed)?;
             }
-            print!("{}", run_with_progress(&plan, &out)?);
-            Ok(())
+            emit(&run_with_progress(&plan, &out)?.to_string())
         }
         Command::Gallery { out } => {
             for entry in REGISTRY {
-                print!("{}", run_with_progress(&entry.plan(entry.name)?, &out)?);
+                emit(&run_with_progress(&entry.plan(entry.name)?, &out)?.to_string())?;
             }
             Ok(())
         }
@@ -233,17 +292,14 @@ fn execute(command: Command) -> Result<()> {
                     [] => String::new(),
                     names => format!(" (also: {})", names.join(", ")),
                 };
-                println!(
-                    "{:<12} seed {:<6} {}{aliases}",
+                emit(&format!(
+                    "{:<12} seed {:<6} {}{aliases}\n",
                     e.name, e.default_seed, e.about
-                );
+                ))?;
             }
             Ok(())
         }
-        Command::Config { plan } => {
-            print!("{}", plan.to_toml());
-            Ok(())
-        }
+        Command::Config { plan } => emit(&plan.to_toml()),
         Command::Squeeze {
             logits,
             class,
@@ -252,38 +308,42 @@ fn execute(command: Command) -> Result<()> {
             csv,
             plot: png,
         } => {
+            let outputs: Vec<&Path> = csv.iter().chain(&png).map(PathBuf::as_path).collect();
+            check_outputs(&outputs, &[Path::new(&logits)])?;
             let squeeze =
                 Squeeze::from_logit_step(&load_numbers(&logits)?, class, direction, step)?;
-            println!("{}", squeeze.summary());
+            let mut report = format!("{}\n", squeeze.summary());
             if let Some(path) = csv {
                 let header = "class,p_before,p_after,log_p_before,log_p_after";
                 write_csv(&path, header, squeeze.csv_rows(false))?;
-                println!("wrote {}", path.display());
+                report.push_str(&format!("wrote {}\n", path.display()));
             }
             if let Some(path) = png {
                 let title = format!("{direction} gradient on class {class}, step C = {step}");
                 plot::squeezing::figure(&path, &[(&title, &squeeze)])?;
-                println!("wrote {}", path.display());
+                report.push_str(&format!("wrote {}\n", path.display()));
             }
-            Ok(())
+            emit(&report)
         }
         Command::Bench { what } => {
             match what {
                 BenchCommand::Entk { size } => {
-                    println!("{}", bench_entk(size.workload()?, size.reps)?)
+                    emit(&format!("{}\n", bench_entk(size.workload()?, size.reps)?))?
                 }
-                BenchCommand::OneStep { size, observed } => {
-                    println!("{}", bench_one_step(size.workload()?, observed, size.reps)?)
-                }
+                BenchCommand::OneStep { size, observed } => emit(&format!(
+                    "{}\n",
+                    bench_one_step(size.workload()?, observed, size.reps)?
+                ))?,
                 BenchCommand::Lm {
                     workload,
                     reps,
                     export,
                 } => {
                     if let Some(path) = export {
+                        check_outputs(&[&path], &[])?;
                         write_json(&path, &workload.build()?.to_json()?)?;
                     }
-                    print!("{}", bench_lm(workload, reps)?)
+                    emit(&bench_lm(workload, reps)?.to_string())?
                 }
             }
             Ok(())
@@ -299,14 +359,14 @@ fn execute(command: Command) -> Result<()> {
             layers,
             classes,
         } => {
-            let shape = ClassifierSpec {
-                linear: false,
+            let sizes = SizeFlags {
                 inputs,
                 hidden,
                 layers,
                 classes,
             };
-            write_json(&json, &akg(model, objective, shape, seed, eta)?)
+            check_outputs(&[&json], &[])?;
+            write_json(&json, &akg(model, objective, sizes, seed, eta)?)
         }
     }
 }
@@ -316,8 +376,7 @@ fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
     let text =
         serde_json::to_string_pretty(doc).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     write_atomic(path, text.as_bytes())?;
-    println!("wrote {}", path.display());
-    Ok(())
+    emit(&format!("wrote {}\n", path.display()))
 }
 
 /// Executes `plan`, showing each run on stderr while it works if stderr is a terminal.
@@ -325,12 +384,12 @@ fn run_with_progress(plan: &Plan, out: &Path) -> Result<learning_dynamics::galle
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |message: &str| {
         if terminal {
-            eprint!("\r\x1b[K{message}");
+            let _ = write!(std::io::stderr(), "\r\x1b[K{message}");
         }
     };
     let report = plan.execute(out, &mut progress);
     if terminal {
-        eprint!("\r\x1b[K");
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
     }
     report
 }

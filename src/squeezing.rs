@@ -131,6 +131,16 @@ impl Squeeze {
         if !z.iter().all(|v| v.is_finite()) {
             return Err(Error::NonFinite("logits"));
         }
+        let (lo, hi) = z
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
+        if !(hi - lo).is_finite() {
+            return Err(Error::InvalidArgument(
+                "the logits span more than a double can hold (max − min overflows)".into(),
+            ));
+        }
         let before = log_softmax_columns(&DMatrix::from_column_slice(z.len(), 1, z));
         let sign = match direction {
             Direction::Negative => step,
@@ -142,6 +152,16 @@ impl Squeeze {
             .enumerate()
             .map(|(i, (zi, lp))| zi + sign * (lp.exp() - f64::from(u8::from(i == class))))
             .collect();
+        let (lo, hi) = after
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
+        if !(hi - lo).is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "the step C = {step} is too large: the logits after it span more than a double can hold"
+            )));
+        }
         let after = log_softmax_columns(&DMatrix::from_column_slice(z.len(), 1, &after));
         let mut roles = vec![Role::Other; z.len()];
         roles[class] = match direction {

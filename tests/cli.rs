@@ -53,10 +53,12 @@ fn akg(args: &[&str], path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The files in `dir`, without the tool's lock file.
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != learning_dynamics::io::LOCK_FILE)
         .collect();
     names.sort();
     names

@@ -6,7 +6,7 @@
 //! Text is drawn with an embedded copy of DejaVu Sans (`assets/`, with its licence), so
 //! a figure does not depend on the fonts of the machine and the same data always
 //! gives the same bytes. Every file is drawn to a temporary path and renamed into
-//! place ([`crate::io::commit_file`]).
+//! place ([`crate::io::write_atomic`]).
 
 use std::path::Path;
 use std::sync::Once;
@@ -17,7 +17,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
-use crate::io::commit_file;
+use crate::io::write_atomic;
 
 pub mod digits;
 pub mod lm;
@@ -73,20 +73,31 @@ pub fn legend<'a, CT: CoordTranslate>(
     Ok(())
 }
 
-/// Draws a `width × height` PNG at `path` with `draw`, atomically.
+/// Draws a `width × height` PNG at `path` with `draw`: rendered into memory, encoded,
+/// then written whole ([`write_atomic`]).
 pub fn save_png(
     path: &Path,
     (width, height): (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
 ) -> Result<()> {
     register_font();
-    commit_file(path, |tmp| {
-        let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
         draw(&root)?;
-        root.present()
-            .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))
-    })
+        root.present()?;
+    }
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &pixels,
+        width,
+        height,
+        image::ColorType::Rgb8,
+    )
+    .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &png)
 }
 
 /// The staircase of a distribution over class indices: a flat step `[i − ½, i + ½]`
