@@ -158,11 +158,44 @@ impl Workload {
         }
     }
 
+    /// The bytes the eNTK bench needs, about: the kernel twice (the batched one and the
+    /// pairwise baseline's, `16·(N·V)²`), the stacked factors (`32·N·V·h`), the inputs,
+    /// and 64 MiB for the GEMM that measures the machine. `None` on overflow.
+    pub fn memory_bytes(&self) -> Option<u128> {
+        let nv = (self.n as u128).checked_mul(self.classes as u128)?;
+        let h = self.hidden as u128;
+        16u128
+            .checked_mul(nv.checked_mul(nv)?)?
+            .checked_add(32u128.checked_mul(nv)?.checked_mul(h)?)?
+            .checked_add(16u128.checked_mul(h.checked_mul(h + self.inputs as u128)?)?)?
+            .checked_add(
+                8u128
+                    .checked_mul(self.n as u128)?
+                    .checked_mul(self.inputs as u128)?,
+            )?
+            .checked_add(64 << 20)
+    }
+
+    /// Checks that every size is at least 1 and the memory estimate fits `budget` bytes.
+    ///
+    /// # Errors
+    /// Naming the sizes, or the estimate and the limit.
+    pub fn check(&self, budget: u64) -> Result<()> {
+        if self.n == 0 || self.inputs == 0 || self.hidden == 0 {
+            return Err(Error::InvalidArgument(
+                "workload sizes must be at least 1".into(),
+            ));
+        }
+        crate::error::check_memory(
+            "the workload's sizes (--dims d,h,V,N)",
+            self.memory_bytes(),
+            budget,
+        )
+    }
+
     /// The seeded model and inputs (seed 0).
     pub fn build(&self) -> Result<(Mlp, Vec<DVector<f64>>)> {
-        if self.n == 0 || self.inputs == 0 || self.hidden == 0 {
-            return Err(Error::InvalidArgument("workload sizes must be > 0".into()));
-        }
+        self.check(u64::MAX)?;
         let mut rng = Rng64::seed_from_u64(0);
         let sizes = [self.inputs, self.hidden, self.hidden, self.classes];
         let mlp = Mlp::random(&sizes, Activation::Tanh, true, &mut rng)?;

@@ -150,6 +150,29 @@ impl std::error::Error for Error {
     }
 }
 
+/// The default memory budget of one command, in bytes (4 GiB); `--max-memory` raises it.
+pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
+
+/// Checks, before allocating, that what `flags` ask for fits the budget: `bytes` is the
+/// estimate, `None` when it overflows even 128-bit arithmetic.
+///
+/// # Errors
+/// Naming the flags or keys, the estimate and the limit.
+pub fn check_memory(flags: &str, bytes: Option<u128>, budget: u64) -> Result<()> {
+    const GIB: f64 = (1u64 << 30) as f64;
+    match bytes {
+        Some(b) if b <= u128::from(budget) => Ok(()),
+        Some(b) => Err(Error::InvalidArgument(format!(
+            "{flags} would need about {:.3} GiB, above the limit of {:.3} GiB (raise it with --max-memory GIB)",
+            b as f64 / GIB,
+            budget as f64 / GIB
+        ))),
+        None => Err(Error::InvalidArgument(format!(
+            "{flags} would need more memory than can be counted"
+        ))),
+    }
+}
+
 /// Longest user-given text an error message shows, in characters.
 pub const QUOTE_CHARS: usize = 200;
 

@@ -119,8 +119,12 @@ pub fn akg(
     sizes: SizeFlags,
     seed: u64,
     eta: f64,
+    budget: u64,
 ) -> Result<Value> {
     let shape = sizes.shape(kind)?;
+    if kind != ModelKind::Lm {
+        shape.check(budget)?;
+    }
     match kind {
         ModelKind::Lm => lm_akg_json(objective, seed, eta),
         _ if objective != LmObjective::Sft => Err(Error::InvalidArgument(
@@ -146,6 +150,57 @@ pub struct ClassifierSpec {
 }
 
 impl ClassifierSpec {
+    /// The bytes `ldyn akg` needs for this classifier, about: the parameters `P` and
+    /// their copies (`128·P`), every observed input's `A` and `K` and their JSON
+    /// (`512·V²`), and the backprop factors (`64·V·Σ n_l`). `None` on overflow.
+    pub fn memory_bytes(&self) -> Option<u128> {
+        let (d, h, v) = (
+            self.inputs as u128,
+            self.hidden as u128,
+            self.classes as u128,
+        );
+        let (params, widths) = if self.linear {
+            ((d + 1).checked_mul(v)?, v)
+        } else {
+            let first = (d + 1).checked_mul(h)?;
+            let middle = (h + 1)
+                .checked_mul(h)?
+                .checked_mul(self.layers as u128 - 1)?;
+            let last = (h + 1).checked_mul(v)?;
+            let widths = h.checked_mul(self.layers as u128)?.checked_add(v)?;
+            (first.checked_add(middle)?.checked_add(last)?, widths)
+        };
+        128u128
+            .checked_mul(params)?
+            .checked_add(512u128.checked_mul(v.checked_mul(v)?)?)?
+            .checked_add(64u128.checked_mul(v)?.checked_mul(widths)?)
+    }
+
+    /// Checks the sizes (every one at least 1, at least 2 classes) and the memory
+    /// estimate against `budget` bytes.
+    ///
+    /// # Errors
+    /// Naming the flag that is out of range, or the estimate and the limit.
+    pub fn check(&self, budget: u64) -> Result<()> {
+        if self.classes < 2 {
+            return Err(Error::TooFewClasses(self.classes));
+        }
+        for (flag, value) in [
+            ("--inputs", self.inputs),
+            ("--hidden", self.hidden),
+            ("--layers", self.layers),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidArgument(format!("{flag} must be at least 1")));
+            }
+        }
+        crate::error::check_memory(
+            "--inputs, --hidden, --layers and --classes",
+            self.memory_bytes(),
+            budget,
+        )
+    }
+
     /// Builds the seeded model: weights `N(0, 1/fan_in)`, biases `N(0, 0.1²)`.
     pub fn build(&self, rng: &mut Rng64) -> Result<Mlp> {
         if self.classes < 2 {

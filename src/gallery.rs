@@ -159,6 +159,7 @@ impl Entry {
             robustness_seeds: self.robustness_seeds,
             values: self.runner.defaults()?,
             sources: Vec::new(),
+            budget: crate::error::DEFAULT_MAX_MEMORY,
         })
     }
 
@@ -180,6 +181,8 @@ pub struct Plan {
     values: Vec<(String, Value)>,
     /// The configuration files read, which no output may overwrite.
     sources: Vec<PathBuf>,
+    /// The memory budget in bytes.
+    budget: u64,
 }
 
 impl std::fmt::Debug for Entry {
@@ -197,6 +200,11 @@ impl Plan {
     /// The seed of the run.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Sets the memory budget in bytes that the configuration's estimate must fit.
+    pub fn set_memory_budget(&mut self, bytes: u64) {
+        self.budget = bytes;
     }
 
     /// Sets the run's seed.
@@ -342,6 +350,7 @@ impl<E: Experiment> Runner for Figures<E> {
             .try_into()
             .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
         config.validate()?;
+        crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));
         let data = E::run(&config, plan.seed)?;
         let tables = E::tables(&data);

@@ -154,6 +154,29 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Locks the directory of every output that will be written through a temporary file
+/// (a regular file or a new name; not a device or a FIFO), each once.
+///
+/// # Errors
+/// As [`DirLock::acquire`].
+pub fn lock_output_dirs(outputs: &[&Path]) -> Result<Vec<DirLock>> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for out in outputs {
+        let target = resolve(out)?;
+        if fs::metadata(&target).is_ok_and(|m| !m.is_file()) {
+            continue;
+        }
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.iter().map(|d| DirLock::acquire(d)).collect()
+}
+
 /// An advisory lock on an output directory, held while a run writes there. Taking it
 /// removes the temporary files ([`TEMP_PREFIX`]) a killed run left behind.
 #[derive(Debug)]

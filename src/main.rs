@@ -14,7 +14,7 @@ use learning_dynamics::error::quote;
 use learning_dynamics::export::{ModelKind, SizeFlags, akg};
 use learning_dynamics::gallery::{Plan, REGISTRY};
 use learning_dynamics::io::{
-    check_outputs, load_numbers, parse_number_list, write_atomic, write_csv,
+    check_outputs, load_numbers, lock_output_dirs, parse_number_list, write_atomic, write_csv,
 };
 use learning_dynamics::objective::LmObjective;
 use learning_dynamics::squeezing::{Direction, Squeeze};
@@ -35,6 +35,9 @@ static GLOBAL: MiMalloc = MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Memory budget in GiB: a command that would need more refuses to start.
+    #[arg(long, global = true, value_name = "GIB", default_value_t = 4.0)]
+    max_memory: f64,
 }
 
 #[derive(Subcommand)]
@@ -142,9 +145,9 @@ enum BenchCommand {
         /// 64 SFT sequences and 32 DPO pairs of 16 tokens).
         #[arg(long, default_value = "large")]
         workload: LmWorkload,
-        /// Timed runs; the median is reported.
-        #[arg(long, default_value_t = 7)]
-        reps: usize,
+        /// Timed runs (1 to 1000); the median is reported.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        reps: u64,
         /// Also write the workload (weights, batches, the crate's log-probabilities and
         /// gradients) as JSON here, for a peer implementation.
         #[arg(long)]
@@ -154,9 +157,9 @@ enum BenchCommand {
     OneStep {
         #[command(flatten)]
         size: BenchSize,
-        /// Number of observed inputs.
-        #[arg(long, default_value_t = 1000)]
-        observed: usize,
+        /// Number of observed inputs (1 to 100000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        observed: u64,
     },
 }
 
@@ -168,17 +171,20 @@ struct BenchSize {
     /// Explicit sizes `d,h,V,N` instead of a named workload.
     #[arg(long)]
     dims: Option<String>,
-    /// Timed runs; the median is reported.
-    #[arg(long, default_value_t = 7)]
-    reps: usize,
+    /// Timed runs (1 to 1000); the median is reported.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    reps: u64,
 }
 
 impl BenchSize {
-    fn workload(&self) -> Result<Workload> {
-        match &self.dims {
-            Some(dims) => Workload::from_dims(&parse_number_list(dims)?, dims),
-            None => Ok(self.workload),
-        }
+    /// The workload asked for, checked against the memory budget.
+    fn workload(&self, budget: u64) -> Result<Workload> {
+        let workload = match &self.dims {
+            Some(dims) => Workload::from_dims(&parse_number_list(dims)?, dims)?,
+            None => self.workload,
+        };
+        workload.check(budget)?;
+        Ok(workload)
     }
 }
 
@@ -190,7 +196,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
-    match execute(cli.command) {
+    let budget = match memory_budget(cli.max_memory) {
+        Ok(b) => b,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match execute(cli.command, budget) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::BrokenPipe) => ExitCode::from(BROKEN_PIPE),
         Err(e) => fail(&e.to_string()),
@@ -262,7 +272,18 @@ fn emit(text: &str) -> Result<()> {
         })
 }
 
-fn execute(command: Command) -> Result<()> {
+/// `--max-memory` in bytes.
+fn memory_budget(gib: f64) -> Result<u64> {
+    if gib.is_finite() && gib > 0.0 && gib <= 1e9 {
+        Ok((gib * (1u64 << 30) as f64) as u64)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "--max-memory must be a number of GiB in (0, 1e9], got {gib}"
+        )))
+    }
+}
+
+fn execute(command: Command, budget: u64) -> Result<()> {
     match command {
         Command::Run {
             mut plan,
@@ -278,11 +299,14 @@ fn execute(command: Command) -> Result<()> {
             if let Some(seed) = seed {
                 plan.set_seed(seed)?;
             }
+            plan.set_memory_budget(budget);
             emit(&run_with_progress(&plan, &out)?.to_string())
         }
         Command::Gallery { out } => {
             for entry in REGISTRY {
-                emit(&run_with_progress(&entry.plan(entry.name)?, &out)?.to_string())?;
+                let mut plan = entry.plan(entry.name)?;
+                plan.set_memory_budget(budget);
+                emit(&run_with_progress(&plan, &out)?.to_string())?;
             }
             Ok(())
         }
@@ -312,6 +336,7 @@ fn execute(command: Command) -> Result<()> {
             check_outputs(&outputs, &[Path::new(&logits)])?;
             let squeeze =
                 Squeeze::from_logit_step(&load_numbers(&logits)?, class, direction, step)?;
+            let _locks = lock_output_dirs(&outputs)?;
             let mut report = format!("{}\n", squeeze.summary());
             if let Some(path) = csv {
                 let header = "class,p_before,p_after,log_p_before,log_p_after";
@@ -328,12 +353,15 @@ fn execute(command: Command) -> Result<()> {
         Command::Bench { what } => {
             match what {
                 BenchCommand::Entk { size } => {
-                    emit(&format!("{}\n", bench_entk(size.workload()?, size.reps)?))?
+                    let workload = size.workload(budget)?;
+                    emit(&format!("{}\n", bench_entk(workload, size.reps as usize)?))?
                 }
-                BenchCommand::OneStep { size, observed } => emit(&format!(
-                    "{}\n",
-                    bench_one_step(size.workload()?, observed, size.reps)?
-                ))?,
+                BenchCommand::OneStep { size, observed } => {
+                    let workload = size.workload(budget)?;
+                    let observed = observed as usize;
+                    let report = bench_one_step(workload, observed, size.reps as usize)?;
+                    emit(&format!("{report}\n"))?
+                }
                 BenchCommand::Lm {
                     workload,
                     reps,
@@ -343,7 +371,7 @@ fn execute(command: Command) -> Result<()> {
                         check_outputs(&[&path], &[])?;
                         write_json(&path, &workload.build()?.to_json()?)?;
                     }
-                    emit(&bench_lm(workload, reps)?.to_string())?
+                    emit(&bench_lm(workload, reps as usize)?.to_string())?
                 }
             }
             Ok(())
@@ -366,7 +394,7 @@ fn execute(command: Command) -> Result<()> {
                 classes,
             };
             check_outputs(&[&json], &[])?;
-            write_json(&json, &akg(model, objective, sizes, seed, eta)?)
+            write_json(&json, &akg(model, objective, sizes, seed, eta, budget)?)
         }
     }
 }

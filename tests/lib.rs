@@ -9,4 +9,5 @@ mod entk;
 mod gradients;
 mod layers;
 mod lm;
+mod reliability;
 mod squeezing;

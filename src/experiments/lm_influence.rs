@@ -44,6 +44,12 @@ impl Default for Config {
 }
 
 impl Settings for Config {
+    const MEMORY_KEYS: &'static str = "model.window, model.embed and model.hidden";
+
+    fn memory_bytes(&self) -> Option<u128> {
+        self.world.memory_bytes()
+    }
+
     fn keys() -> Vec<Key> {
         let mut keys = world_keys();
         keys.extend([

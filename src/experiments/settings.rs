@@ -99,6 +99,15 @@ pub trait Settings: Serialize + DeserializeOwned + Default + Clone {
     /// Every leaf key, in the order of the serialized struct.
     fn keys() -> Vec<Key>;
 
+    /// The keys [`Settings::memory_bytes`] depends on, as an error names them.
+    const MEMORY_KEYS: &'static str = "the configuration's sizes";
+
+    /// About how many bytes a run with this configuration needs (`None` on overflow);
+    /// configurations whose sizes are all small keep the default, 0.
+    fn memory_bytes(&self) -> Option<u128> {
+        Some(0)
+    }
+
     /// The configuration as `(dotted key, value)` pairs, in key order.
     fn flat(&self) -> Result<Vec<(String, Value)>> {
         let value = Value::try_from(self)

@@ -63,6 +63,16 @@ impl Default for Config {
 }
 
 impl Settings for Config {
+    const MEMORY_KEYS: &'static str = "vocab, inputs, large_vocab and large_inputs";
+
+    /// The weight matrices of both vocabularies and their copies in a step (64 bytes
+    /// per weight).
+    fn memory_bytes(&self) -> Option<u128> {
+        let main = (self.vocab as u128).checked_mul(self.inputs as u128)?;
+        let large = (self.large_vocab as u128).checked_mul(self.large_inputs as u128)?;
+        main.checked_add(large)?.checked_mul(64)
+    }
+
     fn keys() -> Vec<Key> {
         vec![
             Key::new(

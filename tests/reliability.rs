@@ -1,0 +1,471 @@
+//! Hostile input through the binary, one test per class of defect: sizes, non-finite
+//! results, failing streams, file-system targets, messages and flags that do not apply.
+//! Every refusal is one `error:` line with status 2, and nothing panics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use proptest::prelude::*;
+
+use crate::common::config;
+
+fn ldyn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldyn"))
+        .args(args)
+        .output()
+        .expect("ldyn runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ldyn-rel-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Exit status 2 and one `error:` line containing `needle`, no panic.
+fn refused(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// A character device made with mknod in `dir` (null: 1,3; full: 1,7), when root.
+fn device(dir: &Path, name: &str, minor: &str) -> Option<PathBuf> {
+    let path = dir.join(name);
+    let made = is_root()
+        && Command::new("mknod")
+            .args([path.to_str().unwrap(), "c", "1", minor])
+            .status()
+            .is_ok_and(|s| s.success());
+    made.then_some(path)
+}
+
+#[test]
+fn sizes_are_checked_before_allocating() {
+    let json = scratch("sizes").join("x.json");
+    let json = json.to_str().unwrap();
+    refused(
+        &ldyn(&[
+            "bench",
+            "entk",
+            "--dims",
+            "4294967296,4294967296,2,1",
+            "--reps",
+            "1",
+        ]),
+        "above the limit of 4.000 GiB",
+    );
+    refused(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "mlp",
+            "--inputs",
+            "2",
+            "--hidden",
+            "9223372036854775808",
+            "--eta",
+            "0.1",
+            "--json",
+            json,
+        ]),
+        "--hidden",
+    );
+    refused(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "linear",
+            "--eta",
+            "0.1",
+            "--classes",
+            "100000",
+            "--json",
+            json,
+        ]),
+        "--classes would need about",
+    );
+    refused(
+        &ldyn(&["bench", "entk", "--reps", "18446744073709551615"]),
+        "--reps",
+    );
+    refused(
+        &ldyn(&["bench", "entk", "--reps", "0"]),
+        "0 is not in 1..=1000",
+    );
+    refused(
+        &ldyn(&["bench", "one-step", "--observed", "0"]),
+        "--observed",
+    );
+    refused(
+        &ldyn(&[
+            "akg", "--model", "mlp", "--hidden", "0", "--eta", "0.1", "--json", json,
+        ]),
+        "--hidden must be at least 1",
+    );
+    refused(
+        &ldyn(&[
+            "run",
+            "lm_dpo",
+            "--set",
+            "model.hidden=4096",
+            "--set",
+            "model.embed=1024",
+            "--set",
+            "model.window=64",
+        ]),
+        "model.window, model.embed and model.hidden would need about",
+    );
+    refused(
+        &ldyn(&["--max-memory", "0", "list"]),
+        "--max-memory must be a number of GiB",
+    );
+}
+
+#[test]
+fn results_are_finite_or_an_error_that_names_the_cause() {
+    let dir = scratch("finite");
+    let csv = dir.join("b.csv");
+    refused(
+        &ldyn(&[
+            "squeeze",
+            "--logits",
+            "1e308,-1e308",
+            "--class",
+            "0",
+            "--direction",
+            "negative",
+            "--step",
+            "2",
+            "--csv",
+            csv.to_str().unwrap(),
+        ]),
+        "the logits span more than a double can hold",
+    );
+    refused(
+        &ldyn(&[
+            "squeeze",
+            "--logits",
+            "1e307,0",
+            "--class",
+            "1",
+            "--direction",
+            "negative",
+            "--step",
+            "1e308",
+        ]),
+        "the step C = ",
+    );
+    for model in ["mlp", "linear"] {
+        let json = dir.join(format!("{model}.json"));
+        refused(
+            &ldyn(&[
+                "akg",
+                "--model",
+                model,
+                "--eta",
+                "1e308",
+                "--json",
+                json.to_str().unwrap(),
+            ]),
+            "the step η·‖g‖",
+        );
+    }
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn failing_and_closed_output_streams_end_cleanly() {
+    let dir = scratch("streams");
+    if let Some(full) = device(&dir, "full", "7") {
+        for args in [vec!["list"], vec!["config", "squeezing"]] {
+            let out = Command::new(env!("CARGO_BIN_EXE_ldyn"))
+                .args(&args)
+                .stdout(std::fs::File::create(&full).unwrap())
+                .output()
+                .unwrap();
+            refused(&out, "cannot write standard output");
+        }
+        // A failing stderr: still status 2, no panic.
+        let out = Command::new(env!("CARGO_BIN_EXE_ldyn"))
+            .args(["run", "no-such-figure"])
+            .stderr(std::fs::File::create(&full).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+    }
+    // A reader that has gone away: quiet, non-zero, no panic.
+    let out_dir = dir.join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ldyn"))
+        .args([
+            "run",
+            "squeezing",
+            "--set",
+            "robustness_seeds=0",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn targets_are_written_whole_and_nothing_else_is_touched() {
+    let dir = scratch("files");
+    let squeeze = |extra: &[&str]| {
+        let mut args = vec![
+            "squeeze",
+            "--logits",
+            "2,1,0",
+            "--class",
+            "2",
+            "--direction",
+            "negative",
+            "--step",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        ldyn(&args)
+    };
+    // A device is written to, never replaced.
+    if let Some(null) = device(&dir, "null", "3") {
+        assert!(squeeze(&["--csv", null.to_str().unwrap()]).status.success());
+        let meta = std::fs::metadata(&null).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &meta.file_type()
+        ));
+    }
+    // A link is followed: its target is replaced and keeps its mode; the link stays.
+    let real = dir.join("real.csv");
+    std::fs::write(&real, "old").unwrap();
+    std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(squeeze(&["--csv", link.to_str().unwrap()]).status.success());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .starts_with("class,")
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&real).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // An output that is an input, or two outputs that are one file: refused, untouched.
+    let input = dir.join("in.txt");
+    std::fs::write(&input, "1\n2\n3\n").unwrap();
+    let out = ldyn(&[
+        "squeeze",
+        "--logits",
+        input.to_str().unwrap(),
+        "--class",
+        "0",
+        "--direction",
+        "negative",
+        "--step",
+        "1",
+        "--csv",
+        input.to_str().unwrap(),
+    ]);
+    refused(&out, "is the input");
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "1\n2\n3\n");
+    let same = dir.join("same.out");
+    refused(
+        &squeeze(&[
+            "--csv",
+            same.to_str().unwrap(),
+            "--plot",
+            same.to_str().unwrap(),
+        ]),
+        "two outputs are the same file",
+    );
+    assert!(!same.exists());
+    // A 250-byte name is accepted: temporary names do not grow with it.
+    let long = dir.join(format!("{}.csv", "n".repeat(246)));
+    assert!(squeeze(&["--csv", long.to_str().unwrap()]).status.success());
+    // Nothing but the outputs: no temporary file is left.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with(learning_dynamics::io::TEMP_PREFIX)),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn an_output_directory_is_locked_and_cleaned_of_leftovers() {
+    let dir = scratch("lock");
+    let leftover = dir.join(format!("{}abc123", learning_dynamics::io::TEMP_PREFIX));
+    std::fs::write(&leftover, "half").unwrap();
+    let held = learning_dynamics::io::DirLock::acquire(&dir).unwrap();
+    assert!(
+        !leftover.exists(),
+        "a killed run's temporary file is removed"
+    );
+    refused(
+        &ldyn(&["run", "squeezing", "--out", dir.to_str().unwrap()]),
+        "another ldyn run is writing to",
+    );
+    drop(held);
+    assert!(
+        ldyn(&[
+            "run",
+            "squeezing",
+            "--set",
+            "robustness_seeds=0",
+            "--out",
+            dir.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+}
+
+#[test]
+fn messages_are_one_escaped_line() {
+    refused(&ldyn(&["run", "bad\nname"]), "bad\\nname");
+    let long = "x".repeat(5000);
+    let out = ldyn(&[
+        "squeeze",
+        "--logits",
+        &format!("1,{long}"),
+        "--class",
+        "0",
+        "--direction",
+        "negative",
+        "--step",
+        "1",
+    ]);
+    refused(&out, "is not a number");
+    assert!(
+        out.stderr.len() < 600,
+        "the input is cut: {} bytes",
+        out.stderr.len()
+    );
+    refused(&ldyn(&[]), "a command is required");
+    refused(&ldyn(&["bench"]), "a command is required");
+    refused(&ldyn(&["akg", "--model", "lm"]), "--eta");
+}
+
+#[test]
+fn flags_that_do_not_apply_are_errors() {
+    let json = scratch("flags").join("x.json");
+    let json = json.to_str().unwrap();
+    refused(
+        &ldyn(&[
+            "akg", "--model", "linear", "--hidden", "3", "--eta", "0.1", "--json", json,
+        ]),
+        "--hidden does not apply to --model linear",
+    );
+    refused(
+        &ldyn(&[
+            "akg", "--model", "linear", "--layers", "2", "--eta", "0.1", "--json", json,
+        ]),
+        "--layers does not apply",
+    );
+    refused(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "lm",
+            "--classes",
+            "0",
+            "--eta",
+            "0.1",
+            "--json",
+            json,
+        ]),
+        "--classes does not apply to --model lm",
+    );
+    refused(
+        &ldyn(&[
+            "akg", "--model", "lm", "--inputs", "3", "--eta", "0.1", "--json", json,
+        ]),
+        "--inputs does not apply",
+    );
+    refused(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "mlp",
+            "--objective",
+            "dpo",
+            "--eta",
+            "0.1",
+            "--json",
+            json,
+        ]),
+        "--objective applies to --model lm only",
+    );
+}
+
+proptest! {
+    #![proptest_config(config(200))]
+
+    /// The logits parser and `squeeze` on random strings: an error, never a panic.
+    #[test]
+    fn the_logits_parser_never_panics(text in ".{0,40}") {
+        let _ = learning_dynamics::io::parse_number_list(&text);
+    }
+
+    /// `squeeze` on random, extreme floats: finite probabilities summing to 1, or an error.
+    #[test]
+    fn squeeze_is_finite_or_an_error(
+        logits in proptest::collection::vec(prop_oneof![
+            any::<f64>(),
+            -1e3f64..1e3,
+            Just(f64::MAX),
+            Just(-f64::MAX),
+            Just(f64::MIN_POSITIVE),
+        ], 2..8),
+        class in 0usize..8,
+        step in prop_oneof![any::<f64>(), 1e-300f64..1e300],
+        negative in any::<bool>(),
+    ) {
+        use learning_dynamics::squeezing::{Direction, Squeeze};
+        let direction = if negative { Direction::Negative } else { Direction::Positive };
+        if let Ok(s) = Squeeze::from_logit_step(&logits, class, direction, step) {
+            for lp in [&s.log_p_before, &s.log_p_after] {
+                prop_assert!(lp.iter().all(|v| v.is_finite()));
+                let total: f64 = lp.iter().map(|v| v.exp()).sum();
+                prop_assert!((total - 1.0).abs() < 1e-9, "sums to {}", total);
+            }
+        }
+    }
+}
