@@ -34,6 +34,8 @@ pub const I: usize = 5;
 pub const LIKE: usize = 6;
 /// Filler sentences: `e NEAR e' END`.
 pub const NEAR: usize = 7;
+/// The length of an answer `e COPULA VALUE END`.
+pub const ANSWER_LEN: usize = 4;
 /// Number of entities.
 pub const ENTITIES: usize = 12;
 /// Number of values (each with a synonym).
@@ -55,6 +57,38 @@ pub fn entity(j: usize) -> usize {
 /// The canonical token of value `k`, or its synonym.
 pub fn value(k: usize, synonym: bool) -> usize {
     8 + ENTITIES + k + if synonym { VALUES } else { 0 }
+}
+
+/// The value a token names, whichever synonym it is (`None` for any other token).
+pub fn value_of(token: usize) -> Option<usize> {
+    let first = value(0, false);
+    (first..first + 2 * VALUES)
+        .contains(&token)
+        .then(|| (token - first) % VALUES)
+}
+
+/// How an answer to `ASK e` reads against the answer grammar `e COPULA VALUE END` (the
+/// prompt's entity, either copula, a value token in either synonym, then `END`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Not a sentence of the grammar (the repeater's answers, e.g. `IS IS v IS`).
+    Malformed,
+    /// A well-formed sentence stating a wrong value.
+    Wrong,
+    /// A well-formed sentence stating the entity's true value.
+    Correct,
+}
+
+impl Answer {
+    /// The reward of online DPO: the correctness of the fact, `Correct` 1 > `Wrong` 0 >
+    /// `Malformed` −1. Two answers with equal rewards make no preference pair.
+    pub fn reward(self) -> f64 {
+        match self {
+            Answer::Malformed => -1.0,
+            Answer::Wrong => 0.0,
+            Answer::Correct => 1.0,
+        }
+    }
 }
 
 /// A probe-response family (the paper's Table 1): what is observed during finetuning.
@@ -189,6 +223,22 @@ impl Language {
     /// The rejected answer `[e, SEEMS, v'_wrong, END]`.
     pub fn rejected(&self, j: usize) -> Vec<usize> {
         vec![entity(j), SEEMS, value(self.wrong[j], true), END]
+    }
+
+    /// Reads `answer` to the prompt of entity `j` against the answer grammar.
+    pub fn judge(&self, j: usize, answer: &[usize]) -> Answer {
+        match answer {
+            &[e, copula, v, end]
+                if e == entity(j) && (copula == IS || copula == SEEMS) && end == END =>
+            {
+                match value_of(v) {
+                    Some(k) if k == self.facts[j] => Answer::Correct,
+                    Some(_) => Answer::Wrong,
+                    None => Answer::Malformed,
+                }
+            }
+            _ => Answer::Malformed,
+        }
     }
 
     /// The chosen fact in synonyms, `[e, SEEMS, v', END]`.

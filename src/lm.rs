@@ -158,17 +158,33 @@ impl TinyLm {
         temperature: Option<f64>,
         rng: &mut impl Rng,
     ) -> Result<Vec<usize>> {
+        self.complete(prompt, None, len, temperature, rng)
+    }
+
+    /// Like [`TinyLm::generate`], but stops after the token `stop` (kept) if it comes
+    /// before `max_len` tokens.
+    pub fn complete(
+        &self,
+        prompt: &[usize],
+        stop: Option<usize>,
+        max_len: usize,
+        temperature: Option<f64>,
+        rng: &mut impl Rng,
+    ) -> Result<Vec<usize>> {
         if let Some(t) = temperature {
             crate::error::check_step("temperature", t)?;
         }
         let mut tokens = prompt.to_vec();
-        for _ in 0..len {
+        for _ in 0..max_len {
             let z = self.next_logits(&tokens);
             let next = match temperature {
                 None => z.argmax().0,
                 Some(t) => sample(&log_softmax((z / t).as_view()), rng),
             };
             tokens.push(next);
+            if Some(next) == stop {
+                break;
+            }
         }
         Ok(tokens[prompt.len()..].to_vec())
     }

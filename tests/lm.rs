@@ -516,3 +516,135 @@ mod experiments {
         assert!(LmFinetune::run(&config, 0).is_err());
     }
 }
+
+/// The pieces of the on/off-policy comparison: the answer grammar and its reward, the
+/// repeater measure, the pair sampler and the update rule.
+mod policy {
+    use learning_dynamics::Rng64;
+    use learning_dynamics::experiments::lm_world::{
+        LmConfig, Regime, draw_pair, pretrain, repeater, train_dpo,
+    };
+    use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, entity, value};
+    use rand::SeedableRng;
+
+    fn language() -> Language {
+        Language::random(&mut Rng64::seed_from_u64(5))
+    }
+
+    /// Hand-made answers: the grammar accepts either synonym, a wrong fact is not
+    /// malformed, and the reward orders correct > wrong > malformed.
+    #[test]
+    fn answers_are_judged_by_the_grammar_and_rewarded_by_the_fact() {
+        let lang = language();
+        let j = lang.train[0];
+        let (true_v, wrong_v) = (lang.facts[j], lang.wrong[j]);
+        let e = entity(j);
+        assert_eq!(
+            lang.judge(j, &[e, IS, value(true_v, false), END]),
+            Answer::Correct
+        );
+        assert_eq!(
+            lang.judge(j, &[e, SEEMS, value(true_v, true), END]),
+            Answer::Correct
+        );
+        assert_eq!(
+            lang.judge(j, &[e, IS, value(wrong_v, true), END]),
+            Answer::Wrong
+        );
+        for malformed in [
+            vec![IS, IS, value(true_v, false), IS],
+            vec![e, IS, value(true_v, false)],
+            vec![e, IS, value(true_v, false), END, END],
+            vec![entity((j + 1) % 12), IS, value(true_v, false), END],
+            vec![e, END, value(true_v, false), END],
+        ] {
+            assert_eq!(
+                lang.judge(j, &malformed),
+                Answer::Malformed,
+                "{malformed:?}"
+            );
+        }
+        assert!(Answer::Correct.reward() > Answer::Wrong.reward());
+        assert!(Answer::Wrong.reward() > Answer::Malformed.reward());
+    }
+
+    /// The repeater measure on hand-made answers: one of three malformed, and the
+    /// distinct-token share over all tokens.
+    #[test]
+    fn the_repeater_measure_counts_malformed_answers_and_distinct_tokens() {
+        let lang = language();
+        let (a, b) = (lang.train[0], lang.train[1]);
+        let answers = vec![lang.chosen(a), vec![IS, IS, IS, IS], lang.rejected(b)];
+        let r = repeater(&lang, &[a, a, b], &answers);
+        assert!((r.malformed_rate - 1.0 / 3.0).abs() < 1e-12);
+        let mut distinct: Vec<usize> = answers.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!((r.distinct_token_share - distinct.len() as f64 / 12.0).abs() < 1e-12);
+    }
+
+    /// Seeded draws repeat; SPIN's y⁻ never equals y⁺; online's y⁺ has the higher reward.
+    #[test]
+    fn pairs_are_seeded_usable_and_ranked_by_the_reward() {
+        let mut config = LmConfig::default();
+        config.pretrain.steps = 500;
+        let world = pretrain(&config, 3).unwrap();
+        let lang = &world.language;
+        for regime in Regime::ALL {
+            let mut usable = 0;
+            for j in lang.train.iter().copied() {
+                let draw = |seed| {
+                    draw_pair(
+                        regime,
+                        lang,
+                        &world.base,
+                        j,
+                        20,
+                        &mut Rng64::seed_from_u64(seed),
+                    )
+                    .unwrap()
+                };
+                assert_eq!(draw(1), draw(1), "seeded");
+                let (pair, _) = draw(2);
+                let Some((plus, minus)) = pair else { continue };
+                usable += 1;
+                match regime {
+                    Regime::OffPolicy => {
+                        assert_eq!((plus, minus), (lang.chosen(j), lang.rejected(j)))
+                    }
+                    Regime::Spin => {
+                        assert_eq!(plus, lang.chosen(j));
+                        assert_ne!(minus, plus);
+                    }
+                    Regime::Online => {
+                        assert!(lang.judge(j, &plus).reward() > lang.judge(j, &minus).reward())
+                    }
+                }
+            }
+            assert!(usable > 0, "{}: no usable pair to check", regime.id());
+        }
+    }
+
+    /// Every regime takes exactly the updates asked for.
+    #[test]
+    fn every_regime_takes_the_same_number_of_updates() {
+        let mut config = LmConfig::default();
+        config.pretrain.steps = 500;
+        let world = pretrain(&config, 4).unwrap();
+        for regime in Regime::ALL {
+            let mut rng = Rng64::seed_from_u64(9);
+            let models = (&world.base, &world.base);
+            let (_, counts) = train_dpo(
+                regime,
+                &world.language,
+                models,
+                (0.05, 0.1),
+                (13, 50),
+                &mut rng,
+                &mut [],
+            )
+            .unwrap();
+            assert_eq!(counts.updates, 13, "{}", regime.id());
+        }
+    }
+}

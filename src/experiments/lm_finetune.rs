@@ -261,7 +261,7 @@ impl LmRun {
             Claim::new(
                 largest_rise == Family::Argmax && change(Family::Argmax) > 0.0,
                 format!(
-                    "DPO: the greedy argmax rises most ({:+.2}; chosen {:+.2}; largest rise: {})",
+                    "DPO: the greedy argmax rises most ({:+.2}; chosen {:+.2}; the family that rose most or fell least: {})",
                     change(Family::Argmax),
                     change(Family::Chosen),
                     largest_rise.id()

@@ -337,8 +337,16 @@ impl Influence {
                 dpo_min == Some(Family::Rejected)
                     && dpo_falling * 2 > self.column(Signal::Dpo).count(),
                 format!(
-                    "DPO pushes rejected down most ({}) and lowers {dpo_falling} of the families",
-                    id(dpo_min)
+                    "DPO pushes rejected down most ({}) and lowers {dpo_falling} of the {} families",
+                    id(dpo_min),
+                    self.column(Signal::Dpo).count()
+                ),
+            ),
+            Claim::new(
+                self.get(Signal::Dpo, Family::Chosen) > 0.0,
+                format!(
+                    "DPO raises chosen, the paper's sign for the positive push on y⁺ ({:+.2})",
+                    self.get(Signal::Dpo, Family::Chosen)
                 ),
             ),
         ]

@@ -6,6 +6,11 @@
 //! One seed fixes everything, in this order of draws from one generator: the language,
 //! its probes, the model's initialisation, the pre-training corpus, then (in the
 //! experiments) the order of every epoch.
+//!
+//! For the on/off-policy comparison it also holds the pieces every regime shares: where
+//! a DPO pair comes from ([`Regime`], [`draw_pair`]), the update rule that gives every
+//! regime exactly the same number of updates ([`train_dpo`]), and the repeater measure of
+//! greedy answers ([`greedy_answers`], [`repeater`]).
 
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -13,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{Key, Range, Settings};
 use crate::Rng64;
 use crate::error::Result;
-use crate::language::{Family, Language, Probe, VOCAB};
+use crate::language::{ANSWER_LEN, Answer, END, Family, Language, Probe, VOCAB};
 use crate::lm::{LmSpec, Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::{adaptation_fro_sq, log_softmax_columns, log_sum_exp, sequence_log_prob};
@@ -419,4 +424,212 @@ pub fn curve(points: &[FamilyPoint], family: Family) -> Vec<(f64, f64)> {
         .filter(|p| p.family == family)
         .map(|p| (p.step as f64, p.log_prob))
         .collect()
+}
+
+/// Greedy answers to the prompts of `entities`: generated to `END` or to twice the
+/// answer length, whichever comes first.
+///
+/// # Errors
+/// Never for a model of the language's vocabulary.
+pub fn greedy_answers(
+    model: &TinyLm,
+    language: &Language,
+    entities: &[usize],
+) -> Result<Vec<Vec<usize>>> {
+    let mut unused = Rng64::seed_from_u64(0);
+    entities
+        .iter()
+        .map(|&j| {
+            model.complete(
+                &language.prompt(j),
+                Some(END),
+                2 * ANSWER_LEN,
+                None,
+                &mut unused,
+            )
+        })
+        .collect()
+}
+
+/// The repeater measures of a set of answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Repeater {
+    /// The share of answers that are not sentences of the answer grammar.
+    pub malformed_rate: f64,
+    /// Distinct tokens over all tokens, across the answers.
+    pub distinct_token_share: f64,
+}
+
+/// The repeater measures of `answers`, the answers to the prompts of `entities`.
+pub fn repeater(language: &Language, entities: &[usize], answers: &[Vec<usize>]) -> Repeater {
+    let malformed = entities
+        .iter()
+        .zip(answers)
+        .filter(|(j, a)| language.judge(**j, a) == Answer::Malformed)
+        .count();
+    let tokens: Vec<usize> = answers.iter().flatten().copied().collect();
+    let mut distinct = tokens.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    Repeater {
+        malformed_rate: malformed as f64 / answers.len().max(1) as f64,
+        distinct_token_share: distinct.len() as f64 / tokens.len().max(1) as f64,
+    }
+}
+
+/// Where the pairs of a DPO run come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regime {
+    /// `(y⁺, y⁻)` from the fixed dataset.
+    OffPolicy,
+    /// `y⁺` from the data, `y⁻` sampled from the current model (SPIN); usable when
+    /// `y⁻ ≠ y⁺`.
+    Spin,
+    /// Two samples of the current model ranked by [`Answer::reward`]; usable when the
+    /// rewards differ, the higher one becoming `y⁺`.
+    Online,
+}
+
+impl Regime {
+    /// Every regime, in figure order.
+    pub const ALL: [Regime; 3] = [Regime::OffPolicy, Regime::Spin, Regime::Online];
+
+    /// The regime's id in CSV files and figures.
+    pub fn id(self) -> &'static str {
+        match self {
+            Regime::OffPolicy => "off_policy",
+            Regime::Spin => "spin",
+            Regime::Online => "online",
+        }
+    }
+}
+
+/// One sample of `model`'s answer to the prompt of entity `j`, at temperature 1, to
+/// `END` or twice the answer length.
+fn sample_answer(
+    model: &TinyLm,
+    language: &Language,
+    j: usize,
+    rng: &mut Rng64,
+) -> Result<Vec<usize>> {
+    model.complete(
+        &language.prompt(j),
+        Some(END),
+        2 * ANSWER_LEN,
+        Some(1.0),
+        rng,
+    )
+}
+
+/// A preference pair of responses, `(y⁺, y⁻)`.
+pub type Pair = (Vec<usize>, Vec<usize>);
+
+/// A usable `(y⁺, y⁻)` for the prompt of entity `j` under `regime`, drawn with `rng` from
+/// `model`, after at most `max_redraws` redraws of unusable draws; `None` if the prompt
+/// is passed over. The second value counts the redraws made.
+///
+/// # Errors
+/// Never for a model of the language's vocabulary.
+pub fn draw_pair(
+    regime: Regime,
+    language: &Language,
+    model: &TinyLm,
+    j: usize,
+    max_redraws: usize,
+    rng: &mut Rng64,
+) -> Result<(Option<Pair>, usize)> {
+    for redraws in 0..=max_redraws {
+        let pair = match regime {
+            Regime::OffPolicy => Some((language.chosen(j), language.rejected(j))),
+            Regime::Spin => {
+                let (plus, minus) = (language.chosen(j), sample_answer(model, language, j, rng)?);
+                (minus != plus).then_some((plus, minus))
+            }
+            Regime::Online => {
+                let a = sample_answer(model, language, j, rng)?;
+                let b = sample_answer(model, language, j, rng)?;
+                let (ra, rb) = (
+                    language.judge(j, &a).reward(),
+                    language.judge(j, &b).reward(),
+                );
+                let ranked = if ra > rb { (a, b) } else { (b, a) };
+                (ra != rb).then_some(ranked)
+            }
+        };
+        if pair.is_some() {
+            return Ok((pair, redraws));
+        }
+    }
+    Ok((None, max_redraws))
+}
+
+/// What a DPO run under the update rule took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DpoCounts {
+    /// Updates taken: always the number asked for.
+    pub updates: usize,
+    /// Unusable draws redrawn.
+    pub redraws: usize,
+}
+
+/// DPO from `start` with `reference` frozen, under the update rule shared by every
+/// regime: exactly `updates` updates of one usable pair each; prompts visited in an
+/// order shuffled by `rng` at every pass; an unusable draw redrawn up to `max_redraws`
+/// times, after which the prompt is passed over.
+///
+/// # Errors
+/// If a whole pass over the prompts yields no usable pair (with the counts), or a step
+/// fails.
+#[allow(clippy::too_many_arguments)]
+pub fn train_dpo(
+    regime: Regime,
+    language: &Language,
+    (start, reference): (&TinyLm, &TinyLm),
+    (eta, beta): (f64, f64),
+    (updates, max_redraws): (usize, usize),
+    rng: &mut Rng64,
+    observers: &mut [&mut dyn Observer<TinyLm>],
+) -> Result<(TinyLm, DpoCounts)> {
+    use rand::seq::SliceRandom;
+    let mut trainer = Trainer::new(start.clone(), eta)?;
+    trainer.start(observers)?;
+    let mut counts = DpoCounts {
+        updates: 0,
+        redraws: 0,
+    };
+    while counts.updates < updates {
+        let mut order = language.train.clone();
+        order.shuffle(rng);
+        let before = counts.updates;
+        for &j in &order {
+            if counts.updates == updates {
+                break;
+            }
+            let (pair, redraws) = draw_pair(regime, language, &trainer.model, j, max_redraws, rng)?;
+            counts.redraws += redraws;
+            if let Some((plus, minus)) = pair {
+                let (inputs, objective) = pair_update(
+                    &language.prompt(j),
+                    plus,
+                    minus,
+                    reference,
+                    PairLoss::Dpo,
+                    beta,
+                );
+                trainer.step(&inputs, objective.as_ref(), observers)?;
+                counts.updates += 1;
+            }
+        }
+        if counts.updates == before {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "{} DPO: a whole pass over the {} prompts gave no usable pair ({} of {} updates taken, {} redraws)",
+                regime.id(),
+                order.len(),
+                counts.updates,
+                updates,
+                counts.redraws
+            )));
+        }
+    }
+    Ok((trainer.model, counts))
 }
