@@ -1,48 +1,9 @@
 //! The `ldyn` binary end to end: outputs, determinism, and one-line errors with exit
 //! status 2 for every kind of bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn ldyn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldyn"))
-        .args(args)
-        .output()
-        .expect("ldyn runs")
-}
-
-/// Runs `ldyn` and asserts that it succeeded.
-fn ldyn_ok(args: &[&str]) -> Output {
-    let out = ldyn(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A fresh, empty scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldyn-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Asserts exit status 2, a single `error: ...` line on stderr that contains `needle`.
-fn assert_fails(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("error:"), "{stderr}");
-    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
+use crate::common::{assert_fails, ldyn, ldyn_ok, scratch};
 
 /// Runs `ldyn akg` with `args` plus `--json path` and returns the parsed document.
 fn akg(args: &[&str], path: &Path) -> serde_json::Value {

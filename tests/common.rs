@@ -1,5 +1,8 @@
 //! Shared helpers: seeded random models and inputs, and a deterministic proptest config.
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
 use learning_dynamics::Rng64;
 use learning_dynamics::mlp::{Activation, Mlp};
 use nalgebra::DVector;
@@ -36,4 +39,45 @@ pub fn random_model(kind: u8, d: usize, h: usize, v: usize, rng: &mut Rng64) -> 
         _ => (vec![d, h, h + 1, h, v], Activation::Tanh, false),
     };
     Mlp::random(&sizes, act, bias, rng).expect("valid sizes")
+}
+
+/// Runs the `ldyn` binary with `args`.
+pub fn ldyn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldyn"))
+        .args(args)
+        .output()
+        .expect("ldyn runs")
+}
+
+/// Runs `ldyn` and asserts that it succeeded.
+pub fn ldyn_ok(args: &[&str]) -> Output {
+    let out = ldyn(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ldyn-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts exit status 2, a single `error: ...` line on stderr that contains `needle`.
+pub fn assert_fails(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -3,39 +3,11 @@
 //! Every refusal is one `error:` line with status 2, and nothing panics.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 
-use crate::common::config;
-
-fn ldyn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldyn"))
-        .args(args)
-        .output()
-        .expect("ldyn runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldyn-rel-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Exit status 2 and one `error:` line containing `needle`, no panic.
-fn refused(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("error:"), "{stderr}");
-    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
+use crate::common::{assert_fails, config, ldyn, scratch};
 
 fn is_root() -> bool {
     std::fs::metadata("/proc/self")
@@ -58,7 +30,7 @@ fn device(dir: &Path, name: &str, minor: &str) -> Option<PathBuf> {
 fn sizes_are_checked_before_allocating() {
     let json = scratch("sizes").join("x.json");
     let json = json.to_str().unwrap();
-    refused(
+    assert_fails(
         &ldyn(&[
             "bench",
             "entk",
@@ -69,7 +41,7 @@ fn sizes_are_checked_before_allocating() {
         ]),
         "above the limit of 4.000 GiB",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg",
             "--model",
@@ -85,7 +57,7 @@ fn sizes_are_checked_before_allocating() {
         ]),
         "--hidden",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg",
             "--model",
@@ -99,25 +71,25 @@ fn sizes_are_checked_before_allocating() {
         ]),
         "--classes would need about",
     );
-    refused(
+    assert_fails(
         &ldyn(&["bench", "entk", "--reps", "18446744073709551615"]),
         "--reps",
     );
-    refused(
+    assert_fails(
         &ldyn(&["bench", "entk", "--reps", "0"]),
         "0 is not in 1..=1000",
     );
-    refused(
+    assert_fails(
         &ldyn(&["bench", "one-step", "--observed", "0"]),
         "--observed",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg", "--model", "mlp", "--hidden", "0", "--eta", "0.1", "--json", json,
         ]),
         "--hidden must be at least 1",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "run",
             "lm_dpo",
@@ -130,7 +102,7 @@ fn sizes_are_checked_before_allocating() {
         ]),
         "model.window, model.embed and model.hidden would need about",
     );
-    refused(
+    assert_fails(
         &ldyn(&["--max-memory", "0", "list"]),
         "--max-memory must be a number of GiB",
     );
@@ -140,7 +112,7 @@ fn sizes_are_checked_before_allocating() {
 fn results_are_finite_or_an_error_that_names_the_cause() {
     let dir = scratch("finite");
     let csv = dir.join("b.csv");
-    refused(
+    assert_fails(
         &ldyn(&[
             "squeeze",
             "--logits",
@@ -156,7 +128,7 @@ fn results_are_finite_or_an_error_that_names_the_cause() {
         ]),
         "the logits span more than a double can hold",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "squeeze",
             "--logits",
@@ -172,7 +144,7 @@ fn results_are_finite_or_an_error_that_names_the_cause() {
     );
     for model in ["mlp", "linear"] {
         let json = dir.join(format!("{model}.json"));
-        refused(
+        assert_fails(
             &ldyn(&[
                 "akg",
                 "--model",
@@ -201,7 +173,7 @@ fn failing_and_closed_output_streams_end_cleanly() {
                 .stdout(std::fs::File::create(&full).unwrap())
                 .output()
                 .unwrap();
-            refused(&out, "cannot write standard output");
+            assert_fails(&out, "cannot write standard output");
         }
         // A failing stderr: still status 2, no panic.
         let out = Command::new(env!("CARGO_BIN_EXE_ldyn"))
@@ -299,10 +271,10 @@ fn targets_are_written_whole_and_nothing_else_is_touched() {
         "--csv",
         input.to_str().unwrap(),
     ]);
-    refused(&out, "is the input");
+    assert_fails(&out, "is the input");
     assert_eq!(std::fs::read_to_string(&input).unwrap(), "1\n2\n3\n");
     let same = dir.join("same.out");
-    refused(
+    assert_fails(
         &squeeze(&[
             "--csv",
             same.to_str().unwrap(),
@@ -338,7 +310,7 @@ fn an_output_directory_is_locked_and_cleaned_of_leftovers() {
         !leftover.exists(),
         "a killed run's temporary file is removed"
     );
-    refused(
+    assert_fails(
         &ldyn(&["run", "squeezing", "--out", dir.to_str().unwrap()]),
         "another ldyn run is writing to",
     );
@@ -359,7 +331,7 @@ fn an_output_directory_is_locked_and_cleaned_of_leftovers() {
 
 #[test]
 fn messages_are_one_escaped_line() {
-    refused(&ldyn(&["run", "bad\nname"]), "bad\\nname");
+    assert_fails(&ldyn(&["run", "bad\nname"]), "bad\\nname");
     let long = "x".repeat(5000);
     let out = ldyn(&[
         "squeeze",
@@ -372,34 +344,34 @@ fn messages_are_one_escaped_line() {
         "--step",
         "1",
     ]);
-    refused(&out, "is not a number");
+    assert_fails(&out, "is not a number");
     assert!(
         out.stderr.len() < 600,
         "the input is cut: {} bytes",
         out.stderr.len()
     );
-    refused(&ldyn(&[]), "a command is required");
-    refused(&ldyn(&["bench"]), "a command is required");
-    refused(&ldyn(&["akg", "--model", "lm"]), "--eta");
+    assert_fails(&ldyn(&[]), "a command is required");
+    assert_fails(&ldyn(&["bench"]), "a command is required");
+    assert_fails(&ldyn(&["akg", "--model", "lm"]), "--eta");
 }
 
 #[test]
 fn flags_that_do_not_apply_are_errors() {
     let json = scratch("flags").join("x.json");
     let json = json.to_str().unwrap();
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg", "--model", "linear", "--hidden", "3", "--eta", "0.1", "--json", json,
         ]),
         "--hidden does not apply to --model linear",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg", "--model", "linear", "--layers", "2", "--eta", "0.1", "--json", json,
         ]),
         "--layers does not apply",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg",
             "--model",
@@ -413,13 +385,13 @@ fn flags_that_do_not_apply_are_errors() {
         ]),
         "--classes does not apply to --model lm",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg", "--model", "lm", "--inputs", "3", "--eta", "0.1", "--json", json,
         ]),
         "--inputs does not apply",
     );
-    refused(
+    assert_fails(
         &ldyn(&[
             "akg",
             "--model",
