@@ -97,7 +97,7 @@
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
 //! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine (against the GEMM rate measured in the same run), the decomposition and the tiny LM's training steps, with their baselines and a JSON export for peers |
-//! | [`io`] | writing files whole or not at all, and reading user input files |
+//! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock, and reading user input files |
 //!
 //! The `ldyn` binary (`src/main.rs`) sits on top: argument declarations and dispatch only.
 //!
