@@ -392,7 +392,10 @@ impl<E: Experiment> Runner for Figures<E> {
             .into_iter()
             .zip(counts)
             .map(|(c, n)| Claim {
-                text: format!("{} [holds for {n}/{} seeds]", c.text, plan.robustness_seeds),
+                text: match plan.robustness_seeds {
+                    0 => format!("{} [not rerun on other seeds]", c.text),
+                    seeds => format!("{} [holds for {n}/{seeds} seeds]", c.text),
+                },
                 holds: c.holds,
             })
             .collect();

@@ -89,6 +89,15 @@ impl<M: Model> Trainer<M> {
         let g = gradient(&self.model, update, objective)?;
         let before = self.model.clone();
         self.model.sgd_step(&g.grad, self.eta);
+        if !self.model.params().iter().all(|v| v.is_finite()) {
+            self.model = before;
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "training diverged at step {}: the step η·‖g‖ = {:e} × {:e} overflows the parameters (lower the learning rate)",
+                self.steps,
+                self.eta,
+                g.grad.norm()
+            )));
+        }
         let event = StepEvent {
             step: self.steps,
             before: &before,
