@@ -235,3 +235,33 @@ fn decomposition_is_finite_at_extreme_logits() {
         "{residual} vs bound {bound}"
     );
 }
+
+/// A step that overflows the parameters is an error that names the step, and the
+/// trainer keeps the model it had; the one-step decomposition says the same.
+#[test]
+fn an_overflowing_step_is_an_error_not_a_non_finite_model() {
+    let mut r = rng(11);
+    let model = random_model(1, 3, 4, 3, &mut r);
+    let x = random_vector(3, &mut r) * 1e3;
+    let mut trainer = learning_dynamics::trainer::Trainer::new(model.clone(), 1e308).unwrap();
+    let err = trainer
+        .step(
+            std::slice::from_ref(&x),
+            &CrossEntropy::positive(0),
+            &mut [],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("training diverged at step 0"), "{err}");
+    assert_eq!(trainer.model, model, "the model is kept");
+    let err = one_step(
+        &model,
+        std::slice::from_ref(&x),
+        &CrossEntropy::positive(0),
+        &[x.clone()],
+        1e308,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("the step η·‖g‖"), "{err}");
+}
