@@ -258,7 +258,7 @@ fn an_overflowing_step_is_an_error_not_a_non_finite_model() {
         &model,
         std::slice::from_ref(&x),
         &CrossEntropy::positive(0),
-        &[x.clone()],
+        std::slice::from_ref(&x),
         1e308,
     )
     .unwrap_err()
