@@ -618,3 +618,34 @@ fn akg_exports_the_sequence_decomposition_for_every_objective() {
     ];
     assert_fails(&ldyn(&mlp_dpo), "--model lm only");
 }
+
+/// On a terminal, a run shows its progress on stderr (and clears it); `script` gives the
+/// run a pseudo-terminal. Skipped where `script` is missing.
+#[test]
+fn progress_shows_on_a_terminal() {
+    let dir = scratch("progress");
+    let command = format!(
+        "{} run squeezing --set robustness_seeds=2 --out {}",
+        env!("CARGO_BIN_EXE_ldyn"),
+        dir.join("out").display()
+    );
+    let typescript = dir.join("typescript");
+    let Ok(out) = std::process::Command::new("script")
+        .args(["-qec", &command, typescript.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("squeezing: robustness seed 2/2"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("\r\x1b[K"),
+        "the progress line is cleared: {screen}"
+    );
+    assert!(screen.contains("squeezing: 6/6 claims hold"), "{screen}");
+}
