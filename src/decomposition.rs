@@ -60,17 +60,6 @@ pub struct OneStep {
     pub observed: Vec<Observation>,
 }
 
-/// Logits of every input, or an error if any is not finite.
-pub fn checked_logits<M: Model>(model: &M, inputs: &[M::Input]) -> Result<Vec<DMatrix<f64>>> {
-    inputs.iter().try_for_each(|x| model.check_input(x))?;
-    let logits = model.logits_batch(inputs);
-    if logits.iter().all(|z| z.iter().all(|v| v.is_finite())) {
-        Ok(logits)
-    } else {
-        Err(Error::NonFinite("logits"))
-    }
-}
-
 /// The loss, residuals and parameter gradient of an objective on its update inputs.
 #[derive(Clone, Debug)]
 pub struct Gradient {
@@ -158,16 +147,13 @@ pub fn one_step<M: Model>(
         residuals, grad, ..
     } = gradient(model, update, objective)?;
     let mut stepped = model.clone();
-    stepped.sgd_step(&grad, eta);
+    stepped.sgd_step(&grad, eta)?;
     let too_large = || {
         Error::InvalidArgument(format!(
-            "the step η·‖g‖ = {eta:e} × {:e} is too large: the parameters or logits after it overflow",
+            "the step η·‖g‖ = {eta:e} × {:e} is too large: the logits after it overflow",
             grad.norm()
         ))
     };
-    if !stepped.params().iter().all(|v| v.is_finite()) {
-        return Err(too_large());
-    }
     let observed = observe(model, &stepped, observed).map_err(|e| match e {
         Error::NonFinite(_) => too_large(),
         e => e,

@@ -349,7 +349,6 @@ impl<E: Experiment> Runner for Figures<E> {
             .table()
             .try_into()
             .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
-        config.validate()?;
         crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));
         let data = E::run(&config, plan.seed)?;

@@ -57,21 +57,38 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     }
 }
 
-/// An identity for a path that says whether two paths name the same file: the device
-/// and inode of an existing file (after links), or the canonical directory and the name
-/// of one that does not exist yet.
-fn identity(path: &Path) -> Option<(u64, u64, PathBuf)> {
+/// The directory a file lives in (`.` for a bare name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What a path names, after links: an existing file (device and inode), or a new name
+/// in a canonical directory. Two paths name the same file when their identities agree.
+#[derive(Debug, PartialEq, Eq)]
+enum Identity {
+    Existing(u64, u64),
+    New(PathBuf),
+}
+
+fn identity(path: &Path) -> Option<Identity> {
     use std::os::unix::fs::MetadataExt;
     let target = resolve(path).ok()?;
     if let Ok(meta) = fs::metadata(&target) {
-        return Some((meta.dev(), meta.ino(), PathBuf::new()));
+        return Some(Identity::Existing(meta.dev(), meta.ino()));
     }
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let dir = fs::canonicalize(parent).unwrap_or_default();
-    Some((0, 0, dir.join(target.file_name()?)))
+    let dir = fs::canonicalize(dir_of(&target)).unwrap_or_default();
+    Some(Identity::New(dir.join(target.file_name()?)))
+}
+
+/// The error for an output that is a directory.
+fn is_a_directory(path: &Path) -> Error {
+    Error::InvalidArgument(format!(
+        "the output {} is a directory",
+        crate::error::quote(&path.display().to_string())
+    ))
 }
 
 /// Checks a command's outputs before the first is written: none is a directory, no two
@@ -82,10 +99,7 @@ fn identity(path: &Path) -> Option<(u64, u64, PathBuf)> {
 pub fn check_outputs(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
     for (i, out) in outputs.iter().enumerate() {
         if fs::metadata(out).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::InvalidArgument(format!(
-                "the output {} is a directory",
-                crate::error::quote(&out.display().to_string())
-            )));
+            return Err(is_a_directory(out));
         }
         let id = identity(out);
         let clash = |other: &&&Path| id.is_some() && identity(other) == id;
@@ -119,10 +133,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let existing = fs::metadata(&target).ok();
     if let Some(meta) = &existing {
         if meta.is_dir() {
-            return Err(Error::InvalidArgument(format!(
-                "the output {} is a directory",
-                crate::error::quote(&path.display().to_string())
-            )));
+            return Err(is_a_directory(path));
         }
         if !meta.is_file() {
             let mut file = fs::OpenOptions::new()
@@ -135,13 +146,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
                 .map_err(err);
         }
     }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
-        .tempfile_in(&dir)
+        .tempfile_in(dir_of(&target))
         .map_err(err)?;
     tmp.write_all(contents).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
@@ -166,10 +173,7 @@ pub fn lock_output_dirs(outputs: &[&Path]) -> Result<Vec<DirLock>> {
         if fs::metadata(&target).is_ok_and(|m| !m.is_file()) {
             continue;
         }
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = dir_of(&target);
         if !dirs.contains(&dir) {
             dirs.push(dir);
         }

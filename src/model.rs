@@ -128,8 +128,19 @@ pub trait Model: Clone {
     }
 
     /// One gradient-descent step `θ ← θ − η ∇_θ L`.
-    fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) {
+    ///
+    /// # Errors
+    /// If the new parameters would not be finite (the step overflows them); the model is
+    /// then left as it was.
+    fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) -> Result<()> {
         let theta = self.params() - grad * eta;
+        if !theta.iter().all(|v| v.is_finite()) {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "the step η·‖g‖ = {eta:e} × {:e} is too large: the parameters after it overflow",
+                grad.norm()
+            )));
+        }
         self.set_params(&theta);
+        Ok(())
     }
 }

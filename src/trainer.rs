@@ -88,16 +88,12 @@ impl<M: Model> Trainer<M> {
     ) -> Result<f64> {
         let g = gradient(&self.model, update, objective)?;
         let before = self.model.clone();
-        self.model.sgd_step(&g.grad, self.eta);
-        if !self.model.params().iter().all(|v| v.is_finite()) {
-            self.model = before;
-            return Err(crate::error::Error::InvalidArgument(format!(
-                "training diverged at step {}: the step η·‖g‖ = {:e} × {:e} overflows the parameters (lower the learning rate)",
-                self.steps,
-                self.eta,
-                g.grad.norm()
-            )));
-        }
+        self.model.sgd_step(&g.grad, self.eta).map_err(|e| {
+            crate::error::Error::InvalidArgument(format!(
+                "training diverged at step {}: {e} (lower the learning rate)",
+                self.steps
+            ))
+        })?;
         let event = StepEvent {
             step: self.steps,
             before: &before,

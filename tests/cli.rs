@@ -184,6 +184,8 @@ fn config_prints_every_documented_key() {
         assert!(line.contains("  # "), "undocumented: {line}");
     }
     let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+    // 64: the default hidden width of the LM world (`LmConfig::default`).
+    // 64: the default hidden width of the LM world (`LmConfig::default`).
     assert_eq!(parsed["model"]["hidden"].as_integer(), Some(64));
 }
 
@@ -514,6 +516,8 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
     assert_eq!(doc["model"]["vocab"], 36);
     assert_eq!(doc["sft"].as_array().unwrap().len(), 1);
     assert_eq!(doc["pairs"].as_array().unwrap().len(), 1);
+    // The gallery's LM: token and slot embeddings (V = 36, window 4, d = 8), then the
+    // MLP 32 → 64 → 36 with biases.
     let params = 36 * 8 + 4 * 8 + (64 * 32 + 64) + (36 * 64 + 36);
     assert_eq!(
         doc["check"]["sft"]["grad"].as_array().unwrap().len(),

@@ -106,6 +106,6 @@ fn params_round_trip_and_sgd_step_moves_against_the_gradient() {
     copy.set_params(&theta);
     assert_eq!(copy, model);
     let grad = random_vector(model.num_params(), &mut r);
-    model.sgd_step(&grad, 0.25);
+    model.sgd_step(&grad, 0.25).unwrap();
     assert_eq!(model.params(), theta - grad * 0.25);
 }

@@ -316,6 +316,7 @@ proptest! {
 #[test]
 fn chunked_gradients_equal_the_per_position_path() {
     let lm = small_lm(3, 7, 3);
+    // 75 sequences of 4 response tokens: 300 positions, past the two-thread threshold.
     let xs: Vec<Sequence> = (0..75).map(|i| random_sequence(100 + i, 7, 2, 4)).collect();
     let positions: usize = xs.iter().map(|x| x.response().len()).sum();
     assert!(positions >= learning_dynamics::lm::PARALLEL_POSITIONS);
@@ -586,6 +587,8 @@ mod policy {
     /// Seeded draws repeat; SPIN's y⁻ never equals y⁺; online's y⁺ has the higher reward.
     #[test]
     fn pairs_are_seeded_usable_and_ranked_by_the_reward() {
+        // A short pre-training keeps the model's samples varied, so every regime has
+        // usable pairs to check.
         let mut config = LmConfig::default();
         config.pretrain.steps = 500;
         let world = pretrain(&config, 3).unwrap();
@@ -634,6 +637,8 @@ mod policy {
         for regime in Regime::ALL {
             let mut rng = Rng64::seed_from_u64(9);
             let models = (&world.base, &world.base);
+            // 13 updates: not a multiple of the 8 training prompts, so the last pass stops
+            // midway; learning rate 0.05, β = 0.1, up to 50 redraws per prompt.
             let (_, counts) = train_dpo(
                 regime,
                 &world.language,

@@ -345,6 +345,7 @@ fn messages_are_one_escaped_line() {
         "1",
     ]);
     assert_fails(&out, "is not a number");
+    // The 5000-character item is cut to 200 characters; the rest of the line is under 100.
     assert!(
         out.stderr.len() < 600,
         "the input is cut: {} bytes",

@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{FamilyPoint, LmConfig, Tracker, World, curve, pretrain, world_keys};
+use super::lm_world::{
+    FamilyPoint, LmConfig, Tracker, WORLD_MEMORY_KEYS, World, curve, pretrain, world_keys,
+};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
@@ -37,7 +39,7 @@ impl Default for Config {
 }
 
 impl Settings for Config {
-    const MEMORY_KEYS: &'static str = "model.window, model.embed and model.hidden";
+    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
 
     fn memory_bytes(&self) -> Option<u128> {
         self.world.memory_bytes()

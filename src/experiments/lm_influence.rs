@@ -11,7 +11,7 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{LmConfig, dpo_update, pretrain, sft_update, world_keys};
+use super::lm_world::{LmConfig, WORLD_MEMORY_KEYS, dpo_update, pretrain, sft_update, world_keys};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::Rng64;
 use crate::decomposition::observe;
@@ -44,7 +44,7 @@ impl Default for Config {
 }
 
 impl Settings for Config {
-    const MEMORY_KEYS: &'static str = "model.window, model.embed and model.hidden";
+    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
 
     fn memory_bytes(&self) -> Option<u128> {
         self.world.memory_bytes()

@@ -15,7 +15,7 @@
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{Key, Range, Settings};
+use super::{Key, Range};
 use crate::Rng64;
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Answer, END, Family, Language, Probe, VOCAB};
@@ -101,11 +101,8 @@ impl Default for LmConfig {
     }
 }
 
-impl Settings for LmConfig {
-    fn keys() -> Vec<Key> {
-        world_keys()
-    }
-}
+/// The keys [`LmConfig::memory_bytes`] depends on, as an error names them.
+pub const WORLD_MEMORY_KEYS: &str = "model.window, model.embed and model.hidden";
 
 /// The keys of [`LmConfig`], for configurations that embed it.
 pub fn world_keys() -> Vec<Key> {
