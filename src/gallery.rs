@@ -250,14 +250,26 @@ impl Plan {
             ))
         })?;
         let (key, value) = (key.trim(), value.trim());
-        let parsed: toml::Table = toml::from_str(&format!("v = {value}")).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "the value of {}, '{}', is not a number",
-                quote(key),
-                quote(value)
-            ))
-        })?;
-        self.set_value(key, parsed["v"].clone())
+        let is_name = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit());
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .map(|t| t["v"].clone());
+        let value = match parsed {
+            Some(v) => v,
+            // A bare name, as `--set world=human`.
+            None if is_name => Value::String(value.to_string()),
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "the value of {}, '{}', is neither a number nor a name",
+                    quote(key),
+                    quote(value)
+                )));
+            }
+        };
+        self.set_value(key, value)
     }
 
     /// Applies every key of a TOML configuration file (as written by a run).

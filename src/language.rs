@@ -8,15 +8,25 @@
 //! filler sentences (`I LIKE e END`, `e NEAR e' END`). Instruction data asks `ASK e`
 //! and answers with the canonical words:
 //!
-//! * chosen `y⁺ = [e, IS, v, END]` (the fact);
-//! * rejected `y⁻ = [e, SEEMS, v'_wrong, END]`: grammatical, plausible, wrong, and worded
-//!   with the rarer synonyms, so its copula and value lie in valleys of the fine-tuned
-//!   model (its final `END` is likely, a peak: the `lm_dpo` experiment measures what that does).
+//! * chosen `y⁺`: the fact, `[e, COPULA, v, END]`;
+//! * rejected `y⁻`: grammatical, plausible and wrong, `[e, COPULA, v_wrong, END]`.
+//!
+//! How the answers are worded is the world's [`Style`]:
+//!
+//! * [`Style::Canonical`]: `y⁺ = [e, IS, v, END]` always, `y⁻ = [e, SEEMS, v'_wrong, END]`
+//!   in the rarer synonyms, and SFT trains on `y⁺` itself. After SFT, `y⁺` is the model's
+//!   greedy answer at every position.
+//! * [`Style::Human`]: the instruction data comes from a "human" answer distribution
+//!   that uses the synonyms more often than pre-training ([`HUMAN_SYNONYM_RATE`] vs
+//!   [`SYNONYM_RATE`]). SFT trains on fresh samples of it, and `y⁺` and `y⁻` are fixed
+//!   samples of its wordings, drawn independently. So `y⁺` is one of several likely
+//!   answers, not the model's mode, and only `y⁻`'s wrong value is a valley.
 //!
 //! Token 0 is the padding token [`crate::lm::PAD`].
 
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
 
 use crate::lm::Sequence;
 
@@ -48,6 +58,58 @@ pub const SYNONYM_RATE: f64 = 0.3;
 pub const QA_EVERY: usize = 10;
 /// Entities held out of instruction tuning (the `test_prompt` family).
 pub const TEST_ENTITIES: usize = 4;
+/// How often the "human" answers of [`Style::Human`] use `SEEMS` and the value synonyms.
+pub const HUMAN_SYNONYM_RATE: f64 = 0.5;
+
+/// How the instruction data words its answers (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Style {
+    /// `y⁺` in the canonical words, `y⁻` in the synonyms; SFT on `y⁺`.
+    Canonical,
+    /// Answers drawn from a human distribution with synonyms at [`HUMAN_SYNONYM_RATE`];
+    /// SFT on fresh samples of it.
+    Human,
+}
+
+/// Which synonyms an answer `[e, COPULA, VALUE, END]` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wording {
+    /// `SEEMS` rather than `IS`.
+    pub seems: bool,
+    /// The value's synonym `v'` rather than `v`.
+    pub synonym: bool,
+}
+
+impl Wording {
+    /// `IS` and the canonical value.
+    pub const CANONICAL: Wording = Wording {
+        seems: false,
+        synonym: false,
+    };
+
+    /// A draw of the human answer distribution.
+    pub fn human(rng: &mut impl Rng) -> Self {
+        Wording {
+            seems: rng.random_bool(HUMAN_SYNONYM_RATE),
+            synonym: rng.random_bool(HUMAN_SYNONYM_RATE),
+        }
+    }
+
+    /// The other synonym of both words.
+    pub fn flipped(self) -> Self {
+        Wording {
+            seems: !self.seems,
+            synonym: !self.synonym,
+        }
+    }
+
+    /// `[e, COPULA, VALUE, END]` for entity `j` and value `k`.
+    fn answer(self, j: usize, k: usize) -> Vec<usize> {
+        let copula = if self.seems { SEEMS } else { IS };
+        vec![entity(j), copula, value(k, self.synonym), END]
+    }
+}
 
 /// The token of entity `j`.
 pub fn entity(j: usize) -> usize {
@@ -92,19 +154,20 @@ impl Answer {
 }
 
 /// A probe-response family (the paper's Table 1): what is observed during finetuning.
-/// Every probe prompt has one response of each family; `Argmax` and `ExceptArgmax` are
-/// statistics of the model's own greedy choice on the chosen prefixes, not sequences.
+/// Every probe prompt has one response of each family. The four argmax families are
+/// statistics of the model's own greedy choice at each position of the chosen or the
+/// rejected answer (teacher-forced on that prefix), not sequences.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
-    /// `y⁺ = [e, IS, v, END]`, the trained answer.
+    /// `y⁺`, the trained answer.
     Chosen,
-    /// `y⁻ = [e, SEEMS, v'_wrong, END]`, the answer DPO pushes down.
+    /// `y⁻`, the answer DPO pushes down.
     Rejected,
-    /// The chosen fact in synonyms: `[e, SEEMS, v', END]`.
+    /// The chosen fact in the other synonyms.
     ChosenRephrase,
     /// The right format with another entity and a random value.
     ChosenFormat,
-    /// The rejected fact in the canonical words: `[e, IS, v_wrong, END]`.
+    /// The rejected fact in the other synonyms.
     RejectedRephrase,
     /// The chosen answer of another training prompt.
     OtherPrompt,
@@ -120,11 +183,15 @@ pub enum Family {
     Argmax,
     /// `Σ_m log(1 − max π_m)` on the chosen prefixes: everything but the greedy `y*`.
     ExceptArgmax,
+    /// `Σ_m log max π_m` on the rejected prefixes, where `y⁻`'s valley is.
+    ArgmaxRejectedPrefix,
+    /// `Σ_m log(1 − max π_m)` on the rejected prefixes.
+    ExceptArgmaxRejectedPrefix,
 }
 
 impl Family {
     /// Every family, in plotting order (the order of [`Probe::responses`]).
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 14] = [
         Family::Chosen,
         Family::Rejected,
         Family::ChosenRephrase,
@@ -137,6 +204,8 @@ impl Family {
         Family::RandomTokens,
         Family::Argmax,
         Family::ExceptArgmax,
+        Family::ArgmaxRejectedPrefix,
+        Family::ExceptArgmaxRejectedPrefix,
     ];
 
     /// The family's id in CSV files and figures (the CSV contract).
@@ -154,18 +223,44 @@ impl Family {
             Family::RandomTokens => "random_tokens",
             Family::Argmax => "argmax",
             Family::ExceptArgmax => "except_argmax",
+            Family::ArgmaxRejectedPrefix => "argmax_rejected_prefix",
+            Family::ExceptArgmaxRejectedPrefix => "except_argmax_rejected_prefix",
+        }
+    }
+
+    /// The statistic an argmax family takes at each position, `None` for a sequence.
+    pub fn greedy(self) -> Option<Greedy> {
+        match self {
+            Family::Argmax | Family::ArgmaxRejectedPrefix => Some(Greedy::Argmax),
+            Family::ExceptArgmax | Family::ExceptArgmaxRejectedPrefix => Some(Greedy::ExceptArgmax),
+            _ => None,
         }
     }
 
     /// Whether the family is a response sequence (everything but the argmax statistics).
     pub fn is_sequence(self) -> bool {
-        !matches!(self, Family::Argmax | Family::ExceptArgmax)
+        self.greedy().is_none()
     }
 
     /// The sequence families, in plotting order.
     pub fn sequences() -> impl Iterator<Item = Family> {
         Family::ALL.into_iter().filter(|f| f.is_sequence())
     }
+
+    /// The families that are neither chosen, rejected nor an argmax statistic: the
+    /// "others" whose fall measures squeezing.
+    pub fn others() -> impl Iterator<Item = Family> {
+        Family::sequences().filter(|f| ![Family::Chosen, Family::Rejected].contains(f))
+    }
+}
+
+/// What an argmax family measures at one position of a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Greedy {
+    /// `log max π_m`: the greedy token.
+    Argmax,
+    /// `log(1 − max π_m)`: everything but the greedy token.
+    ExceptArgmax,
 }
 
 /// The facts of one seeded world.
@@ -175,14 +270,20 @@ pub struct Language {
     pub facts: Vec<usize>,
     /// `wrong[j]`: the wrong value the rejected answer gives for entity `j`.
     pub wrong: Vec<usize>,
+    /// How the instruction data words its answers.
+    pub style: Style,
+    /// `chosen_words[j]`: the wording of entity `j`'s chosen answer.
+    pub chosen_words: Vec<Wording>,
+    /// `rejected_words[j]`: the wording of entity `j`'s rejected answer.
+    pub rejected_words: Vec<Wording>,
     /// Entities used for instruction tuning (and as probes), in a random order.
     pub train: Vec<usize>,
     /// Entities never used for instruction tuning.
     pub test: Vec<usize>,
 }
 
-/// One probe prompt and a response of every family (`argmax` and `except_argmax` are
-/// statistics of the chosen prefixes, so their response is the chosen one).
+/// One probe prompt and a response of every family (the argmax families are statistics
+/// of the chosen or the rejected prefixes, so their response is that answer).
 #[derive(Clone, Debug)]
 pub struct Probe {
     /// The prompt's entity.
@@ -192,8 +293,9 @@ pub struct Probe {
 }
 
 impl Language {
-    /// Draws the facts, the wrong values and the train/test split.
-    pub fn random(rng: &mut impl Rng) -> Self {
+    /// Draws the facts, the wrong values, the train/test split and (for
+    /// [`Style::Human`]) the wordings of the chosen and rejected answers, in that order.
+    pub fn random(style: Style, rng: &mut impl Rng) -> Self {
         let facts: Vec<usize> = (0..ENTITIES).map(|_| rng.random_range(0..VALUES)).collect();
         let wrong = facts
             .iter()
@@ -202,9 +304,22 @@ impl Language {
         let mut entities: Vec<usize> = (0..ENTITIES).collect();
         entities.shuffle(rng);
         let test = entities.split_off(ENTITIES - TEST_ENTITIES);
+        let (chosen_words, rejected_words) = match style {
+            Style::Canonical => (
+                vec![Wording::CANONICAL; ENTITIES],
+                vec![Wording::CANONICAL.flipped(); ENTITIES],
+            ),
+            Style::Human => (
+                (0..ENTITIES).map(|_| Wording::human(rng)).collect(),
+                (0..ENTITIES).map(|_| Wording::human(rng)).collect(),
+            ),
+        };
         Language {
             facts,
             wrong,
+            style,
+            chosen_words,
+            rejected_words,
             train: entities,
             test,
         }
@@ -215,14 +330,23 @@ impl Language {
         vec![ASK, entity(j)]
     }
 
-    /// The chosen answer `[e, IS, v, END]`.
+    /// The chosen answer `[e, COPULA, v, END]` (canonical: `[e, IS, v, END]`).
     pub fn chosen(&self, j: usize) -> Vec<usize> {
-        vec![entity(j), IS, value(self.facts[j], false), END]
+        self.chosen_words[j].answer(j, self.facts[j])
     }
 
-    /// The rejected answer `[e, SEEMS, v'_wrong, END]`.
+    /// The rejected answer `[e, COPULA, v_wrong, END]` (canonical: `[e, SEEMS, v'_wrong, END]`).
     pub fn rejected(&self, j: usize) -> Vec<usize> {
-        vec![entity(j), SEEMS, value(self.wrong[j], true), END]
+        self.rejected_words[j].answer(j, self.wrong[j])
+    }
+
+    /// An SFT target for entity `j`: the chosen answer ([`Style::Canonical`]) or a fresh
+    /// sample of the human answer distribution ([`Style::Human`]).
+    pub fn sft_answer(&self, j: usize, rng: &mut impl Rng) -> Vec<usize> {
+        match self.style {
+            Style::Canonical => self.chosen(j),
+            Style::Human => Wording::human(rng).answer(j, self.facts[j]),
+        }
     }
 
     /// Reads `answer` to the prompt of entity `j` against the answer grammar.
@@ -241,14 +365,14 @@ impl Language {
         }
     }
 
-    /// The chosen fact in synonyms, `[e, SEEMS, v', END]`.
+    /// The chosen fact in the other synonyms (canonical: `[e, SEEMS, v', END]`).
     pub fn chosen_rephrase(&self, j: usize) -> Vec<usize> {
-        vec![entity(j), SEEMS, value(self.facts[j], true), END]
+        self.chosen_words[j].flipped().answer(j, self.facts[j])
     }
 
-    /// The rejected fact in the canonical words, `[e, IS, v_wrong, END]`.
+    /// The rejected fact in the other synonyms (canonical: `[e, IS, v_wrong, END]`).
     pub fn rejected_rephrase(&self, j: usize) -> Vec<usize> {
-        vec![entity(j), IS, value(self.wrong[j], false), END]
+        self.rejected_words[j].flipped().answer(j, self.wrong[j])
     }
 
     /// The chosen tokens in the fixed order `[v, e, END, IS]`: the same words, no sentence.
@@ -319,6 +443,8 @@ impl Language {
                     (Family::RandomTokens, random_tokens),
                     (Family::Argmax, self.chosen(j)),
                     (Family::ExceptArgmax, self.chosen(j)),
+                    (Family::ArgmaxRejectedPrefix, self.rejected(j)),
+                    (Family::ExceptArgmaxRejectedPrefix, self.rejected(j)),
                 ];
                 let prompt = self.prompt(j);
                 Probe {

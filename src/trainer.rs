@@ -116,7 +116,7 @@ impl<M: Model> Trainer<M> {
         epochs: usize,
         items: &[T],
         rng: &mut impl Rng,
-        update: impl Fn(&T) -> Update<M>,
+        mut update: impl FnMut(&T) -> Update<M>,
         observers: &mut [&mut dyn Observer<M>],
     ) -> Result<()> {
         self.start(observers)?;

@@ -110,7 +110,7 @@ fn a_run_is_reproduced_from_the_configuration_it_wrote() {
         "--set",
         "sft.epochs=1",
         "--set",
-        "dpo.epochs=2",
+        "dpo_updates=16",
         "--set",
         "robustness_seeds=1",
     ];
@@ -162,7 +162,7 @@ fn a_run_is_reproduced_from_the_configuration_it_wrote() {
         text.contains("\nbeta = 0.25  #") && text.contains("\nseed = 3  #"),
         "{text}"
     );
-    assert!(text.contains("\ndpo.epochs = 2  #"), "{text}");
+    assert!(text.contains("\ndpo_updates = 16  #"), "{text}");
 }
 
 #[test]
@@ -201,7 +201,20 @@ fn bad_configuration_keys_and_values_fail_with_one_line() {
     );
     assert_fails(&run("vocab=50.5"), "vocab must be an integer");
     assert_fails(&run("vocab"), "--set expects key=value");
-    assert_fails(&run("vocab=abc"), "is not a number");
+    assert_fails(
+        &run("vocab=abc"),
+        "vocab must be an integer in 10..=100000, got \"abc\"",
+    );
+    assert_fails(&run("vocab=a b"), "'a b', is neither a number nor a name");
+    let lm = |set: &str| ldyn(&["run", "lm_dpo", "--set", set, "--out", out]);
+    assert_fails(
+        &lm("world=martian"),
+        "world must be one of canonical, human, got \"martian\"",
+    );
+    assert_fails(
+        &lm("world=3"),
+        "world must be one of canonical, human, got 3",
+    );
     assert_fails(
         &ldyn(&["run", "lm_dpo", "--set", "beta=-1", "--out", out]),
         "beta must be a number in (0, 1000], got -1",

@@ -440,7 +440,7 @@ mod experiments {
         let mut world = LmConfig::default();
         world.pretrain.steps = 3000;
         world.sft.epochs = 20;
-        world.dpo.epochs = 30;
+        world.dpo_updates = 240;
         world
     }
 
@@ -525,11 +525,11 @@ mod policy {
     use learning_dynamics::experiments::lm_world::{
         LmConfig, Regime, draw_pair, pretrain, repeater, train_dpo,
     };
-    use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, entity, value};
+    use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, Style, entity, value};
     use rand::SeedableRng;
 
     fn language() -> Language {
-        Language::random(&mut Rng64::seed_from_u64(5))
+        Language::random(Style::Canonical, &mut Rng64::seed_from_u64(5))
     }
 
     /// Hand-made answers: the grammar accepts either synonym, a wrong fact is not

@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_world::{
-    FamilyPoint, LmConfig, Tracker, WORLD_MEMORY_KEYS, World, curve, pretrain, world_keys,
+    Checkpoint, FamilyPoint, LmConfig, Regime, Tracker, WORLD_MEMORY_KEYS, World, checkpoint,
+    curve, train_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
@@ -82,16 +83,28 @@ impl Experiment for LmFinetune {
 
     fn run(config: &Config, seed: u64) -> Result<LmRun> {
         config.validate()?;
-        let (track_every, config) = (config.track_every, &config.world);
-        let mut world = pretrain(config, seed)?;
-        let probes = world.probes.clone();
-        let mut sft_track = Tracker::new(&probes, track_every);
-        let sft_model = world.sft(config, &mut [&mut sft_track])?;
-        let mut dpo_track = Tracker::new(&probes, track_every);
-        let dpo_model = world.dpo(config, &sft_model, &sft_model, &mut [&mut dpo_track])?;
+        let (every, config) = (config.track_every, &config.world);
+        let Checkpoint {
+            mut world,
+            sft_model,
+            sft_points,
+        } = checkpoint(config, seed)?;
+        let mut dpo_track = Tracker::new(&world.probes, every);
+        let (dpo_model, _) = train_dpo(
+            Regime::OffPolicy,
+            &world.language,
+            (&sft_model, &sft_model),
+            (config.dpo_eta, config.beta),
+            (config.dpo_updates, 0),
+            &mut world.rng,
+            &mut [&mut dpo_track],
+        )?;
         Ok(LmRun {
             seed,
-            sft: sft_track.points,
+            sft: sft_points
+                .into_iter()
+                .filter(|p| p.step.is_multiple_of(every))
+                .collect(),
             dpo: dpo_track.points,
             world,
             sft_model,

@@ -11,7 +11,9 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{LmConfig, WORLD_MEMORY_KEYS, dpo_update, pretrain, sft_update, world_keys};
+use super::lm_world::{
+    Checkpoint, LmConfig, WORLD_MEMORY_KEYS, checkpoint, dpo_update, sft_update, world_keys,
+};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::Rng64;
 use crate::decomposition::observe;
@@ -185,8 +187,9 @@ impl Experiment for LmInfluence {
     fn run(config: &Config, seed: u64) -> Result<Influence> {
         config.validate()?;
         let world_config = &config.world;
-        let mut world = pretrain(world_config, seed)?;
-        let sft_model = world.sft(world_config, &mut [])?;
+        let Checkpoint {
+            world, sft_model, ..
+        } = checkpoint(world_config, seed)?;
         let language = &world.language;
         let mut cells = Vec::new();
         for signal in Signal::ALL {
@@ -197,7 +200,7 @@ impl Experiment for LmInfluence {
                 actual: vec![0.0; families],
             };
             let (start, eta) = match signal {
-                Signal::Dpo => (&sft_model, world_config.dpo.eta),
+                Signal::Dpo => (&sft_model, world_config.dpo_eta),
                 _ => (&world.base, world_config.sft.eta),
             };
             let mut trainer = Trainer::new(start.clone(), eta * config.eta_scale)?;

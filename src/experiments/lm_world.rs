@@ -12,13 +12,13 @@
 //! regime exactly the same number of updates ([`train_dpo`]), and the repeater measure of
 //! greedy answers ([`greedy_answers`], [`repeater`]).
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{Key, Range};
 use crate::Rng64;
 use crate::error::Result;
-use crate::language::{ANSWER_LEN, Answer, END, Family, Language, Probe, VOCAB};
+use crate::language::{ANSWER_LEN, Answer, END, Family, Greedy, Language, Probe, Style, VOCAB};
 use crate::lm::{LmSpec, Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::{adaptation_fro_sq, log_softmax_columns, log_sum_exp, sequence_log_prob};
@@ -50,7 +50,7 @@ pub struct Steps {
     pub eta: f64,
 }
 
-/// SGD for a number of passes over the training prompts (SFT, DPO).
+/// SGD for a number of passes over the training prompts (SFT).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Epochs {
@@ -64,14 +64,18 @@ pub struct Epochs {
 /// (flattened) in their own configurations, so its keys are theirs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LmConfig {
+    /// How the instruction data words its answers (see [`crate::language`]).
+    pub world: Style,
     /// Sizes of the model.
     pub model: ModelSize,
     /// Pre-training on the corpus.
     pub pretrain: Steps,
-    /// SFT on the chosen answers.
+    /// SFT on the instruction data.
     pub sft: Epochs,
-    /// Off-policy DPO from the SFT model.
-    pub dpo: Epochs,
+    /// DPO updates from the SFT model, one preference pair each.
+    pub dpo_updates: usize,
+    /// DPO's learning rate.
+    pub dpo_eta: f64,
     /// DPO's β (the authors use 0.1).
     pub beta: f64,
 }
@@ -79,6 +83,7 @@ pub struct LmConfig {
 impl Default for LmConfig {
     fn default() -> Self {
         LmConfig {
+            world: Style::Canonical,
             model: ModelSize {
                 window: 4,
                 embed: 8,
@@ -92,10 +97,8 @@ impl Default for LmConfig {
                 epochs: 4,
                 eta: 0.05,
             },
-            dpo: Epochs {
-                epochs: 60,
-                eta: 0.5,
-            },
+            dpo_updates: 480,
+            dpo_eta: 0.5,
             beta: 0.1,
         }
     }
@@ -107,6 +110,11 @@ pub const WORLD_MEMORY_KEYS: &str = "model.window, model.embed and model.hidden"
 /// The keys of [`LmConfig`], for configurations that embed it.
 pub fn world_keys() -> Vec<Key> {
     vec![
+        Key::new(
+            "world",
+            "how the instruction data words its answers: canonical (y⁺ always IS v, SFT on y⁺) or human (synonyms at 0.5, SFT on fresh samples)",
+            Range::Choice(&["canonical", "human"]),
+        ),
         Key::new(
             "model.window",
             "context window: previous tokens that predict the next",
@@ -139,11 +147,11 @@ pub fn world_keys() -> Vec<Key> {
         ),
         Key::new("sft.eta", "SFT learning rate", Range::positive(10.0)),
         Key::new(
-            "dpo.epochs",
-            "DPO passes over the training prompts",
-            Range::Int(0, 10_000),
+            "dpo_updates",
+            "DPO updates, one preference pair each",
+            Range::Int(0, 1_000_000),
         ),
-        Key::new("dpo.eta", "DPO learning rate", Range::positive(10.0)),
+        Key::new("dpo_eta", "DPO learning rate", Range::positive(10.0)),
         Key::new(
             "beta",
             "DPO's β: the strength of the implicit KL penalty",
@@ -196,7 +204,7 @@ pub struct World {
 /// Draws the language and pre-trains the base model on its corpus.
 pub fn pretrain(config: &LmConfig, seed: u64) -> Result<World> {
     let mut rng = Rng64::seed_from_u64(seed);
-    let language = Language::random(&mut rng);
+    let language = Language::random(config.world, &mut rng);
     let probes = language.probes(&mut rng);
     let mut trainer = Trainer::new(
         TinyLm::random(config.spec(), &mut rng)?,
@@ -215,13 +223,80 @@ pub fn pretrain(config: &LmConfig, seed: u64) -> Result<World> {
     })
 }
 
+/// The SFT checkpoint of one world and seed: where every DPO run starts.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The world, its generator advanced past SFT (DPO draws its orders from it).
+    pub world: World,
+    /// The model after SFT: DPO's start and frozen reference.
+    pub sft_model: TinyLm,
+    /// The families tracked at every SFT step (and before the first).
+    pub sft_points: Vec<FamilyPoint>,
+}
+
+/// What fixes a checkpoint: every key but DPO's, and the seed.
+type CheckpointKey = (Style, ModelSize, Steps, Epochs, u64);
+
+/// Checkpoints already trained in this process, newest last.
+static CHECKPOINTS: std::sync::Mutex<Vec<(CheckpointKey, Checkpoint)>> =
+    std::sync::Mutex::new(Vec::new());
+/// How many checkpoints are kept (a gallery needs two worlds × six seeds).
+const KEPT_CHECKPOINTS: usize = 32;
+
+/// Pre-training then SFT for `seed`, tracked at every SFT step. Every LM experiment starts
+/// here, so a checkpoint trained once in a process (same world, same seed) is shared:
+/// the result is the same as training it again, bit for bit.
+///
+/// # Errors
+/// If a step fails.
+pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
+    let key = (
+        config.world,
+        config.model,
+        config.pretrain,
+        config.sft,
+        seed,
+    );
+    let cached = |cache: &Vec<(CheckpointKey, Checkpoint)>| {
+        cache
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| c.clone())
+    };
+    let lock = || CHECKPOINTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = cached(&lock()) {
+        return Ok(found);
+    }
+    let mut world = pretrain(config, seed)?;
+    let probes = world.probes.clone();
+    let mut track = Tracker::new(&probes, 1);
+    let sft_model = world.sft(config, &mut [&mut track])?;
+    let trained = Checkpoint {
+        world,
+        sft_model,
+        sft_points: track.points,
+    };
+    let mut cache = lock();
+    if cached(&cache).is_none() {
+        if cache.len() == KEPT_CHECKPOINTS {
+            cache.remove(0);
+        }
+        cache.push((key, trained.clone()));
+    }
+    Ok(trained)
+}
+
 /// SFT on `(ASK e, response(e))` for the training entity `j`.
 pub fn sft_update(
     language: &Language,
     response: fn(&Language, usize) -> Vec<usize>,
     j: usize,
 ) -> Update<TinyLm> {
-    let y = response(language, j);
+    sft_on(language, j, response(language, j))
+}
+
+/// SFT on `(ASK e, y)` for the training entity `j`.
+fn sft_on(language: &Language, j: usize, y: Vec<usize>) -> Update<TinyLm> {
     (
         vec![Sequence::new(&language.prompt(j), &y)],
         Box::new(CrossEntropy::sequence(&y)) as Box<dyn Objective>,
@@ -270,8 +345,9 @@ pub fn pair_update(
 }
 
 impl World {
-    /// SFT of the base model on the chosen answers, with `observers`; the epoch orders
-    /// come from the world's generator.
+    /// SFT of the base model on the instruction data ([`Language::sft_answer`]), with
+    /// `observers`. The epoch orders come from the world's generator; the human answers
+    /// of [`Style::Human`] from a generator seeded by it.
     pub fn sft(
         &mut self,
         config: &LmConfig,
@@ -279,31 +355,16 @@ impl World {
     ) -> Result<TinyLm> {
         let mut trainer = Trainer::new(self.base.clone(), config.sft.eta)?;
         let language = &self.language;
+        // Canonical SFT trains on y⁺ and draws nothing, so its runs keep their bytes.
+        let mut answers = Rng64::seed_from_u64(match language.style {
+            Style::Canonical => 0,
+            Style::Human => self.rng.next_u64(),
+        });
         trainer.epochs(
             config.sft.epochs,
             &language.train,
             &mut self.rng,
-            |&j| sft_update(language, Language::chosen, j),
-            observers,
-        )?;
-        Ok(trainer.model)
-    }
-
-    /// Off-policy DPO from `start` with `reference` frozen, with `observers`.
-    pub fn dpo(
-        &mut self,
-        config: &LmConfig,
-        start: &TinyLm,
-        reference: &TinyLm,
-        observers: &mut [&mut dyn Observer<TinyLm>],
-    ) -> Result<TinyLm> {
-        let mut trainer = Trainer::new(start.clone(), config.dpo.eta)?;
-        let language = &self.language;
-        trainer.epochs(
-            config.dpo.epochs,
-            &language.train,
-            &mut self.rng,
-            |&j| dpo_update(language, reference, config.beta, j),
+            |&j| sft_on(language, j, language.sft_answer(j, &mut answers)),
             observers,
         )?;
         Ok(trainer.model)
@@ -317,23 +378,32 @@ pub struct FamilyPoint {
     pub step: usize,
     /// The family.
     pub family: Family,
-    /// Mean over probes of `log π(y | χ)` (for `argmax`: `Σ_m log max π_m`; for
-    /// `except_argmax`: `Σ_m log(1 − max π_m)`, both on the chosen prefixes).
+    /// Mean over probes of `log π(y | χ)` (for the argmax families: `Σ_m log max π_m`,
+    /// and `Σ_m log(1 − max π_m)` for the except-argmax ones, on their prefixes).
     pub log_prob: f64,
     /// Mean over probes and positions of `‖A_m‖²_F = V − 2 + V‖π_m‖²`.
     pub a_fro_sq: f64,
 }
 
-/// The family's statistic from one column of log-probabilities at response position `l`.
+/// The family's statistic from one column of log-probabilities at a response position
+/// whose token is `token`.
 fn position_log_prob(family: Family, log_pi: &[f64], token: usize) -> f64 {
-    match family {
-        Family::Argmax => log_pi.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        Family::ExceptArgmax => {
-            let best = log_pi
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |b| b.0);
+    match family.greedy() {
+        Some(greedy) => greedy_log_prob(greedy, log_pi),
+        None => log_pi[token],
+    }
+}
+
+/// `log max π` or `log(1 − max π)` of one column of log-probabilities.
+fn greedy_log_prob(greedy: Greedy, log_pi: &[f64]) -> f64 {
+    let best = log_pi
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |b| b.0);
+    match greedy {
+        Greedy::Argmax => log_pi[best],
+        Greedy::ExceptArgmax => {
             let rest: Vec<f64> = log_pi
                 .iter()
                 .enumerate()
@@ -342,7 +412,6 @@ fn position_log_prob(family: Family, log_pi: &[f64], token: usize) -> f64 {
                 .collect();
             log_sum_exp(&rest)
         }
-        _ => log_pi[token],
     }
 }
 

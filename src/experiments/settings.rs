@@ -13,7 +13,7 @@ use toml::Value;
 use crate::error::{Error, Result};
 
 /// The values a key accepts: a closed interval, of integers or of real numbers (a real
-/// lower bound may be exclusive, as for a learning rate).
+/// lower bound may be exclusive, as for a learning rate), or one of a few names.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Range {
     /// An integer in `min..=max`.
@@ -27,6 +27,8 @@ pub enum Range {
         /// The upper bound.
         max: f64,
     },
+    /// One of these names.
+    Choice(&'static [&'static str]),
 }
 
 impl Range {
@@ -47,6 +49,7 @@ impl Range {
                 let v = value.as_float().or(value.as_integer().map(|i| i as f64));
                 v.is_some_and(|v| v.is_finite() && v <= max && (v > min || (!open_min && v == min)))
             }
+            (Range::Choice(names), Value::String(v)) => names.contains(&v.as_str()),
             _ => false,
         }
     }
@@ -60,6 +63,7 @@ impl std::fmt::Display for Range {
                 let open = if open_min { '(' } else { '[' };
                 write!(f, "a number in {open}{min}, {max}]")
             }
+            Range::Choice(names) => write!(f, "one of {}", names.join(", ")),
         }
     }
 }
