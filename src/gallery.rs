@@ -24,6 +24,7 @@ use crate::error::{Error, Result, quote};
 use crate::experiments::digits::{self, DigitsExperiment};
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
+use crate::experiments::lm_policy::LmPolicy;
 use crate::experiments::settings::{flatten, key_named};
 use crate::experiments::squeezing::{self, Squeezing};
 use crate::experiments::{Claim, Experiment, Key, Range, Settings, lm_world};
@@ -100,6 +101,15 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         robustness_seeds: 5,
         runner: &Figures::<LmInfluence>(&[("lm_influence", plot::lm::influence)]),
+    },
+    Entry {
+        name: "lm_policy",
+        aliases: &[],
+        about: "§4 and App. E: off-policy, SPIN and online DPO from one SFT checkpoint, squeezing and the repeater",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        runner: &Figures::<LmPolicy>(&[("lm_policy", plot::policy::draw)]),
     },
 ];
 

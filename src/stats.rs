@@ -1,4 +1,5 @@
-//! Small statistics used to state claims: Pearson and Spearman correlation.
+//! Small statistics used to state claims: Pearson and Spearman correlation, and the
+//! quantiles that summarise a measure over seeds.
 
 /// Pearson correlation of two equally long samples; `NaN`-free: returns 0 when either
 /// sample is constant.
@@ -41,6 +42,24 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson(&ranks(a), &ranks(b))
 }
 
+/// The `q`-quantile of a sample (`0 ≤ q ≤ 1`), interpolating linearly between order
+/// statistics (numpy's default); `NaN` for an empty sample.
+pub fn quantile(sample: &[f64], q: f64) -> f64 {
+    let mut sorted = sample.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return f64::NAN;
+    };
+    let at = q.clamp(0.0, 1.0) * last as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+}
+
+/// The median of a sample.
+pub fn median(sample: &[f64]) -> f64 {
+    quantile(sample, 0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +74,11 @@ mod tests {
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 8.0, 27.0, 64.0]) - 1.0).abs() < 1e-15);
         // Hand-computed: ranks (1,2,3,4) vs (2,1,4,3): 1 − 6·4/(4·15) = 0.6.
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[2.0, 1.0, 4.0, 3.0]) - 0.6).abs() < 1e-12);
+        // numpy.quantile([3, 1, 4, 2], [0.25, 0.5, 0.75]) = [1.75, 2.5, 3.25].
+        let sample = [3.0, 1.0, 4.0, 2.0];
+        assert_eq!(quantile(&sample, 0.25), 1.75);
+        assert_eq!(median(&sample), 2.5);
+        assert_eq!(quantile(&sample, 0.75), 3.25);
+        assert!(median(&[]).is_nan());
     }
 }

@@ -450,8 +450,8 @@ mod experiments {
     }
 
     /// The fast configuration's qualitative claims, read from the tracked data: chosen
-    /// rises during SFT, rejected falls during DPO, and the greedy argmax does better than
-    /// chosen during DPO. Also an invariant of the tracking itself: Σ log max π ≥ log π(y⁺)
+    /// rises during SFT, rejected falls during DPO, and the mass off the greedy argmax
+    /// falls on the rejected prefixes (squeezing). Also an invariant of the tracking itself: Σ log max π ≥ log π(y⁺)
     /// on the same prefixes, at every point.
     #[test]
     fn fast_sft_and_dpo_claims() {
@@ -465,9 +465,10 @@ mod experiments {
             assert!(chosen > 0.0, "seed {seed}: chosen {chosen}");
             let rejected = change(&r.dpo, Family::Rejected);
             assert!(rejected < 0.0, "seed {seed}: rejected {rejected}");
+            let squeezed = change(&r.dpo, Family::ExceptArgmaxRejectedPrefix);
             assert!(
-                change(&r.dpo, Family::Argmax) > change(&r.dpo, Family::Chosen),
-                "seed {seed}: argmax vs chosen"
+                squeezed < 0.0,
+                "seed {seed}: except_argmax on the rejected prefixes {squeezed}"
             );
             for points in [&r.sft, &r.dpo] {
                 let (chosen, argmax) =
@@ -651,5 +652,83 @@ mod policy {
             .unwrap();
             assert_eq!(counts.updates, 13, "{}", regime.id());
         }
+    }
+}
+
+/// The on/off-policy experiment on a small world: its tables, the update rule's counts,
+/// and the checkpoint every regime shares.
+mod lm_policy {
+    use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::lm_policy::{self, LmPolicy, Policy, SEEDS};
+    use learning_dynamics::experiments::lm_world::{Regime, checkpoint, pretrain};
+
+    fn small() -> lm_policy::Config {
+        let mut config = lm_policy::Config::default();
+        config.world.pretrain.steps = 1500;
+        config.world.dpo_updates = 20;
+        config.track_every = 8;
+        config
+    }
+
+    #[test]
+    fn every_regime_and_seed_is_tracked_with_equal_updates() {
+        let config = small();
+        let data = LmPolicy::run(&config, 11).unwrap();
+        assert_eq!(data.runs.len(), SEEDS as usize * Regime::ALL.len());
+        for run in &data.runs {
+            assert_eq!(run.counts.updates, 20, "{}", run.regime.id());
+            let steps: Vec<usize> = run.points.iter().map(|p| p.step).collect();
+            assert_eq!(steps, [0, 8, 16, 20], "the last update is always tracked");
+            let first = data.runs.iter().find(|r| r.seed == run.seed).unwrap();
+            assert_eq!(
+                run.points[0].families, first.points[0].families,
+                "every regime starts from the seed's one SFT checkpoint"
+            );
+        }
+        let tables = LmPolicy::tables(&data);
+        let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "lm_policy",
+                "lm_policy_positions",
+                "lm_policy_repeater",
+                "lm_policy_summary"
+            ]
+        );
+        for table in &tables[..3] {
+            let seeds: std::collections::BTreeSet<&str> = table
+                .rows
+                .iter()
+                .map(|r| r.split(',').nth(1).unwrap())
+                .collect();
+            assert_eq!(
+                seeds.len(),
+                SEEDS as usize,
+                "{}: every seed's rows",
+                table.name
+            );
+        }
+        let summary = &tables[3].rows;
+        for regime in Regime::ALL {
+            let row = format!("{},updates,20", regime.id());
+            assert!(summary.contains(&row), "{row} in {summary:?}");
+        }
+        let metrics: Vec<&str> = Policy::summary(&data.runs[0]).iter().map(|m| m.0).collect();
+        assert_eq!(metrics.len(), 10);
+        assert_eq!(LmPolicy::claims(&data).len(), 9);
+    }
+
+    /// A checkpoint taken twice, or trained afresh, is the same model.
+    #[test]
+    fn checkpoints_are_shared_without_changing_them() {
+        let world = small().world;
+        let (a, b) = (
+            checkpoint(&world, 2).unwrap(),
+            checkpoint(&world, 2).unwrap(),
+        );
+        assert_eq!(a.sft_model, b.sft_model);
+        let mut fresh = pretrain(&world, 2).unwrap();
+        assert_eq!(fresh.sft(&world, &mut []).unwrap(), a.sft_model);
     }
 }

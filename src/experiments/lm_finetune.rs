@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_world::{
-    Checkpoint, FamilyPoint, LmConfig, Regime, Tracker, WORLD_MEMORY_KEYS, World, checkpoint,
-    curve, train_dpo, world_keys,
+    Checkpoint, FamilyPoint, LmConfig, RISE_MARGIN, Regime, Tracker, WORLD_MEMORY_KEYS, World,
+    checkpoint, curve, train_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
@@ -250,20 +250,17 @@ impl LmRun {
         let steepest_fall = Family::sequences()
             .min_by(|a, b| change(*a).total_cmp(&change(*b)))
             .unwrap_or(Family::Chosen);
-        let largest_rise = Family::ALL
-            .into_iter()
-            .filter(|f| *f != Family::ExceptArgmax)
-            .max_by(|a, b| change(*a).total_cmp(&change(*b)))
-            .unwrap_or(Family::Chosen);
-        let others: Vec<Family> = Family::sequences()
-            .filter(|f| ![Family::Chosen, Family::Rejected].contains(f))
-            .collect();
+        let others: Vec<Family> = Family::others().collect();
         let falling = others.iter().filter(|f| change(**f) < 0.0).count();
         let (end_sft, end_dpo) = self.end_log_probs();
+        let chosen_change = cend - c0;
+        let end_change = end_dpo.0 - end_sft.0;
         vec![
             Claim::new(
-                cpeak - c0 > 0.01 && cpeak - cend > 0.01,
-                format!("DPO: chosen rises then falls ({c0:.2} → peak {cpeak:.2} → {cend:.2})"),
+                cpeak - c0 > RISE_MARGIN && cpeak - cend > RISE_MARGIN,
+                format!(
+                    "DPO: chosen rises, then falls, each by over {RISE_MARGIN} nats ({c0:.2} → peak {cpeak:.2} → {cend:.2})"
+                ),
             ),
             Claim::new(
                 steepest_fall == Family::Rejected,
@@ -274,12 +271,11 @@ impl LmRun {
                 ),
             ),
             Claim::new(
-                largest_rise == Family::Argmax && change(Family::Argmax) > 0.0,
+                change(Family::ArgmaxRejectedPrefix) > 0.0,
                 format!(
-                    "DPO: the greedy argmax rises most ({:+.2}; chosen {:+.2}; the family that rose most or fell least: {})",
+                    "DPO: the greedy argmax rises on the rejected prefixes, where y⁻'s valley is ({:+.2}); on the chosen prefixes it changes by {:+.2}",
+                    change(Family::ArgmaxRejectedPrefix),
                     change(Family::Argmax),
-                    change(Family::Chosen),
-                    largest_rise.id()
                 ),
             ),
             Claim::new(
@@ -290,10 +286,14 @@ impl LmRun {
                 ),
             ),
             Claim::new(
-                end_dpo.1 < end_sft.1 - 5.0 && end_dpo.0 < end_sft.0,
+                end_dpo.1 < end_sft.1 - 1.0 && end_change < -RISE_MARGIN,
                 format!(
-                    "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}, and the chosen answer's END follows ({:.2} → {:.2}) through the shared eNTK",
-                    end_sft.1, end_dpo.1, end_sft.0, end_dpo.0
+                    "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}; the chosen answer's END follows by over {RISE_MARGIN} nats ({:.2} → {:.2}), {:.0}% of chosen's change ({chosen_change:+.2})",
+                    end_sft.1,
+                    end_dpo.1,
+                    end_sft.0,
+                    end_dpo.0,
+                    100.0 * end_change / chosen_change
                 ),
             ),
         ]
@@ -309,6 +309,7 @@ impl LmRun {
             change(&self.sft, Family::ExceptArgmax),
             change(&self.dpo, Family::ExceptArgmax),
         );
+        let dpo_rejected = change(&self.dpo, Family::ExceptArgmaxRejectedPrefix);
         vec![
             Claim::new(
                 rising == families,
@@ -317,11 +318,12 @@ impl LmRun {
                 ),
             ),
             Claim::new(
-                sft < 0.0 && dpo < 0.0,
+                sft < 0.0 && dpo < 0.0 && dpo_rejected < 0.0,
                 format!(
-                    "except_argmax falls in SFT ({sft:+.2}) and in DPO ({dpo:+.2}) while argmax changes by {:+.2} and {:+.2}",
+                    "the mass off the argmax falls: on the chosen prefixes in SFT ({sft:+.2}) and DPO ({dpo:+.2}), and on the rejected prefixes in DPO ({dpo_rejected:+.2}); the argmax changes by {:+.2}, {:+.2} and {:+.2}",
                     change(&self.sft, Family::Argmax),
-                    change(&self.dpo, Family::Argmax)
+                    change(&self.dpo, Family::Argmax),
+                    change(&self.dpo, Family::ArgmaxRejectedPrefix),
                 ),
             ),
         ]

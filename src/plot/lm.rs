@@ -157,7 +157,7 @@ pub fn peakiness(run: &LmRun, path: &Path) -> Result<()> {
         let (top, body) = root.split_vertically(50);
         title(
             &top,
-            "Peakiness: the model grows more confident (SFT), and DPO squeezes mass into the argmax",
+            "Peakiness: SFT makes the model more confident; in DPO the mass off the argmax (except_argmax) falls",
             24,
         )?;
         let panels = body.split_evenly((1, 3));

@@ -1,0 +1,545 @@
+//! Off-policy vs on-policy DPO on [`TinyLm`] (the paper's §4 and App. E): three DPO
+//! regimes from the same SFT checkpoint, with the same probes and the same number of
+//! updates, on five seeds.
+//!
+//! The world is the human one ([`Style::Human`](crate::language::Style::Human)): SFT learns an answer distribution with
+//! synonyms at 0.5, so `y⁺` is one likely answer rather than the model's mode, and `y⁻`'s
+//! wrong value is a valley. The regimes differ only in where the pair comes from
+//! ([`Regime`]): the fixed dataset (off-policy), the model's own sample as `y⁻` (SPIN), or
+//! two samples ranked by correctness (online). [`train_dpo`] gives each exactly
+//! `dpo_updates` updates.
+//!
+//! The theory predicts that a negative gradient on a valley (off-policy `y⁻`) squeezes
+//! mass into the argmax of the distribution it acts on: at `y⁻`'s own prefixes the
+//! argmax rises while everything else, `y⁺` and the other families included, falls, and
+//! greedy decoding degenerates (the repeater). An on-policy `y⁻` is near the peak, so
+//! its negative gradient does not squeeze.
+
+use serde::{Deserialize, Serialize};
+
+use super::lm_world::{
+    DpoCounts, FamilyPoint, LmConfig, PositionPoint, Prefix, RISE_MARGIN, Regime, Repeater,
+    WORLD_MEMORY_KEYS, checkpoint, family_points, greedy_answers, position_points, repeater,
+    train_dpo, world_keys,
+};
+use super::{Claim, Experiment, Key, Range, Settings, Table};
+use crate::error::Result;
+use crate::language::{Family, Language, Probe};
+use crate::lm::TinyLm;
+use crate::stats::median;
+use crate::trainer::{Observer, StepEvent};
+
+/// The seeds a run covers: `seed, seed + 1, …`.
+pub const SEEDS: u64 = 5;
+
+/// The world, the update rule's redraw limit, and how often the measures are tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The language-model world.
+    #[serde(flatten)]
+    pub world: LmConfig,
+    /// Unusable on-policy draws redrawn per prompt before it is passed over.
+    pub max_redraws: usize,
+    /// DPO updates between two tracking points.
+    pub track_every: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            world: LmConfig::default(),
+            max_redraws: 20,
+            track_every: 16,
+        }
+    }
+}
+
+impl Settings for Config {
+    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
+
+    fn memory_bytes(&self) -> Option<u128> {
+        self.world.memory_bytes()
+    }
+
+    fn keys() -> Vec<Key> {
+        let mut keys = world_keys();
+        keys.extend([
+            Key::new(
+                "max_redraws",
+                "unusable on-policy draws redrawn per prompt before it is passed over",
+                Range::Int(0, 10_000),
+            ),
+            Key::new(
+                "track_every",
+                "DPO updates between two tracking points",
+                Range::Int(1, 100_000),
+            ),
+        ]);
+        keys
+    }
+}
+
+/// Every measure at one tracking point of one DPO run.
+#[derive(Clone, Debug)]
+pub struct PolicyPoint {
+    /// Updates taken so far.
+    pub step: usize,
+    /// The probe families.
+    pub families: Vec<FamilyPoint>,
+    /// The greedy statistics per prefix and position.
+    pub positions: Vec<PositionPoint>,
+    /// The repeater measures of the greedy answers to every prompt, training and held out.
+    pub repeater: Repeater,
+    /// Mean entropy of the next-token distribution over the positions of both prefixes.
+    pub entropy: f64,
+}
+
+impl PolicyPoint {
+    /// Every measure of `model` after `step` updates.
+    fn measure(model: &TinyLm, language: &Language, probes: &[Probe], step: usize) -> Result<Self> {
+        let prompts: Vec<usize> = language
+            .train
+            .iter()
+            .chain(&language.test)
+            .copied()
+            .collect();
+        let answers = greedy_answers(model, language, &prompts)?;
+        let positions = position_points(model, probes);
+        let entropy = positions.iter().map(|p| p.entropy).sum::<f64>() / positions.len() as f64;
+        Ok(PolicyPoint {
+            step,
+            families: family_points(model, probes, step),
+            positions,
+            repeater: repeater(language, &prompts, &answers),
+            entropy,
+        })
+    }
+
+    /// The mean log-probability of `family`.
+    pub fn family(&self, family: Family) -> f64 {
+        self.families
+            .iter()
+            .find(|p| p.family == family)
+            .map_or(f64::NAN, |p| p.log_prob)
+    }
+
+    /// The mean log-probability of the families other than chosen, rejected and the
+    /// argmax statistics.
+    pub fn others(&self) -> f64 {
+        let others: Vec<f64> = Family::others().map(|f| self.family(f)).collect();
+        others.iter().sum::<f64>() / others.len() as f64
+    }
+
+    /// The greedy statistics at `position` of `prefix`.
+    pub fn position(&self, prefix: Prefix, position: usize) -> PositionPoint {
+        self.positions
+            .iter()
+            .copied()
+            .find(|p| p.prefix == prefix && p.position == position)
+            .expect("every prefix and position is measured")
+    }
+}
+
+/// Measures at step 0, every `every` updates, and after the last update.
+struct PolicyTracker<'a> {
+    language: &'a Language,
+    probes: &'a [Probe],
+    every: usize,
+    last: usize,
+    points: Vec<PolicyPoint>,
+}
+
+impl Observer<TinyLm> for PolicyTracker<'_> {
+    fn start(&mut self, model: &TinyLm) -> Result<()> {
+        let point = PolicyPoint::measure(model, self.language, self.probes, 0)?;
+        self.points.push(point);
+        Ok(())
+    }
+
+    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
+        let step = e.step + 1;
+        if step.is_multiple_of(self.every) || step == self.last {
+            let point = PolicyPoint::measure(e.after, self.language, self.probes, step)?;
+            self.points.push(point);
+        }
+        Ok(())
+    }
+}
+
+/// One regime's DPO run on one seed.
+#[derive(Clone, Debug)]
+pub struct RegimeRun {
+    /// Where its pairs came from.
+    pub regime: Regime,
+    /// The seed of its world.
+    pub seed: u64,
+    /// The updates it took and the draws it redrew.
+    pub counts: DpoCounts,
+    /// Its tracking points, from the SFT checkpoint (step 0) to the last update.
+    pub points: Vec<PolicyPoint>,
+}
+
+impl RegimeRun {
+    fn first(&self) -> &PolicyPoint {
+        &self.points[0]
+    }
+
+    fn last(&self) -> &PolicyPoint {
+        &self.points[self.points.len() - 1]
+    }
+
+    /// The change of `measure` from the start to the end of DPO.
+    pub fn change(&self, measure: impl Fn(&PolicyPoint) -> f64) -> f64 {
+        measure(self.last()) - measure(self.first())
+    }
+
+    /// The last tracking point at or before `step`.
+    pub fn at(&self, step: usize) -> &PolicyPoint {
+        self.points
+            .iter()
+            .rev()
+            .find(|p| p.step <= step)
+            .unwrap_or(self.first())
+    }
+
+    /// The change of `measure` from the start of DPO to `step`.
+    pub fn change_to(&self, step: usize, measure: impl Fn(&PolicyPoint) -> f64) -> f64 {
+        measure(self.at(step)) - measure(self.first())
+    }
+}
+
+/// Every regime on every seed of a run.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The first seed; the summary is of this one.
+    pub seed: u64,
+    /// The updates every regime was asked for.
+    pub updates: usize,
+    /// Seed by seed, regime by regime (in [`Regime::ALL`] order).
+    pub runs: Vec<RegimeRun>,
+}
+
+/// Off-policy, SPIN and online DPO from one SFT checkpoint per seed.
+pub struct LmPolicy;
+
+impl Experiment for LmPolicy {
+    type Config = Config;
+    type Data = Policy;
+
+    fn run(config: &Config, seed: u64) -> Result<Policy> {
+        config.validate()?;
+        let world = &config.world;
+        let mut runs = Vec::new();
+        for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
+            let start = checkpoint(world, seed)?;
+            let language = &start.world.language;
+            for regime in Regime::ALL {
+                // Every regime visits the prompts from the same generator state.
+                let mut rng = start.world.rng.clone();
+                let mut tracker = PolicyTracker {
+                    language,
+                    probes: &start.world.probes,
+                    every: config.track_every,
+                    last: world.dpo_updates,
+                    points: Vec::new(),
+                };
+                let (_, counts) = train_dpo(
+                    regime,
+                    language,
+                    (&start.sft_model, &start.sft_model),
+                    (world.dpo_eta, world.beta),
+                    (world.dpo_updates, config.max_redraws),
+                    &mut rng,
+                    &mut [&mut tracker],
+                )?;
+                runs.push(RegimeRun {
+                    regime,
+                    seed,
+                    counts,
+                    points: tracker.points,
+                });
+            }
+        }
+        Ok(Policy {
+            seed,
+            updates: world.dpo_updates,
+            runs,
+        })
+    }
+
+    fn claims(data: &Policy) -> Vec<Claim> {
+        data.claims()
+    }
+
+    fn tables(data: &Policy) -> Vec<Table> {
+        data.tables()
+    }
+}
+
+/// The CSV header of `lm_policy.csv`.
+pub const CURVES_HEADER: &str = "regime,seed,step,family,mean_log_prob";
+/// The CSV header of `lm_policy_positions.csv`.
+pub const POSITIONS_HEADER: &str =
+    "regime,seed,step,prefix,position,argmax_log_prob,except_argmax_log_prob";
+/// The CSV header of `lm_policy_repeater.csv`.
+pub const REPEATER_HEADER: &str =
+    "regime,seed,step,malformed_rate,distinct_token_share,mean_entropy";
+/// The CSV header of `lm_policy_summary.csv`.
+pub const SUMMARY_HEADER: &str = "regime,metric,value";
+
+/// The position of the value token in an answer `[e, COPULA, VALUE, END]`: where `y⁻`'s
+/// valley is.
+pub const VALUE_POSITION: usize = 2;
+
+impl Policy {
+    /// The runs of `regime`, one per seed.
+    pub fn of(&self, regime: Regime) -> impl Iterator<Item = &RegimeRun> {
+        self.runs.iter().filter(move |r| r.regime == regime)
+    }
+
+    /// The summary metrics of one run, as `(metric, value)`.
+    pub fn summary(run: &RegimeRun) -> Vec<(&'static str, f64)> {
+        let (first, last) = (run.first(), run.last());
+        vec![
+            ("updates", run.counts.updates as f64),
+            ("redraws", run.counts.redraws as f64),
+            ("chosen_change", run.change(|p| p.family(Family::Chosen))),
+            (
+                "rejected_change",
+                run.change(|p| p.family(Family::Rejected)),
+            ),
+            ("others_change", run.change(PolicyPoint::others)),
+            (
+                "argmax_rejected_prefix_change",
+                run.change(|p| p.family(Family::ArgmaxRejectedPrefix)),
+            ),
+            ("malformed_rate_before", first.repeater.malformed_rate),
+            ("malformed_rate_after", last.repeater.malformed_rate),
+            ("entropy_before", first.entropy),
+            ("entropy_after", last.entropy),
+        ]
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        let (mut curves, mut positions, mut repeaters) = (Vec::new(), Vec::new(), Vec::new());
+        for run in &self.runs {
+            let (regime, seed) = (run.regime.id(), run.seed);
+            for point in &run.points {
+                let step = point.step;
+                curves.extend(
+                    point.families.iter().map(|f| {
+                        format!("{regime},{seed},{step},{},{}", f.family.id(), f.log_prob)
+                    }),
+                );
+                positions.extend(point.positions.iter().map(|p| {
+                    format!(
+                        "{regime},{seed},{step},{},{},{},{}",
+                        p.prefix.id(),
+                        p.position,
+                        p.argmax,
+                        p.except_argmax
+                    )
+                }));
+                let r = point.repeater;
+                repeaters.push(format!(
+                    "{regime},{seed},{step},{},{},{}",
+                    r.malformed_rate, r.distinct_token_share, point.entropy
+                ));
+            }
+        }
+        let summary = self
+            .runs
+            .iter()
+            .filter(|r| r.seed == self.seed)
+            .flat_map(|run| {
+                Policy::summary(run)
+                    .into_iter()
+                    .map(|(metric, value)| format!("{},{metric},{value}", run.regime.id()))
+            })
+            .collect();
+        vec![
+            Table::new("lm_policy", CURVES_HEADER, curves),
+            Table::new("lm_policy_positions", POSITIONS_HEADER, positions),
+            Table::new("lm_policy_repeater", REPEATER_HEADER, repeaters),
+            Table::new("lm_policy_summary", SUMMARY_HEADER, summary),
+        ]
+    }
+
+    /// The runs of `regime` and `other` on the same seeds, in pairs.
+    fn paired(&self, regime: Regime, other: Regime) -> Vec<(&RegimeRun, &RegimeRun)> {
+        self.of(regime).zip(self.of(other)).collect()
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        let (half, full) = (self.updates / 2, self.updates);
+        let mut claims = Vec::new();
+        for step in [half, full] {
+            claims.push(self.others_claim(step));
+            claims.push(self.repeater_claim(step));
+        }
+        claims.extend([
+            self.chosen_claim(),
+            self.rise_and_fall_claim(),
+            self.valley_claim(),
+            self.spin_claim(),
+            self.updates_claim(),
+        ]);
+        claims
+    }
+
+    /// How many of `pairs` satisfy `test`, as `k/n`, and whether at least all but one do.
+    fn count<T>(pairs: &[T], test: impl Fn(&T) -> bool) -> (bool, String) {
+        let k = pairs.iter().filter(|p| test(p)).count();
+        (
+            k + 1 >= pairs.len() && k > 0,
+            format!("{k}/{}", pairs.len()),
+        )
+    }
+
+    fn others_claim(&self, step: usize) -> Claim {
+        let pairs = self.paired(Regime::OffPolicy, Regime::Online);
+        let change = |r: &RegimeRun| r.change_to(step, PolicyPoint::others);
+        let (holds, k) = Self::count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
+        let (off, on) = medians(&pairs, change);
+        Claim::new(
+            holds,
+            format!(
+                "after {step} updates, off-policy DPO lowers the other families more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats)"
+            ),
+        )
+    }
+
+    fn repeater_claim(&self, step: usize) -> Claim {
+        let pairs = self.paired(Regime::OffPolicy, Regime::Online);
+        let rate = |r: &RegimeRun| r.at(step).repeater.malformed_rate;
+        let (holds, k) = Self::count(&pairs, |(off, on)| rate(off) > rate(on));
+        let (off, on) = medians(&pairs, rate);
+        let before = median(
+            &pairs
+                .iter()
+                .map(|p| p.0.first().repeater.malformed_rate)
+                .collect::<Vec<_>>(),
+        );
+        Claim::new(
+            holds,
+            format!(
+                "after {step} updates, off-policy DPO leaves more greedy answers malformed (the repeater) than online DPO on {k} seeds (median {off:.2} vs {on:.2}; {before:.2} after SFT)"
+            ),
+        )
+    }
+
+    fn chosen_claim(&self) -> Claim {
+        let pairs = self.paired(Regime::OffPolicy, Regime::Online);
+        let change = |r: &RegimeRun| r.change(|p| p.family(Family::Chosen));
+        let (holds, k) = Self::count(&pairs, |(off, on)| change(off) < change(on) - CHOSEN_MARGIN);
+        let (off, on) = medians(&pairs, change);
+        Claim::new(
+            holds,
+            format!(
+                "off-policy DPO lowers chosen more than online DPO, by over {CHOSEN_MARGIN} nats, on {k} seeds (median change {off:+.2} vs {on:+.2} nats)"
+            ),
+        )
+    }
+
+    fn rise_and_fall_claim(&self) -> Claim {
+        let runs: Vec<&RegimeRun> = self.of(Regime::OffPolicy).collect();
+        let shape = |r: &RegimeRun| {
+            let chosen: Vec<f64> = r.points.iter().map(|p| p.family(Family::Chosen)).collect();
+            let peak = chosen.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (peak - chosen[0], peak - chosen[chosen.len() - 1])
+        };
+        let (holds, k) = Self::count(&runs, |r| {
+            let (rise, fall) = shape(r);
+            rise > RISE_MARGIN && fall > RISE_MARGIN
+        });
+        let rise = median(&runs.iter().map(|r| shape(r).0).collect::<Vec<_>>());
+        Claim::new(
+            holds,
+            format!(
+                "off-policy DPO: chosen first rises, then falls, each by over {RISE_MARGIN} nats, on {k} seeds (median rise {rise:+.2} nats)"
+            ),
+        )
+    }
+
+    fn valley_claim(&self) -> Claim {
+        let pairs = self.paired(Regime::OffPolicy, Regime::Online);
+        let at_valley = |r: &RegimeRun, greedy: fn(&PositionPoint) -> f64| {
+            r.change(|p| greedy(&p.position(Prefix::Rejected, VALUE_POSITION)))
+        };
+        let argmax = |r: &RegimeRun| at_valley(r, |p| p.argmax);
+        let rest = |r: &RegimeRun| at_valley(r, |p| p.except_argmax);
+        let (rises, k_rise) = Self::count(&pairs, |(off, _)| argmax(off) > 0.0);
+        let (squeezes, k_rest) =
+            Self::count(&pairs, |(off, on)| rest(off) < rest(on) - CHOSEN_MARGIN);
+        let (a_off, a_on) = medians(&pairs, argmax);
+        let (r_off, r_on) = medians(&pairs, rest);
+        Claim::new(
+            rises && squeezes,
+            format!(
+                "squeezing where y⁻ is a valley (its value position, on its own prefixes): off-policy DPO raises the argmax on {k_rise} seeds (median {a_off:+.2} nats; online {a_on:+.2}) and lowers the mass off it more than online DPO, by over {CHOSEN_MARGIN} nats, on {k_rest} seeds (median log(1 − max π) change {r_off:+.2} vs {r_on:+.2})"
+            ),
+        )
+    }
+
+    fn spin_claim(&self) -> Claim {
+        let pairs = self.paired(Regime::Spin, Regime::OffPolicy);
+        let change = |r: &RegimeRun| r.change(|p| p.family(Family::Chosen));
+        let (holds, k) = Self::count(&pairs, |(spin, _)| change(spin) > RISE_MARGIN);
+        let (spin, off) = medians(&pairs, change);
+        Claim::new(
+            holds,
+            format!(
+                "SPIN (the same y⁺, an on-policy y⁻): chosen rises by over {RISE_MARGIN} nats on {k} seeds (median {spin:+.2} nats; off-policy {off:+.2})"
+            ),
+        )
+    }
+
+    fn updates_claim(&self) -> Claim {
+        let equal = self.runs.iter().all(|r| r.counts.updates == self.updates);
+        let redraws = |regime| {
+            median(
+                &self
+                    .of(regime)
+                    .map(|r| r.counts.redraws as f64)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        Claim::new(
+            equal,
+            format!(
+                "every regime took exactly {} updates on every seed (median redraws: SPIN {}, online {})",
+                self.updates,
+                redraws(Regime::Spin),
+                redraws(Regime::Online)
+            ),
+        )
+    }
+}
+
+/// The medians over seeds of `measure` of both runs of each pair.
+fn medians(pairs: &[(&RegimeRun, &RegimeRun)], measure: impl Fn(&RegimeRun) -> f64) -> (f64, f64) {
+    let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().map(|(a, b)| (measure(a), measure(b))).unzip();
+    (median(&a), median(&b))
+}
+
+/// Margins of the claims, above the seed-to-seed noise. Over seeds 0–14 of the default
+/// configuration, the interquartile range across seeds of online DPO's `others_change`
+/// is about 0.8 nats, and that of its chosen change and of the except-argmax change at
+/// the valley about 0.4 nats. A regime beats another on a seed only by more than that.
+const NATS_MARGIN: f64 = 1.0;
+/// See [`NATS_MARGIN`].
+const CHOSEN_MARGIN: f64 = 0.5;
+
+/// The median over seeds of a summary metric of `regime`.
+pub fn median_of(data: &Policy, regime: Regime, metric: &str) -> f64 {
+    let values: Vec<f64> = data
+        .of(regime)
+        .map(|run| {
+            Policy::summary(run)
+                .into_iter()
+                .find(|m| m.0 == metric)
+                .map_or(f64::NAN, |m| m.1)
+        })
+        .collect();
+    median(&values)
+}
