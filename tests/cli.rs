@@ -83,7 +83,13 @@ fn run_writes_csv_and_png_and_is_deterministic() {
 #[test]
 fn default_runs_reproduce_the_committed_figures() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots");
-    for name in ["squeezing", "digits", "lm_finetune", "lm_influence"] {
+    for name in [
+        "squeezing",
+        "digits",
+        "lm_finetune",
+        "lm_influence",
+        "lm_policy",
+    ] {
         let dir = scratch(&format!("golden-{name}"));
         let out = dir.to_str().unwrap();
         ldyn_ok(&["run", name, "--set", "robustness_seeds=0", "--out", out]);
@@ -163,6 +169,46 @@ fn a_run_is_reproduced_from_the_configuration_it_wrote() {
         "{text}"
     );
     assert!(text.contains("\ndpo_updates = 16  #"), "{text}");
+}
+
+/// `ldyn run lm_policy --seed S` covers seeds S..S+4 in every table, and the summary's
+/// regimes all took the updates asked for.
+#[test]
+fn lm_policy_runs_five_seeds_from_any_seed() {
+    let dir = scratch("lm-policy");
+    let out = dir.to_str().unwrap();
+    ldyn_ok(&[
+        "run",
+        "lm_policy",
+        "--seed",
+        "77",
+        "--set",
+        "pretrain.steps=1000",
+        "--set",
+        "dpo_updates=12",
+        "--set",
+        "track_every=6",
+        "--out",
+        out,
+    ]);
+    for table in ["lm_policy", "lm_policy_positions", "lm_policy_repeater"] {
+        let text = std::fs::read_to_string(dir.join(format!("{table}.csv"))).unwrap();
+        let seeds: std::collections::BTreeSet<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(seeds, ["77", "78", "79", "80", "81"].into(), "{table}");
+    }
+    let summary = std::fs::read_to_string(dir.join("lm_policy_summary.csv")).unwrap();
+    assert!(summary.starts_with("regime,metric,value\n"));
+    for regime in ["off_policy", "spin", "online"] {
+        assert!(
+            summary.contains(&format!("{regime},updates,12\n")),
+            "{summary}"
+        );
+    }
+    assert!(dir.join("lm_policy.png").exists());
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! observers record.
 //!
 //! One seed fixes everything, in this order of draws from one generator: the language,
-//! its probes, the model's initialisation, the pre-training corpus, then (in the
-//! experiments) the order of every epoch.
+//! its probes, the model's initialisation, the pre-training corpus, then the order of
+//! every SFT epoch and DPO pass. Pre-training and SFT are trained once per world and seed
+//! in a process ([`checkpoint`]) and shared by every experiment that starts there.
 //!
 //! For the on/off-policy comparison it also holds the pieces every regime shares: where
 //! a DPO pair comes from ([`Regime`], [`draw_pair`]), the update rule that gives every
