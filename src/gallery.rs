@@ -25,6 +25,7 @@ use crate::experiments::digits::{self, DigitsExperiment};
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
 use crate::experiments::lm_policy::LmPolicy;
+use crate::experiments::residuals::{self, ResidualSchematic};
 use crate::experiments::settings::{flatten, key_named};
 use crate::experiments::squeezing::{self, Squeezing};
 use crate::experiments::{Claim, Experiment, Key, Range, Settings, lm_world};
@@ -68,6 +69,14 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: squeezing::DEFAULT_SEED,
         robustness_seeds: 100,
         runner: &Figures::<Squeezing>(&[("squeezing", plot::squeezing::draw)]),
+    },
+    Entry {
+        name: "residuals",
+        aliases: &[],
+        about: "Fig. 2: one step from one peaky distribution under the residual of SFT, off- and on-policy DPO, IPO, SPIN, SPPO and SLiC",
+        default_seed: residuals::DEFAULT_SEED,
+        robustness_seeds: 100,
+        runner: &Figures::<ResidualSchematic>(&[("residuals", plot::squeezing::residuals)]),
     },
     Entry {
         name: "digits",

@@ -345,7 +345,7 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             }
             if let Some(path) = png {
                 let title = format!("{direction} gradient on class {class}, step C = {step}");
-                plot::squeezing::figure(&path, &[(&title, &squeeze)])?;
+                plot::squeezing::figure(&path, plot::squeezing::HEADING, &[(&title, &squeeze)])?;
                 report.push_str(&format!("wrote {}\n", path.display()));
             }
             emit(&report)

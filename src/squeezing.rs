@@ -146,31 +146,47 @@ impl Squeeze {
             Direction::Negative => step,
             Direction::Positive => -step,
         };
-        let after: Vec<f64> = z
+        let dz: Vec<f64> = before
             .iter()
-            .zip(before.iter())
             .enumerate()
-            .map(|(i, (zi, lp))| zi + sign * (lp.exp() - f64::from(u8::from(i == class))))
+            .map(|(i, lp)| sign * (lp.exp() - f64::from(u8::from(i == class))))
             .collect();
+        let mut roles = vec![Role::Other; z.len()];
+        roles[class] = match direction {
+            Direction::Negative => Role::Negative,
+            Direction::Positive => Role::Positive,
+        };
+        Squeeze::from_logit_change(z, &dz, roles)
+            .map_err(|_| Error::InvalidArgument(format!(
+                "the step C = {step} is too large: the logits after it span more than a double can hold"
+            )))
+    }
+
+    /// The distribution of the logits `z` before and after they move by `dz`, with the
+    /// classes' `roles`.
+    ///
+    /// # Errors
+    /// If the logits after the move span more than a double can hold.
+    pub fn from_logit_change(z: &[f64], dz: &[f64], roles: Vec<Role>) -> Result<Self> {
+        let after: Vec<f64> = z.iter().zip(dz).map(|(a, b)| a + b).collect();
         let (lo, hi) = after
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
                 (l.min(v), h.max(v))
             });
         if !(hi - lo).is_finite() {
-            return Err(Error::InvalidArgument(format!(
-                "the step C = {step} is too large: the logits after it span more than a double can hold"
-            )));
+            return Err(Error::InvalidArgument(
+                "the logits after the step span more than a double can hold".into(),
+            ));
         }
-        let after = log_softmax_columns(&DMatrix::from_column_slice(z.len(), 1, &after));
-        let mut roles = vec![Role::Other; z.len()];
-        roles[class] = match direction {
-            Direction::Negative => Role::Negative,
-            Direction::Positive => Role::Positive,
+        let log_p = |v: &[f64]| {
+            log_softmax_columns(&DMatrix::from_column_slice(v.len(), 1, v))
+                .as_slice()
+                .to_vec()
         };
         Ok(Squeeze {
-            log_p_before: before.as_slice().to_vec(),
-            log_p_after: after.as_slice().to_vec(),
+            log_p_before: log_p(z),
+            log_p_after: log_p(&after),
             roles,
         })
     }

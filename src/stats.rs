@@ -42,6 +42,15 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson(&ranks(a), &ranks(b))
 }
 
+/// The cosine of the angle between two equally long vectors (0 if either is zero).
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "vectors must have the same length");
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norms =
+        a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if norms == 0.0 { 0.0 } else { dot / norms }
+}
+
 /// The `q`-quantile of a sample (`0 ≤ q ≤ 1`), interpolating linearly between order
 /// statistics (numpy's default); `NaN` for an empty sample.
 pub fn quantile(sample: &[f64], q: f64) -> f64 {
@@ -80,5 +89,7 @@ mod tests {
         assert_eq!(median(&sample), 2.5);
         assert_eq!(quantile(&sample, 0.75), 3.25);
         assert!(median(&[]).is_nan());
+        assert!((cosine(&[1.0, 0.0], &[3.0, 0.0]) - 1.0).abs() < 1e-15);
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 2.0]), 0.0);
     }
 }

@@ -85,6 +85,7 @@ fn default_runs_reproduce_the_committed_figures() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots");
     for name in [
         "squeezing",
+        "residuals",
         "digits",
         "lm_finetune",
         "lm_influence",

@@ -177,3 +177,51 @@ fn bad_squeeze_inputs_are_errors() {
     let s = Squeeze::from_logit_step(&[1000.0, -1000.0, 0.0], 1, Direction::Negative, 2.0).unwrap();
     assert!(s.log_p_after.iter().all(|l| l.is_finite()));
 }
+
+/// The residual schematic (Fig. 2): the table's shape, and the one-context case where
+/// DPO's two `π` terms cancel.
+mod residuals {
+    use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::residuals::{self, ResidualSchematic};
+
+    #[test]
+    fn every_objective_has_a_row_per_class_with_its_roles() {
+        let data = ResidualSchematic::run(&residuals::Config::default(), 3).unwrap();
+        let table = &ResidualSchematic::tables(&data)[0];
+        assert_eq!(table.header, "objective,class,role,g,p_before,p_after");
+        assert_eq!(table.rows.len(), 7 * 20);
+        let chosen = table.rows.iter().filter(|r| r.contains(",chosen,")).count();
+        let rejected = table
+            .rows
+            .iter()
+            .filter(|r| r.contains(",rejected,"))
+            .count();
+        assert_eq!((chosen, rejected), (7, 6), "SFT has no y⁻");
+        for panel in &data.panels {
+            assert_ne!(panel.rejected, Some(panel.chosen), "{}", panel.id);
+            let p: f64 = panel.squeeze.log_p_after.iter().map(|l| l.exp()).sum();
+            assert!((p - 1.0).abs() < 1e-12);
+        }
+    }
+
+    /// With one shared context (ρ = 1) DPO's residual is `s(e_{y⁻} − e_{y⁺})`: every other
+    /// entry is 0, and the argmax does not gain (no squeezing).
+    #[test]
+    fn one_shared_context_cancels_dpos_pi_terms() {
+        let config = residuals::Config {
+            similarity: 1.0,
+            ..residuals::Config::default()
+        };
+        let data = ResidualSchematic::run(&config, 3).unwrap();
+        let dpo = data.panel("off_policy_dpo");
+        let minus = dpo.rejected.unwrap();
+        for (class, g) in dpo.g.iter().enumerate() {
+            if class != dpo.chosen && class != minus {
+                assert!(g.abs() < 1e-15, "class {class}: {g}");
+            }
+        }
+        // β = 0.1 and r± = 0: s = β σ(0) = 0.05.
+        assert!((dpo.g[minus] - 0.05).abs() < 1e-12 && (dpo.g[dpo.chosen] + 0.05).abs() < 1e-12);
+        assert!(dpo.delta_p(data.argmax) < 0.0);
+    }
+}

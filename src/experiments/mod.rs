@@ -15,6 +15,7 @@ pub mod lm_finetune;
 pub mod lm_influence;
 pub mod lm_policy;
 pub mod lm_world;
+pub mod residuals;
 pub mod settings;
 pub mod squeezing;
 

@@ -163,7 +163,7 @@ fn gaussian(rows: usize, cols: usize, scale: f64, shift: f64, rng: &mut Rng64) -
 
 /// The notebook's `get_W_K`: a random `W` after one CE step (lr 1) toward a multi-hot
 /// target on `targets`, which makes `π` peak on one of them.
-fn peaky_weights(
+pub(crate) fn peaky_weights(
     x: &DVector<f64>,
     v: usize,
     targets: std::ops::Range<usize>,
@@ -177,7 +177,7 @@ fn peaky_weights(
 }
 
 /// Classes sorted from most to least likely under `W x`.
-fn ranked(w: &DMatrix<f64>, x: &DVector<f64>) -> Vec<usize> {
+pub(crate) fn ranked(w: &DMatrix<f64>, x: &DVector<f64>) -> Vec<usize> {
     let z = w * x;
     let mut order: Vec<usize> = (0..z.len()).collect();
     order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));

@@ -7,6 +7,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, save_png, staircase, title};
 use crate::error::Result;
+use crate::experiments::residuals::Residuals;
 use crate::experiments::squeezing::SqueezingResult;
 use crate::squeezing::{Role, Squeeze};
 
@@ -17,22 +18,35 @@ pub fn draw(result: &SqueezingResult, path: &Path) -> Result<()> {
         .iter()
         .map(|c| (c.title.as_str(), &c.squeeze))
         .collect();
-    figure(path, &rows)
+    figure(path, HEADING, &rows)
+}
+
+/// The heading of the squeezing figures.
+pub const HEADING: &str = "Squeezing effect: one gradient step on a linear softmax model";
+
+/// The residual schematic (Fig. 2): one row per objective.
+pub fn residuals(data: &Residuals, path: &Path) -> Result<()> {
+    let rows: Vec<_> = data
+        .panels
+        .iter()
+        .map(|p| (p.title.as_str(), &p.squeeze))
+        .collect();
+    figure(
+        path,
+        "One step under each objective's residual G, seen on the rejected prefix's distribution",
+        &rows,
+    )
 }
 
 /// The squeezing figure: one row per step, a linear panel (`π`) on the left and a
 /// log panel (`log₁₀ π`) on the right; before in gray, after in blue, a triangle
 /// above each pushed class (red: negative gradient, green: positive gradient) and a
 /// circle on `y*`, the most likely class that was not pushed.
-pub fn figure(path: &Path, rows: &[(&str, &Squeeze)]) -> Result<()> {
+pub fn figure(path: &Path, heading: &str, rows: &[(&str, &Squeeze)]) -> Result<()> {
     let height = 90 + 300 * rows.len() as u32;
     save_png(path, (1500, height), |root| {
         let (top, body) = root.split_vertically(90);
-        title(
-            &top,
-            "Squeezing effect: one gradient step on a linear softmax model",
-            30,
-        )?;
+        title(&top, heading, 30)?;
         draw_legend(&top, 20, 62)?;
         let panels = body.split_evenly((rows.len(), 2));
         for (r, (title, squeeze)) in rows.iter().enumerate() {
