@@ -8,7 +8,8 @@ use std::error::Error;
 
 use learning_dynamics::experiments::Experiment;
 use learning_dynamics::experiments::lm_finetune::{Config, LmFinetune};
-use learning_dynamics::experiments::lm_world::{DEFAULT_SEED, curve};
+use learning_dynamics::experiments::lm_measures::curve;
+use learning_dynamics::experiments::lm_world::DEFAULT_SEED;
 use learning_dynamics::language::Family;
 
 fn main() -> Result<(), Box<dyn Error>> {

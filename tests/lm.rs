@@ -431,7 +431,8 @@ fn loss_strengths_behave_as_the_paper_says() {
 mod experiments {
     use learning_dynamics::experiments::lm_finetune::{self, LmFinetune};
     use learning_dynamics::experiments::lm_influence::{self, LmInfluence, Signal};
-    use learning_dynamics::experiments::lm_world::{DEFAULT_SEED, FamilyPoint, LmConfig, curve};
+    use learning_dynamics::experiments::lm_measures::{FamilyPoint, curve};
+    use learning_dynamics::experiments::lm_world::{DEFAULT_SEED, LmConfig};
     use learning_dynamics::experiments::{Experiment, Settings};
     use learning_dynamics::language::Family;
 
@@ -523,8 +524,9 @@ mod experiments {
 /// repeater measure, the pair sampler and the update rule.
 mod policy {
     use learning_dynamics::Rng64;
+    use learning_dynamics::experiments::lm_measures::repeater;
     use learning_dynamics::experiments::lm_world::{
-        LmConfig, Regime, draw_pair, pretrain, repeater, train_dpo,
+        LmConfig, Regime, draw_pair, pretrain, train_dpo,
     };
     use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, Style, entity, value};
     use rand::SeedableRng;
@@ -659,7 +661,7 @@ mod policy {
 /// and the checkpoint every regime shares.
 mod lm_policy {
     use learning_dynamics::experiments::Experiment;
-    use learning_dynamics::experiments::lm_policy::{self, LmPolicy, Policy, SEEDS};
+    use learning_dynamics::experiments::lm_policy::{self, LmPolicy, SEEDS};
     use learning_dynamics::experiments::lm_world::{Regime, checkpoint, pretrain};
 
     fn small() -> lm_policy::Config {
@@ -676,7 +678,7 @@ mod lm_policy {
         let data = LmPolicy::run(&config, 11).unwrap();
         assert_eq!(data.runs.len(), SEEDS as usize * Regime::ALL.len());
         for run in &data.runs {
-            assert_eq!(run.counts.updates, 20, "{}", run.regime.id());
+            assert_eq!(run.counts.updates, 20, "{}", run.label.id());
             let steps: Vec<usize> = run.points.iter().map(|p| p.step).collect();
             assert_eq!(steps, [0, 8, 16, 20], "the last update is always tracked");
             let first = data.runs.iter().find(|r| r.seed == run.seed).unwrap();
@@ -714,7 +716,7 @@ mod lm_policy {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");
         }
-        let metrics: Vec<&str> = Policy::summary(&data.runs[0]).iter().map(|m| m.0).collect();
+        let metrics: Vec<&str> = data.runs[0].summary().iter().map(|m| m.0).collect();
         assert_eq!(metrics.len(), 10);
         assert_eq!(LmPolicy::claims(&data).len(), 9);
     }

@@ -9,9 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lm_measures::{FamilyPoint, Tracker, curve};
 use super::lm_world::{
-    Checkpoint, FamilyPoint, LmConfig, RISE_MARGIN, Regime, Tracker, WORLD_MEMORY_KEYS, World,
-    checkpoint, curve, train_dpo, world_keys,
+    Checkpoint, LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, World, checkpoint, train_dpo,
+    world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;

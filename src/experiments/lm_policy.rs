@@ -17,17 +17,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lm_measures::{
+    DpoRun, PositionPoint, Prefix, Snapshot, SnapshotTracker, VALUE_POSITION,
+};
 use super::lm_world::{
-    DpoCounts, FamilyPoint, LmConfig, PositionPoint, Prefix, RISE_MARGIN, Regime, Repeater,
-    WORLD_MEMORY_KEYS, checkpoint, family_points, greedy_answers, position_points, repeater,
-    train_dpo, world_keys,
+    LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
-use crate::language::{Family, Language, Probe};
-use crate::lm::TinyLm;
+use crate::language::Family;
 use crate::stats::median;
-use crate::trainer::{Observer, StepEvent};
+
+/// One regime's DPO run on one seed.
+pub type RegimeRun = DpoRun<Regime>;
 
 /// The seeds a run covers: `seed, seed + 1, …`.
 pub const SEEDS: u64 = 5;
@@ -79,135 +81,6 @@ impl Settings for Config {
     }
 }
 
-/// Every measure at one tracking point of one DPO run.
-#[derive(Clone, Debug)]
-pub struct PolicyPoint {
-    /// Updates taken so far.
-    pub step: usize,
-    /// The probe families.
-    pub families: Vec<FamilyPoint>,
-    /// The greedy statistics per prefix and position.
-    pub positions: Vec<PositionPoint>,
-    /// The repeater measures of the greedy answers to every prompt, training and held out.
-    pub repeater: Repeater,
-    /// Mean entropy of the next-token distribution over the positions of both prefixes.
-    pub entropy: f64,
-}
-
-impl PolicyPoint {
-    /// Every measure of `model` after `step` updates.
-    fn measure(model: &TinyLm, language: &Language, probes: &[Probe], step: usize) -> Result<Self> {
-        let prompts: Vec<usize> = language
-            .train
-            .iter()
-            .chain(&language.test)
-            .copied()
-            .collect();
-        let answers = greedy_answers(model, language, &prompts)?;
-        let positions = position_points(model, probes);
-        let entropy = positions.iter().map(|p| p.entropy).sum::<f64>() / positions.len() as f64;
-        Ok(PolicyPoint {
-            step,
-            families: family_points(model, probes, step),
-            positions,
-            repeater: repeater(language, &prompts, &answers),
-            entropy,
-        })
-    }
-
-    /// The mean log-probability of `family`.
-    pub fn family(&self, family: Family) -> f64 {
-        self.families
-            .iter()
-            .find(|p| p.family == family)
-            .map_or(f64::NAN, |p| p.log_prob)
-    }
-
-    /// The mean log-probability of the families other than chosen, rejected and the
-    /// argmax statistics.
-    pub fn others(&self) -> f64 {
-        let others: Vec<f64> = Family::others().map(|f| self.family(f)).collect();
-        others.iter().sum::<f64>() / others.len() as f64
-    }
-
-    /// The greedy statistics at `position` of `prefix`.
-    pub fn position(&self, prefix: Prefix, position: usize) -> PositionPoint {
-        self.positions
-            .iter()
-            .copied()
-            .find(|p| p.prefix == prefix && p.position == position)
-            .expect("every prefix and position is measured")
-    }
-}
-
-/// Measures at step 0, every `every` updates, and after the last update.
-struct PolicyTracker<'a> {
-    language: &'a Language,
-    probes: &'a [Probe],
-    every: usize,
-    last: usize,
-    points: Vec<PolicyPoint>,
-}
-
-impl Observer<TinyLm> for PolicyTracker<'_> {
-    fn start(&mut self, model: &TinyLm) -> Result<()> {
-        let point = PolicyPoint::measure(model, self.language, self.probes, 0)?;
-        self.points.push(point);
-        Ok(())
-    }
-
-    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
-        let step = e.step + 1;
-        if step.is_multiple_of(self.every) || step == self.last {
-            let point = PolicyPoint::measure(e.after, self.language, self.probes, step)?;
-            self.points.push(point);
-        }
-        Ok(())
-    }
-}
-
-/// One regime's DPO run on one seed.
-#[derive(Clone, Debug)]
-pub struct RegimeRun {
-    /// Where its pairs came from.
-    pub regime: Regime,
-    /// The seed of its world.
-    pub seed: u64,
-    /// The updates it took and the draws it redrew.
-    pub counts: DpoCounts,
-    /// Its tracking points, from the SFT checkpoint (step 0) to the last update.
-    pub points: Vec<PolicyPoint>,
-}
-
-impl RegimeRun {
-    fn first(&self) -> &PolicyPoint {
-        &self.points[0]
-    }
-
-    fn last(&self) -> &PolicyPoint {
-        &self.points[self.points.len() - 1]
-    }
-
-    /// The change of `measure` from the start to the end of DPO.
-    pub fn change(&self, measure: impl Fn(&PolicyPoint) -> f64) -> f64 {
-        measure(self.last()) - measure(self.first())
-    }
-
-    /// The last tracking point at or before `step`.
-    pub fn at(&self, step: usize) -> &PolicyPoint {
-        self.points
-            .iter()
-            .rev()
-            .find(|p| p.step <= step)
-            .unwrap_or(self.first())
-    }
-
-    /// The change of `measure` from the start of DPO to `step`.
-    pub fn change_to(&self, step: usize, measure: impl Fn(&PolicyPoint) -> f64) -> f64 {
-        measure(self.at(step)) - measure(self.first())
-    }
-}
-
 /// Every regime on every seed of a run.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -236,13 +109,12 @@ impl Experiment for LmPolicy {
             for regime in Regime::ALL {
                 // Every regime visits the prompts from the same generator state.
                 let mut rng = start.world.rng.clone();
-                let mut tracker = PolicyTracker {
+                let mut tracker = SnapshotTracker::new(
                     language,
-                    probes: &start.world.probes,
-                    every: config.track_every,
-                    last: world.dpo_updates,
-                    points: Vec::new(),
-                };
+                    &start.world.probes,
+                    config.track_every,
+                    world.dpo_updates,
+                );
                 let (_, counts) = train_dpo(
                     regime,
                     language,
@@ -253,7 +125,7 @@ impl Experiment for LmPolicy {
                     &mut [&mut tracker],
                 )?;
                 runs.push(RegimeRun {
-                    regime,
+                    label: regime,
                     seed,
                     counts,
                     points: tracker.points,
@@ -287,43 +159,16 @@ pub const REPEATER_HEADER: &str =
 /// The CSV header of `lm_policy_summary.csv`.
 pub const SUMMARY_HEADER: &str = "regime,metric,value";
 
-/// The position of the value token in an answer `[e, COPULA, VALUE, END]`: where `y⁻`'s
-/// valley is.
-pub const VALUE_POSITION: usize = 2;
-
 impl Policy {
     /// The runs of `regime`, one per seed.
     pub fn of(&self, regime: Regime) -> impl Iterator<Item = &RegimeRun> {
-        self.runs.iter().filter(move |r| r.regime == regime)
-    }
-
-    /// The summary metrics of one run, as `(metric, value)`.
-    pub fn summary(run: &RegimeRun) -> Vec<(&'static str, f64)> {
-        let (first, last) = (run.first(), run.last());
-        vec![
-            ("updates", run.counts.updates as f64),
-            ("redraws", run.counts.redraws as f64),
-            ("chosen_change", run.change(|p| p.family(Family::Chosen))),
-            (
-                "rejected_change",
-                run.change(|p| p.family(Family::Rejected)),
-            ),
-            ("others_change", run.change(PolicyPoint::others)),
-            (
-                "argmax_rejected_prefix_change",
-                run.change(|p| p.family(Family::ArgmaxRejectedPrefix)),
-            ),
-            ("malformed_rate_before", first.repeater.malformed_rate),
-            ("malformed_rate_after", last.repeater.malformed_rate),
-            ("entropy_before", first.entropy),
-            ("entropy_after", last.entropy),
-        ]
+        self.runs.iter().filter(move |r| r.label == regime)
     }
 
     fn tables(&self) -> Vec<Table> {
         let (mut curves, mut positions, mut repeaters) = (Vec::new(), Vec::new(), Vec::new());
         for run in &self.runs {
-            let (regime, seed) = (run.regime.id(), run.seed);
+            let (regime, seed) = (run.label.id(), run.seed);
             for point in &run.points {
                 let step = point.step;
                 curves.extend(
@@ -352,9 +197,9 @@ impl Policy {
             .iter()
             .filter(|r| r.seed == self.seed)
             .flat_map(|run| {
-                Policy::summary(run)
+                run.summary()
                     .into_iter()
-                    .map(|(metric, value)| format!("{},{metric},{value}", run.regime.id()))
+                    .map(|(metric, value)| format!("{},{metric},{value}", run.label.id()))
             })
             .collect();
         vec![
@@ -398,7 +243,7 @@ impl Policy {
 
     fn others_claim(&self, step: usize) -> Claim {
         let pairs = self.paired(Regime::OffPolicy, Regime::Online);
-        let change = |r: &RegimeRun| r.change_to(step, PolicyPoint::others);
+        let change = |r: &RegimeRun| r.change_to(step, Snapshot::others);
         let (holds, k) = Self::count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
         let (off, on) = medians(&pairs, change);
         Claim::new(
@@ -537,7 +382,7 @@ pub fn median_of(data: &Policy, regime: Regime, metric: &str) -> f64 {
     let values: Vec<f64> = data
         .of(regime)
         .map(|run| {
-            Policy::summary(run)
+            run.summary()
                 .into_iter()
                 .find(|m| m.0 == metric)
                 .map_or(f64::NAN, |m| m.1)

@@ -10,7 +10,7 @@ use super::{Area, FONT, diverging, heatmap, legend, save_png, tick, title};
 use crate::error::Result;
 use crate::experiments::lm_finetune::LmRun;
 use crate::experiments::lm_influence::{Influence, Signal};
-use crate::experiments::lm_world::{FamilyPoint, curve};
+use crate::experiments::lm_measures::{FamilyPoint, curve};
 use crate::language::Family;
 
 /// A distinct colour per family (tab10 and two extra).

@@ -8,8 +8,9 @@ use plotters::prelude::*;
 
 use super::{Area, FONT, legend, save_png, tick, title};
 use crate::error::Result;
-use crate::experiments::lm_policy::{Policy, PolicyPoint};
-use crate::experiments::lm_world::{Prefix, Regime};
+use crate::experiments::lm_measures::{Prefix, Snapshot};
+use crate::experiments::lm_policy::Policy;
+use crate::experiments::lm_world::Regime;
 use crate::language::{ANSWER_LEN, Family};
 use crate::stats::quantile;
 
@@ -29,7 +30,7 @@ type Quartiles = (f64, f64, f64);
 type Band = Vec<(f64, f64, f64, f64)>;
 
 /// The band over seeds of `measure` at every tracking step of `regime`.
-fn band(data: &Policy, regime: Regime, measure: &dyn Fn(&PolicyPoint) -> f64) -> Band {
+fn band(data: &Policy, regime: Regime, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
     let runs: Vec<_> = data.of(regime).collect();
     runs[0]
         .points
@@ -174,7 +175,7 @@ fn positions(area: &Area<'_>, data: &Policy) -> Result<()> {
 /// `plots/lm_policy.png`: chosen, the other families, rejected, the argmax per position
 /// on the rejected prefixes, the repeater and the entropy, per regime.
 pub fn draw(data: &Policy, path: &Path) -> Result<()> {
-    let bands = |measure: &dyn Fn(&PolicyPoint) -> f64| {
+    let bands = |measure: &dyn Fn(&Snapshot) -> f64| {
         Regime::ALL
             .into_iter()
             .map(|regime| (regime, band(data, regime, measure)))
@@ -200,7 +201,7 @@ pub fn draw(data: &Policy, path: &Path) -> Result<()> {
             &panels[1],
             "mean of the other families (squeezing)",
             nats,
-            &bands(&PolicyPoint::others),
+            &bands(&Snapshot::others),
         )?;
         panel(
             &panels[2],
