@@ -24,6 +24,7 @@ use crate::error::{Error, Result, quote};
 use crate::experiments::digits::{self, DigitsExperiment};
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
+use crate::experiments::lm_losses::LmLosses;
 use crate::experiments::lm_policy::LmPolicy;
 use crate::experiments::residuals::{self, ResidualSchematic};
 use crate::experiments::settings::{flatten, key_named};
@@ -118,7 +119,16 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmPolicy>(&[("lm_policy", plot::policy::draw)]),
+        runner: &Figures::<LmPolicy>(&[("lm_policy", plot::policy::policy)]),
+    },
+    Entry {
+        name: "lm_losses",
+        aliases: &[],
+        about: "§3.3 in training: DPO, IPO, SLiC and SPPO off-policy from one SFT checkpoint on the same pairs, their squeezing compared",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        runner: &Figures::<LmLosses>(&[("lm_losses", plot::policy::losses)]),
     },
 ];
 

@@ -90,6 +90,7 @@ fn default_runs_reproduce_the_committed_figures() {
         "lm_finetune",
         "lm_influence",
         "lm_policy",
+        "lm_losses",
     ] {
         let dir = scratch(&format!("golden-{name}"));
         let out = dir.to_str().unwrap();

@@ -529,6 +529,7 @@ mod policy {
         LmConfig, Regime, draw_pair, pretrain, train_dpo,
     };
     use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, Style, entity, value};
+    use learning_dynamics::objective::PairLoss;
     use rand::SeedableRng;
 
     fn language() -> Language {
@@ -646,7 +647,7 @@ mod policy {
                 regime,
                 &world.language,
                 models,
-                (0.05, 0.1),
+                (PairLoss::Dpo, 0.05, 0.1),
                 (13, 50),
                 &mut rng,
                 &mut [],
@@ -732,5 +733,49 @@ mod lm_policy {
         assert_eq!(a.sft_model, b.sft_model);
         let mut fresh = pretrain(&world, 2).unwrap();
         assert_eq!(fresh.sft(&world, &mut []).unwrap(), a.sft_model);
+    }
+}
+
+/// Every pairwise loss trained on the same pairs.
+mod lm_losses {
+    use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::lm_losses::{self, LmLosses};
+    use learning_dynamics::objective::PairLoss;
+
+    /// Each loss's learning rate makes its first step as large as DPO's: the first-step
+    /// coefficients are β/2 = 0.05 (DPO), 1/τ = 10 (IPO), 1 + λ = 1.1 (SLiC), η_s = 10
+    /// (SPPO).
+    #[test]
+    fn every_loss_starts_with_dpos_step() {
+        let config = lm_losses::Config::default();
+        let eta = config.world.dpo_eta;
+        let expected = [0.05 / 0.05, 0.05 / 10.0, 0.05 / 1.1, 0.05 / 10.0];
+        for ((loss, _, lr), ratio) in config.losses().into_iter().zip(expected) {
+            assert!((lr - eta * ratio).abs() < 1e-15, "{loss}: {lr}");
+        }
+        assert_eq!(config.losses()[3].1, 0.1, "SPPO's β is 1/η_s");
+        assert!(
+            matches!(config.losses()[2].0, PairLoss::Slic { delta, lambda } if delta == 1.0 && lambda == 0.1)
+        );
+    }
+
+    #[test]
+    fn every_loss_and_seed_is_tracked_on_the_same_updates() {
+        let mut config = lm_losses::Config::default();
+        config.world.pretrain.steps = 1500;
+        config.world.dpo_updates = 10;
+        config.track_every = 5;
+        let data = LmLosses::run(&config, 21).unwrap();
+        assert_eq!(data.runs.len(), 5 * 4);
+        assert!(
+            data.runs
+                .iter()
+                .all(|r| r.counts.updates == 10 && r.points.len() == 3)
+        );
+        let tables = LmLosses::tables(&data);
+        assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
+        assert_eq!(tables[1].header, "loss,metric,value");
+        assert_eq!(tables[1].rows.len(), 4 * 10);
+        assert!(tables[1].rows.contains(&"sppo_hard,updates,10".to_string()));
     }
 }

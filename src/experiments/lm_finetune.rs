@@ -20,6 +20,7 @@ use crate::language::Family;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
+use crate::objective::PairLoss;
 
 /// The world, and how often the families are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,7 +96,7 @@ impl Experiment for LmFinetune {
             Regime::OffPolicy,
             &world.language,
             (&sft_model, &sft_model),
-            (config.dpo_eta, config.beta),
+            (PairLoss::Dpo, config.dpo_eta, config.beta),
             (config.dpo_updates, 0),
             &mut world.rng,
             &mut [&mut dpo_track],

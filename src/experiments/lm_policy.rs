@@ -26,6 +26,7 @@ use super::lm_world::{
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
+use crate::objective::PairLoss;
 use crate::stats::median;
 
 /// One regime's DPO run on one seed.
@@ -119,7 +120,7 @@ impl Experiment for LmPolicy {
                     regime,
                     language,
                     (&start.sft_model, &start.sft_model),
-                    (world.dpo_eta, world.beta),
+                    (PairLoss::Dpo, world.dpo_eta, world.beta),
                     (world.dpo_updates, config.max_redraws),
                     &mut rng,
                     &mut [&mut tracker],

@@ -466,8 +466,8 @@ pub fn draw_pair(
     Ok((None, max_redraws))
 }
 
-/// DPO from `start` with `reference` frozen, under the update rule shared by every
-/// regime: exactly `updates` updates of one usable pair each; prompts visited in an
+/// Preference training under `loss` (DPO, or any [`PairLoss`]) from `start` with
+/// `reference` frozen, under the update rule shared by every regime: exactly `updates` updates of one usable pair each; prompts visited in an
 /// order shuffled by `rng` at every pass; an unusable draw redrawn up to `max_redraws`
 /// times, after which the prompt is passed over.
 ///
@@ -479,7 +479,7 @@ pub fn train_dpo(
     regime: Regime,
     language: &Language,
     (start, reference): (&TinyLm, &TinyLm),
-    (eta, beta): (f64, f64),
+    (loss, eta, beta): (PairLoss, f64, f64),
     (updates, max_redraws): (usize, usize),
     rng: &mut Rng64,
     observers: &mut [&mut dyn Observer<TinyLm>],
@@ -502,14 +502,8 @@ pub fn train_dpo(
             let (pair, redraws) = draw_pair(regime, language, &trainer.model, j, max_redraws, rng)?;
             counts.redraws += redraws;
             if let Some((plus, minus)) = pair {
-                let (inputs, objective) = pair_update(
-                    &language.prompt(j),
-                    plus,
-                    minus,
-                    reference,
-                    PairLoss::Dpo,
-                    beta,
-                );
+                let (inputs, objective) =
+                    pair_update(&language.prompt(j), plus, minus, reference, loss, beta);
                 trainer.step(&inputs, objective.as_ref(), observers)?;
                 counts.updates += 1;
             }

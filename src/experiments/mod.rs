@@ -13,6 +13,7 @@
 pub mod digits;
 pub mod lm_finetune;
 pub mod lm_influence;
+pub mod lm_losses;
 pub mod lm_measures;
 pub mod lm_policy;
 pub mod lm_world;

@@ -1,4 +1,5 @@
-//! The on/off-policy figure: every measure of [`Policy`] per regime, as the median over
+//! The figures of DPO runs compared side by side (regimes in `lm_policy`, losses in
+//! `lm_losses`): every measure of a [`Snapshot`] per group of runs, as the median over
 //! seeds with an interquartile band.
 
 use std::ops::Range;
@@ -8,19 +9,28 @@ use plotters::prelude::*;
 
 use super::{Area, FONT, legend, save_png, tick, title};
 use crate::error::Result;
+use crate::experiments::lm_losses::Losses;
 use crate::experiments::lm_measures::{Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_world::Regime;
 use crate::language::{ANSWER_LEN, Family};
 use crate::stats::quantile;
 
-/// The colour of a regime: off-policy red, SPIN orange, online blue.
-fn colour(regime: Regime) -> RGBColor {
-    match regime {
-        Regime::OffPolicy => RGBColor(214, 39, 40),
-        Regime::Spin => RGBColor(255, 127, 14),
-        Regime::Online => RGBColor(31, 119, 180),
-    }
+/// The colours of the groups, in order (red, orange, blue, green, purple).
+const COLOURS: [RGBColor; 5] = [
+    RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+
+/// A group of runs, one per seed, drawn as one band: its name and its runs' snapshots.
+pub struct Group<'a> {
+    /// The legend entry.
+    pub name: &'a str,
+    /// Each seed's snapshots, all at the same steps.
+    pub runs: Vec<&'a [Snapshot]>,
 }
 
 /// `(lower quartile, median, upper quartile)` over seeds.
@@ -29,15 +39,13 @@ type Quartiles = (f64, f64, f64);
 /// `(x, lower quartile, median, upper quartile)` over seeds.
 type Band = Vec<(f64, f64, f64, f64)>;
 
-/// The band over seeds of `measure` at every tracking step of `regime`.
-fn band(data: &Policy, regime: Regime, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
-    let runs: Vec<_> = data.of(regime).collect();
-    runs[0]
-        .points
+/// The band over the seeds of `group` of `measure` at every tracking step.
+fn band(group: &Group<'_>, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
+    group.runs[0]
         .iter()
         .enumerate()
         .map(|(k, point)| {
-            let values: Vec<f64> = runs.iter().map(|r| measure(&r.points[k])).collect();
+            let values: Vec<f64> = group.runs.iter().map(|r| measure(&r[k])).collect();
             let q = |p| quantile(&values, p);
             (point.step as f64, q(0.25), q(0.5), q(0.75))
         })
@@ -55,18 +63,23 @@ fn y_range<'a>(bands: impl Iterator<Item = &'a Band>) -> Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-/// One panel of a band per regime against the DPO update.
-fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(Regime, Band)]) -> Result<()> {
+/// One panel of a band per group against the DPO update.
+fn panel(
+    area: &Area<'_>,
+    caption: &str,
+    y_desc: &str,
+    bands: &[(&str, RGBColor, Band)],
+) -> Result<()> {
     let x_max = bands
         .iter()
-        .flat_map(|b| b.1.iter().map(|p| p.0))
+        .flat_map(|b| b.2.iter().map(|p| p.0))
         .fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 17))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, y_range(bands.iter().map(|b| &b.1)))?;
+        .build_cartesian_2d(0.0..x_max, y_range(bands.iter().map(|b| &b.2)))?;
     chart
         .configure_mesh()
         .x_desc("DPO update")
@@ -76,8 +89,8 @@ fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(Regime, Band)])
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    for (regime, band) in bands {
-        let c = colour(*regime);
+    for (name, c, band) in bands {
+        let c = *c;
         let outline: Vec<(f64, f64)> = band
             .iter()
             .map(|p| (p.0, p.1))
@@ -89,7 +102,7 @@ fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(Regime, Band)])
                 band.iter().map(|p| (p.0, p.2)),
                 c.stroke_width(3),
             ))?
-            .label(regime.id())
+            .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
     }
     legend(&mut chart, SeriesLabelPosition::LowerLeft)
@@ -97,21 +110,23 @@ fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(Regime, Band)])
 
 /// Per response position on the rejected prefixes: the change over DPO of `log max π`,
 /// median over seeds with an interquartile bar, one marker per regime.
-fn positions(area: &Area<'_>, data: &Policy) -> Result<()> {
-    let changes: Vec<(Regime, Vec<Quartiles>)> = Regime::ALL
-        .into_iter()
-        .map(|regime| {
+fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
+    let changes: Vec<(&str, Vec<Quartiles>)> = groups
+        .iter()
+        .map(|group| {
             let per_position = (0..ANSWER_LEN)
                 .map(|m| {
-                    let values: Vec<f64> = data
-                        .of(regime)
-                        .map(|r| r.change(|p| p.position(Prefix::Rejected, m).argmax))
+                    let at = |p: &Snapshot| p.position(Prefix::Rejected, m).argmax;
+                    let values: Vec<f64> = group
+                        .runs
+                        .iter()
+                        .map(|r| at(&r[r.len() - 1]) - at(&r[0]))
                         .collect();
                     let q = |p| quantile(&values, p);
                     (q(0.25), q(0.5), q(0.75))
                 })
                 .collect();
-            (regime, per_position)
+            (group.name, per_position)
         })
         .collect();
     let (lo, hi) = changes
@@ -150,9 +165,10 @@ fn positions(area: &Area<'_>, data: &Policy) -> Result<()> {
         [(-0.5, 0.0), (ANSWER_LEN as f64 - 0.5, 0.0)],
         BLACK.mix(0.5),
     ))?;
-    for (k, (regime, per_position)) in changes.iter().enumerate() {
-        let c = colour(*regime);
-        let x = |m: usize| m as f64 + (k as f64 - 1.0) * 0.2;
+    let spread = 0.6 / changes.len() as f64;
+    for (k, (name, per_position)) in changes.iter().enumerate() {
+        let c = COLOURS[k % COLOURS.len()];
+        let x = |m: usize| m as f64 + (k as f64 - (changes.len() as f64 - 1.0) / 2.0) * spread;
         chart.draw_series(
             per_position
                 .iter()
@@ -166,7 +182,7 @@ fn positions(area: &Area<'_>, data: &Policy) -> Result<()> {
                     .enumerate()
                     .map(|(m, p)| Circle::new((x(m), p.1), 6, c.filled())),
             )?
-            .label(regime.id())
+            .label(*name)
             .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
     }
     legend(&mut chart, SeriesLabelPosition::LowerLeft)
@@ -174,22 +190,64 @@ fn positions(area: &Area<'_>, data: &Policy) -> Result<()> {
 
 /// `plots/lm_policy.png`: chosen, the other families, rejected, the argmax per position
 /// on the rejected prefixes, the repeater and the entropy, per regime.
-pub fn draw(data: &Policy, path: &Path) -> Result<()> {
+pub fn policy(data: &Policy, path: &Path) -> Result<()> {
+    let groups: Vec<Group<'_>> = Regime::ALL
+        .iter()
+        .map(|&regime| Group {
+            name: regime.id(),
+            runs: data.of(regime).map(|r| r.points.as_slice()).collect(),
+        })
+        .collect();
+    let heading = format!(
+        "Off-policy vs on-policy DPO from one SFT checkpoint, {} updates each: median and interquartile band over {} seeds (from {})",
+        data.updates,
+        groups[0].runs.len(),
+        data.seed
+    );
+    figure(path, &heading, &groups)
+}
+
+/// `plots/lm_losses.png`: the same panels, per pairwise loss.
+pub fn losses(data: &Losses, path: &Path) -> Result<()> {
+    let names: Vec<String> = data
+        .runs
+        .iter()
+        .filter(|r| r.seed == data.seed)
+        .map(|r| r.label.to_string())
+        .collect();
+    let groups: Vec<Group<'_>> = data
+        .runs
+        .iter()
+        .filter(|r| r.seed == data.seed)
+        .zip(&names)
+        .map(|(first, name)| Group {
+            name,
+            runs: data.of(first.label).map(|r| r.points.as_slice()).collect(),
+        })
+        .collect();
+    let heading = format!(
+        "Every pairwise loss off-policy from one SFT checkpoint, {} updates on the same pairs: median and interquartile band over {} seeds (from {})",
+        data.updates,
+        groups[0].runs.len(),
+        data.seed
+    );
+    figure(path, &heading, &groups)
+}
+
+/// Six panels of `groups`: chosen, the other families, rejected, the argmax per position
+/// on the rejected prefixes, the repeater and the entropy.
+pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
     let bands = |measure: &dyn Fn(&Snapshot) -> f64| {
-        Regime::ALL
-            .into_iter()
-            .map(|regime| (regime, band(data, regime, measure)))
+        groups
+            .iter()
+            .enumerate()
+            .map(|(k, group)| (group.name, COLOURS[k % COLOURS.len()], band(group, measure)))
             .collect::<Vec<_>>()
     };
-    let seeds = data.runs.len() / Regime::ALL.len();
-    let heading = format!(
-        "Off-policy vs on-policy DPO from one SFT checkpoint, {} updates each: median and interquartile band over {seeds} seeds (from {})",
-        data.updates, data.seed
-    );
     let nats = "mean log π(y | χ) (nats)";
     save_png(path, (1800, 1160), |root| {
         let (top, body) = root.split_vertically(50);
-        title(&top, &heading, 22)?;
+        title(&top, heading, 22)?;
         let panels = body.split_evenly((2, 3));
         panel(
             &panels[0],
@@ -205,11 +263,11 @@ pub fn draw(data: &Policy, path: &Path) -> Result<()> {
         )?;
         panel(
             &panels[2],
-            "the dataset's y⁻ (on-policy regimes push their own samples)",
+            "the dataset's y⁻ (an on-policy regime pushes its own samples)",
             nats,
             &bands(&|p| p.family(Family::Rejected)),
         )?;
-        positions(&panels[3], data)?;
+        positions(&panels[3], groups)?;
         panel(
             &panels[4],
             "repeater: greedy answers not in the answer grammar",
