@@ -26,6 +26,7 @@ use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
 use crate::experiments::lm_losses::LmLosses;
 use crate::experiments::lm_policy::LmPolicy;
+use crate::experiments::lm_sft_length::LmSftLength;
 use crate::experiments::residuals::{self, ResidualSchematic};
 use crate::experiments::settings::{flatten, key_named};
 use crate::experiments::squeezing::{self, Squeezing};
@@ -129,6 +130,15 @@ pub static REGISTRY: &[Entry] = &[
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
         runner: &Figures::<LmLosses>(&[("lm_losses", plot::policy::losses)]),
+    },
+    Entry {
+        name: "lm_sft_length",
+        aliases: &[],
+        about: "App. D: SFT for 1 to 16 epochs, then the same off-policy DPO: does longer SFT squeeze more?",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        runner: &Figures::<LmSftLength>(&[("lm_sft_length", plot::policy::sft_length)]),
     },
 ];
 

@@ -91,6 +91,7 @@ fn default_runs_reproduce_the_committed_figures() {
         "lm_influence",
         "lm_policy",
         "lm_losses",
+        "lm_sft_length",
     ] {
         let dir = scratch(&format!("golden-{name}"));
         let out = dir.to_str().unwrap();

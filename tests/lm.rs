@@ -779,3 +779,39 @@ mod lm_losses {
         assert!(tables[1].rows.contains(&"sppo_hard,updates,10".to_string()));
     }
 }
+
+/// Longer SFT before the same DPO.
+mod lm_sft_length {
+    use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::lm_sft_length::{self, LmSftLength};
+
+    #[test]
+    fn the_lengths_double_up_to_the_longest() {
+        let with = |epochs| {
+            let mut config = lm_sft_length::Config::default();
+            config.world.sft.epochs = epochs;
+            config.lengths()
+        };
+        assert_eq!(with(16), [1, 2, 4, 8, 16]);
+        assert_eq!(with(10), [1, 2, 4, 8, 10]);
+        assert_eq!(with(1), [1]);
+    }
+
+    #[test]
+    fn every_length_and_seed_has_its_metrics() {
+        let mut config = lm_sft_length::Config::default();
+        config.world.pretrain.steps = 1000;
+        config.world.sft.epochs = 2;
+        config.world.dpo_updates = 6;
+        let data = LmSftLength::run(&config, 5).unwrap();
+        let table = &LmSftLength::tables(&data)[0];
+        assert_eq!(table.header, "sft_epochs,seed,metric,value");
+        assert_eq!(table.rows.len(), 5 * 2 * 4);
+        // A longer SFT on the same pre-trained model starts DPO from another checkpoint.
+        let (one, two) = (
+            data.values(1, "peakiness_at_dpo_start"),
+            data.values(2, "peakiness_at_dpo_start"),
+        );
+        assert!(one.iter().zip(&two).all(|(a, b)| a != b));
+    }
+}

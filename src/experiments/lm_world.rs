@@ -243,56 +243,69 @@ pub struct Checkpoint {
     pub sft_points: Vec<FamilyPoint>,
 }
 
-/// What fixes a checkpoint: every key but DPO's, and the seed.
-type CheckpointKey = (Style, ModelSize, Steps, Epochs, u64);
+/// What fixes a pre-trained world: the answer style, the model, pre-training, the seed.
+type WorldKey = (Style, ModelSize, Steps, u64);
+/// What fixes a checkpoint: the world's key and SFT.
+type CheckpointKey = (WorldKey, Epochs);
 
-/// Checkpoints already trained in this process, newest last.
-static CHECKPOINTS: std::sync::Mutex<Vec<(CheckpointKey, Checkpoint)>> =
-    std::sync::Mutex::new(Vec::new());
-/// How many checkpoints are kept (a gallery needs two worlds × six seeds).
-const KEPT_CHECKPOINTS: usize = 32;
+/// A process-wide memo of values that are expensive and deterministic in their key,
+/// newest last, keeping at most `KEPT` of them.
+struct Memo<K, V>(std::sync::Mutex<Vec<(K, V)>>);
+
+/// How many pre-trained worlds and checkpoints are kept: a gallery needs about 11
+/// seeds, and `lm_sft_length` five SFT lengths of five of them.
+const KEPT: usize = 48;
+
+impl<K: PartialEq, V: Clone> Memo<K, V> {
+    const fn new() -> Self {
+        Memo(std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// The value of `key`, computed by `compute` unless it is kept. The lock is not held
+    /// while computing, so two threads may compute the same value; both get it.
+    fn get(&self, key: K, compute: impl FnOnce() -> Result<V>) -> Result<V> {
+        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let find = |kept: &Vec<(K, V)>| kept.iter().find(|(k, _)| *k == key).map(|e| e.1.clone());
+        if let Some(found) = find(&lock()) {
+            return Ok(found);
+        }
+        let value = compute()?;
+        let mut kept = lock();
+        if find(&kept).is_none() {
+            if kept.len() == KEPT {
+                kept.remove(0);
+            }
+            kept.push((key, value.clone()));
+        }
+        Ok(value)
+    }
+}
+
+/// Pre-trained worlds of this process.
+static WORLDS: Memo<WorldKey, World> = Memo::new();
+/// SFT checkpoints of this process.
+static CHECKPOINTS: Memo<CheckpointKey, Checkpoint> = Memo::new();
 
 /// Pre-training then SFT for `seed`, tracked at every SFT step. Every LM experiment starts
-/// here, so a checkpoint trained once in a process (same world, same seed) is shared:
-/// the result is the same as training it again, bit for bit.
+/// here. A pre-trained world, and a checkpoint, trained once in a process is shared (the
+/// same world and seed; and the same SFT): the result is the same as training it again,
+/// bit for bit.
 ///
 /// # Errors
 /// If a step fails.
 pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
-    let key = (
-        config.world,
-        config.model,
-        config.pretrain,
-        config.sft,
-        seed,
-    );
-    let cached = |cache: &Vec<(CheckpointKey, Checkpoint)>| {
-        cache
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, c)| c.clone())
-    };
-    let lock = || CHECKPOINTS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = cached(&lock()) {
-        return Ok(found);
-    }
-    let mut world = pretrain(config, seed)?;
-    let probes = world.probes.clone();
-    let mut track = Tracker::new(&probes, 1);
-    let sft_model = world.sft(config, &mut [&mut track])?;
-    let trained = Checkpoint {
-        world,
-        sft_model,
-        sft_points: track.points,
-    };
-    let mut cache = lock();
-    if cached(&cache).is_none() {
-        if cache.len() == KEPT_CHECKPOINTS {
-            cache.remove(0);
-        }
-        cache.push((key, trained.clone()));
-    }
-    Ok(trained)
+    let world_key = (config.world, config.model, config.pretrain, seed);
+    CHECKPOINTS.get((world_key, config.sft), || {
+        let mut world = WORLDS.get(world_key, || pretrain(config, seed))?;
+        let probes = world.probes.clone();
+        let mut track = Tracker::new(&probes, 1);
+        let sft_model = world.sft(config, &mut [&mut track])?;
+        Ok(Checkpoint {
+            world,
+            sft_model,
+            sft_points: track.points,
+        })
+    })
 }
 
 /// SFT on `(ASK e, response(e))` for the training entity `j`.

@@ -16,6 +16,7 @@ pub mod lm_influence;
 pub mod lm_losses;
 pub mod lm_measures;
 pub mod lm_policy;
+pub mod lm_sft_length;
 pub mod lm_world;
 pub mod residuals;
 pub mod settings;

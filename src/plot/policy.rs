@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::experiments::lm_losses::Losses;
 use crate::experiments::lm_measures::{Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
+use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
 use crate::language::{ANSWER_LEN, Family};
 use crate::stats::quantile;
@@ -280,5 +281,106 @@ pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
             "nats",
             &bands(&|p| p.entropy),
         )
+    })
+}
+
+/// One panel of a sweep: at each x position (labelled), the median over seeds with an
+/// interquartile bar.
+fn sweep_panel(
+    area: &Area<'_>,
+    (caption, x_desc, y_desc): (&str, &str, &str),
+    columns: &[(String, Vec<f64>)],
+) -> Result<()> {
+    let quartiles: Vec<Quartiles> = columns
+        .iter()
+        .map(|(_, v)| (quantile(v, 0.25), quantile(v, 0.5), quantile(v, 0.75)))
+        .collect();
+    let (lo, hi) = quartiles
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), q| {
+            (l.min(q.0), h.max(q.2))
+        });
+    let pad = ((hi - lo) * 0.1).max(1e-3);
+    let n = columns.len();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 17))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let k = x.round();
+            if (x - k).abs() < 1e-6 && (0.0..n as f64).contains(&k) {
+                columns[k as usize].0.clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&tick)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()?;
+    let c = COLOURS[2];
+    chart.draw_series(quartiles.iter().enumerate().map(|(k, q)| {
+        PathElement::new(vec![(k as f64, q.0), (k as f64, q.2)], c.stroke_width(3))
+    }))?;
+    chart.draw_series(LineSeries::new(
+        quartiles.iter().enumerate().map(|(k, q)| (k as f64, q.1)),
+        c.stroke_width(2),
+    ))?;
+    chart.draw_series(
+        quartiles
+            .iter()
+            .enumerate()
+            .map(|(k, q)| Circle::new((k as f64, q.1), 6, c.filled())),
+    )?;
+    Ok(())
+}
+
+/// `plots/lm_sft_length.png`: each metric against the SFT length.
+pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
+    let seeds = data.runs.len() / data.lengths.len().max(1);
+    let heading = format!(
+        "Longer SFT before the same off-policy DPO: median and interquartile range over {seeds} seeds"
+    );
+    let panels = [
+        (
+            "peakiness_at_dpo_start",
+            "peakiness at the start of DPO",
+            "mean ‖A_m‖²_F",
+        ),
+        (
+            "chosen_change",
+            "chosen: change over DPO",
+            "Δ mean log π (nats)",
+        ),
+        (
+            "others_change",
+            "other families: change over DPO",
+            "Δ mean log π (nats)",
+        ),
+        (
+            "except_argmax_rejected_prefix_change",
+            "mass off the argmax, rejected prefixes: change over DPO",
+            "Δ Σ_m log(1 − max π_m) (nats)",
+        ),
+    ];
+    save_png(path, (1800, 560), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(&top, &heading, 22)?;
+        for (area, (metric, caption, y_desc)) in body.split_evenly((1, 4)).iter().zip(panels) {
+            let columns: Vec<(String, Vec<f64>)> = data
+                .lengths
+                .iter()
+                .map(|&e| (e.to_string(), data.values(e, metric)))
+                .collect();
+            sweep_panel(area, (caption, "SFT epochs", y_desc), &columns)?;
+        }
+        Ok(())
     })
 }
