@@ -22,6 +22,7 @@ use toml::Value;
 
 use crate::error::{Error, Result, quote};
 use crate::experiments::digits::{self, DigitsExperiment};
+use crate::experiments::lm_extend::LmExtend;
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
 use crate::experiments::lm_losses::LmLosses;
@@ -139,6 +140,15 @@ pub static REGISTRY: &[Entry] = &[
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
         runner: &Figures::<LmSftLength>(&[("lm_sft_length", plot::policy::sft_length)]),
+    },
+    Entry {
+        name: "lm_extend",
+        aliases: &[],
+        about: "Fig. 5 and §4.3: the extend method, SFT on (x, y⁻) too at the same token budget, then the same off-policy DPO",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        runner: &Figures::<LmExtend>(&[("lm_extend", plot::policy::extend)]),
     },
 ];
 

@@ -92,6 +92,7 @@ fn default_runs_reproduce_the_committed_figures() {
         "lm_policy",
         "lm_losses",
         "lm_sft_length",
+        "lm_extend",
     ] {
         let dir = scratch(&format!("golden-{name}"));
         let out = dir.to_str().unwrap();

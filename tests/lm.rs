@@ -815,3 +815,36 @@ mod lm_sft_length {
         assert!(one.iter().zip(&two).all(|(a, b)| a != b));
     }
 }
+
+/// The extend method against the baseline.
+mod lm_extend {
+    use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::lm_extend::{self, Arm, LmExtend};
+
+    #[test]
+    fn both_arms_take_the_same_sft_budget_and_dpo_updates() {
+        let mut config = lm_extend::Config::default();
+        config.world.pretrain.steps = 1000;
+        config.world.sft.epochs = 3;
+        config.world.dpo_updates = 8;
+        config.track_every = 4;
+        let data = LmExtend::run(&config, 8).unwrap();
+        assert_eq!(data.runs.len(), 5 * 2);
+        for (b, e) in data.of(Arm::Baseline).zip(data.of(Arm::Extend)) {
+            // 3 epochs × 8 prompts × 4 tokens, whatever the data.
+            assert_eq!((b.sft_token_updates, e.sft_token_updates), (96, 96));
+            assert_eq!(b.sft.last().unwrap().step, e.sft.last().unwrap().step);
+            assert_eq!((b.dpo.counts.updates, e.dpo.counts.updates), (8, 8));
+            assert_eq!(b.dpo.seed, e.dpo.seed);
+        }
+        let tables = LmExtend::tables(&data);
+        assert_eq!(tables[0].header, "arm,seed,phase,step,family,mean_log_prob");
+        assert!(
+            tables[0]
+                .rows
+                .iter()
+                .any(|r| r.starts_with("extend,8,sft,"))
+        );
+        assert_eq!(tables[1].rows.len(), 2 * 6);
+    }
+}

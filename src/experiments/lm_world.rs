@@ -286,6 +286,16 @@ static WORLDS: Memo<WorldKey, World> = Memo::new();
 /// SFT checkpoints of this process.
 static CHECKPOINTS: Memo<CheckpointKey, Checkpoint> = Memo::new();
 
+/// The pre-trained world of `seed` ([`pretrain`]), shared in the process as
+/// [`checkpoint`]s are.
+///
+/// # Errors
+/// If a step fails.
+pub fn pretrained(config: &LmConfig, seed: u64) -> Result<World> {
+    let key = (config.world, config.model, config.pretrain, seed);
+    WORLDS.get(key, || pretrain(config, seed))
+}
+
 /// Pre-training then SFT for `seed`, tracked at every SFT step. Every LM experiment starts
 /// here. A pre-trained world, and a checkpoint, trained once in a process is shared (the
 /// same world and seed; and the same SFT): the result is the same as training it again,
@@ -296,7 +306,7 @@ static CHECKPOINTS: Memo<CheckpointKey, Checkpoint> = Memo::new();
 pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
     let world_key = (config.world, config.model, config.pretrain, seed);
     CHECKPOINTS.get((world_key, config.sft), || {
-        let mut world = WORLDS.get(world_key, || pretrain(config, seed))?;
+        let mut world = pretrained(config, seed)?;
         let probes = world.probes.clone();
         let mut track = Tracker::new(&probes, 1);
         let sft_model = world.sft(config, &mut [&mut track])?;
@@ -389,6 +399,45 @@ impl World {
             |&j| sft_on(language, j, language.sft_answer(j, &mut answers)),
             observers,
         )?;
+        Ok(trainer.model)
+    }
+
+    /// The extend method's SFT (the paper's §4.3): the instruction data of
+    /// [`World::sft`] plus `(x, y⁻)` for every training prompt, for the same number of
+    /// updates, so the same token budget (every answer has [`ANSWER_LEN`] tokens). The
+    /// doubled data is visited in shuffled passes, the last one cut short.
+    ///
+    /// # Errors
+    /// If a step fails.
+    pub fn sft_extended(
+        &mut self,
+        config: &LmConfig,
+        observers: &mut [&mut dyn Observer<TinyLm>],
+    ) -> Result<TinyLm> {
+        use rand::seq::SliceRandom;
+        let mut trainer = Trainer::new(self.base.clone(), config.sft.eta)?;
+        let language = &self.language;
+        let mut answers = Rng64::seed_from_u64(self.rng.next_u64());
+        let items: Vec<(usize, bool)> = language
+            .train
+            .iter()
+            .flat_map(|&j| [(j, false), (j, true)])
+            .collect();
+        let updates = config.sft.epochs * language.train.len();
+        trainer.start(observers)?;
+        while trainer.steps() < updates {
+            let mut order = items.clone();
+            order.shuffle(&mut self.rng);
+            for &(j, rejected) in order.iter().take(updates - trainer.steps()) {
+                let y = if rejected {
+                    language.rejected(j)
+                } else {
+                    language.sft_answer(j, &mut answers)
+                };
+                let (inputs, objective) = sft_on(language, j, y);
+                trainer.step(&inputs, objective.as_ref(), observers)?;
+            }
+        }
         Ok(trainer.model)
     }
 }

@@ -9,6 +9,7 @@ use plotters::prelude::*;
 
 use super::{Area, FONT, legend, save_png, tick, title};
 use crate::error::Result;
+use crate::experiments::lm_extend::{Arm, Extend};
 use crate::experiments::lm_losses::Losses;
 use crate::experiments::lm_measures::{Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
@@ -235,6 +236,23 @@ pub fn losses(data: &Losses, path: &Path) -> Result<()> {
     figure(path, &heading, &groups)
 }
 
+/// `plots/lm_extend.png`: the same panels over DPO, for the baseline and the extend arm.
+pub fn extend(data: &Extend, path: &Path) -> Result<()> {
+    let groups: Vec<Group<'_>> = Arm::ALL
+        .iter()
+        .map(|&arm| Group {
+            name: arm.id(),
+            runs: data.of(arm).map(|r| r.dpo.points.as_slice()).collect(),
+        })
+        .collect();
+    let heading = format!(
+        "The extend method: SFT with (x, y⁻) added (same token budget), then the same off-policy DPO: median and interquartile band over {} seeds (from {})",
+        groups[0].runs.len(),
+        data.seed
+    );
+    figure(path, &heading, &groups)
+}
+
 /// Six panels of `groups`: chosen, the other families, rejected, the argmax per position
 /// on the rejected prefixes, the repeater and the entropy.
 pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
@@ -264,7 +282,7 @@ pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
         )?;
         panel(
             &panels[2],
-            "the dataset's y⁻ (an on-policy regime pushes its own samples)",
+            "the dataset's y⁻",
             nats,
             &bands(&|p| p.family(Family::Rejected)),
         )?;
