@@ -22,6 +22,7 @@ use toml::Value;
 
 use crate::error::{Error, Result, quote};
 use crate::experiments::digits::{self, DigitsExperiment};
+use crate::experiments::lm_ches::LmChes;
 use crate::experiments::lm_extend::LmExtend;
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
@@ -149,6 +150,15 @@ pub static REGISTRY: &[Entry] = &[
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
         runner: &Figures::<LmExtend>(&[("lm_extend", plot::policy::extend)]),
+    },
+    Entry {
+        name: "lm_ches",
+        aliases: &[],
+        about: "Razin et al. (2024): likelihood displacement of y⁺ in off-policy DPO against the pairs' CHES",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        runner: &Figures::<LmChes>(&[("lm_ches", plot::lm::ches)]),
     },
 ];
 

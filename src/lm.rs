@@ -143,6 +143,13 @@ impl TinyLm {
         })
     }
 
+    /// `h = Σ_l h_l`: the last hidden layer summed over the response positions of `x`,
+    /// the representation of a response in Razin et al.'s CHES.
+    pub fn response_hidden_sum(&self, x: &Sequence) -> DVector<f64> {
+        let (_, u) = self.positions(std::slice::from_ref(x));
+        self.mlp.forward(&u).last_hidden().column_sum()
+    }
+
     /// Logits for the next token after `tokens`.
     pub fn next_logits(&self, tokens: &[usize]) -> DVector<f64> {
         let u = self.context_vector(&self.context(tokens, tokens.len()));

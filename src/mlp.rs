@@ -88,6 +88,14 @@ pub struct Trace {
     pub logits: DMatrix<f64>,
 }
 
+impl Trace {
+    /// The activations the output layer reads (the last hidden layer; the inputs for a
+    /// linear model), one column per input.
+    pub fn last_hidden(&self) -> &DMatrix<f64> {
+        &self.inputs[self.inputs.len() - 1]
+    }
+}
+
 /// One vector as a one-column matrix.
 fn column(x: &DVector<f64>) -> DMatrix<f64> {
     DMatrix::from_column_slice(x.len(), 1, x.as_slice())

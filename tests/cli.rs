@@ -93,6 +93,7 @@ fn default_runs_reproduce_the_committed_figures() {
         "lm_losses",
         "lm_sft_length",
         "lm_extend",
+        "lm_ches",
     ] {
         let dir = scratch(&format!("golden-{name}"));
         let out = dir.to_str().unwrap();

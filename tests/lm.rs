@@ -848,3 +848,45 @@ mod lm_extend {
         assert_eq!(tables[1].rows.len(), 2 * 6);
     }
 }
+
+/// CHES and the response representation it reads.
+mod lm_ches {
+    use learning_dynamics::Rng64;
+    use learning_dynamics::experiments::lm_measures::ches;
+    use learning_dynamics::lm::{LmSpec, Sequence, TinyLm};
+    use nalgebra::DVector;
+    use rand::SeedableRng;
+
+    /// Hand-made hidden states: h⁺ = (1, 2), h⁻ = (3, −1): ⟨h⁺, h⁻⟩ − ‖h⁺‖² = 1 − 5 = −4;
+    /// a y⁻ equal to y⁺ has CHES 0, and one along h⁺ but longer a positive CHES.
+    #[test]
+    fn ches_on_hand_made_hidden_states() {
+        assert_eq!(ches(&[1.0, 2.0], &[3.0, -1.0]), -4.0);
+        assert_eq!(ches(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert_eq!(ches(&[1.0, 2.0], &[2.0, 4.0]), 5.0);
+    }
+
+    /// The response representation is the sum over response positions of the hidden
+    /// layer, `tanh(W₁ u_l + b₁)`, computed here from the context vectors by hand.
+    #[test]
+    fn the_response_representation_sums_the_last_hidden_layer() {
+        let spec = LmSpec {
+            vocab: 9,
+            window: 3,
+            embed: 2,
+            hidden: 5,
+        };
+        let lm = TinyLm::random(spec, &mut Rng64::seed_from_u64(4)).unwrap();
+        let x = Sequence::new(&[1, 2], &[3, 4, 5]);
+        let tokens = [1, 2, 3, 4, 5];
+        let layer = &lm.mlp().layers()[0];
+        let mut expected = DVector::zeros(5);
+        for l in 2..5 {
+            let u = lm.context_vector(&lm.context(&tokens, l));
+            let b = layer.bias.clone().unwrap_or_else(|| DVector::zeros(5));
+            expected += (&layer.weight * u + b).map(f64::tanh);
+        }
+        let h = lm.response_hidden_sum(&x);
+        assert!((h - expected).norm() < 1e-12);
+    }
+}

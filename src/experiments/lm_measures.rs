@@ -456,3 +456,11 @@ impl<L> DpoRun<L> {
         measure(self.at(step)) - measure(self.first())
     }
 }
+
+/// The centred hidden-embedding similarity of a preference pair (Razin et al., 2024),
+/// `CHES = ⟨h⁺, h⁻⟩ − ‖h⁺‖²`, from the response representations `h±`
+/// ([`TinyLm::response_hidden_sum`]). A large CHES means `y⁻` looks like `y⁺` to the
+/// network, and predicts that DPO displaces `y⁺`'s likelihood the most.
+pub fn ches(h_plus: &[f64], h_minus: &[f64]) -> f64 {
+    h_plus.iter().zip(h_minus).map(|(p, m)| p * m - p * p).sum()
+}

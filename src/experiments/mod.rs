@@ -11,6 +11,7 @@
 //! language, pre-training, and the SFT and DPO updates.
 
 pub mod digits;
+pub mod lm_ches;
 pub mod lm_extend;
 pub mod lm_finetune;
 pub mod lm_influence;

@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use super::{Area, FONT, diverging, heatmap, legend, save_png, tick, title};
 use crate::error::Result;
+use crate::experiments::lm_ches::Displacement;
 use crate::experiments::lm_finetune::LmRun;
 use crate::experiments::lm_influence::{Influence, Signal};
 use crate::experiments::lm_measures::{FamilyPoint, curve};
@@ -218,5 +219,65 @@ pub fn influence(result: &Influence, path: &Path) -> Result<()> {
             Some(&label),
         )?;
         Ok(())
+    })
+}
+
+/// Likelihood displacement against CHES: one point per preference pair, coloured by seed.
+pub fn ches(data: &Displacement, path: &Path) -> Result<()> {
+    const SEED_COLOURS: [RGBColor; 5] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+    ];
+    let range = |v: Vec<f64>| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            });
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        (lo - pad)..(hi + pad)
+    };
+    let xs = range(data.pairs.iter().map(|p| p.ches).collect());
+    let ys = range(data.pairs.iter().map(|p| p.chosen_change).collect());
+    let mut seeds: Vec<u64> = data.pairs.iter().map(|p| p.seed).collect();
+    seeds.dedup();
+    let heading = format!(
+        "Likelihood displacement in off-policy DPO against CHES (Razin et al.): Spearman {:.2} over {} pairs",
+        Displacement::rho(&data.pairs),
+        data.pairs.len()
+    );
+    save_png(path, (1100, 760), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(&top, &heading, 20)?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(xs, ys)?;
+        chart
+            .configure_mesh()
+            .x_desc("CHES = ⟨h⁺, h⁻⟩ − ‖h⁺‖² under the SFT model")
+            .y_desc("Δ log π(y⁺ | x) over DPO (nats)")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()?;
+        for (k, seed) in seeds.iter().enumerate() {
+            let c = SEED_COLOURS[k % SEED_COLOURS.len()];
+            chart
+                .draw_series(
+                    data.pairs
+                        .iter()
+                        .filter(|p| p.seed == *seed)
+                        .map(|p| Circle::new((p.ches, p.chosen_change), 6, c.filled())),
+                )?
+                .label(format!("seed {seed}"))
+                .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
