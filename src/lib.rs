@@ -87,7 +87,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (typed config, `run`, `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, with the LM's shared `lm_world` (the world, its SFT checkpoints shared per seed, the DPO update rule of every regime) |
+//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (typed config, `run`, `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches`, on the LM's shared `lm_world` (the world, its pre-trained models and SFT checkpoints shared per seed, the DPO update rule of every regime) and `lm_measures` (families, greedy statistics, repeater, snapshots) |
 //!
 //! **Outputs: everything that touches files, streams or the clock.**
 //!

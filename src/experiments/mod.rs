@@ -8,7 +8,9 @@
 //! robustness reruns and reports belong to the gallery layer ([`crate::gallery`]) above.
 //!
 //! The language-model experiments share one world ([`lm_world`]): the synthetic
-//! language, pre-training, and the SFT and DPO updates.
+//! language, pre-training, the SFT and DPO updates, and the update rule of every DPO
+//! regime; and one set of measures ([`lm_measures`]). Pre-trained models and SFT
+//! checkpoints are trained once per seed in a process and shared.
 
 pub mod digits;
 pub mod lm_ches;
