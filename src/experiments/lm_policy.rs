@@ -1,4 +1,4 @@
-//! Off-policy vs on-policy DPO on [`TinyLm`] (the paper's §4 and App. E): three DPO
+//! Off-policy vs on-policy DPO on [`TinyLm`](crate::lm::TinyLm) (the paper's §4 and App. E): three DPO
 //! regimes from the same SFT checkpoint, with the same probes and the same number of
 //! updates, on five seeds.
 //!

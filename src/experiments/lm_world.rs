@@ -450,7 +450,7 @@ pub enum Regime {
     /// `y⁺` from the data, `y⁻` sampled from the current model (SPIN); usable when
     /// `y⁻ ≠ y⁺`.
     Spin,
-    /// Two samples of the current model ranked by [`Answer::reward`]; usable when the
+    /// Two samples of the current model ranked by [`Answer::reward`](crate::language::Answer::reward); usable when the
     /// rewards differ, the higher one becoming `y⁺`.
     Online,
 }
