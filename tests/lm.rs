@@ -526,7 +526,7 @@ mod policy {
     use learning_dynamics::Rng64;
     use learning_dynamics::experiments::lm_measures::repeater;
     use learning_dynamics::experiments::lm_world::{
-        LmConfig, Regime, draw_pair, pretrain, train_dpo,
+        Dpo, LmConfig, Regime, draw_pair, pretrain, train_dpo,
     };
     use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, Style, entity, value};
     use learning_dynamics::objective::PairLoss;
@@ -643,16 +643,15 @@ mod policy {
             let models = (&world.base, &world.base);
             // 13 updates: not a multiple of the 8 training prompts, so the last pass stops
             // midway; learning rate 0.05, β = 0.1, up to 50 redraws per prompt.
-            let (_, counts) = train_dpo(
+            let dpo = Dpo {
                 regime,
-                &world.language,
-                models,
-                (PairLoss::Dpo, 0.05, 0.1),
-                (13, 50),
-                &mut rng,
-                &mut [],
-            )
-            .unwrap();
+                loss: PairLoss::Dpo,
+                eta: 0.05,
+                beta: 0.1,
+                updates: 13,
+                max_redraws: 50,
+            };
+            let (_, counts) = train_dpo(&dpo, &world.language, models, &mut rng, &mut []).unwrap();
             assert_eq!(counts.updates, 13, "{}", regime.id());
         }
     }

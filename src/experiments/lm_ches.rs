@@ -13,13 +13,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::ches;
-use super::lm_world::{LmConfig, Regime, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys};
+use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys};
 use super::{Claim, Experiment, Key, Settings, Table};
 use crate::error::Result;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::sequence_log_prob;
-use crate::objective::PairLoss;
 use crate::stats::spearman;
 
 /// The seeds a run covers: `seed, seed + 1, …`.
@@ -93,11 +92,9 @@ impl Experiment for LmChes {
             let language = &start.world.language;
             let mut rng = start.world.rng.clone();
             let (end, _) = train_dpo(
-                Regime::OffPolicy,
+                &Dpo::off_policy(world),
                 language,
                 (&start.sft_model, &start.sft_model),
-                (PairLoss::Dpo, world.dpo_eta, world.beta),
-                (world.dpo_updates, 0),
                 &mut rng,
                 &mut [],
             )?;

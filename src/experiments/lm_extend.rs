@@ -13,14 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, SnapshotTracker, Tracker};
+use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, Tracker};
 use super::lm_world::{
-    LmConfig, Regime, WORLD_MEMORY_KEYS, checkpoint, pretrained, train_dpo, world_keys,
+    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, pretrained, tracked_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Family};
-use crate::objective::PairLoss;
 use crate::stats::median;
 
 /// The seeds a run covers: `seed, seed + 1, …`.
@@ -165,34 +164,14 @@ impl Experiment for LmExtend {
                 ),
                 (Arm::Extend, &extend_model, sft_track.points),
             ];
-            for (arm, start, sft) in arms {
-                let language = &baseline.world.language;
+            for (arm, model, sft) in arms {
                 // Both arms see the same pairs in the same order.
-                let mut rng = baseline.world.rng.clone();
-                let mut tracker = SnapshotTracker::new(
-                    language,
-                    &baseline.world.probes,
-                    every,
-                    world.dpo_updates,
-                );
-                let (_, counts) = train_dpo(
-                    Regime::OffPolicy,
-                    language,
-                    (start, start),
-                    (PairLoss::Dpo, world.dpo_eta, world.beta),
-                    (world.dpo_updates, 0),
-                    &mut rng,
-                    &mut [&mut tracker],
-                )?;
+                let dpo = Dpo::off_policy(world);
+                let (_, dpo) = tracked_dpo((arm, seed), &baseline, model, &dpo, every)?;
                 runs.push(ArmRun {
                     sft,
                     sft_token_updates: sft_updates * ANSWER_LEN,
-                    dpo: DpoRun {
-                        label: arm,
-                        seed,
-                        counts,
-                        points: tracker.points,
-                    },
+                    dpo,
                 });
             }
         }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{FamilyPoint, Tracker, curve};
 use super::lm_world::{
-    Checkpoint, LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, World, checkpoint, train_dpo,
+    Checkpoint, Dpo, LmConfig, RISE_MARGIN, WORLD_MEMORY_KEYS, World, checkpoint, train_dpo,
     world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
@@ -20,7 +20,6 @@ use crate::language::Family;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
-use crate::objective::PairLoss;
 
 /// The world, and how often the families are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,11 +92,9 @@ impl Experiment for LmFinetune {
         } = checkpoint(config, seed)?;
         let mut dpo_track = Tracker::new(&world.probes, every);
         let (dpo_model, _) = train_dpo(
-            Regime::OffPolicy,
+            &Dpo::off_policy(config),
             &world.language,
             (&sft_model, &sft_model),
-            (PairLoss::Dpo, config.dpo_eta, config.beta),
-            (config.dpo_updates, 0),
             &mut world.rng,
             &mut [&mut dpo_track],
         )?;

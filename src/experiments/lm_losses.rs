@@ -11,8 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoRun, Snapshot, SnapshotTracker};
-use super::lm_world::{LmConfig, Regime, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys};
+use super::lm_measures::{DpoRun, Snapshot};
+use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, tracked_dpo, world_keys};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
@@ -174,31 +174,16 @@ impl Experiment for LmLosses {
         let mut runs = Vec::new();
         for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
             let start = checkpoint(world, seed)?;
-            let language = &start.world.language;
             for (loss, beta, eta) in config.losses() {
                 // Every loss sees the same pairs in the same order.
-                let mut rng = start.world.rng.clone();
-                let mut tracker = SnapshotTracker::new(
-                    language,
-                    &start.world.probes,
-                    config.track_every,
-                    world.dpo_updates,
-                );
-                let (_, counts) = train_dpo(
-                    Regime::OffPolicy,
-                    language,
-                    (&start.sft_model, &start.sft_model),
-                    (loss, eta, beta),
-                    (world.dpo_updates, 0),
-                    &mut rng,
-                    &mut [&mut tracker],
-                )?;
-                runs.push(LossRun {
-                    label: loss,
-                    seed,
-                    counts,
-                    points: tracker.points,
-                });
+                let dpo = Dpo {
+                    loss,
+                    eta,
+                    beta,
+                    ..Dpo::off_policy(world)
+                };
+                let every = config.track_every;
+                runs.push(tracked_dpo((loss, seed), &start, &start.sft_model, &dpo, every)?.1);
             }
         }
         Ok(Losses {

@@ -17,16 +17,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{
-    DpoRun, PositionPoint, Prefix, Snapshot, SnapshotTracker, VALUE_POSITION,
-};
+use super::lm_measures::{DpoRun, PositionPoint, Prefix, Snapshot, VALUE_POSITION};
 use super::lm_world::{
-    LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys,
+    Dpo, LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, checkpoint, tracked_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
-use crate::objective::PairLoss;
 use crate::stats::median;
 
 /// One regime's DPO run on one seed.
@@ -106,31 +103,14 @@ impl Experiment for LmPolicy {
         let mut runs = Vec::new();
         for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
             let start = checkpoint(world, seed)?;
-            let language = &start.world.language;
             for regime in Regime::ALL {
-                // Every regime visits the prompts from the same generator state.
-                let mut rng = start.world.rng.clone();
-                let mut tracker = SnapshotTracker::new(
-                    language,
-                    &start.world.probes,
-                    config.track_every,
-                    world.dpo_updates,
-                );
-                let (_, counts) = train_dpo(
+                let dpo = Dpo {
                     regime,
-                    language,
-                    (&start.sft_model, &start.sft_model),
-                    (PairLoss::Dpo, world.dpo_eta, world.beta),
-                    (world.dpo_updates, config.max_redraws),
-                    &mut rng,
-                    &mut [&mut tracker],
-                )?;
-                runs.push(RegimeRun {
-                    label: regime,
-                    seed,
-                    counts,
-                    points: tracker.points,
-                });
+                    max_redraws: config.max_redraws,
+                    ..Dpo::off_policy(world)
+                };
+                let every = config.track_every;
+                runs.push(tracked_dpo((regime, seed), &start, &start.sft_model, &dpo, every)?.1);
             }
         }
         Ok(Policy {

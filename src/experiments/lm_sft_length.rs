@@ -9,12 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoRun, Snapshot, SnapshotTracker};
-use super::lm_world::{LmConfig, Regime, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys};
+use super::lm_measures::{DpoRun, Snapshot};
+use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, tracked_dpo, world_keys};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
-use crate::objective::PairLoss;
 use crate::stats::{median, spearman};
 
 /// The seeds a run covers: `seed, seed + 1, …`.
@@ -122,29 +121,10 @@ impl Experiment for LmSftLength {
                 let mut world = config.world;
                 world.sft.epochs = epochs;
                 let start = checkpoint(&world, seed)?;
-                let language = &start.world.language;
-                let mut rng = start.world.rng.clone();
-                let mut tracker = SnapshotTracker::new(
-                    language,
-                    &start.world.probes,
-                    world.dpo_updates.max(1),
-                    world.dpo_updates,
-                );
-                let (_, counts) = train_dpo(
-                    Regime::OffPolicy,
-                    language,
-                    (&start.sft_model, &start.sft_model),
-                    (PairLoss::Dpo, world.dpo_eta, world.beta),
-                    (world.dpo_updates, 0),
-                    &mut rng,
-                    &mut [&mut tracker],
-                )?;
-                runs.push(LengthRun {
-                    label: epochs,
-                    seed,
-                    counts,
-                    points: tracker.points,
-                });
+                // Only the start and the end of DPO are measured.
+                let every = world.dpo_updates.max(1);
+                let dpo = Dpo::off_policy(&world);
+                runs.push(tracked_dpo((epochs, seed), &start, &start.sft_model, &dpo, every)?.1);
             }
         }
         Ok(SftLength {

@@ -16,7 +16,7 @@
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoCounts, FamilyPoint, Tracker};
+use super::lm_measures::{DpoCounts, DpoRun, FamilyPoint, SnapshotTracker, Tracker};
 use super::{Key, Range};
 use crate::Rng64;
 use crate::error::Result;
@@ -528,24 +528,61 @@ pub fn draw_pair(
     Ok((None, max_redraws))
 }
 
-/// Preference training under `loss` (DPO, or any [`PairLoss`]) from `start` with
-/// `reference` frozen, under the update rule shared by every regime: exactly `updates` updates of one usable pair each; prompts visited in an
-/// order shuffled by `rng` at every pass; an unusable draw redrawn up to `max_redraws`
-/// times, after which the prompt is passed over.
+/// How a preference-training run goes: where its pairs come from, its loss and
+/// schedule, and how often an unusable on-policy draw is redrawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dpo {
+    /// Where the pairs come from.
+    pub regime: Regime,
+    /// The pairwise loss.
+    pub loss: PairLoss,
+    /// The learning rate.
+    pub eta: f64,
+    /// The loss's β.
+    pub beta: f64,
+    /// Updates taken, one usable pair each.
+    pub updates: usize,
+    /// Unusable draws redrawn per prompt before it is passed over.
+    pub max_redraws: usize,
+}
+
+impl Dpo {
+    /// Off-policy DPO with the world's `dpo_eta`, `beta` and `dpo_updates`.
+    pub fn off_policy(config: &LmConfig) -> Self {
+        Dpo {
+            regime: Regime::OffPolicy,
+            loss: PairLoss::Dpo,
+            eta: config.dpo_eta,
+            beta: config.beta,
+            updates: config.dpo_updates,
+            max_redraws: 0,
+        }
+    }
+}
+
+/// Preference training as `dpo` says from `start` with `reference` frozen, under the
+/// update rule shared by every regime: exactly `dpo.updates` updates of one usable pair
+/// each; prompts visited in an order shuffled by `rng` at every pass; an unusable draw
+/// redrawn up to `dpo.max_redraws` times, after which the prompt is passed over.
 ///
 /// # Errors
 /// If a whole pass over the prompts yields no usable pair (with the counts), or a step
 /// fails.
-#[allow(clippy::too_many_arguments)]
 pub fn train_dpo(
-    regime: Regime,
+    dpo: &Dpo,
     language: &Language,
     (start, reference): (&TinyLm, &TinyLm),
-    (loss, eta, beta): (PairLoss, f64, f64),
-    (updates, max_redraws): (usize, usize),
     rng: &mut Rng64,
     observers: &mut [&mut dyn Observer<TinyLm>],
 ) -> Result<(TinyLm, DpoCounts)> {
+    let &Dpo {
+        regime,
+        loss,
+        eta,
+        beta,
+        updates,
+        max_redraws,
+    } = dpo;
     use rand::seq::SliceRandom;
     let mut trainer = Trainer::new(start.clone(), eta)?;
     trainer.start(observers)?;
@@ -582,4 +619,34 @@ pub fn train_dpo(
         }
     }
     Ok((trainer.model, counts))
+}
+
+/// A run of `dpo` from `model` (also its frozen reference) in the world of `start`, the
+/// seed's checkpoint: the prompts are visited from the checkpoint's generator state, so
+/// runs from one checkpoint see the same first order, and a
+/// [`Snapshot`](super::lm_measures::Snapshot) is taken every
+/// `every` updates and after the last.
+///
+/// # Errors
+/// As [`train_dpo`].
+pub fn tracked_dpo<L>(
+    (label, seed): (L, u64),
+    start: &Checkpoint,
+    model: &TinyLm,
+    dpo: &Dpo,
+    every: usize,
+) -> Result<(TinyLm, DpoRun<L>)> {
+    let language = &start.world.language;
+    let mut rng = start.world.rng.clone();
+    let mut tracker = SnapshotTracker::new(language, &start.world.probes, every, dpo.updates);
+    let (end, counts) = train_dpo(dpo, language, (model, model), &mut rng, &mut [&mut tracker])?;
+    Ok((
+        end,
+        DpoRun {
+            label,
+            seed,
+            counts,
+            points: tracker.points,
+        },
+    ))
 }
