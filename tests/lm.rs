@@ -661,7 +661,8 @@ mod policy {
 /// and the checkpoint every regime shares.
 mod lm_policy {
     use learning_dynamics::experiments::Experiment;
-    use learning_dynamics::experiments::lm_policy::{self, LmPolicy, SEEDS};
+    use learning_dynamics::experiments::lm_policy::{self, LmPolicy};
+    use learning_dynamics::experiments::lm_world::SEEDS;
     use learning_dynamics::experiments::lm_world::{Regime, checkpoint, pretrain};
 
     fn small() -> lm_policy::Config {

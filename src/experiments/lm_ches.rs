@@ -13,16 +13,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::ches;
-use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, train_dpo, world_keys};
+use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, train_dpo, world_keys};
 use super::{Claim, Experiment, Key, Settings, Table};
 use crate::error::Result;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::sequence_log_prob;
 use crate::stats::spearman;
-
-/// The seeds a run covers: `seed, seed + 1, …`.
-pub const SEEDS: u64 = 5;
 
 /// The world.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -87,7 +84,7 @@ impl Experiment for LmChes {
         config.validate()?;
         let world = &config.world;
         let mut pairs = Vec::new();
-        for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
+        for seed in seeds(seed) {
             let start = checkpoint(world, seed)?;
             let language = &start.world.language;
             let mut rng = start.world.rng.clone();

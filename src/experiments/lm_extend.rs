@@ -15,15 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, Tracker};
 use super::lm_world::{
-    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, pretrained, tracked_dpo, world_keys,
+    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, pretrained, seeds, tracked_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Family};
 use crate::stats::median;
-
-/// The seeds a run covers: `seed, seed + 1, …`.
-pub const SEEDS: u64 = 5;
 
 /// The world, and how often the families are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +142,7 @@ impl Experiment for LmExtend {
         let world = &config.world;
         let every = config.track_every;
         let mut runs = Vec::new();
-        for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
+        for seed in seeds(seed) {
             let baseline = checkpoint(world, seed)?;
             let mut extended = pretrained(world, seed)?;
             let mut sft_track = Tracker::new(&baseline.world.probes, every);

@@ -11,16 +11,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoRun, Snapshot};
-use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, tracked_dpo, world_keys};
+use super::lm_measures::{Comparison, DpoRun, Snapshot};
+use super::lm_world::{
+    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys,
+};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
 use crate::objective::{PairLoss, Pairwise};
 use crate::stats::median;
-
-/// The seeds a run covers: `seed, seed + 1, …`.
-pub const SEEDS: u64 = 5;
 
 /// The world, each loss's hyperparameters, and how often the measures are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,16 +149,8 @@ impl Config {
 /// One loss's run on one seed.
 pub type LossRun = DpoRun<PairLoss>;
 
-/// Every loss on every seed of a run.
-#[derive(Clone, Debug)]
-pub struct Losses {
-    /// The first seed; the summary is of this one.
-    pub seed: u64,
-    /// The updates every loss took.
-    pub updates: usize,
-    /// Seed by seed, loss by loss (DPO, IPO, SLiC, SPPO).
-    pub runs: Vec<LossRun>,
-}
+/// Every loss on every seed of a run, loss by loss (DPO, IPO, SLiC, SPPO).
+pub type Losses = Comparison<PairLoss>;
 
 /// Every pairwise loss, off-policy, from one SFT checkpoint per seed.
 pub struct LmLosses;
@@ -172,7 +163,7 @@ impl Experiment for LmLosses {
         config.validate()?;
         let world = &config.world;
         let mut runs = Vec::new();
-        for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
+        for seed in seeds(seed) {
             let start = checkpoint(world, seed)?;
             for (loss, beta, eta) in config.losses() {
                 // Every loss sees the same pairs in the same order.
@@ -237,16 +228,10 @@ impl Experiment for LmLosses {
 /// seed: 1 nat, as in `lm_policy` (above the seed-to-seed spread measured there).
 const NATS_MARGIN: f64 = 1.0;
 
-impl Losses {
-    /// The runs of `loss`'s kind, one per seed.
-    pub fn of(&self, loss: PairLoss) -> impl Iterator<Item = &LossRun> {
-        self.runs
-            .iter()
-            .filter(move |r| std::mem::discriminant(&r.label) == std::mem::discriminant(&loss))
-    }
-
+impl Comparison<PairLoss> {
     fn claims(&self) -> Vec<Claim> {
-        let dpo: Vec<&LossRun> = self.of(PairLoss::Dpo).collect();
+        let labels = self.labels();
+        let dpo: Vec<&LossRun> = self.of(labels[0]).collect();
         let others = |r: &LossRun| r.change(Snapshot::others);
         let malformed = |r: &LossRun| r.last().repeater.malformed_rate;
         let argmax = |r: &LossRun| r.change(|p| p.family(Family::ArgmaxRejectedPrefix));
@@ -254,14 +239,7 @@ impl Losses {
             median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
         };
         let mut claims = Vec::new();
-        let bounded: Vec<PairLoss> = self
-            .runs
-            .iter()
-            .filter(|r| r.seed == self.seed)
-            .map(|r| r.label)
-            .skip(1)
-            .collect();
-        for loss in bounded {
+        for &loss in &labels[1..] {
             let runs: Vec<&LossRun> = self.of(loss).collect();
             let k = dpo
                 .iter()

@@ -464,3 +464,30 @@ impl<L> DpoRun<L> {
 pub fn ches(h_plus: &[f64], h_minus: &[f64]) -> f64 {
     h_plus.iter().zip(h_minus).map(|(p, m)| p * m - p * p).sum()
 }
+
+/// The runs of an experiment that compares labels (regimes, losses), seed by seed.
+#[derive(Clone, Debug)]
+pub struct Comparison<L> {
+    /// The first seed; the summary is of this one.
+    pub seed: u64,
+    /// The updates every run was asked for.
+    pub updates: usize,
+    /// Seed by seed, label by label.
+    pub runs: Vec<DpoRun<L>>,
+}
+
+impl<L: PartialEq + Copy> Comparison<L> {
+    /// The runs labelled `label`, one per seed.
+    pub fn of(&self, label: L) -> impl Iterator<Item = &DpoRun<L>> {
+        self.runs.iter().filter(move |r| r.label == label)
+    }
+
+    /// The labels, in the order of the first seed's runs.
+    pub fn labels(&self) -> Vec<L> {
+        self.runs
+            .iter()
+            .filter(|r| r.seed == self.seed)
+            .map(|r| r.label)
+            .collect()
+    }
+}

@@ -17,9 +17,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoRun, PositionPoint, Prefix, Snapshot, VALUE_POSITION};
+use super::lm_measures::{Comparison, DpoRun, PositionPoint, Prefix, Snapshot, VALUE_POSITION};
 use super::lm_world::{
-    Dpo, LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, checkpoint, tracked_dpo, world_keys,
+    Dpo, LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo,
+    world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
@@ -28,9 +29,6 @@ use crate::stats::median;
 
 /// One regime's DPO run on one seed.
 pub type RegimeRun = DpoRun<Regime>;
-
-/// The seeds a run covers: `seed, seed + 1, …`.
-pub const SEEDS: u64 = 5;
 
 /// The world, the update rule's redraw limit, and how often the measures are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,16 +77,8 @@ impl Settings for Config {
     }
 }
 
-/// Every regime on every seed of a run.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// The first seed; the summary is of this one.
-    pub seed: u64,
-    /// The updates every regime was asked for.
-    pub updates: usize,
-    /// Seed by seed, regime by regime (in [`Regime::ALL`] order).
-    pub runs: Vec<RegimeRun>,
-}
+/// Every regime on every seed of a run, regime by regime in [`Regime::ALL`] order.
+pub type Policy = Comparison<Regime>;
 
 /// Off-policy, SPIN and online DPO from one SFT checkpoint per seed.
 pub struct LmPolicy;
@@ -101,7 +91,7 @@ impl Experiment for LmPolicy {
         config.validate()?;
         let world = &config.world;
         let mut runs = Vec::new();
-        for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
+        for seed in seeds(seed) {
             let start = checkpoint(world, seed)?;
             for regime in Regime::ALL {
                 let dpo = Dpo {
@@ -140,12 +130,7 @@ pub const REPEATER_HEADER: &str =
 /// The CSV header of `lm_policy_summary.csv`.
 pub const SUMMARY_HEADER: &str = "regime,metric,value";
 
-impl Policy {
-    /// The runs of `regime`, one per seed.
-    pub fn of(&self, regime: Regime) -> impl Iterator<Item = &RegimeRun> {
-        self.runs.iter().filter(move |r| r.label == regime)
-    }
-
+impl Comparison<Regime> {
     fn tables(&self) -> Vec<Table> {
         let (mut curves, mut positions, mut repeaters) = (Vec::new(), Vec::new(), Vec::new());
         for run in &self.runs {

@@ -10,14 +10,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{DpoRun, Snapshot};
-use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, tracked_dpo, world_keys};
+use super::lm_world::{
+    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys,
+};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
 use crate::stats::{median, spearman};
-
-/// The seeds a run covers: `seed, seed + 1, …`.
-pub const SEEDS: u64 = 5;
 
 /// The world; its `sft.epochs` is the longest SFT, and the lengths compared are 1, 2,
 /// 4, … up to it ([`Config::lengths`]).
@@ -116,7 +115,7 @@ impl Experiment for LmSftLength {
     fn run(config: &Config, seed: u64) -> Result<SftLength> {
         config.validate()?;
         let mut runs = Vec::new();
-        for seed in (0..SEEDS).map(|k| seed.wrapping_add(k)) {
+        for seed in seeds(seed) {
             for epochs in config.lengths() {
                 let mut world = config.world;
                 world.sft.epochs = epochs;

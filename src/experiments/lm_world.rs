@@ -30,6 +30,14 @@ use crate::trainer::{Observer, Trainer, Update};
 /// The gallery's seed (the authors' code uses 1024).
 pub const DEFAULT_SEED: u64 = 1024;
 
+/// How many seeds an experiment that compares runs covers: `seed, seed + 1, …`.
+pub const SEEDS: u64 = 5;
+
+/// The [`SEEDS`] seeds from `first`.
+pub fn seeds(first: u64) -> impl Iterator<Item = u64> {
+    (0..SEEDS).map(move |k| first.wrapping_add(k))
+}
+
 /// The network's sizes (the vocabulary is the language's, [`VOCAB`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

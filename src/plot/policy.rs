@@ -211,20 +211,14 @@ pub fn policy(data: &Policy, path: &Path) -> Result<()> {
 
 /// `plots/lm_losses.png`: the same panels, per pairwise loss.
 pub fn losses(data: &Losses, path: &Path) -> Result<()> {
-    let names: Vec<String> = data
-        .runs
+    let labels = data.labels();
+    let names: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    let groups: Vec<Group<'_>> = labels
         .iter()
-        .filter(|r| r.seed == data.seed)
-        .map(|r| r.label.to_string())
-        .collect();
-    let groups: Vec<Group<'_>> = data
-        .runs
-        .iter()
-        .filter(|r| r.seed == data.seed)
         .zip(&names)
-        .map(|(first, name)| Group {
+        .map(|(&label, name)| Group {
             name,
-            runs: data.of(first.label).map(|r| r.points.as_slice()).collect(),
+            runs: data.of(label).map(|r| r.points.as_slice()).collect(),
         })
         .collect();
     let heading = format!(
