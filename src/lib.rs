@@ -20,6 +20,9 @@
 //! decomposition is specific to classifiers: a pairwise loss such as DPO simply reads two
 //! update sequences and returns one signed residual for each.
 //!
+//! **New here?** The [`tutorial`] teaches the theory in six short chapters of code that
+//! runs, from one step of a softmax by hand to off-policy DPO's repeater.
+//!
 //! ## How one step is decomposed
 //!
 //! [`decomposition::one_step`] computes `G` and `∇_θ L = Jᵀ G` (one backward pass), takes
@@ -71,7 +74,7 @@
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
 //! | [`trainer`] | the SGD loop and its epochs; observers see the model before and after each step and record probes |
 //! | [`squeezing`] | the squeezing effect of one step on a distribution (the paper's App. E) |
-//! | [`stats`] | Pearson and Spearman correlation for claims |
+//! | [`stats`] | Pearson and Spearman correlation, quantiles and cosines for claims |
 //!
 //! **Models: concrete networks, their kernels and their data.**
 //!
@@ -100,6 +103,7 @@
 //! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock, and reading user input files |
 //!
 //! The `ldyn` binary (`src/main.rs`) sits on top: argument declarations and dispatch only.
+//! The [`tutorial`] is documentation only: chapters whose code is tested with the crate.
 //!
 //! ## Conventions
 //!
@@ -138,6 +142,9 @@ pub mod export;
 pub mod gallery;
 pub mod io;
 pub mod plot;
+
+// Documentation: the guided tour.
+pub mod tutorial;
 
 pub use error::{Error, Result};
 

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("models", &["mlp", "lm", "entk", "language", "digits"]),
     ("experiments", &["experiments"]),
     ("outputs", &["gallery", "plot", "export", "bench", "io"]),
+    ("docs", &["tutorial"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

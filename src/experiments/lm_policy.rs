@@ -6,7 +6,7 @@
 //! synonyms at 0.5, so `y⁺` is one likely answer rather than the model's mode, and `y⁻`'s
 //! wrong value is a valley. The regimes differ only in where the pair comes from
 //! ([`Regime`]): the fixed dataset (off-policy), the model's own sample as `y⁻` (SPIN), or
-//! two samples ranked by correctness (online). [`train_dpo`] gives each exactly
+//! two samples ranked by correctness (online). [`train_dpo`](super::lm_world::train_dpo) gives each exactly
 //! `dpo_updates` updates.
 //!
 //! The theory predicts that a negative gradient on a valley (off-policy `y⁻`) squeezes
