@@ -98,6 +98,7 @@
 //! |---|---|
 //! | [`gallery`] | the registry, configurations as TOML (`--config`, `--set`), file naming, CSV tables, figures, robustness reruns, reports |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure |
+//! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine, one frame's rendering, the terminal loop) |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
 //! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine (against the GEMM rate measured in the same run), the decomposition and the tiny LM's training steps, with their baselines and a JSON export for peers |
 //! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock, and reading user input files |
@@ -138,6 +139,7 @@ pub mod experiments;
 
 // Outputs: files, figures, streams and timings.
 pub mod bench;
+pub mod explore;
 pub mod export;
 pub mod gallery;
 pub mod io;

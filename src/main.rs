@@ -95,6 +95,12 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Take gradient steps on a softmax interactively, in the terminal (q quits).
+    Explore {
+        /// Your own logits: a comma list (`2,1,0.5`) or a file, as for `squeeze`.
+        #[arg(long, allow_hyphen_values = true)]
+        logits: Option<String>,
+    },
     /// Benchmarks (build with --release).
     Bench {
         #[command(subcommand)]
@@ -324,6 +330,13 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             Ok(())
         }
         Command::Config { plan } => emit(&plan.to_toml()),
+        Command::Explore { logits } => {
+            let logits = match logits {
+                Some(source) => load_numbers(&source)?,
+                None => learning_dynamics::explore::DEFAULT_LOGITS.to_vec(),
+            };
+            learning_dynamics::explore::run(logits)
+        }
         Command::Squeeze {
             logits,
             class,

@@ -24,7 +24,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("models", &["mlp", "lm", "entk", "language", "digits"]),
     ("experiments", &["experiments"]),
-    ("outputs", &["gallery", "plot", "export", "bench", "io"]),
+    (
+        "outputs",
+        &["gallery", "plot", "export", "explore", "bench", "io"],
+    ),
     ("docs", &["tutorial"]),
 ];
 

@@ -6,6 +6,7 @@ mod common;
 mod decomposition;
 mod digits;
 mod entk;
+mod explore;
 mod gradients;
 mod layers;
 mod lm;
