@@ -7,7 +7,8 @@
 //!    `--config` file and each `--set key=value` in order (each key checked against its
 //!    range), then `--seed`;
 //! 2. the experiment runs once with the plan's seed; its tables are written as
-//!    `DIR/{table}.csv` and its figures drawn as `DIR/{figure}.png` from that one run;
+//!    `DIR/{table}.csv` and its figures drawn as `DIR/{figure}.png` (animations as
+//!    `.gif`) from that one run;
 //! 3. its claims are rerun on seeds `0..robustness_seeds` with the same configuration, and
 //!    each claim reports on how many of them it holds;
 //! 4. the full configuration, seed included, is written as `DIR/{name}.config.toml`, so
@@ -61,7 +62,8 @@ trait Runner {
     fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report>;
 }
 
-/// An experiment with the figures drawn from its data, as `(file stem, draw)`.
+/// An experiment with the figures drawn from its data, as `(file name, draw)`: PNG
+/// figures, and GIF animations.
 struct Figures<E: Experiment>(&'static [(&'static str, Draw<E::Data>)]);
 
 /// Every experiment, in gallery order.
@@ -72,7 +74,10 @@ pub static REGISTRY: &[Entry] = &[
         about: "App. E: one positive/negative gradient step on a softmax, squeezing into the argmax",
         default_seed: squeezing::DEFAULT_SEED,
         robustness_seeds: 100,
-        runner: &Figures::<Squeezing>(&[("squeezing", plot::squeezing::draw)]),
+        runner: &Figures::<Squeezing>(&[
+            ("squeezing.png", plot::squeezing::draw),
+            ("squeezing.gif", plot::squeezing::animation),
+        ]),
     },
     Entry {
         name: "residuals",
@@ -80,7 +85,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "Fig. 2: one step from one peaky distribution under the residual of SFT, off- and on-policy DPO, IPO, SPIN, SPPO and SLiC",
         default_seed: residuals::DEFAULT_SEED,
         robustness_seeds: 100,
-        runner: &Figures::<ResidualSchematic>(&[("residuals", plot::squeezing::residuals)]),
+        runner: &Figures::<ResidualSchematic>(&[("residuals.png", plot::squeezing::residuals)]),
     },
     Entry {
         name: "digits",
@@ -89,10 +94,10 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: digits::DEFAULT_SEED,
         robustness_seeds: 5,
         runner: &Figures::<DigitsExperiment>(&[
-            ("digits_one_step", plot::digits::one_step),
-            ("digits_accumulated", plot::digits::accumulated),
-            ("digits_heatmap", plot::digits::mean_pi),
-            ("digits_entk", plot::digits::entk),
+            ("digits_one_step.png", plot::digits::one_step),
+            ("digits_accumulated.png", plot::digits::accumulated),
+            ("digits_heatmap.png", plot::digits::mean_pi),
+            ("digits_entk.png", plot::digits::entk),
         ]),
     },
     Entry {
@@ -102,9 +107,9 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         robustness_seeds: 5,
         runner: &Figures::<LmFinetune>(&[
-            ("lm_sft", plot::lm::sft),
-            ("lm_dpo", plot::lm::dpo),
-            ("lm_peakiness", plot::lm::peakiness),
+            ("lm_sft.png", plot::lm::sft),
+            ("lm_dpo.png", plot::lm::dpo),
+            ("lm_peakiness.png", plot::lm::peakiness),
         ]),
     },
     Entry {
@@ -113,7 +118,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "App. C heatmap: accumulated −ηAKG per observed family and training signal",
         default_seed: lm_world::DEFAULT_SEED,
         robustness_seeds: 5,
-        runner: &Figures::<LmInfluence>(&[("lm_influence", plot::lm::influence)]),
+        runner: &Figures::<LmInfluence>(&[("lm_influence.png", plot::lm::influence)]),
     },
     Entry {
         name: "lm_policy",
@@ -122,7 +127,10 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmPolicy>(&[("lm_policy", plot::policy::policy)]),
+        runner: &Figures::<LmPolicy>(&[
+            ("lm_policy.png", plot::policy::policy),
+            ("lm_policy.gif", plot::policy::policy_animation),
+        ]),
     },
     Entry {
         name: "lm_losses",
@@ -131,7 +139,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmLosses>(&[("lm_losses", plot::policy::losses)]),
+        runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::losses)]),
     },
     Entry {
         name: "lm_sft_length",
@@ -140,7 +148,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmSftLength>(&[("lm_sft_length", plot::policy::sft_length)]),
+        runner: &Figures::<LmSftLength>(&[("lm_sft_length.png", plot::policy::sft_length)]),
     },
     Entry {
         name: "lm_extend",
@@ -149,7 +157,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmExtend>(&[("lm_extend", plot::policy::extend)]),
+        runner: &Figures::<LmExtend>(&[("lm_extend.png", plot::policy::extend)]),
     },
     Entry {
         name: "lm_ches",
@@ -158,7 +166,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmChes>(&[("lm_ches", plot::lm::ches)]),
+        runner: &Figures::<LmChes>(&[("lm_ches.png", plot::lm::ches)]),
     },
 ];
 
@@ -429,12 +437,8 @@ impl<E: Experiment> Runner for Figures<E> {
             .iter()
             .map(|t| out.join(format!("{}.csv", t.name)))
             .collect();
-        let png_paths: Vec<PathBuf> = self
-            .0
-            .iter()
-            .map(|(stem, _)| out.join(format!("{stem}.png")))
-            .collect();
-        let mut files: Vec<PathBuf> = csv_paths.iter().chain(&png_paths).cloned().collect();
+        let figure_paths: Vec<PathBuf> = self.0.iter().map(|(file, _)| out.join(file)).collect();
+        let mut files: Vec<PathBuf> = csv_paths.iter().chain(&figure_paths).cloned().collect();
         files.push(config_path.clone());
         let outputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
@@ -442,7 +446,7 @@ impl<E: Experiment> Runner for Figures<E> {
         for (table, path) in tables.into_iter().zip(&csv_paths) {
             write_csv(path, table.header, table.rows)?;
         }
-        for ((_, draw), path) in self.0.iter().zip(&png_paths) {
+        for ((_, draw), path) in self.0.iter().zip(&figure_paths) {
             draw(&data, path)?;
         }
         let claims = E::claims(&data);

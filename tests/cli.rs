@@ -40,8 +40,10 @@ fn run_writes_csv_and_png_and_is_deterministic() {
     let files = [
         "squeezing.config.toml",
         "squeezing.csv",
+        "squeezing.gif",
         "squeezing.png",
         "squeezing_cases.csv",
+        "squeezing_frames.csv",
     ];
     assert_eq!(files_in(&a), files);
     for file in files {
@@ -99,7 +101,7 @@ fn default_runs_reproduce_the_committed_figures() {
         let out = dir.to_str().unwrap();
         ldyn_ok(&["run", name, "--set", "robustness_seeds=0", "--out", out]);
         for file in files_in(&dir) {
-            if file.ends_with(".csv") || file.ends_with(".png") {
+            if [".csv", ".png", ".gif"].iter().any(|e| file.ends_with(e)) {
                 assert!(
                     std::fs::read(dir.join(&file)).unwrap()
                         == std::fs::read(committed.join(&file)).unwrap(),

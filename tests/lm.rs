@@ -694,12 +694,16 @@ mod lm_policy {
             names,
             [
                 "lm_policy",
+                "lm_policy_frames",
                 "lm_policy_positions",
                 "lm_policy_repeater",
                 "lm_policy_summary"
             ]
         );
-        for table in &tables[..3] {
+        // The animation's frames: two regimes of the first seed, every token at every point.
+        assert_eq!(tables[1].header, "regime,step,token,log_prob");
+        assert_eq!(tables[1].rows.len(), 2 * 4 * 36);
+        for table in [&tables[0], &tables[2], &tables[3]] {
             let seeds: std::collections::BTreeSet<&str> = table
                 .rows
                 .iter()
@@ -712,7 +716,7 @@ mod lm_policy {
                 table.name
             );
         }
-        let summary = &tables[3].rows;
+        let summary = &tables[4].rows;
         for regime in Regime::ALL {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");

@@ -225,3 +225,30 @@ mod residuals {
         assert!(dpo.delta_p(data.argmax) < 0.0);
     }
 }
+
+/// The animation's frames: the first is the distribution itself; repeated negative steps
+/// on the valley only ever raise the argmax, and on the current argmax they raise the
+/// entropy.
+#[test]
+fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
+    use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::squeezing::{self, Squeezing};
+    let config = squeezing::Config {
+        frames: 12,
+        ..squeezing::Config::default()
+    };
+    let data = Squeezing::run(&config, 5).unwrap();
+    let (valley, argmax) = (&data.animation[0], &data.animation[1]);
+    for case in [valley, argmax] {
+        assert_eq!(case.frames.len(), 13);
+        assert_eq!(case.frames[0].log_p_after, case.frames[0].log_p_before);
+    }
+    let top = valley.frames[0].summary().y_star;
+    let p_top: Vec<f64> = valley.frames.iter().map(|f| f.log_p_after[top]).collect();
+    assert!(p_top.windows(2).all(|w| w[1] >= w[0]), "{p_top:?}");
+    let (before, after) = argmax.frames[12].summary().entropy;
+    assert!(after > before);
+    let table = &Squeezing::tables(&data)[2];
+    assert_eq!(table.header, "case,frame,class,p,log_p");
+    assert_eq!(table.rows.len(), 2 * 13 * 50);
+}

@@ -292,6 +292,11 @@ pub struct Snapshot {
     pub repeater: Repeater,
     /// Mean entropy of the next-token distribution over the positions of both prefixes.
     pub entropy: f64,
+    /// `log π` of every token at `y⁻`'s valley (its value position) on the first probe's
+    /// rejected prefix: the distribution the `lm_policy` animation shows.
+    pub valley: Vec<f64>,
+    /// `y⁻`'s token at that position.
+    pub valley_token: usize,
 }
 
 impl Snapshot {
@@ -311,7 +316,20 @@ impl Snapshot {
         let answers = greedy_answers(model, language, &prompts)?;
         let positions = position_points(model, probes);
         let entropy = positions.iter().map(|p| p.entropy).sum::<f64>() / positions.len() as f64;
+        let rejected = probes[0]
+            .responses
+            .iter()
+            .find(|r| r.0 == Family::Rejected)
+            .map(|r| &r.1)
+            .expect("every probe has a rejected answer");
+        let valley = log_softmax_columns(&model.logits(rejected))
+            .column(VALUE_POSITION)
+            .iter()
+            .copied()
+            .collect();
         Ok(Snapshot {
+            valley,
+            valley_token: rejected.response()[VALUE_POSITION],
             step,
             families: family_points(model, probes, step),
             positions,

@@ -127,6 +127,9 @@ pub const POSITIONS_HEADER: &str =
 /// The CSV header of `lm_policy_repeater.csv`.
 pub const REPEATER_HEADER: &str =
     "regime,seed,step,malformed_rate,distinct_token_share,mean_entropy";
+/// The CSV header of `lm_policy_frames.csv`: the animation's distribution at `y⁻`'s
+/// valley on the first probe's rejected prefix, for the first seed.
+pub const FRAMES_HEADER: &str = "regime,step,token,log_prob";
 /// The CSV header of `lm_policy_summary.csv`.
 pub const SUMMARY_HEADER: &str = "regime,metric,value";
 
@@ -168,8 +171,20 @@ impl Comparison<Regime> {
                     .map(|(metric, value)| format!("{},{metric},{value}", run.label.id()))
             })
             .collect();
+        let frames = [Regime::OffPolicy, Regime::Online]
+            .into_iter()
+            .flat_map(|regime| self.of(regime).filter(|r| r.seed == self.seed))
+            .flat_map(|run| {
+                run.points.iter().flat_map(move |point| {
+                    point.valley.iter().enumerate().map(move |(token, lp)| {
+                        format!("{},{},{token},{lp}", run.label.id(), point.step)
+                    })
+                })
+            })
+            .collect();
         vec![
             Table::new("lm_policy", CURVES_HEADER, curves),
+            Table::new("lm_policy_frames", FRAMES_HEADER, frames),
             Table::new("lm_policy_positions", POSITIONS_HEADER, positions),
             Table::new("lm_policy_repeater", REPEATER_HEADER, repeaters),
             Table::new("lm_policy_summary", SUMMARY_HEADER, summary),

@@ -29,7 +29,7 @@ use crate::decomposition::one_step;
 use crate::error::Result;
 use crate::mlp::{Mlp, normal};
 use crate::objective::CrossEntropy;
-use crate::squeezing::{Role, Squeeze};
+use crate::squeezing::{Direction, Role, Squeeze};
 
 /// The seed the gallery uses (the notebook's `np.random.seed(10086)`).
 pub const DEFAULT_SEED: u64 = 10086;
@@ -55,6 +55,8 @@ pub struct Config {
     pub large_vocab: usize,
     /// Input dimension of the large-vocabulary case.
     pub large_inputs: usize,
+    /// Repeated steps in the animation (`squeezing.gif`).
+    pub frames: usize,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             inputs: 4,
             large_vocab: 1000,
             large_inputs: 50,
+            frames: 30,
         }
     }
 }
@@ -101,6 +104,11 @@ impl Settings for Config {
                 "input dimension of the large-vocabulary case",
                 Range::Int(1, 1000),
             ),
+            Key::new(
+                "frames",
+                "repeated negative steps in the animation, on the valley and on the current argmax",
+                Range::Int(1, 1000),
+            ),
         ]
     }
 }
@@ -116,6 +124,17 @@ pub struct SqueezeCase {
     pub squeeze: Squeeze,
 }
 
+/// A step repeated: every frame's distribution against the first.
+#[derive(Clone, Debug)]
+pub struct AnimatedCase {
+    /// The case id (CSV contract).
+    pub id: &'static str,
+    /// The row title.
+    pub title: String,
+    /// Frame `k`: the first distribution and the one after `k` steps.
+    pub frames: Vec<Squeeze>,
+}
+
 /// All cases of one run.
 #[derive(Clone, Debug)]
 pub struct SqueezingResult {
@@ -123,6 +142,39 @@ pub struct SqueezingResult {
     pub seed: u64,
     /// The cases, in figure order.
     pub cases: Vec<SqueezeCase>,
+    /// The animation: repeated negative steps on the valley and on the argmax.
+    pub animation: Vec<AnimatedCase>,
+}
+
+/// `frames` negative steps of size `c` in a row from the logits `z`, each on the class
+/// `target` picks from the current log-probabilities. Frame `k` holds the first
+/// distribution and the one after `k` steps.
+fn repeated(
+    z: &[f64],
+    target: impl Fn(&[f64]) -> usize,
+    c: f64,
+    frames: usize,
+) -> Result<Vec<Squeeze>> {
+    let mut frame = Squeeze::from_logit_step(z, target(z), Direction::Negative, c)?;
+    frame.log_p_after = frame.log_p_before.clone();
+    let mut out = vec![frame];
+    for _ in 0..frames {
+        let last = &out[out.len() - 1];
+        let lp = &last.log_p_after;
+        let step = Squeeze::from_logit_step(lp, target(lp), Direction::Negative, c)?;
+        out.push(Squeeze {
+            log_p_before: out[0].log_p_before.clone(),
+            ..step
+        });
+    }
+    Ok(out)
+}
+
+/// The most likely class of `z`.
+fn top(z: &[f64]) -> usize {
+    (0..z.len())
+        .max_by(|&a, &b| z[a].total_cmp(&z[b]))
+        .unwrap_or(0)
 }
 
 /// One step of `z = W x` with `η = 1` on `terms = [(class, weight)]` (negative weight =
@@ -206,9 +258,25 @@ impl Experiment for Squeezing {
             .iter()
             .map(|c| format!("{},{}", c.id, csv_text(&c.title)))
             .collect();
+        let frames = data
+            .animation
+            .iter()
+            .flat_map(|case| {
+                case.frames.iter().enumerate().flat_map(move |(k, frame)| {
+                    frame
+                        .log_p_after
+                        .iter()
+                        .enumerate()
+                        .map(move |(class, lp)| {
+                            format!("{},{k},{class},{},{lp}", case.id, lp.exp())
+                        })
+                })
+            })
+            .collect();
         vec![
             Table::new("squeezing", CSV_HEADER, data.csv_rows()),
             Table::new("squeezing_cases", "case,title", titles),
+            Table::new("squeezing_frames", "case,frame,class,p,log_p", frames),
         ]
     }
 }
@@ -306,7 +374,25 @@ fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok(SqueezingResult { seed, cases })
+    let z: Vec<f64> = (&w_peaky * &x).iter().copied().collect();
+    let c = 0.5 * x.norm_squared();
+    let animation = vec![
+        AnimatedCase {
+            id: "negative_valley",
+            title: format!("Negative on the valley {valley}, c = {c:.2}"),
+            frames: repeated(&z, |_| valley, c, config.frames)?,
+        },
+        AnimatedCase {
+            id: "negative_on_argmax",
+            title: format!("Negative on the current argmax, c = {c:.2}"),
+            frames: repeated(&z, top, c, config.frames)?,
+        },
+    ];
+    Ok(SqueezingResult {
+        seed,
+        cases,
+        animation,
+    })
 }
 
 impl SqueezingResult {

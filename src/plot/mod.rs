@@ -101,6 +101,45 @@ pub fn save_png(
     write_atomic(path, &png)
 }
 
+/// Draws a `width × height` GIF animation at `path`: `frames` frames, frame `k` drawn by
+/// `draw(k, area)` and shown for `delay_ms`, looping; encoded in memory (a deterministic
+/// 256-colour quantisation per frame), then written whole ([`write_atomic`]).
+pub fn save_gif(
+    path: &Path,
+    (width, height): (u32, u32),
+    frames: usize,
+    delay_ms: u32,
+    draw: impl Fn(usize, &DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    register_font();
+    let encoding = |e: image::ImageError| Error::Plot(format!("{}: {e}", path.display()));
+    let mut gif = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut gif, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(encoding)?;
+        for k in 0..frames {
+            let mut pixels = vec![0u8; width as usize * height as usize * 3];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+                root.fill(&WHITE)?;
+                draw(k, &root)?;
+                root.present()?;
+            }
+            let rgba = image::RgbaImage::from_fn(width, height, |x, y| {
+                let i = 3 * (y as usize * width as usize + x as usize);
+                image::Rgba([pixels[i], pixels[i + 1], pixels[i + 2], 255])
+            });
+            let delay = image::Delay::from_numer_denom_ms(delay_ms, 1);
+            encoder
+                .encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))
+                .map_err(encoding)?;
+        }
+    }
+    write_atomic(path, &gif)
+}
+
 /// The staircase of a distribution over class indices: a flat step `[i − ½, i + ½]`
 /// at height `values[i]` for every class, like the paper's step plots.
 pub fn staircase(values: &[f64]) -> Vec<(f64, f64)> {

@@ -16,6 +16,8 @@ use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
 use crate::language::{ANSWER_LEN, Family};
+use crate::plot::squeezing::animate;
+use crate::squeezing::{Role, Squeeze};
 use crate::stats::quantile;
 
 /// The colours of the groups, in order (red, orange, blue, green, purple).
@@ -395,4 +397,43 @@ pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `plots/lm_policy.gif`: the next-token distribution at `y⁻`'s valley on the first
+/// probe's rejected prefix, frame by frame through off-policy and online DPO (first seed),
+/// the distribution at the SFT checkpoint in gray.
+pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
+    let runs: Vec<_> = [Regime::OffPolicy, Regime::Online]
+        .into_iter()
+        .filter_map(|regime| data.of(regime).find(|r| r.seed == data.seed))
+        .collect();
+    let frames = runs.iter().map(|r| r.points.len()).min().unwrap_or(0);
+    let rows: Vec<Vec<(String, Squeeze)>> = (0..frames)
+        .map(|k| {
+            runs.iter()
+                .map(|run| {
+                    let (first, point) = (&run.points[0], &run.points[k]);
+                    let mut roles = vec![Role::Other; point.valley.len()];
+                    roles[point.valley_token] = Role::Negative;
+                    let squeeze = Squeeze {
+                        log_p_before: first.valley.clone(),
+                        log_p_after: point.valley.clone(),
+                        roles,
+                    };
+                    let title = format!(
+                        "{} DPO, update {}/{}: next token after y⁻'s copula",
+                        run.label.id(),
+                        point.step,
+                        data.updates
+                    );
+                    (title, squeeze)
+                })
+                .collect()
+        })
+        .collect();
+    let heading = format!(
+        "The next-token distribution at y⁻'s valley (first probe, seed {}), off-policy vs online DPO",
+        data.seed
+    );
+    animate(path, &heading, &rows)
 }

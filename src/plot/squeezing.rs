@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, save_png, staircase, title};
+use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, save_gif, save_png, staircase, title};
 use crate::error::Result;
 use crate::experiments::residuals::Residuals;
 use crate::experiments::squeezing::SqueezingResult;
@@ -45,47 +45,119 @@ pub fn residuals(data: &Residuals, path: &Path) -> Result<()> {
 pub fn figure(path: &Path, heading: &str, rows: &[(&str, &Squeeze)]) -> Result<()> {
     let height = 90 + 300 * rows.len() as u32;
     save_png(path, (1500, height), |root| {
-        let (top, body) = root.split_vertically(90);
-        title(&top, heading, 30)?;
-        draw_legend(&top, 20, 62)?;
-        let panels = body.split_evenly((rows.len(), 2));
-        for (r, (title, squeeze)) in rows.iter().enumerate() {
-            let linear = |lp: &[f64]| lp.iter().map(|v| v.exp()).collect::<Vec<_>>();
-            let log10 = |lp: &[f64]| {
-                lp.iter()
-                    .map(|v| v / std::f64::consts::LN_10)
-                    .collect::<Vec<_>>()
-            };
-            let (b, a) = (&squeeze.log_p_before, &squeeze.log_p_after);
-            distribution_panel(
-                &panels[2 * r],
-                &format!("{title} — linear"),
-                "π",
-                squeeze,
-                &linear(b),
-                &linear(a),
-                (-0.05, 1.05),
-            )?;
-            let (before, after) = (log10(b), log10(a));
-            let lo = before
-                .iter()
-                .chain(&after)
-                .copied()
-                .filter(|v| v.is_finite())
-                .fold(0.0, f64::min);
-            distribution_panel(
-                &panels[2 * r + 1],
-                &format!("{title} — log scale"),
-                "log₁₀ π",
-                squeeze,
-                &before,
-                &after,
-                (lo.floor() - 0.5, 0.8),
-            )?;
-        }
-        Ok(())
+        draw_rows(root, (heading, true), rows, None)
     })
 }
+
+/// The rows of [`figure`] on `root`; the log panels' lower limit is `log_floor` (in
+/// `log₁₀ π`) if given, else each row's own.
+fn draw_rows(
+    root: &Area<'_>,
+    (heading, positive): (&str, bool),
+    rows: &[(&str, &Squeeze)],
+    log_floor: Option<f64>,
+) -> Result<()> {
+    let (top, body) = root.split_vertically(90);
+    title(&top, heading, 30)?;
+    draw_legend(&top, 20, 62, positive)?;
+    let panels = body.split_evenly((rows.len(), 2));
+    for (r, (title, squeeze)) in rows.iter().enumerate() {
+        let linear = |lp: &[f64]| lp.iter().map(|v| v.exp()).collect::<Vec<_>>();
+        let (b, a) = (&squeeze.log_p_before, &squeeze.log_p_after);
+        distribution_panel(
+            &panels[2 * r],
+            &format!("{title} — linear"),
+            "π",
+            squeeze,
+            &linear(b),
+            &linear(a),
+            (-0.05, 1.05),
+        )?;
+        let (before, after) = (log10(b), log10(a));
+        let lo = log_floor.unwrap_or_else(|| floor_of(&[&before, &after]));
+        distribution_panel(
+            &panels[2 * r + 1],
+            &format!("{title} — log scale"),
+            "log₁₀ π",
+            squeeze,
+            &before,
+            &after,
+            (lo, 0.8),
+        )?;
+    }
+    Ok(())
+}
+
+fn log10(lp: &[f64]) -> Vec<f64> {
+    lp.iter().map(|v| v / std::f64::consts::LN_10).collect()
+}
+
+/// A round lower limit below every finite value of `series`.
+fn floor_of(series: &[&[f64]]) -> f64 {
+    let lo = series
+        .iter()
+        .flat_map(|s| s.iter())
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::min);
+    lo.floor() - 0.5
+}
+
+/// `plots/squeezing.gif`: the repeated steps of the animation, frame by frame, each case
+/// a row (linear and log), the first distribution in gray and the current one in blue.
+pub fn animation(result: &SqueezingResult, path: &Path) -> Result<()> {
+    let frames = result.animation.first().map_or(0, |c| c.frames.len());
+    let rows: Vec<Vec<(String, Squeeze)>> = (0..frames)
+        .map(|k| {
+            result
+                .animation
+                .iter()
+                .map(|c| {
+                    (
+                        format!("{}: step {k}/{}", c.title, frames - 1),
+                        c.frames[k].clone(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let heading = "Repeated negative steps: a valley squeezes π, the argmax flattens it";
+    animate(path, heading, &rows)
+}
+
+/// An animation of squeezing rows, 1200 pixels wide: frame `k` draws `frames[k]`, the log
+/// panels sharing one lower limit across frames.
+pub fn animate(path: &Path, heading: &str, frames: &[Vec<(String, Squeeze)>]) -> Result<()> {
+    let floor = floor_of(
+        &frames
+            .iter()
+            .flatten()
+            .map(|(_, s)| log10(&s.log_p_after))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(Vec::as_slice)
+            .collect::<Vec<_>>(),
+    );
+    let positive = frames
+        .iter()
+        .flatten()
+        .any(|(_, s)| s.roles.contains(&Role::Positive));
+    let height = 90 + 300 * frames.first().map_or(0, Vec::len) as u32;
+    save_gif(
+        path,
+        (1200, height),
+        frames.len(),
+        ANIMATION_DELAY_MS,
+        |k, root| {
+            let rows: Vec<(&str, &Squeeze)> =
+                frames[k].iter().map(|(t, s)| (t.as_str(), s)).collect();
+            draw_rows(root, (heading, positive), &rows, Some(floor))
+        },
+    )
+}
+
+/// How long each frame of an animation shows, in milliseconds.
+const ANIMATION_DELAY_MS: u32 = 250;
 
 fn distribution_panel(
     area: &Area<'_>,
@@ -139,7 +211,9 @@ fn distribution_panel(
 }
 
 /// The shared legend of the squeezing figure, drawn once in the header at `(x, y)`.
-fn draw_legend(area: &Area<'_>, x: i32, y: i32) -> Result<()> {
+/// The legend of the squeezing figures; without `positive`, no entry for a positive
+/// gradient (the animation has none).
+fn draw_legend(area: &Area<'_>, x: i32, y: i32, positive: bool) -> Result<()> {
     let font = (FONT, 18).into_font().color(&BLACK);
     let mut at = x;
     for (colour, text) in [(BEFORE, "π before the step"), (AFTER, "π after the step")] {
@@ -150,10 +224,11 @@ fn draw_legend(area: &Area<'_>, x: i32, y: i32) -> Result<()> {
         area.draw_text(text, &font, (at + 42, y - 10))?;
         at += 240;
     }
-    for (colour, text) in [
+    let pushes = [
         (NEGATIVE, "negative gradient (pushed down)"),
         (POSITIVE, "positive gradient (pulled up)"),
-    ] {
+    ];
+    for (colour, text) in &pushes[..if positive { 2 } else { 1 }] {
         area.draw(&TriangleMarker::new((at + 12, y), 9, colour.filled()))?;
         area.draw_text(text, &font, (at + 30, y - 10))?;
         at += 330;
