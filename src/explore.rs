@@ -264,7 +264,7 @@ pub fn draw(frame: &mut Frame<'_>, explorer: &Explorer) {
         Constraint::Length(1),
         Constraint::Fill(3),
         Constraint::Fill(2),
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Length(1),
     ])
     .areas(frame.area());
@@ -308,8 +308,17 @@ pub fn draw(frame: &mut Frame<'_>, explorer: &Explorer) {
             lp[explorer.selected].exp()
         )),
         Line::from(format!(
-            "step C = {}  β = {}  ρ = {SIMILARITY}  y⁺ = {}  y⁻ = {}  reference: last reset  {}",
-            explorer.step, explorer.beta, explorer.chosen, explorer.rejected, explorer.message
+            "step C = {}  DPO: β = {}  ρ = {SIMILARITY}  y⁺ = {} (ref π {:.3})  y⁻ = {} (ref π {:.1e})",
+            explorer.step,
+            explorer.beta,
+            explorer.chosen,
+            explorer.reference[explorer.chosen].exp(),
+            explorer.rejected,
+            explorer.reference[explorer.rejected].exp(),
+        )),
+        Line::from(format!(
+            "reference π: the last reset.  {}",
+            explorer.message
         )),
     ];
     frame.render_widget(Paragraph::new(text), info);
