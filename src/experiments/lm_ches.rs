@@ -13,8 +13,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::ches;
-use super::lm_world::{Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, train_dpo, world_keys};
-use super::{Claim, Experiment, Key, Settings, Table};
+use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, train_dpo};
+use super::{Claim, Experiment, Settings, Table};
 use crate::error::Result;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
@@ -29,17 +29,7 @@ pub struct Config {
     pub world: LmConfig,
 }
 
-impl Settings for Config {
-    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
-
-    fn memory_bytes(&self) -> Option<u128> {
-        self.world.memory_bytes()
-    }
-
-    fn keys() -> Vec<Key> {
-        world_keys()
-    }
-}
+world_settings!(Config, []);
 
 /// One preference pair of one seed.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -14,9 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, Tracker};
-use super::lm_world::{
-    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, pretrained, seeds, tracked_dpo, world_keys,
-};
+use super::lm_world::{Dpo, LmConfig, checkpoint, pretrained, seeds, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Family};
@@ -41,23 +39,14 @@ impl Default for Config {
     }
 }
 
-impl Settings for Config {
-    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
-
-    fn memory_bytes(&self) -> Option<u128> {
-        self.world.memory_bytes()
-    }
-
-    fn keys() -> Vec<Key> {
-        let mut keys = world_keys();
-        keys.push(Key::new(
-            "track_every",
-            "SGD steps between two tracking points, in SFT and in DPO",
-            Range::Int(1, 100_000),
-        ));
-        keys
-    }
-}
+world_settings!(
+    Config,
+    [Key::new(
+        "track_every",
+        "SGD steps between two tracking points, in SFT and in DPO",
+        Range::Int(1, 100_000),
+    )]
+);
 
 /// The two arms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{FamilyPoint, Tracker, curve};
-use super::lm_world::{
-    Checkpoint, Dpo, LmConfig, RISE_MARGIN, WORLD_MEMORY_KEYS, World, checkpoint, train_dpo,
-    world_keys,
-};
+use super::lm_world::{Checkpoint, Dpo, LmConfig, RISE_MARGIN, World, checkpoint, train_dpo};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
@@ -40,23 +37,14 @@ impl Default for Config {
     }
 }
 
-impl Settings for Config {
-    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
-
-    fn memory_bytes(&self) -> Option<u128> {
-        self.world.memory_bytes()
-    }
-
-    fn keys() -> Vec<Key> {
-        let mut keys = world_keys();
-        keys.push(Key::new(
-            "track_every",
-            "SGD steps between two tracking points",
-            Range::Int(1, 100_000),
-        ));
-        keys
-    }
-}
+world_settings!(
+    Config,
+    [Key::new(
+        "track_every",
+        "SGD steps between two tracking points",
+        Range::Int(1, 100_000),
+    )]
+);
 
 /// Tracked curves of one SFT-then-DPO run.
 #[derive(Clone, Debug)]

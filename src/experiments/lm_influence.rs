@@ -11,9 +11,7 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{
-    Checkpoint, LmConfig, WORLD_MEMORY_KEYS, checkpoint, dpo_update, sft_update, world_keys,
-};
+use super::lm_world::{Checkpoint, LmConfig, checkpoint, dpo_update, sft_update};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::Rng64;
 use crate::decomposition::observe;
@@ -45,30 +43,21 @@ impl Default for Config {
     }
 }
 
-impl Settings for Config {
-    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
-
-    fn memory_bytes(&self) -> Option<u128> {
-        self.world.memory_bytes()
-    }
-
-    fn keys() -> Vec<Key> {
-        let mut keys = world_keys();
-        keys.extend([
-            Key::new(
-                "epochs",
-                "passes over the training prompts per signal",
-                Range::Int(1, 10_000),
-            ),
-            Key::new(
-                "eta_scale",
-                "learning rate of each signal relative to the world's SFT or DPO rate",
-                Range::positive(10.0),
-            ),
-        ]);
-        keys
-    }
-}
+world_settings!(
+    Config,
+    [
+        Key::new(
+            "epochs",
+            "passes over the training prompts per signal",
+            Range::Int(1, 10_000),
+        ),
+        Key::new(
+            "eta_scale",
+            "learning rate of each signal relative to the world's SFT or DPO rate",
+            Range::positive(10.0),
+        ),
+    ]
+);
 
 /// A training signal of the heatmap: SFT on one response of every training prompt, or
 /// off-policy DPO.

@@ -12,9 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{Comparison, DpoRun, Snapshot};
-use super::lm_world::{
-    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys,
-};
+use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
@@ -56,49 +54,40 @@ impl Default for Config {
     }
 }
 
-impl Settings for Config {
-    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
-
-    fn memory_bytes(&self) -> Option<u128> {
-        self.world.memory_bytes()
-    }
-
-    fn keys() -> Vec<Key> {
-        let mut keys = world_keys();
-        keys.extend([
-            Key::new(
-                "ipo_tau",
-                "IPO's τ: its target margin is 1/(2τ) (the authors' β = 0.1)",
-                Range::positive(1000.0),
-            ),
-            Key::new(
-                "slic_delta",
-                "SLiC's margin δ in nats (the paper gives no value)",
-                Range::positive(1000.0),
-            ),
-            Key::new(
-                "slic_lambda",
-                "SLiC's weight of the SFT term on y⁺ (the paper's β, 0.1)",
-                Range::Real {
-                    min: 0.0,
-                    open_min: false,
-                    max: 1000.0,
-                },
-            ),
-            Key::new(
-                "sppo_eta",
-                "SPPO's η_s: r⁺ is pulled to η_s/2, r⁻ to −η_s/2 (TRL: 1/β = 10)",
-                Range::positive(1000.0),
-            ),
-            Key::new(
-                "track_every",
-                "DPO updates between two tracking points",
-                Range::Int(1, 100_000),
-            ),
-        ]);
-        keys
-    }
-}
+world_settings!(
+    Config,
+    [
+        Key::new(
+            "ipo_tau",
+            "IPO's τ: its target margin is 1/(2τ) (the authors' β = 0.1)",
+            Range::positive(1000.0),
+        ),
+        Key::new(
+            "slic_delta",
+            "SLiC's margin δ in nats (the paper gives no value)",
+            Range::positive(1000.0),
+        ),
+        Key::new(
+            "slic_lambda",
+            "SLiC's weight of the SFT term on y⁺ (the paper's β, 0.1)",
+            Range::Real {
+                min: 0.0,
+                open_min: false,
+                max: 1000.0,
+            },
+        ),
+        Key::new(
+            "sppo_eta",
+            "SPPO's η_s: r⁺ is pulled to η_s/2, r⁻ to −η_s/2 (TRL: 1/β = 10)",
+            Range::positive(1000.0),
+        ),
+        Key::new(
+            "track_every",
+            "DPO updates between two tracking points",
+            Range::Int(1, 100_000),
+        ),
+    ]
+);
 
 impl Config {
     /// Every loss with its hyperparameters, the β its [`Pairwise`] takes (IPO's τ, and

@@ -18,10 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{Comparison, DpoRun, PositionPoint, Prefix, Snapshot, VALUE_POSITION};
-use super::lm_world::{
-    Dpo, LmConfig, RISE_MARGIN, Regime, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo,
-    world_keys,
-};
+use super::lm_world::{Dpo, LmConfig, RISE_MARGIN, Regime, checkpoint, seeds, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
 use crate::language::Family;
@@ -52,30 +49,21 @@ impl Default for Config {
     }
 }
 
-impl Settings for Config {
-    const MEMORY_KEYS: &'static str = WORLD_MEMORY_KEYS;
-
-    fn memory_bytes(&self) -> Option<u128> {
-        self.world.memory_bytes()
-    }
-
-    fn keys() -> Vec<Key> {
-        let mut keys = world_keys();
-        keys.extend([
-            Key::new(
-                "max_redraws",
-                "unusable on-policy draws redrawn per prompt before it is passed over",
-                Range::Int(0, 10_000),
-            ),
-            Key::new(
-                "track_every",
-                "DPO updates between two tracking points",
-                Range::Int(1, 100_000),
-            ),
-        ]);
-        keys
-    }
-}
+world_settings!(
+    Config,
+    [
+        Key::new(
+            "max_redraws",
+            "unusable on-policy draws redrawn per prompt before it is passed over",
+            Range::Int(0, 10_000),
+        ),
+        Key::new(
+            "track_every",
+            "DPO updates between two tracking points",
+            Range::Int(1, 100_000),
+        ),
+    ]
+);
 
 /// Every regime on every seed of a run, regime by regime in [`Regime::ALL`] order.
 pub type Policy = Comparison<Regime>;

@@ -12,6 +12,28 @@
 //! regime; and one set of measures ([`lm_measures`]). Pre-trained models and SFT
 //! checkpoints are trained once per seed in a process and shared.
 
+/// Implements [`Settings`] for a language-model experiment's configuration: its
+/// flattened `world: LmConfig` (whose keys and memory estimate it takes) and the
+/// experiment's own `keys`.
+macro_rules! world_settings {
+    ($config:ty, [$($key:expr),* $(,)?]) => {
+        impl $crate::experiments::Settings for $config {
+            const MEMORY_KEYS: &'static str = $crate::experiments::lm_world::WORLD_MEMORY_KEYS;
+
+            fn memory_bytes(&self) -> Option<u128> {
+                self.world.memory_bytes()
+            }
+
+            fn keys() -> Vec<$crate::experiments::Key> {
+                let mut keys = $crate::experiments::lm_world::world_keys();
+                let own: Vec<$crate::experiments::Key> = vec![$($key),*];
+                keys.extend(own);
+                keys
+            }
+        }
+    };
+}
+
 pub mod digits;
 pub mod lm_ches;
 pub mod lm_extend;
