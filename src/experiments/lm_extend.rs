@@ -221,17 +221,27 @@ impl Extend {
         self.runs.iter().filter(move |r| r.dpo.label == arm)
     }
 
+    /// `(baseline, extend)` of `metric`, seed by seed.
+    fn pairs(&self, metric: &str) -> Vec<(f64, f64)> {
+        self.of(Arm::Baseline)
+            .zip(self.of(Arm::Extend))
+            .map(|(b, e)| (b.metric(metric), e.metric(metric)))
+            .collect()
+    }
+
+    /// The medians over seeds of `metric`, `(baseline, extend)`.
+    fn medians(&self, metric: &str) -> (f64, f64) {
+        let (b, e): (Vec<f64>, Vec<f64>) = self.pairs(metric).into_iter().unzip();
+        (median(&b), median(&e))
+    }
+
     /// `(k, n, median baseline, median extend)` for `metric`, where `k` counts the seeds on
     /// which `better(baseline, extend)` holds.
     fn compare(&self, metric: &str, better: impl Fn(f64, f64) -> bool) -> (usize, usize, f64, f64) {
-        let pairs: Vec<(f64, f64)> = self
-            .of(Arm::Baseline)
-            .zip(self.of(Arm::Extend))
-            .map(|(b, e)| (b.metric(metric), e.metric(metric)))
-            .collect();
+        let pairs = self.pairs(metric);
         let k = pairs.iter().filter(|(b, e)| better(*b, *e)).count();
-        let (b, e): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-        (k, pairs.len(), median(&b), median(&e))
+        let (b, e) = self.medians(metric);
+        (k, pairs.len(), b, e)
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -243,7 +253,7 @@ impl Extend {
         let (k2, _, b2, e2) = self.compare("others_change", |b, e| e > b + NATS_MARGIN);
         let (k3, _, b3, e3) = self.compare("chosen_change", |b, e| e > b + NATS_MARGIN);
         let (k4, _, b4, e4) = self.compare("malformed_rate_after", |b, e| e < b);
-        let (_, _, b5, e5) = self.compare("argmax_rejected_prefix_change", |_, _| true);
+        let (b5, e5) = self.medians("argmax_rejected_prefix_change");
         let chosen_end = |arm| {
             median(
                 &self

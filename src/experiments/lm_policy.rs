@@ -345,17 +345,3 @@ const NATS_MARGIN: f64 = 1.0;
 /// The margin for the change of `log(1 − max π)` at the valley: its interquartile range
 /// across seeds 0–14 under online DPO is 0.29 nats (−0.57 to −0.27).
 const VALLEY_MARGIN: f64 = 0.5;
-
-/// The median over seeds of a summary metric of `regime`.
-pub fn median_of(data: &Policy, regime: Regime, metric: &str) -> f64 {
-    let values: Vec<f64> = data
-        .of(regime)
-        .map(|run| {
-            run.summary()
-                .into_iter()
-                .find(|m| m.0 == metric)
-                .map_or(f64::NAN, |m| m.1)
-        })
-        .collect();
-    median(&values)
-}

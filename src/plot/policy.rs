@@ -11,7 +11,7 @@ use super::{Area, FONT, legend, save_png, tick, title};
 use crate::error::Result;
 use crate::experiments::lm_extend::{Arm, Extend};
 use crate::experiments::lm_losses::Losses;
-use crate::experiments::lm_measures::{Prefix, Snapshot};
+use crate::experiments::lm_measures::{Comparison, Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
@@ -195,26 +195,27 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
 /// `plots/lm_policy.png`: chosen, the other families, rejected, the argmax per position
 /// on the rejected prefixes, the repeater and the entropy, per regime.
 pub fn policy(data: &Policy, path: &Path) -> Result<()> {
-    let groups: Vec<Group<'_>> = Regime::ALL
-        .iter()
-        .map(|&regime| Group {
-            name: regime.id(),
-            runs: data.of(regime).map(|r| r.points.as_slice()).collect(),
-        })
-        .collect();
-    let heading = format!(
-        "Off-policy vs on-policy DPO from one SFT checkpoint, {} updates each: median and interquartile band over {} seeds (from {})",
-        data.updates,
-        groups[0].runs.len(),
-        data.seed
-    );
-    figure(path, &heading, &groups)
+    let what = "Off-policy vs on-policy DPO from one SFT checkpoint, {} updates each";
+    comparison(data, |r| r.id().to_string(), what, path)
 }
 
 /// `plots/lm_losses.png`: the same panels, per pairwise loss.
 pub fn losses(data: &Losses, path: &Path) -> Result<()> {
+    let what =
+        "Every pairwise loss off-policy from one SFT checkpoint, {} updates on the same pairs";
+    comparison(data, |l| l.to_string(), what, path)
+}
+
+/// The panels of [`figure`] for a [`Comparison`], one group per label (named by `name`),
+/// under a heading that starts with `what` (its `{}` replaced by the updates).
+fn comparison<L: PartialEq + Copy>(
+    data: &Comparison<L>,
+    name: impl Fn(L) -> String,
+    what: &str,
+    path: &Path,
+) -> Result<()> {
     let labels = data.labels();
-    let names: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    let names: Vec<String> = labels.iter().map(|&l| name(l)).collect();
     let groups: Vec<Group<'_>> = labels
         .iter()
         .zip(&names)
@@ -224,8 +225,8 @@ pub fn losses(data: &Losses, path: &Path) -> Result<()> {
         })
         .collect();
     let heading = format!(
-        "Every pairwise loss off-policy from one SFT checkpoint, {} updates on the same pairs: median and interquartile band over {} seeds (from {})",
-        data.updates,
+        "{}: median and interquartile band over {} seeds (from {})",
+        what.replace("{}", &data.updates.to_string()),
         groups[0].runs.len(),
         data.seed
     );
