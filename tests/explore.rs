@@ -55,7 +55,7 @@ fn sft_dpo_marks_sizes_and_reset() {
     assert_eq!(e.chosen, plus, "y⁺ cannot be y⁻");
     assert!(e.message.contains("must differ"));
     e.apply(Action::Larger);
-    assert_eq!(e.step, 4.0);
+    assert_eq!(e.step, 4.0, "the default step C = 2, doubled");
     e.apply(Action::Left);
     assert_eq!(e.selected, minus - 1);
 }

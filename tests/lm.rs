@@ -702,6 +702,7 @@ mod lm_policy {
         );
         // The animation's frames: two regimes of the first seed, every token at every point.
         assert_eq!(tables[1].header, "regime,step,token,log_prob");
+        // 2 regimes × 4 tracking points (updates 0, 8, 16, 20) × the 36 tokens of VOCAB.
         assert_eq!(tables[1].rows.len(), 2 * 4 * 36);
         for table in [&tables[0], &tables[2], &tables[3]] {
             let seeds: std::collections::BTreeSet<&str> = table
@@ -722,6 +723,8 @@ mod lm_policy {
             assert!(summary.contains(&row), "{row} in {summary:?}");
         }
         let metrics: Vec<&str> = data.runs[0].summary().iter().map(|m| m.0).collect();
+        // The 10 metrics the issue names; the claims: others and repeater at half and full
+        // budget (4), then chosen, rise and fall, valley, SPIN, updates (5).
         assert_eq!(metrics.len(), 10);
         assert_eq!(LmPolicy::claims(&data).len(), 9);
     }
@@ -770,6 +773,7 @@ mod lm_losses {
         config.world.dpo_updates = 10;
         config.track_every = 5;
         let data = LmLosses::run(&config, 21).unwrap();
+        // 5 seeds × 4 losses (DPO, IPO, SLiC, SPPO).
         assert_eq!(data.runs.len(), 5 * 4);
         assert!(
             data.runs
@@ -779,6 +783,7 @@ mod lm_losses {
         let tables = LmLosses::tables(&data);
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
         assert_eq!(tables[1].header, "loss,metric,value");
+        // The first seed's 4 losses × the 10 summary metrics of lm_policy.
         assert_eq!(tables[1].rows.len(), 4 * 10);
         assert!(tables[1].rows.contains(&"sppo_hard,updates,10".to_string()));
     }
@@ -810,6 +815,7 @@ mod lm_sft_length {
         let data = LmSftLength::run(&config, 5).unwrap();
         let table = &LmSftLength::tables(&data)[0];
         assert_eq!(table.header, "sft_epochs,seed,metric,value");
+        // 5 seeds × 2 SFT lengths (1, 2) × 4 metrics.
         assert_eq!(table.rows.len(), 5 * 2 * 4);
         // A longer SFT on the same pre-trained model starts DPO from another checkpoint.
         let (one, two) = (
@@ -849,6 +855,7 @@ mod lm_extend {
                 .iter()
                 .any(|r| r.starts_with("extend,8,sft,"))
         );
+        // The first seed's 2 arms × 6 summary metrics.
         assert_eq!(tables[1].rows.len(), 2 * 6);
     }
 }

@@ -189,6 +189,7 @@ mod residuals {
         let data = ResidualSchematic::run(&residuals::Config::default(), 3).unwrap();
         let table = &ResidualSchematic::tables(&data)[0];
         assert_eq!(table.header, "objective,class,role,g,p_before,p_after");
+        // 7 objectives × V = 20 classes.
         assert_eq!(table.rows.len(), 7 * 20);
         let chosen = table.rows.iter().filter(|r| r.contains(",chosen,")).count();
         let rejected = table
@@ -250,5 +251,6 @@ fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
     assert!(after > before);
     let table = &Squeezing::tables(&data)[2];
     assert_eq!(table.header, "case,frame,class,p,log_p");
+    // 2 cases × 13 frames (0..=12 steps) × V = 50 classes.
     assert_eq!(table.rows.len(), 2 * 13 * 50);
 }
