@@ -403,13 +403,13 @@ impl Plan {
     }
 
     /// Runs the plan and writes its files to `out`, holding the directory's lock
-    /// ([`DirLock`]); `progress` hears of every run.
+    /// ([`DirLock`]) from after the configuration and its memory estimate are checked
+    /// (a refused run touches nothing); `progress` hears of every run.
     ///
     /// # Errors
     /// If the configuration is invalid, another run holds the directory, a run fails,
     /// or a file cannot be written.
     pub fn execute(&self, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
-        let _lock = DirLock::acquire(out)?;
         self.entry.runner.execute(self, out, progress)
     }
 }
@@ -429,6 +429,7 @@ impl<E: Experiment> Runner for Figures<E> {
             .try_into()
             .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
         crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
+        let _lock = DirLock::acquire(out)?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));
         let data = E::run(&config, plan.seed)?;
         let tables = E::tables(&data);

@@ -3,6 +3,8 @@
 //! error names the file and line.
 //!
 //! How a target is written ([`write_atomic`]):
+//! * a regular file that already holds exactly these bytes is left alone, keeping its
+//!   modification time (so regenerating an unchanged figure triggers no rebuild);
 //! * a regular file, or a name that does not exist yet, is written to a temporary file
 //!   in the same directory (opened with `O_EXCL` under a random name with the prefix
 //!   [`TEMP_PREFIX`]), flushed and synced, then renamed over the target, which keeps its
@@ -134,6 +136,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     if let Some(meta) = &existing {
         if meta.is_dir() {
             return Err(is_a_directory(path));
+        }
+        // Identical bytes are left alone, so the file keeps its time: regenerating an
+        // unchanged figure does not make Cargo rebuild the tutorial that embeds it.
+        if meta.is_file()
+            && meta.len() == contents.len() as u64
+            && fs::read(&target).is_ok_and(|old| old == contents)
+        {
+            return Ok(());
         }
         if !meta.is_file() {
             let mut file = fs::OpenOptions::new()

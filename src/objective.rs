@@ -187,57 +187,85 @@ impl Objective for CrossEntropy {
     }
 }
 
-/// A preference loss on a chosen and a rejected sequence, named as in TRL's
-/// `DPOTrainer` (`loss_type`).
+/// A preference loss on a chosen and a rejected sequence. Its names are this crate's;
+/// [`PairLoss::TRL_ALIASES`] lists the names of TRL's `DPOTrainer` (`loss_type`) that
+/// denote the same formula.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PairLoss {
-    /// `sigmoid` (DPO): `L = −log σ(β m)`, `m = (lp⁺ − lp⁻) − (ref⁺ − ref⁻)`.
+    /// `dpo` (TRL: `sigmoid`): `L = −log σ(β m)`, `m = (lp⁺ − lp⁻) − (ref⁺ − ref⁻)`.
     Dpo,
-    /// `ipo`: `L = (m − 1/(2β))²`.
+    /// `ipo` (TRL: `ipo`): `L = (m − 1/(2β))²`.
     Ipo,
-    /// `hinge` (SLiC): `L = max(0, δ − (lp⁺ − lp⁻)) − λ lp⁺` (no reference; the regulariser
-    /// is SFT on the chosen sequence).
+    /// `slic` (SLiC-HF; no TRL name): `L = max(0, δ − (lp⁺ − lp⁻)) − λ lp⁺` (no reference;
+    /// the regulariser is SFT on the chosen sequence). TRL's `hinge`,
+    /// `max(0, 1 − β m)`, is another formula: it reads the reference and has no SFT term.
     Slic {
         /// The margin `δ` past which the push-apart stops.
         delta: f64,
         /// The weight `λ` of the SFT regulariser.
         lambda: f64,
     },
-    /// `sppo_hard`: `L = (r⁺ − η_s/2)² + (r⁻ + η_s/2)²`, `r± = lp± − ref±`, with
-    /// `η_s = 1/β` as in TRL.
+    /// `sppo_hard` (TRL: `sppo_hard`): `L = (r⁺ − η_s/2)² + (r⁻ + η_s/2)²`,
+    /// `r± = lp± − ref±`, with `η_s = 1/β` as in TRL.
     SppoHard,
+}
+
+impl PairLoss {
+    /// Every loss, SLiC with its defaults (δ = 1, λ = 0.1), in the order of its names.
+    pub const ALL: [PairLoss; 4] = [
+        PairLoss::Dpo,
+        PairLoss::Ipo,
+        PairLoss::Slic {
+            delta: 1.0,
+            lambda: 0.1,
+        },
+        PairLoss::SppoHard,
+    ];
+
+    /// TRL's `loss_type` names whose formula is one of these losses, as `(TRL, ours)`.
+    /// Only names with the same formula are aliases.
+    pub const TRL_ALIASES: [(&'static str, &'static str); 1] = [("sigmoid", "dpo")];
+
+    /// The loss's name (the CSV contract, and what [`str::parse`] reads).
+    pub fn id(self) -> &'static str {
+        match self {
+            PairLoss::Dpo => "dpo",
+            PairLoss::Ipo => "ipo",
+            PairLoss::Slic { .. } => "slic",
+            PairLoss::SppoHard => "sppo_hard",
+        }
+    }
+
+    /// Every name [`str::parse`] reads, comma-separated.
+    pub fn names() -> String {
+        let names: Vec<&str> = PairLoss::ALL.iter().map(|l| l.id()).collect();
+        names.join(", ")
+    }
 }
 
 impl std::str::FromStr for PairLoss {
     type Err = Error;
 
-    /// Parses `dpo`/`sigmoid`, `ipo`, `slic`/`hinge` (δ = 1, λ = 0.1) or `sppo_hard`.
+    /// Parses a loss's [`id`](PairLoss::id) (SLiC with its defaults) or a TRL alias.
     fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "dpo" | "sigmoid" => Ok(PairLoss::Dpo),
-            "ipo" => Ok(PairLoss::Ipo),
-            "slic" | "hinge" => Ok(PairLoss::Slic {
-                delta: 1.0,
-                lambda: 0.1,
-            }),
-            "sppo_hard" => Ok(PairLoss::SppoHard),
-            _ => Err(Error::Unknown {
+        let id = PairLoss::TRL_ALIASES
+            .iter()
+            .find(|(trl, _)| *trl == name)
+            .map_or(name, |(_, ours)| ours);
+        PairLoss::ALL
+            .into_iter()
+            .find(|l| l.id() == id)
+            .ok_or_else(|| Error::Unknown {
                 kind: "pairwise loss",
                 name: name.into(),
-                expected: "dpo, ipo, slic, sppo_hard".into(),
-            }),
-        }
+                expected: PairLoss::names(),
+            })
     }
 }
 
 impl std::fmt::Display for PairLoss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PairLoss::Dpo => "dpo",
-            PairLoss::Ipo => "ipo",
-            PairLoss::Slic { .. } => "slic",
-            PairLoss::SppoHard => "sppo_hard",
-        })
+        f.write_str(self.id())
     }
 }
 
@@ -264,7 +292,7 @@ impl std::str::FromStr for LmObjective {
                 .map_err(|_| Error::Unknown {
                     kind: "objective",
                     name: name.into(),
-                    expected: "sft, dpo, ipo, slic, sppo_hard".into(),
+                    expected: format!("sft, {}", PairLoss::names()),
                 }),
         }
     }

@@ -41,12 +41,18 @@ pub fn random_model(kind: u8, d: usize, h: usize, v: usize, rng: &mut Rng64) -> 
     Mlp::random(&sizes, act, bias, rng).expect("valid sizes")
 }
 
-/// Runs the `ldyn` binary with `args`.
+/// Runs the `ldyn` binary with `args`, in a scratch working directory, so that a test
+/// that forgets `--out` writes nothing into the source tree.
 pub fn ldyn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldyn"))
-        .args(args)
-        .output()
-        .expect("ldyn runs")
+    ldyn_command().args(args).output().expect("ldyn runs")
+}
+
+/// The `ldyn` binary as a command, in a scratch working directory.
+pub fn ldyn_command() -> Command {
+    static CWD: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ldyn"));
+    command.current_dir(CWD.get_or_init(|| scratch("cwd")));
+    command
 }
 
 /// Runs `ldyn` and asserts that it succeeded.
@@ -80,4 +86,41 @@ pub fn assert_fails(out: &Output, needle: &str) {
     assert!(stderr.starts_with("error:"), "{stderr}");
     assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The environment variable that marks this machine as lacking a test prerequisite:
+/// a comma-separated list of `script` (util-linux's pseudo-terminal runner) and `root`.
+pub const LACKING: &str = "LDYN_TEST_LACKING";
+
+/// Whether a test may use `prerequisite`: true if `available`; false, with a note on
+/// stderr, if [`LACKING`] names it; otherwise the test fails, saying what is missing and
+/// how to mark it, so a missing tool never turns a test into one that checks nothing.
+pub fn requires(prerequisite: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    let lacking = std::env::var(LACKING).unwrap_or_default();
+    assert!(
+        lacking.split(',').any(|p| p.trim() == prerequisite),
+        "this test needs {prerequisite}, which this machine lacks: install it (.ci/run does), \
+         or set {LACKING}={prerequisite} to skip the parts that need it"
+    );
+    eprintln!("skipped: {prerequisite} is missing and {LACKING} says so");
+    false
+}
+
+/// Whether `script` (util-linux) can run here, or the test may skip it ([`requires`]).
+pub fn has_script() -> bool {
+    let found = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    requires("script", found)
+}
+
+/// Whether the tests run as root, or may skip what needs it ([`requires`]).
+pub fn has_root() -> bool {
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    requires("root", root)
 }

@@ -90,14 +90,15 @@ fn it_quits_on_q_and_restores_the_terminal() {
         "stty cols 80 rows 24; {} explore",
         env!("CARGO_BIN_EXE_ldyn")
     );
-    let Ok(mut child) = std::process::Command::new("script")
+    if !crate::common::has_script() {
+        return;
+    }
+    let mut child = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-    else {
-        return;
-    };
+        .expect("script runs");
     let mut keys = child.stdin.take().unwrap();
     for key in ["n", "d", "q"] {
         std::thread::sleep(std::time::Duration::from_millis(400));

@@ -382,6 +382,8 @@ fn every_listed_objective_name_parses() {
         assert_eq!(objective.to_string(), name);
     }
     assert_eq!("sigmoid".parse::<PairLoss>().unwrap(), PairLoss::Dpo);
+    // TRL's hinge, max(0, 1 − βm), is not SLiC-HF: it is no alias here.
+    assert!("hinge".parse::<PairLoss>().is_err());
     assert!(
         "sft".parse::<PairLoss>().is_err(),
         "SFT is not a pairwise loss"

@@ -14,23 +14,25 @@ use crate::experiments::lm_influence::{Influence, Signal};
 use crate::experiments::lm_measures::{FamilyPoint, curve};
 use crate::language::Family;
 
-/// A distinct colour per family (tab10 and two extra).
+/// A distinct colour per family (tab10, then four more): one arm per family, so a new
+/// family cannot be drawn without a colour.
 fn colour(family: Family) -> RGBColor {
-    const PALETTE: [RGBColor; 12] = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(255, 127, 14),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-        RGBColor(188, 189, 34),
-        RGBColor(23, 190, 207),
-        RGBColor(0, 0, 0),
-        RGBColor(90, 90, 90),
-    ];
-    PALETTE[Family::ALL.iter().position(|f| *f == family).unwrap_or(0)]
+    match family {
+        Family::Chosen => RGBColor(31, 119, 180),
+        Family::Rejected => RGBColor(214, 39, 40),
+        Family::ChosenRephrase => RGBColor(44, 160, 44),
+        Family::ChosenFormat => RGBColor(148, 103, 189),
+        Family::RejectedRephrase => RGBColor(255, 127, 14),
+        Family::OtherPrompt => RGBColor(140, 86, 75),
+        Family::TestPrompt => RGBColor(227, 119, 194),
+        Family::RandomSentence => RGBColor(127, 127, 127),
+        Family::ShuffledChosen => RGBColor(188, 189, 34),
+        Family::RandomTokens => RGBColor(23, 190, 207),
+        Family::Argmax => RGBColor(0, 0, 0),
+        Family::ExceptArgmax => RGBColor(90, 90, 90),
+        Family::ArgmaxRejectedPrefix => RGBColor(120, 0, 60),
+        Family::ExceptArgmaxRejectedPrefix => RGBColor(200, 150, 170),
+    }
 }
 
 /// One panel of curves `(step, value)` per family, with a legend.
