@@ -128,7 +128,7 @@ pub static REGISTRY: &[Entry] = &[
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
         runner: &Figures::<LmPolicy>(&[
-            ("lm_policy.png", plot::policy::policy),
+            ("lm_policy.png", plot::policy::comparison),
             ("lm_policy.gif", plot::policy::policy_animation),
         ]),
     },
@@ -139,7 +139,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::losses)]),
+        runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::comparison)]),
     },
     Entry {
         name: "lm_sft_length",
@@ -157,7 +157,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmExtend>(&[("lm_extend.png", plot::policy::extend)]),
+        runner: &Figures::<LmExtend>(&[("lm_extend.png", plot::policy::comparison)]),
     },
     Entry {
         name: "lm_ches",
@@ -445,7 +445,7 @@ impl<E: Experiment> Runner for Figures<E> {
         let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
         check_outputs(&outputs, &inputs)?;
         for (table, path) in tables.into_iter().zip(&csv_paths) {
-            write_csv(path, table.header, table.rows)?;
+            write_csv(path, &table.header, table.rows)?;
         }
         for ((_, draw), path) in self.0.iter().zip(&figure_paths) {
             draw(&data, path)?;
@@ -467,6 +467,7 @@ impl<E: Experiment> Runner for Figures<E> {
             .into_iter()
             .zip(counts)
             .map(|(c, n)| Claim {
+                id: c.id,
                 text: match plan.robustness_seeds {
                     0 => format!("{} [not rerun on other seeds]", c.text),
                     seeds => format!("{} [holds for {n}/{seeds} seeds]", c.text),

@@ -80,22 +80,27 @@ fn run_writes_csv_and_png_and_is_deterministic() {
     );
 }
 
-/// The gallery's CSV and PNG files for the default configurations are the committed
-/// ones, byte for byte (the robustness reruns do not change them, so they are skipped).
+/// The gallery's CSV and PNG files for the default configurations of every registered
+/// experiment are the committed ones, byte for byte (the robustness reruns do not change
+/// them, so they are skipped); and every claim has a name of its own.
 #[test]
 fn default_runs_reproduce_the_committed_figures() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots");
-    for name in learning_dynamics::gallery::REGISTRY.iter().map(|e| e.name) {
-        let dir = scratch(&format!("golden-{name}"));
-        let out = dir.to_str().unwrap();
-        ldyn_ok(&["run", name, "--set", "robustness_seeds=0", "--out", out]);
+    for entry in learning_dynamics::gallery::REGISTRY {
+        let dir = scratch(&format!("golden-{}", entry.name));
+        let mut plan = entry.plan(entry.name).unwrap();
+        plan.set("robustness_seeds=0").unwrap();
+        let report = plan.execute(&dir, &mut |_| {}).unwrap();
+        let mut ids: Vec<&str> = report.claims.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), report.claims.len(), "{}: claim ids", entry.name);
         for file in files_in(&dir) {
             if [".csv", ".png", ".gif"].iter().any(|e| file.ends_with(e)) {
-                assert!(
-                    std::fs::read(dir.join(&file)).unwrap()
-                        == std::fs::read(committed.join(&file)).unwrap(),
-                    "{file} differs from plots/{file}"
-                );
+                let ours = std::fs::read(dir.join(&file)).unwrap();
+                let theirs = std::fs::read(committed.join(&file))
+                    .unwrap_or_else(|_| panic!("{file} is not committed in plots/"));
+                assert!(ours == theirs, "{file} differs from plots/{file}");
             }
         }
     }

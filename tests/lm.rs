@@ -480,7 +480,7 @@ mod experiments {
                 assert_eq!(points.len() % Family::ALL.len(), 0);
             }
             let tables = LmFinetune::tables(&r);
-            let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
+            let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
             assert_eq!(names, ["lm_sft", "lm_dpo", "lm_peakiness", "lm_dpo_end"]);
             assert_eq!(tables[0].rows.len(), r.sft.len());
         }
@@ -691,7 +691,7 @@ mod lm_policy {
             );
         }
         let tables = LmPolicy::tables(&data);
-        let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
+        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -724,10 +724,10 @@ mod lm_policy {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");
         }
-        let metrics: Vec<&str> = data.runs[0].summary().iter().map(|m| m.0).collect();
-        // The 10 metrics the issue names; the claims: others and repeater at half and full
-        // budget (4), then chosen, rise and fall, valley, SPIN, updates (5).
-        assert_eq!(metrics.len(), 10);
+        // The 10 metrics the issue names, for each of the 3 regimes.
+        assert_eq!(summary.len(), 3 * 10);
+        // The claims: others and repeater at half and full budget (4), then chosen, rise
+        // and fall, valley, SPIN, updates (5).
         assert_eq!(LmPolicy::claims(&data).len(), 9);
     }
 
@@ -783,17 +783,32 @@ mod lm_losses {
                 .all(|r| r.counts.updates == 10 && r.points.len() == 3)
         );
         let tables = LmLosses::tables(&data);
+        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        // Every panel of the figure has its table: curves, per position, repeater.
+        assert_eq!(
+            names,
+            [
+                "lm_losses",
+                "lm_losses_positions",
+                "lm_losses_repeater",
+                "lm_losses_summary"
+            ]
+        );
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
-        assert_eq!(tables[1].header, "loss,metric,value");
+        assert_eq!(tables[3].header, "loss,metric,value");
         // The first seed's 4 losses × the 10 summary metrics of lm_policy.
-        assert_eq!(tables[1].rows.len(), 4 * 10);
-        assert!(tables[1].rows.contains(&"sppo_hard,updates,10".to_string()));
+        assert_eq!(tables[3].rows.len(), 4 * 10);
+        assert!(tables[3].rows.contains(&"sppo_hard,updates,10".to_string()));
+        // 5 seeds × 4 losses × 3 tracking points (updates 0, 5, 10) × 2 prefixes × 4
+        // positions.
+        assert_eq!(tables[1].rows.len(), 5 * 4 * 3 * 2 * 4);
     }
 }
 
 /// Longer SFT before the same DPO.
 mod lm_sft_length {
     use learning_dynamics::experiments::Experiment;
+    use learning_dynamics::experiments::comparison::Metric;
     use learning_dynamics::experiments::lm_sft_length::{self, LmSftLength};
 
     #[test]
@@ -821,8 +836,8 @@ mod lm_sft_length {
         assert_eq!(table.rows.len(), 5 * 2 * 4);
         // A longer SFT on the same pre-trained model starts DPO from another checkpoint.
         let (one, two) = (
-            data.values(1, "peakiness_at_dpo_start"),
-            data.values(2, "peakiness_at_dpo_start"),
+            data.values(1, Metric::PeakinessAtDpoStart),
+            data.values(2, Metric::PeakinessAtDpoStart),
         );
         assert!(one.iter().zip(&two).all(|(a, b)| a != b));
     }
@@ -844,10 +859,11 @@ mod lm_extend {
         assert_eq!(data.runs.len(), 5 * 2);
         for (b, e) in data.of(Arm::Baseline).zip(data.of(Arm::Extend)) {
             // 3 epochs × 8 prompts × 4 tokens, whatever the data.
-            assert_eq!((b.sft_token_updates, e.sft_token_updates), (96, 96));
-            assert_eq!(b.sft.last().unwrap().step, e.sft.last().unwrap().step);
-            assert_eq!((b.dpo.counts.updates, e.dpo.counts.updates), (8, 8));
-            assert_eq!(b.dpo.seed, e.dpo.seed);
+            assert_eq!((b.sft.token_updates, e.sft.token_updates), (96, 96));
+            let last_step = |r: &lm_extend::ArmRun| r.sft.points.last().unwrap().step;
+            assert_eq!(last_step(b), last_step(e));
+            assert_eq!((b.counts.updates, e.counts.updates), (8, 8));
+            assert_eq!(b.seed, e.seed);
         }
         let tables = LmExtend::tables(&data);
         assert_eq!(tables[0].header, "arm,seed,phase,step,family,mean_log_prob");
@@ -858,7 +874,11 @@ mod lm_extend {
                 .any(|r| r.starts_with("extend,8,sft,"))
         );
         // The first seed's 2 arms × 6 summary metrics.
-        assert_eq!(tables[1].rows.len(), 2 * 6);
+        assert_eq!(tables[3].name, "lm_extend_summary");
+        assert_eq!(tables[3].rows.len(), 2 * 6);
+        // The repeater panel's table: 5 seeds × 2 arms × 3 tracking points (0, 4, 8).
+        assert_eq!(tables[2].name, "lm_extend_repeater");
+        assert_eq!(tables[2].rows.len(), 5 * 2 * 3);
     }
 }
 

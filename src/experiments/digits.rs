@@ -552,6 +552,7 @@ impl DigitsResult {
         };
         vec![
             Claim {
+                id: "same_class_rises",
                 holds: gain(same, UPDATE_CLASS) > 0.0,
                 text: format!(
                     "one step on a 4 raises log π(4) of another 4 by {:+.3}",
@@ -559,6 +560,7 @@ impl DigitsResult {
                 ),
             },
             Claim {
+                id: "similar_gains_on_update_label",
                 holds: gain(similar, UPDATE_CLASS) > 0.0
                     && gain(similar, UPDATE_CLASS) > gain(similar, own),
                 text: format!(
@@ -569,6 +571,7 @@ impl DigitsResult {
                 ),
             },
             Claim {
+                id: "dissimilar_moves_least",
                 holds: change(dissimilar) < change(same).min(change(similar)),
                 text: format!(
                     "the least similar image (a {}, ‖K‖_F {:.2}) moves least: ‖Δlog π‖ {:.4} vs {:.4} (same class) and {:.4} (similar)",
@@ -580,6 +583,7 @@ impl DigitsResult {
                 ),
             },
             Claim {
+                id: "accumulated_prediction",
                 holds: r > 0.9,
                 text: format!(
                     "accumulated predicted vs actual Δlog π over {} steps: correlation {r:.4}",
@@ -587,12 +591,14 @@ impl DigitsResult {
                 ),
             },
             Claim {
+                id: "entk_ranking_stable",
                 holds: rank > 0.7,
                 text: format!(
                     "eNTK class-pair ranking, early vs final checkpoint: Spearman {rank:.2}"
                 ),
             },
             Claim {
+                id: "entk_predicts_confusion",
                 holds: link > 0.0,
                 text: format!(
                     "pairs with larger eNTK share more probability (Spearman {link:.2}); top eNTK pairs {}; top confusions {}; test accuracy {:.3}",

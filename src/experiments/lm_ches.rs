@@ -149,6 +149,7 @@ impl Displacement {
         let negative = per_seed.iter().filter(|r| **r < 0.0).count();
         let displaced = self.pairs.iter().filter(|p| p.chosen_change < 0.0).count();
         vec![Claim::new(
+            "ches_predicts_displacement",
             rho < RHO_THRESHOLD,
             format!(
                 "Razin et al.: a larger CHES displaces y⁺ more; measured: Spearman(CHES, Δlog π(y⁺)) = {rho:.2} over {} pairs (threshold {RHO_THRESHOLD}), negative on {negative}/{} seeds ({}); {displaced} pairs lost likelihood",

@@ -76,7 +76,7 @@ impl Experiment for LmFinetune {
         let Checkpoint {
             mut world,
             sft_model,
-            sft_points,
+            sft,
         } = checkpoint(config, seed)?;
         let mut dpo_track = Tracker::new(&world.probes, every);
         let (dpo_model, _) = train_dpo(
@@ -88,10 +88,7 @@ impl Experiment for LmFinetune {
         )?;
         Ok(LmRun {
             seed,
-            sft: sft_points
-                .into_iter()
-                .filter(|p| p.step.is_multiple_of(every))
-                .collect(),
+            sft: sft.every(every).points,
             dpo: dpo_track.points,
             world,
             sft_model,
@@ -185,24 +182,29 @@ impl LmRun {
         let (shuffled, random) = (change(Family::ShuffledChosen), change(Family::RandomTokens));
         vec![
             Claim::new(
+                "sft_chosen_rises",
                 change(Family::Chosen) > 0.0,
                 format!("SFT: chosen rises ({:+.2} nats)", change(Family::Chosen)),
             ),
             Claim::new(
+                "sft_rephrases_bell",
                 b1 && b2,
                 format!("SFT: rephrases rise then fall: {t1}; {t2}"),
             ),
             Claim::new(
+                "sft_hallucination",
                 other > test,
                 format!(
                     "SFT: another training prompt's answer rises more than a held-out prompt's ({other:+.2} vs {test:+.2}): the hallucination mechanism"
                 ),
             ),
             Claim::new(
+                "sft_non_language_falls",
                 shuffled < 0.0 && random < 0.0,
                 format!("SFT: shuffled and random tokens fall ({shuffled:+.2}, {random:+.2})"),
             ),
             Claim::new(
+                "sft_argmax_rises",
                 change(Family::Argmax) > 0.0,
                 format!(
                     "SFT: the greedy argmax rises ({:+.2})",
@@ -244,12 +246,14 @@ impl LmRun {
         let end_change = end_dpo.0 - end_sft.0;
         vec![
             Claim::new(
+                "dpo_chosen_rise_and_fall",
                 cpeak - c0 > RISE_MARGIN && cpeak - cend > RISE_MARGIN,
                 format!(
                     "DPO: chosen rises, then falls, each by over {RISE_MARGIN} nats ({c0:.2} → peak {cpeak:.2} → {cend:.2})"
                 ),
             ),
             Claim::new(
+                "dpo_rejected_falls_fastest",
                 steepest_fall == Family::Rejected,
                 format!(
                     "DPO: rejected falls fastest ({:+.2}; steepest fall: {})",
@@ -258,6 +262,7 @@ impl LmRun {
                 ),
             ),
             Claim::new(
+                "dpo_argmax_rises_rejected_prefix",
                 change(Family::ArgmaxRejectedPrefix) > 0.0,
                 format!(
                     "DPO: the greedy argmax rises on the rejected prefixes, where y⁻'s valley is ({:+.2}); on the chosen prefixes it changes by {:+.2}",
@@ -266,6 +271,7 @@ impl LmRun {
                 ),
             ),
             Claim::new(
+                "dpo_squeezing_others_fall",
                 falling * 4 >= others.len() * 3,
                 format!(
                     "DPO: squeezing, {falling}/{} other families fall",
@@ -273,6 +279,7 @@ impl LmRun {
                 ),
             ),
             Claim::new(
+                "dpo_end",
                 end_dpo.1 < end_sft.1 - 1.0 && end_change < -RISE_MARGIN,
                 format!(
                     "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}; the chosen answer's END follows by over {RISE_MARGIN} nats ({:.2} → {:.2}), {:.0}% of chosen's change ({chosen_change:+.2})",
@@ -299,12 +306,14 @@ impl LmRun {
         let dpo_rejected = change(&self.dpo, Family::ExceptArgmaxRejectedPrefix);
         vec![
             Claim::new(
+                "sft_peakier",
                 rising == families,
                 format!(
                     "SFT: ‖A‖²_F grows for {rising}/{families} families (the model gets peakier)"
                 ),
             ),
             Claim::new(
+                "except_argmax_falls",
                 sft < 0.0 && dpo < 0.0 && dpo_rejected < 0.0,
                 format!(
                     "the mass off the argmax falls: on the chosen prefixes in SFT ({sft:+.2}) and DPO ({dpo:+.2}), and on the rejected prefixes in DPO ({dpo_rejected:+.2}); the argmax changes by {:+.2}, {:+.2} and {:+.2}",

@@ -304,10 +304,12 @@ impl Influence {
             .count();
         vec![
             Claim::new(
+                "prediction_matches",
                 r > 0.9,
                 format!("accumulated −ηAKG vs actual Δlog π over all cells: correlation {r:.4}"),
             ),
             Claim::new(
+                "sft_raises_itself",
                 top_chosen == Some(Family::Chosen) && top_rejected == Some(Family::Rejected),
                 format!(
                     "SFT on a response raises that response most (chosen: {}, rejected: {})",
@@ -316,6 +318,7 @@ impl Influence {
                 ),
             ),
             Claim::new(
+                "sft_non_language_falls",
                 self.get(Signal::SftChosen, Family::ShuffledChosen) < 0.0
                     && self.get(Signal::SftChosen, Family::RandomTokens) < 0.0,
                 format!(
@@ -326,6 +329,7 @@ impl Influence {
                 ),
             ),
             Claim::new(
+                "dpo_rejected_falls_most",
                 dpo_min == Some(Family::Rejected)
                     && dpo_falling * 2 > self.column(Signal::Dpo).count(),
                 format!(
@@ -335,6 +339,7 @@ impl Influence {
                 ),
             ),
             Claim::new(
+                "dpo_raises_chosen",
                 self.get(Signal::Dpo, Family::Chosen) > 0.0,
                 format!(
                     "DPO raises chosen, the paper's sign for the positive push on y⁺ ({:+.2})",

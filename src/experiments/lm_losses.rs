@@ -11,13 +11,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{Comparison, DpoRun, Snapshot};
+use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
+use super::lm_measures::DpoRun;
 use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
-use crate::language::Family;
 use crate::objective::{PairLoss, Pairwise};
-use crate::stats::median;
 
 /// The world, each loss's hyperparameters, and how often the measures are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,6 +140,21 @@ pub type LossRun = DpoRun<PairLoss>;
 /// Every loss on every seed of a run, loss by loss (DPO, IPO, SLiC, SPPO).
 pub type Losses = Comparison<PairLoss>;
 
+/// `lm_losses`' tables and figure.
+pub static LAYOUT: Layout = Layout {
+    name: "lm_losses",
+    column: "loss",
+    summary: Metric::DPO,
+    sft_phase: false,
+    heading: "Every pairwise loss off-policy from one SFT checkpoint, {updates} updates on the same pairs",
+};
+
+impl Label for PairLoss {
+    fn id(self) -> &'static str {
+        PairLoss::id(self)
+    }
+}
+
 /// Every pairwise loss, off-policy, from one SFT checkpoint per seed.
 pub struct LmLosses;
 
@@ -163,10 +177,12 @@ impl Experiment for LmLosses {
                     ..Dpo::off_policy(world)
                 };
                 let every = config.track_every;
-                runs.push(tracked_dpo((loss, seed), &start, &start.sft_model, &dpo, every)?.1);
+                let from = (&start.sft_model, start.sft.every(every));
+                runs.push(tracked_dpo((loss, seed), &start, from, &dpo, every)?.1);
             }
         }
         Ok(Losses {
+            layout: &LAYOUT,
             seed,
             updates: world.dpo_updates,
             runs,
@@ -174,42 +190,24 @@ impl Experiment for LmLosses {
     }
 
     fn claims(data: &Losses) -> Vec<Claim> {
-        data.claims()
+        let labels = data.labels();
+        let mut claims: Vec<Claim> = labels[1..]
+            .iter()
+            .map(|&loss| squeezes_more_claim(data, labels[0], loss))
+            .collect();
+        claims.push(Claim::new(
+            "updates",
+            data.all_updates_taken(),
+            format!(
+                "every loss took exactly {} updates on the same pairs on every seed",
+                data.updates
+            ),
+        ));
+        claims
     }
 
     fn tables(data: &Losses) -> Vec<Table> {
-        let curves = data
-            .runs
-            .iter()
-            .flat_map(|run| {
-                run.points.iter().flat_map(move |point| {
-                    point.families.iter().map(move |f| {
-                        format!(
-                            "{},{},{},{},{}",
-                            run.label,
-                            run.seed,
-                            point.step,
-                            f.family.id(),
-                            f.log_prob
-                        )
-                    })
-                })
-            })
-            .collect();
-        let summary = data
-            .runs
-            .iter()
-            .filter(|r| r.seed == data.seed)
-            .flat_map(|run| {
-                run.summary()
-                    .into_iter()
-                    .map(move |(metric, value)| format!("{},{metric},{value}", run.label))
-            })
-            .collect();
-        vec![
-            Table::new("lm_losses", "loss,seed,step,family,mean_log_prob", curves),
-            Table::new("lm_losses_summary", "loss,metric,value", summary),
-        ]
+        data.tables()
     }
 }
 
@@ -217,46 +215,26 @@ impl Experiment for LmLosses {
 /// seed: 1 nat, as in `lm_policy` (above the seed-to-seed spread measured there).
 const NATS_MARGIN: f64 = 1.0;
 
-impl Comparison<PairLoss> {
-    fn claims(&self) -> Vec<Claim> {
-        let labels = self.labels();
-        let dpo: Vec<&LossRun> = self.of(labels[0]).collect();
-        let others = |r: &LossRun| r.change(Snapshot::others);
-        let malformed = |r: &LossRun| r.last().repeater.malformed_rate;
-        let argmax = |r: &LossRun| r.change(|p| p.family(Family::ArgmaxRejectedPrefix));
-        let med = |runs: &[&LossRun], f: &dyn Fn(&LossRun) -> f64| {
-            median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
-        };
-        let mut claims = Vec::new();
-        for &loss in &labels[1..] {
-            let runs: Vec<&LossRun> = self.of(loss).collect();
-            let k = dpo
-                .iter()
-                .zip(&runs)
-                .filter(|(d, r)| others(d) < others(r) - NATS_MARGIN)
-                .count();
-            claims.push(Claim::new(
-                k + 1 >= runs.len(),
-                format!(
-                    "prediction: DPO's push never stops, {loss}'s does, so DPO squeezes more; measured: DPO lowers the other families more than {loss}, by over {NATS_MARGIN} nat, on {k}/{} seeds (median change {:+.2} vs {:+.2} nats; argmax on the rejected prefixes {:+.2} vs {:+.2}; malformed after {:.2} vs {:.2})",
-                    runs.len(),
-                    med(&dpo, &others),
-                    med(&runs, &others),
-                    med(&dpo, &argmax),
-                    med(&runs, &argmax),
-                    med(&dpo, &malformed),
-                    med(&runs, &malformed),
-                ),
-            ));
-        }
-        let equal = self.runs.iter().all(|r| r.counts.updates == self.updates);
-        claims.push(Claim::new(
-            equal,
-            format!(
-                "every loss took exactly {} updates on the same pairs on every seed",
-                self.updates
-            ),
-        ));
-        claims
-    }
+/// DPO against one bounded `loss`: the other families fall further under DPO. Its id is
+/// `squeezes_more_than_LOSS`.
+fn squeezes_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim {
+    let pairs = data.paired(dpo, loss);
+    let others = |r: &LossRun| Metric::OthersChange.of(r);
+    let k = count(&pairs, |(d, r)| others(d) < others(r) - NATS_MARGIN);
+    let (d_others, l_others) = medians(&pairs, others);
+    let (d_argmax, l_argmax) = medians(&pairs, |r| Metric::ArgmaxRejectedPrefixChange.of(r));
+    let (d_malformed, l_malformed) = medians(&pairs, |r| Metric::MalformedRateAfter.of(r));
+    let id = match loss {
+        PairLoss::Ipo => "squeezes_more_than_ipo",
+        PairLoss::Slic { .. } => "squeezes_more_than_slic",
+        PairLoss::SppoHard => "squeezes_more_than_sppo_hard",
+        PairLoss::Dpo => "squeezes_more_than_dpo",
+    };
+    Claim::new(
+        id,
+        k.holds,
+        format!(
+            "prediction: DPO's push never stops, {loss}'s does, so DPO squeezes more; measured: DPO lowers the other families more than {loss}, by over {NATS_MARGIN} nat, on {k} seeds (median change {d_others:+.2} vs {l_others:+.2} nats; argmax on the rejected prefixes {d_argmax:+.2} vs {l_argmax:+.2}; malformed after {d_malformed:.2} vs {l_malformed:.2})"
+        ),
+    )
 }

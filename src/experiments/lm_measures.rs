@@ -404,6 +404,28 @@ impl Observer<TinyLm> for SnapshotTracker<'_> {
     }
 }
 
+/// The SFT phase before a DPO run: its tracked family points and its budget.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SftPhase {
+    /// The families at the tracked SFT steps (and before the first).
+    pub points: Vec<FamilyPoint>,
+    /// SFT token updates taken: SFT updates × the answer length.
+    pub token_updates: usize,
+}
+
+impl SftPhase {
+    /// The points at the steps that are multiples of `every`.
+    pub fn every(&self, every: usize) -> SftPhase {
+        SftPhase {
+            points: (self.points.iter())
+                .filter(|p| p.step.is_multiple_of(every))
+                .copied()
+                .collect(),
+            token_updates: self.token_updates,
+        }
+    }
+}
+
 /// One DPO run on one seed, labelled by what distinguishes it from its siblings (the
 /// regime, the loss, the arm).
 #[derive(Clone, Debug)]
@@ -414,37 +436,13 @@ pub struct DpoRun<L> {
     pub seed: u64,
     /// The updates it took and the draws it redrew.
     pub counts: DpoCounts,
+    /// The SFT phase its start came from.
+    pub sft: SftPhase,
     /// Its tracking points, from the SFT checkpoint (step 0) to the last update.
     pub points: Vec<Snapshot>,
 }
 
 impl<L> DpoRun<L> {
-    /// The summary metrics of the run, as `(metric, value)`: the counts, then changes
-    /// from the start to the end of DPO in nats, and the repeater and entropy before and
-    /// after.
-    pub fn summary(&self) -> Vec<(&'static str, f64)> {
-        let run = self;
-        let (first, last) = (run.first(), run.last());
-        vec![
-            ("updates", run.counts.updates as f64),
-            ("redraws", run.counts.redraws as f64),
-            ("chosen_change", run.change(|p| p.family(Family::Chosen))),
-            (
-                "rejected_change",
-                run.change(|p| p.family(Family::Rejected)),
-            ),
-            ("others_change", run.change(Snapshot::others)),
-            (
-                "argmax_rejected_prefix_change",
-                run.change(|p| p.family(Family::ArgmaxRejectedPrefix)),
-            ),
-            ("malformed_rate_before", first.repeater.malformed_rate),
-            ("malformed_rate_after", last.repeater.malformed_rate),
-            ("entropy_before", first.entropy),
-            ("entropy_after", last.entropy),
-        ]
-    }
-
     /// The snapshot at the start of DPO.
     pub fn first(&self) -> &Snapshot {
         &self.points[0]
@@ -481,31 +479,4 @@ impl<L> DpoRun<L> {
 /// network, and predicts that DPO displaces `y⁺`'s likelihood the most.
 pub fn ches(h_plus: &[f64], h_minus: &[f64]) -> f64 {
     h_plus.iter().zip(h_minus).map(|(p, m)| p * m - p * p).sum()
-}
-
-/// The runs of an experiment that compares labels (regimes, losses), seed by seed.
-#[derive(Clone, Debug)]
-pub struct Comparison<L> {
-    /// The first seed; the summary is of this one.
-    pub seed: u64,
-    /// The updates every run was asked for.
-    pub updates: usize,
-    /// Seed by seed, label by label.
-    pub runs: Vec<DpoRun<L>>,
-}
-
-impl<L: PartialEq + Copy> Comparison<L> {
-    /// The runs labelled `label`, one per seed.
-    pub fn of(&self, label: L) -> impl Iterator<Item = &DpoRun<L>> {
-        self.runs.iter().filter(move |r| r.label == label)
-    }
-
-    /// The labels, in the order of the first seed's runs.
-    pub fn labels(&self) -> Vec<L> {
-        self.runs
-            .iter()
-            .filter(|r| r.seed == self.seed)
-            .map(|r| r.label)
-            .collect()
-    }
 }

@@ -9,13 +9,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoRun, Snapshot};
+use super::comparison::Metric;
+use super::lm_measures::DpoRun;
 use super::lm_world::{
     Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::error::Result;
-use crate::language::Family;
 use crate::stats::{median, spearman};
 
 /// The world; its `sft.epochs` is the longest SFT, and the lengths compared are 1, 2,
@@ -83,27 +83,13 @@ pub struct SftLength {
     pub runs: Vec<LengthRun>,
 }
 
-/// The metrics of one run, as `(metric, value)`.
-pub fn metrics(run: &LengthRun) -> [(&'static str, f64); 4] {
-    let peakiness = |p: &Snapshot| {
-        let sequences: Vec<f64> = p
-            .families
-            .iter()
-            .filter(|f| f.family.is_sequence())
-            .map(|f| f.a_fro_sq)
-            .collect();
-        sequences.iter().sum::<f64>() / sequences.len() as f64
-    };
-    [
-        ("peakiness_at_dpo_start", peakiness(run.first())),
-        ("chosen_change", run.change(|p| p.family(Family::Chosen))),
-        ("others_change", run.change(Snapshot::others)),
-        (
-            "except_argmax_rejected_prefix_change",
-            run.change(|p| p.family(Family::ExceptArgmaxRejectedPrefix)),
-        ),
-    ]
-}
+/// The metrics of every run, in `lm_sft_length.csv` order.
+pub const METRICS: [Metric; 4] = [
+    Metric::PeakinessAtDpoStart,
+    Metric::ChosenChange,
+    Metric::OthersChange,
+    Metric::ExceptArgmaxRejectedPrefixChange,
+];
 
 /// SFT of every length, then the same DPO.
 pub struct LmSftLength;
@@ -123,7 +109,8 @@ impl Experiment for LmSftLength {
                 // Only the start and the end of DPO are measured.
                 let every = world.dpo_updates.max(1);
                 let dpo = Dpo::off_policy(&world);
-                runs.push(tracked_dpo((epochs, seed), &start, &start.sft_model, &dpo, every)?.1);
+                let from = (&start.sft_model, start.sft.every(every));
+                runs.push(tracked_dpo((epochs, seed), &start, from, &dpo, every)?.1);
             }
         }
         Ok(SftLength {
@@ -141,8 +128,9 @@ impl Experiment for LmSftLength {
             .runs
             .iter()
             .flat_map(|run| {
-                metrics(run).into_iter().map(move |(metric, value)| {
-                    format!("{},{},{metric},{value}", run.label, run.seed)
+                METRICS.iter().map(move |metric| {
+                    let (id, value) = (metric.id(), metric.of(run));
+                    format!("{},{},{id},{value}", run.label, run.seed)
                 })
             })
             .collect();
@@ -160,16 +148,11 @@ const NATS_MARGIN: f64 = 1.0;
 
 impl SftLength {
     /// The value of `metric` for every run of SFT length `epochs`, one per seed.
-    pub fn values(&self, epochs: usize, metric: &str) -> Vec<f64> {
+    pub fn values(&self, epochs: usize, metric: Metric) -> Vec<f64> {
         self.runs
             .iter()
             .filter(|r| r.label == epochs)
-            .map(|r| {
-                metrics(r)
-                    .into_iter()
-                    .find(|m| m.0 == metric)
-                    .map_or(f64::NAN, |m| m.1)
-            })
+            .map(|r| metric.of(r))
             .collect()
     }
 
@@ -200,18 +183,19 @@ impl SftLength {
                 .collect::<Vec<_>>()
                 .join(" / ")
         };
-        let peaky = medians("peakiness_at_dpo_start");
+        let peaky = medians(Metric::PeakinessAtDpoStart);
         let peaky_rho = spearman(&epochs, &peaky);
-        let others = medians("others_change");
+        let others = medians(Metric::OthersChange);
         let pairs: Vec<(f64, f64)> = self
-            .values(short, "others_change")
+            .values(short, Metric::OthersChange)
             .into_iter()
-            .zip(self.values(long, "others_change"))
+            .zip(self.values(long, Metric::OthersChange))
             .collect();
         let k = pairs.iter().filter(|(s, l)| *l < s - NATS_MARGIN).count();
-        let rest = medians("except_argmax_rejected_prefix_change");
+        let rest = medians(Metric::ExceptArgmaxRejectedPrefixChange);
         vec![
             Claim::new(
+                "peakier",
                 peaky_rho > 0.8,
                 format!(
                     "longer SFT makes the model peakier at the start of DPO: median ‖A‖²_F {} after {} epochs (Spearman {peaky_rho:.2})",
@@ -220,6 +204,7 @@ impl SftLength {
                 ),
             ),
             Claim::new(
+                "squeezes_more",
                 k + 1 >= pairs.len(),
                 format!(
                     "the paper: longer SFT makes squeezing stronger; measured: the other families fall further in DPO after {long} epochs of SFT than after {short}, by over {NATS_MARGIN} nat, on {k}/{} seeds (median change {} nats after {} epochs; mass off the argmax on the rejected prefixes {})",

@@ -16,7 +16,7 @@
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{DpoCounts, DpoRun, FamilyPoint, SnapshotTracker, Tracker};
+use super::lm_measures::{DpoCounts, DpoRun, SftPhase, SnapshotTracker, Tracker};
 use super::{Key, Range};
 use crate::Rng64;
 use crate::error::Result;
@@ -247,8 +247,8 @@ pub struct Checkpoint {
     pub world: World,
     /// The model after SFT: DPO's start and frozen reference.
     pub sft_model: TinyLm,
-    /// The families tracked at every SFT step (and before the first).
-    pub sft_points: Vec<FamilyPoint>,
+    /// The families tracked at every SFT step (and before the first), and the budget.
+    pub sft: SftPhase,
 }
 
 /// What fixes a pre-trained world: the answer style, the model, pre-training, the seed.
@@ -318,10 +318,14 @@ pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
         let probes = world.probes.clone();
         let mut track = Tracker::new(&probes, 1);
         let sft_model = world.sft(config, &mut [&mut track])?;
+        let token_updates = config.sft.epochs * world.language.train.len() * ANSWER_LEN;
         Ok(Checkpoint {
             world,
             sft_model,
-            sft_points: track.points,
+            sft: SftPhase {
+                points: track.points,
+                token_updates,
+            },
         })
     })
 }
@@ -629,18 +633,18 @@ pub fn train_dpo(
     Ok((trainer.model, counts))
 }
 
-/// A run of `dpo` from `model` (also its frozen reference) in the world of `start`, the
-/// seed's checkpoint: the prompts are visited from the checkpoint's generator state, so
-/// runs from one checkpoint see the same first order, and a
-/// [`Snapshot`](super::lm_measures::Snapshot) is taken every
-/// `every` updates and after the last.
+/// A run of `dpo` from `model` (also its frozen reference), which `sft` led to, in the
+/// world of `start`, the seed's checkpoint: the prompts are visited from the
+/// checkpoint's generator state, so runs from one checkpoint see the same first order,
+/// and a [`Snapshot`](super::lm_measures::Snapshot) is taken every `every` updates and
+/// after the last.
 ///
 /// # Errors
 /// As [`train_dpo`].
 pub fn tracked_dpo<L>(
     (label, seed): (L, u64),
     start: &Checkpoint,
-    model: &TinyLm,
+    (model, sft): (&TinyLm, SftPhase),
     dpo: &Dpo,
     every: usize,
 ) -> Result<(TinyLm, DpoRun<L>)> {
@@ -654,6 +658,7 @@ pub fn tracked_dpo<L>(
             label,
             seed,
             counts,
+            sft,
             points: tracker.points,
         },
     ))

@@ -34,6 +34,7 @@ macro_rules! world_settings {
     };
 }
 
+pub mod comparison;
 pub mod digits;
 pub mod lm_ches;
 pub mod lm_extend;
@@ -55,6 +56,8 @@ use crate::error::Result;
 /// A statement a figure makes, checked on the numbers of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Claim {
+    /// Its stable name within the experiment (`valley`), by which tests select it.
+    pub id: &'static str,
     /// The statement, with the numbers measured.
     pub text: String,
     /// Whether the numbers support it.
@@ -62,10 +65,21 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// A claim that holds iff `holds`, stated as `text`.
-    pub fn new(holds: bool, text: String) -> Self {
-        Claim { text, holds }
+    /// The claim `id`, which holds iff `holds`, stated as `text`.
+    pub fn new(id: &'static str, holds: bool, text: String) -> Self {
+        Claim { id, text, holds }
     }
+}
+
+/// The claim called `id` among `claims`.
+///
+/// # Panics
+/// If there is none: a test asked for a claim the experiment does not make.
+pub fn claim<'a>(claims: &'a [Claim], id: &str) -> &'a Claim {
+    claims
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no claim '{id}'"))
 }
 
 /// One CSV file of an experiment: its file stem, header and rows (already formatted,
@@ -73,17 +87,21 @@ impl Claim {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
     /// The file stem: the table is written as `{name}.csv`.
-    pub name: &'static str,
+    pub name: String,
     /// The comma-separated column names.
-    pub header: &'static str,
+    pub header: String,
     /// One comma-separated line per row.
     pub rows: Vec<String>,
 }
 
 impl Table {
     /// A table named `name` with `header` and `rows`.
-    pub fn new(name: &'static str, header: &'static str, rows: Vec<String>) -> Self {
-        Table { name, header, rows }
+    pub fn new(name: impl Into<String>, header: impl Into<String>, rows: Vec<String>) -> Self {
+        Table {
+            name: name.into(),
+            header: header.into(),
+            rows,
+        }
     }
 }
 

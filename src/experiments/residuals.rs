@@ -371,6 +371,7 @@ impl Residuals {
         let cosine = crate::stats::cosine(&off.g, &sppo.g);
         vec![
             Claim::new(
+                "only_valleys_squeeze",
                 squeezing == ["off_policy_dpo", "sppo_hard"],
                 format!(
                     "the argmax gains more mass than the pushed-up y⁺ only where y⁻ is pushed down in a valley, off-policy DPO (Δπ(argmax) {:+.3} vs Δπ(y⁺) {:+.3}) and SPPO (the paper's Fig. 2 expects off-policy DPO alone; see the SPPO claim); panels where it does: {}",
@@ -380,6 +381,7 @@ impl Residuals {
                 ),
             ),
             Claim::new(
+                "on_policy_flattens",
                 flattens,
                 format!(
                     "the on-policy panels raise the entropy or change it by less than {ENTROPY_TOLERANCE} nats: {}",
@@ -387,6 +389,7 @@ impl Residuals {
                 ),
             ),
             Claim::new(
+                "sppo_first_step_is_dpos",
                 (cosine - 1.0).abs() < 1e-9,
                 format!(
                     "at its first step SPPO's residual points exactly where off-policy DPO's does (cosine {cosine:.6}: s⁺ = s⁻ while r± = 0), so it squeezes as much; the paper's \"two positive vectors\" reading of Fig. 2 holds only once r⁻ < −η_s/2"

@@ -423,7 +423,7 @@ impl SqueezingResult {
 
     /// The figure's qualitative claims, each checked on this run's numbers.
     pub fn claims(&self) -> Vec<Claim> {
-        let claim = |holds: bool, text: String| Claim { text, holds };
+        let claim = |id: &'static str, holds: bool, text: String| Claim::new(id, holds, text);
         let s = |id| self.case(id).summary();
         let p = |lp: f64| lp.exp();
         let (pos, flat, valley) = (s("positive"), s("negative_flat"), s("negative_valley"));
@@ -438,6 +438,7 @@ impl SqueezingResult {
         let mixed_gain = mixed.y_star_log_p.1 - mixed.y_star_log_p.0;
         vec![
             claim(
+                "positive_raises_target_alone",
                 pos.rose == 1
                     && pos.pushed_log_p.1 > pos.pushed_log_p.0
                     && pos.entropy.1 < pos.entropy.0,
@@ -452,6 +453,7 @@ impl SqueezingResult {
                 ),
             ),
             claim(
+                "flat_spreads",
                 flat.rose + 1 >= v("negative_flat") * 9 / 10,
                 format!(
                     "negative gradient on flat π spreads mass: {}/{} classes rose",
@@ -460,6 +462,7 @@ impl SqueezingResult {
                 ),
             ),
             claim(
+                "peaky_squeezes_into_argmax",
                 side.rose == 1
                     && valley.rose == 1
                     && self.case("negative_valley").risen() == [valley.y_star],
@@ -472,6 +475,7 @@ impl SqueezingResult {
                 ),
             ),
             claim(
+                "positive_cancels_squeezing",
                 mixed.rose == 1 && mixed_gain.abs() < 0.1 * valley_gain,
                 format!(
                     "adding a positive gradient cancels squeezing: {} class rose; Δlog p(y*) = {mixed_gain:+.3} instead of {valley_gain:+.3}",
@@ -479,6 +483,7 @@ impl SqueezingResult {
                 ),
             ),
             claim(
+                "large_vocab_falls",
                 large.pushed_log_p.1 - large.pushed_log_p.0 < -10.0 * std::f64::consts::LN_10,
                 format!(
                     "V = {}: the unlikely class falls {:.0} orders of magnitude; p(y*) {:.3} -> {:.3}",
@@ -489,6 +494,7 @@ impl SqueezingResult {
                 ),
             ),
             claim(
+                "on_argmax_flattens",
                 on_max.rose == v("negative_on_argmax") - 1 && on_max.entropy.1 > on_max.entropy.0,
                 format!(
                     "negative gradient on the argmax (on-policy) raises all {} others; entropy {:.2} -> {:.2} nats",

@@ -1,5 +1,5 @@
 //! The figures of DPO runs compared side by side (regimes in `lm_policy`, losses in
-//! `lm_losses`): every measure of a [`Snapshot`] per group of runs, as the median over
+//! `lm_losses`, arms in `lm_extend`): every measure of a [`Snapshot`] per group of runs, as the median over
 //! seeds with an interquartile band.
 
 use std::ops::Range;
@@ -9,9 +9,8 @@ use plotters::prelude::*;
 
 use super::{Area, FONT, legend, save_png, tick, title};
 use crate::error::Result;
-use crate::experiments::lm_extend::{Arm, Extend};
-use crate::experiments::lm_losses::Losses;
-use crate::experiments::lm_measures::{Comparison, Prefix, Snapshot};
+use crate::experiments::comparison::{Comparison, Label, Metric};
+use crate::experiments::lm_measures::{Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
@@ -192,62 +191,19 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
-/// `plots/lm_policy.png`: chosen, the other families, rejected, the argmax per position
-/// on the rejected prefixes, the repeater and the entropy, per regime.
-pub fn policy(data: &Policy, path: &Path) -> Result<()> {
-    let what = "Off-policy vs on-policy DPO from one SFT checkpoint, {} updates each";
-    comparison(data, |r| r.id().to_string(), what, path)
-}
-
-/// `plots/lm_losses.png`: the same panels, per pairwise loss.
-pub fn losses(data: &Losses, path: &Path) -> Result<()> {
-    let what =
-        "Every pairwise loss off-policy from one SFT checkpoint, {} updates on the same pairs";
-    comparison(data, |l| l.to_string(), what, path)
-}
-
-/// The panels of [`figure`] for a [`Comparison`], one group per label (named by `name`),
-/// under a heading that starts with `what` (its `{}` replaced by the updates).
-fn comparison<L: PartialEq + Copy>(
-    data: &Comparison<L>,
-    name: impl Fn(L) -> String,
-    what: &str,
-    path: &Path,
-) -> Result<()> {
-    let labels = data.labels();
-    let names: Vec<String> = labels.iter().map(|&l| name(l)).collect();
-    let groups: Vec<Group<'_>> = labels
-        .iter()
-        .zip(&names)
-        .map(|(&label, name)| Group {
-            name,
+/// `plots/NAME.png` of a comparison (`lm_policy`, `lm_losses`, `lm_extend`): the panels
+/// of [`figure`], one group per label, under the comparison's heading. Every panel draws
+/// a table the comparison writes ([`Comparison::tables`]).
+pub fn comparison<L: Label>(data: &Comparison<L>, path: &Path) -> Result<()> {
+    let groups: Vec<Group<'_>> = data
+        .labels()
+        .into_iter()
+        .map(|label| Group {
+            name: label.id(),
             runs: data.of(label).map(|r| r.points.as_slice()).collect(),
         })
         .collect();
-    let heading = format!(
-        "{}: median and interquartile band over {} seeds (from {})",
-        what.replace("{}", &data.updates.to_string()),
-        groups[0].runs.len(),
-        data.seed
-    );
-    figure(path, &heading, &groups)
-}
-
-/// `plots/lm_extend.png`: the same panels over DPO, for the baseline and the extend arm.
-pub fn extend(data: &Extend, path: &Path) -> Result<()> {
-    let groups: Vec<Group<'_>> = Arm::ALL
-        .iter()
-        .map(|&arm| Group {
-            name: arm.id(),
-            runs: data.of(arm).map(|r| r.dpo.points.as_slice()).collect(),
-        })
-        .collect();
-    let heading = format!(
-        "The extend method: SFT with (x, y⁻) added (same token budget), then the same off-policy DPO: median and interquartile band over {} seeds (from {})",
-        groups[0].runs.len(),
-        data.seed
-    );
-    figure(path, &heading, &groups)
+    figure(path, &data.heading(), &groups)
 }
 
 /// Six panels of `groups`: chosen, the other families, rejected, the argmax per position
@@ -365,22 +321,22 @@ pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
     );
     let panels = [
         (
-            "peakiness_at_dpo_start",
+            Metric::PeakinessAtDpoStart,
             "peakiness at the start of DPO",
             "mean ‖A_m‖²_F",
         ),
         (
-            "chosen_change",
+            Metric::ChosenChange,
             "chosen: change over DPO",
             "Δ mean log π (nats)",
         ),
         (
-            "others_change",
+            Metric::OthersChange,
             "other families: change over DPO",
             "Δ mean log π (nats)",
         ),
         (
-            "except_argmax_rejected_prefix_change",
+            Metric::ExceptArgmaxRejectedPrefixChange,
             "mass off the argmax, rejected prefixes: change over DPO",
             "Δ Σ_m log(1 − max π_m) (nats)",
         ),
