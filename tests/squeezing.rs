@@ -182,7 +182,7 @@ fn bad_squeeze_inputs_are_errors() {
 /// DPO's two `π` terms cancel.
 mod residuals {
     use learning_dynamics::experiments::Experiment;
-    use learning_dynamics::experiments::residuals::{self, ResidualSchematic};
+    use learning_dynamics::experiments::residuals::{self, Case, ResidualSchematic};
 
     #[test]
     fn every_objective_has_a_row_per_class_with_its_roles() {
@@ -198,8 +198,11 @@ mod residuals {
             .filter(|r| r.contains(",rejected,"))
             .count();
         assert_eq!((chosen, rejected), (7, 6), "SFT has no y⁻");
+        // The panels in figure order, each reachable by its case.
+        let ids: Vec<Case> = data.panels.iter().map(|p| p.id).collect();
+        assert_eq!(ids, Case::ALL);
         for panel in &data.panels {
-            assert_ne!(panel.rejected, Some(panel.chosen), "{}", panel.id);
+            assert_ne!(panel.rejected, Some(panel.chosen), "{}", panel.id.id());
             let p: f64 = panel.squeeze.log_p_after.iter().map(|l| l.exp()).sum();
             assert!((p - 1.0).abs() < 1e-12);
         }
@@ -214,7 +217,7 @@ mod residuals {
             ..residuals::Config::default()
         };
         let data = ResidualSchematic::run(&config, 3).unwrap();
-        let dpo = data.panel("off_policy_dpo");
+        let dpo = data.panel(Case::OffPolicyDpo);
         let minus = dpo.rejected.unwrap();
         for (class, g) in dpo.g.iter().enumerate() {
             if class != dpo.chosen && class != minus {
@@ -239,6 +242,9 @@ fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
         ..squeezing::Config::default()
     };
     let data = Squeezing::run(&config, 5).unwrap();
+    // The panels in figure order, each reachable by its case.
+    let ids: Vec<squeezing::Case> = data.cases.iter().map(|c| c.id).collect();
+    assert_eq!(ids, squeezing::Case::ALL);
     let (valley, argmax) = (&data.animation[0], &data.animation[1]);
     for case in [valley, argmax] {
         assert_eq!(case.frames.len(), 13);

@@ -48,6 +48,7 @@ pub mod lm_world;
 pub mod residuals;
 pub mod settings;
 pub mod squeezing;
+pub mod toys;
 
 pub use settings::{Key, Range, Settings};
 

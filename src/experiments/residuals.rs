@@ -26,7 +26,7 @@ use nalgebra::{DMatrix, DVector};
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::squeezing::{peaky_weights, ranked};
+use super::toys::{peaky_weights, ranked};
 use super::{Claim, Experiment, Key, Range, Settings, Table};
 use crate::Rng64;
 use crate::error::Result;
@@ -115,58 +115,101 @@ enum Negative {
     Sample,
 }
 
-/// The panels: id, label, loss (`None` for SFT), and where `y⁻` comes from.
-const PANELS: [(&str, &str, Option<PairLoss>, Negative); 7] = [
-    ("sft", "SFT", None, Negative::None),
-    (
-        "off_policy_dpo",
-        "off-policy DPO (y⁻ in a valley)",
-        Some(PairLoss::Dpo),
-        Negative::Valley,
-    ),
-    (
-        "on_policy_dpo",
-        "on-policy DPO (y⁻ the mode)",
-        Some(PairLoss::Dpo),
-        Negative::Mode,
-    ),
-    (
-        "on_policy_ipo",
-        "on-policy IPO (y⁻ the mode)",
-        Some(PairLoss::Ipo),
-        Negative::Mode,
-    ),
-    (
-        "spin",
-        "SPIN (y⁻ the model's own sample)",
-        Some(PairLoss::Dpo),
-        Negative::Sample,
-    ),
-    (
-        "sppo_hard",
-        "SPPO, hard (y⁻ in a valley)",
-        Some(PairLoss::SppoHard),
-        Negative::Valley,
-    ),
-    (
-        "slic",
-        "SLiC, δ = 1, λ = 0.1 (y⁻ in a valley)",
-        Some(PairLoss::Slic {
+/// The panels of the figure, one objective each; each [`id`](Case::id) is the CSV
+/// contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// SFT on `y⁺`.
+    Sft,
+    /// DPO with `y⁻` in a valley.
+    OffPolicyDpo,
+    /// DPO with `y⁻` the mode.
+    OnPolicyDpo,
+    /// IPO with `y⁻` the mode.
+    OnPolicyIpo,
+    /// DPO with `y⁻` the model's own sample.
+    Spin,
+    /// SPPO (hard) with `y⁻` in a valley.
+    SppoHard,
+    /// SLiC with `y⁻` in a valley.
+    Slic,
+}
+
+impl Case {
+    /// Every panel, in figure order (the order of [`Residuals::panels`]).
+    pub const ALL: [Case; 7] = [
+        Case::Sft,
+        Case::OffPolicyDpo,
+        Case::OnPolicyDpo,
+        Case::OnPolicyIpo,
+        Case::Spin,
+        Case::SppoHard,
+        Case::Slic,
+    ];
+
+    /// The on-policy panels.
+    pub const ON_POLICY: [Case; 3] = [Case::OnPolicyDpo, Case::OnPolicyIpo, Case::Spin];
+
+    /// The panel's id in CSV files.
+    pub fn id(self) -> &'static str {
+        match self {
+            Case::Sft => "sft",
+            Case::OffPolicyDpo => "off_policy_dpo",
+            Case::OnPolicyDpo => "on_policy_dpo",
+            Case::OnPolicyIpo => "on_policy_ipo",
+            Case::Spin => "spin",
+            Case::SppoHard => "sppo_hard",
+            Case::Slic => "slic",
+        }
+    }
+
+    /// The panel's label, its loss (`None` for SFT), and where its `y⁻` comes from.
+    fn spec(self) -> (&'static str, Option<PairLoss>, Negative) {
+        let slic = PairLoss::Slic {
             delta: 1.0,
             lambda: 0.1,
-        }),
-        Negative::Valley,
-    ),
-];
-
-/// The ids of the on-policy panels.
-pub const ON_POLICY: [&str; 3] = ["on_policy_dpo", "on_policy_ipo", "spin"];
+        };
+        match self {
+            Case::Sft => ("SFT", None, Negative::None),
+            Case::OffPolicyDpo => (
+                "off-policy DPO (y⁻ in a valley)",
+                Some(PairLoss::Dpo),
+                Negative::Valley,
+            ),
+            Case::OnPolicyDpo => (
+                "on-policy DPO (y⁻ the mode)",
+                Some(PairLoss::Dpo),
+                Negative::Mode,
+            ),
+            Case::OnPolicyIpo => (
+                "on-policy IPO (y⁻ the mode)",
+                Some(PairLoss::Ipo),
+                Negative::Mode,
+            ),
+            Case::Spin => (
+                "SPIN (y⁻ the model's own sample)",
+                Some(PairLoss::Dpo),
+                Negative::Sample,
+            ),
+            Case::SppoHard => (
+                "SPPO, hard (y⁻ in a valley)",
+                Some(PairLoss::SppoHard),
+                Negative::Valley,
+            ),
+            Case::Slic => (
+                "SLiC, δ = 1, λ = 0.1 (y⁻ in a valley)",
+                Some(slic),
+                Negative::Valley,
+            ),
+        }
+    }
+}
 
 /// One objective's step.
 #[derive(Clone, Debug)]
 pub struct Panel {
-    /// The objective's id (CSV contract).
-    pub id: &'static str,
+    /// Which objective.
+    pub id: Case,
     /// The panel title, with the pushes.
     pub title: String,
     /// `y⁺`.
@@ -218,16 +261,17 @@ impl Experiment for ResidualSchematic {
         let chosen = order[v / 4];
         let log_pi = log_softmax(DVector::from_column_slice(&z).as_view());
         let sample = spin_sample(&log_pi, &[chosen], &mut rng);
-        let panels = PANELS
-            .iter()
-            .map(|&(id, label, loss, negative)| {
+        let panels = Case::ALL
+            .into_iter()
+            .map(|id| {
+                let negative = id.spec().2;
                 let rejected = match negative {
                     Negative::None => None,
                     Negative::Valley => Some(order[v - 1]),
                     Negative::Mode => Some(order[0]),
                     Negative::Sample => Some(sample),
                 };
-                panel(config, &z, (id, label, loss), chosen, rejected)
+                panel(config, &z, id, chosen, rejected)
             })
             .collect::<Result<_>>()?;
         Ok(Residuals {
@@ -255,7 +299,7 @@ impl Experiment for ResidualSchematic {
                     };
                     format!(
                         "{},{class},{role},{},{},{}",
-                        p.id,
+                        p.id.id(),
                         p.g[class],
                         p.squeeze.log_p_before[class].exp(),
                         p.squeeze.log_p_after[class].exp()
@@ -291,10 +335,11 @@ fn spin_sample(log_pi: &DVector<f64>, excluded: &[usize], rng: &mut Rng64) -> us
 fn panel(
     config: &Config,
     z: &[f64],
-    (id, label, loss): (&'static str, &str, Option<PairLoss>),
+    id: Case,
     chosen: usize,
     rejected: Option<usize>,
 ) -> Result<Panel> {
+    let (label, loss, _) = id.spec();
     let logits = DMatrix::from_column_slice(z.len(), 1, z);
     let g: Vec<f64> = match (loss, rejected) {
         (Some(loss), Some(minus)) => {
@@ -337,47 +382,43 @@ fn panel(
 }
 
 impl Residuals {
-    /// The panel with this id.
-    ///
-    /// # Panics
-    /// If no panel has that id (ids are fixed constants).
-    pub fn panel(&self, id: &str) -> &Panel {
-        self.panels
-            .iter()
-            .find(|p| p.id == id)
-            .unwrap_or_else(|| panic!("no panel {id}"))
+    /// The panel of `objective`.
+    pub fn panel(&self, objective: Case) -> &Panel {
+        // The panels are built in `Case::ALL` order, one each.
+        &self.panels[objective as usize]
     }
 
     fn claims(&self) -> Vec<Claim> {
-        let squeezing: Vec<&str> = self
+        let squeezing: Vec<Case> = self
             .panels
             .iter()
             .filter(|p| p.delta_p(self.argmax) > p.delta_p(p.chosen))
             .map(|p| p.id)
             .collect();
-        let off = self.panel("off_policy_dpo");
-        let on_policy: Vec<String> = ON_POLICY
+        let off = self.panel(Case::OffPolicyDpo);
+        let on_policy: Vec<String> = Case::ON_POLICY
             .iter()
-            .map(|id| {
+            .map(|&id| {
                 let (before, after) = self.panel(id).entropy();
-                format!("{id} {before:.2} → {after:.2}")
+                format!("{} {before:.2} → {after:.2}", id.id())
             })
             .collect();
-        let flattens = ON_POLICY.iter().all(|id| {
+        let flattens = Case::ON_POLICY.iter().all(|&id| {
             let (before, after) = self.panel(id).entropy();
             after > before - ENTROPY_TOLERANCE
         });
-        let sppo = self.panel("sppo_hard");
+        let sppo = self.panel(Case::SppoHard);
+        let names: Vec<&str> = squeezing.iter().map(|o| o.id()).collect();
         let cosine = crate::stats::cosine(&off.g, &sppo.g);
         vec![
             Claim::new(
                 "only_valleys_squeeze",
-                squeezing == ["off_policy_dpo", "sppo_hard"],
+                squeezing == [Case::OffPolicyDpo, Case::SppoHard],
                 format!(
                     "the argmax gains more mass than the pushed-up y⁺ only where y⁻ is pushed down in a valley, off-policy DPO (Δπ(argmax) {:+.3} vs Δπ(y⁺) {:+.3}) and SPPO (the paper's Fig. 2 expects off-policy DPO alone; see the SPPO claim); panels where it does: {}",
                     off.delta_p(self.argmax),
                     off.delta_p(off.chosen),
-                    squeezing.join(", ")
+                    names.join(", ")
                 ),
             ),
             Claim::new(

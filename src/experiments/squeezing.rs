@@ -23,6 +23,7 @@ use rand::SeedableRng;
 
 use serde::{Deserialize, Serialize};
 
+use super::toys::{gaussian, peaky_weights, ranked};
 use super::{Claim, Experiment, Key, Range, Settings, Table, csv_text};
 use crate::Rng64;
 use crate::decomposition::one_step;
@@ -113,11 +114,56 @@ impl Settings for Config {
     }
 }
 
+/// The panels of the figure, in order; each [`id`](Case::id) is the CSV contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// A positive gradient on a likely class that is not the argmax (random π).
+    Positive,
+    /// A negative gradient on flat π.
+    NegativeFlat,
+    /// A negative gradient on a side bump of a peaky π.
+    NegativePeakSide,
+    /// A negative gradient on the valley of a peaky π.
+    NegativeValley,
+    /// The same, with a positive gradient on the median class.
+    NegativeValleyWithPositive,
+    /// A negative gradient on the least likely class of a large vocabulary.
+    NegativeLargeVocab,
+    /// A negative gradient on the argmax (on-policy).
+    NegativeOnArgmax,
+}
+
+impl Case {
+    /// Every case, in panel order (the order of [`SqueezingResult::cases`]).
+    pub const ALL: [Case; 7] = [
+        Case::Positive,
+        Case::NegativeFlat,
+        Case::NegativePeakSide,
+        Case::NegativeValley,
+        Case::NegativeValleyWithPositive,
+        Case::NegativeLargeVocab,
+        Case::NegativeOnArgmax,
+    ];
+
+    /// The case's id in CSV files.
+    pub fn id(self) -> &'static str {
+        match self {
+            Case::Positive => "positive",
+            Case::NegativeFlat => "negative_flat",
+            Case::NegativePeakSide => "negative_peak_side",
+            Case::NegativeValley => "negative_valley",
+            Case::NegativeValleyWithPositive => "negative_valley_with_positive",
+            Case::NegativeLargeVocab => "negative_large_vocab",
+            Case::NegativeOnArgmax => "negative_on_argmax",
+        }
+    }
+}
+
 /// One case of the toy: a fixed id (the CSV contract), a title, and the step it took.
 #[derive(Clone, Debug)]
 pub struct SqueezeCase {
-    /// The case id (CSV contract).
-    pub id: &'static str,
+    /// Which case.
+    pub id: Case,
     /// The panel title.
     pub title: String,
     /// The distribution before and after.
@@ -127,8 +173,8 @@ pub struct SqueezeCase {
 /// A step repeated: every frame's distribution against the first.
 #[derive(Clone, Debug)]
 pub struct AnimatedCase {
-    /// The case id (CSV contract).
-    pub id: &'static str,
+    /// Which case's step is repeated.
+    pub id: Case,
     /// The row title.
     pub title: String,
     /// Frame `k`: the first distribution and the one after `k` steps.
@@ -209,33 +255,6 @@ fn linear_step(w: &DMatrix<f64>, x: &DVector<f64>, terms: &[(usize, f64)]) -> Re
     })
 }
 
-fn gaussian(rows: usize, cols: usize, scale: f64, shift: f64, rng: &mut Rng64) -> DMatrix<f64> {
-    DMatrix::from_fn(rows, cols, |_, _| shift + scale * normal(rng))
-}
-
-/// The notebook's `get_W_K`: a random `W` after one CE step (lr 1) toward a multi-hot
-/// target on `targets`, which makes `π` peak on one of them.
-pub(crate) fn peaky_weights(
-    x: &DVector<f64>,
-    v: usize,
-    targets: std::ops::Range<usize>,
-    rng: &mut Rng64,
-) -> DMatrix<f64> {
-    let w = gaussian(v, x.len(), 1.0, 0.0, rng);
-    let z = &w * x;
-    let pi = crate::numerics::log_softmax(z.as_view()).map(f64::exp);
-    let g = DVector::from_fn(v, |i, _| pi[i] - f64::from(u8::from(targets.contains(&i))));
-    w - g * x.transpose()
-}
-
-/// Classes sorted from most to least likely under `W x`.
-pub(crate) fn ranked(w: &DMatrix<f64>, x: &DVector<f64>) -> Vec<usize> {
-    let z = w * x;
-    let mut order: Vec<usize> = (0..z.len()).collect();
-    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
-    order
-}
-
 /// The toy: every case with the given seed.
 pub struct Squeezing;
 
@@ -256,7 +275,7 @@ impl Experiment for Squeezing {
         let titles = data
             .cases
             .iter()
-            .map(|c| format!("{},{}", c.id, csv_text(&c.title)))
+            .map(|c| format!("{},{}", c.id.id(), csv_text(&c.title)))
             .collect();
         let frames = data
             .animation
@@ -268,7 +287,7 @@ impl Experiment for Squeezing {
                         .iter()
                         .enumerate()
                         .map(move |(class, lp)| {
-                            format!("{},{k},{class},{},{lp}", case.id, lp.exp())
+                            format!("{},{k},{class},{},{lp}", case.id.id(), lp.exp())
                         })
                 })
             })
@@ -303,7 +322,7 @@ fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
     let positive_lr = POSITIVE_STEP / x.norm_squared();
     let cases = [
         (
-            "positive",
+            Case::Positive,
             format!(
                 "Positive gradient on class {pushed_up}, the {}th most likely (random π)",
                 v / 10 + 1
@@ -313,35 +332,35 @@ fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
             vec![(pushed_up, positive_lr)],
         ),
         (
-            "negative_flat",
+            Case::NegativeFlat,
             format!("Negative gradient on class {pushed_down} (flat π)"),
             &w_flat,
             &x,
             vec![(pushed_down, -0.3)],
         ),
         (
-            "negative_peak_side",
+            Case::NegativePeakSide,
             format!("Negative gradient on a side bump, class {side} (peaky π)"),
             &w_peaky,
             &x,
             vec![(side, -0.5)],
         ),
         (
-            "negative_valley",
+            Case::NegativeValley,
             format!("Negative gradient on the valley class {valley} (peaky π)"),
             &w_peaky,
             &x,
             vec![(valley, -0.5)],
         ),
         (
-            "negative_valley_with_positive",
+            Case::NegativeValleyWithPositive,
             format!("Negative on valley {valley} + positive on class {median}: squeezing cancels"),
             &w_peaky,
             &x,
             vec![(valley, -0.5), (median, 0.5)],
         ),
         (
-            "negative_large_vocab",
+            Case::NegativeLargeVocab,
             format!(
                 "V = {}: negative gradient on the least likely class {unlikely}",
                 config.large_vocab
@@ -351,7 +370,7 @@ fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
             vec![(unlikely, -1.0)],
         ),
         (
-            "negative_on_argmax",
+            Case::NegativeOnArgmax,
             format!("Negative gradient on the argmax, class {argmax} (on-policy)"),
             &w_peaky,
             &x,
@@ -378,12 +397,12 @@ fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
     let c = 0.5 * x.norm_squared();
     let animation = vec![
         AnimatedCase {
-            id: "negative_valley",
+            id: Case::NegativeValley,
             title: format!("Negative on the valley {valley}, c = {c:.2}"),
             frames: repeated(&z, |_| valley, c, config.frames)?,
         },
         AnimatedCase {
-            id: "negative_on_argmax",
+            id: Case::NegativeOnArgmax,
             title: format!("Negative on the current argmax, c = {c:.2}"),
             frames: repeated(&z, top, c, config.frames)?,
         },
@@ -396,17 +415,10 @@ fn run_cases(config: &Config, seed: u64) -> Result<SqueezingResult> {
 }
 
 impl SqueezingResult {
-    /// The case with this id.
-    ///
-    /// # Panics
-    /// If no case has that id (ids are fixed constants).
-    pub fn case(&self, id: &str) -> &Squeeze {
-        &self
-            .cases
-            .iter()
-            .find(|c| c.id == id)
-            .unwrap_or_else(|| panic!("no case {id}"))
-            .squeeze
+    /// The distribution before and after the step of `case`.
+    pub fn case(&self, case: Case) -> &Squeeze {
+        // The cases are built in `Case::ALL` order, one each.
+        &self.cases[case as usize].squeeze
     }
 
     /// CSV rows under [`CSV_HEADER`].
@@ -416,7 +428,7 @@ impl SqueezingResult {
             .flat_map(|c| {
                 c.squeeze
                     .csv_rows(true)
-                    .map(move |row| format!("{},{row}", c.id))
+                    .map(move |row| format!("{},{row}", c.id.id()))
             })
             .collect()
     }
@@ -426,12 +438,16 @@ impl SqueezingResult {
         let claim = |id: &'static str, holds: bool, text: String| Claim::new(id, holds, text);
         let s = |id| self.case(id).summary();
         let p = |lp: f64| lp.exp();
-        let (pos, flat, valley) = (s("positive"), s("negative_flat"), s("negative_valley"));
+        let (pos, flat, valley) = (
+            s(Case::Positive),
+            s(Case::NegativeFlat),
+            s(Case::NegativeValley),
+        );
         let (side, mixed, large, on_max) = (
-            s("negative_peak_side"),
-            s("negative_valley_with_positive"),
-            s("negative_large_vocab"),
-            s("negative_on_argmax"),
+            s(Case::NegativePeakSide),
+            s(Case::NegativeValleyWithPositive),
+            s(Case::NegativeLargeVocab),
+            s(Case::NegativeOnArgmax),
         );
         let v = |id| self.case(id).roles.len();
         let valley_gain = valley.y_star_log_p.1 - valley.y_star_log_p.0;
@@ -445,7 +461,7 @@ impl SqueezingResult {
                 format!(
                     "positive gradient (the paper's case A): {}/{} classes rose, the target alone; the old argmax falls (p {:.3} -> {:.3}) and the entropy with it ({:.2} -> {:.2} nats)",
                     pos.rose,
-                    v("positive"),
+                    v(Case::Positive),
                     p(pos.y_star_log_p.0),
                     p(pos.y_star_log_p.1),
                     pos.entropy.0,
@@ -454,18 +470,18 @@ impl SqueezingResult {
             ),
             claim(
                 "flat_spreads",
-                flat.rose + 1 >= v("negative_flat") * 9 / 10,
+                flat.rose + 1 >= v(Case::NegativeFlat) * 9 / 10,
                 format!(
                     "negative gradient on flat π spreads mass: {}/{} classes rose",
                     flat.rose,
-                    v("negative_flat")
+                    v(Case::NegativeFlat)
                 ),
             ),
             claim(
                 "peaky_squeezes_into_argmax",
                 side.rose == 1
                     && valley.rose == 1
-                    && self.case("negative_valley").risen() == [valley.y_star],
+                    && self.case(Case::NegativeValley).risen() == [valley.y_star],
                 format!(
                     "negative gradient on a peaky π squeezes into y*: side bump {} rose, valley {} rose; p(y*) {:.3} -> {:.3}",
                     side.rose,
@@ -487,7 +503,7 @@ impl SqueezingResult {
                 large.pushed_log_p.1 - large.pushed_log_p.0 < -10.0 * std::f64::consts::LN_10,
                 format!(
                     "V = {}: the unlikely class falls {:.0} orders of magnitude; p(y*) {:.3} -> {:.3}",
-                    v("negative_large_vocab"),
+                    v(Case::NegativeLargeVocab),
                     (large.pushed_log_p.0 - large.pushed_log_p.1) / std::f64::consts::LN_10,
                     p(large.y_star_log_p.0),
                     p(large.y_star_log_p.1)
@@ -495,7 +511,7 @@ impl SqueezingResult {
             ),
             claim(
                 "on_argmax_flattens",
-                on_max.rose == v("negative_on_argmax") - 1 && on_max.entropy.1 > on_max.entropy.0,
+                on_max.rose == v(Case::NegativeOnArgmax) - 1 && on_max.entropy.1 > on_max.entropy.0,
                 format!(
                     "negative gradient on the argmax (on-policy) raises all {} others; entropy {:.2} -> {:.2} nats",
                     on_max.rose, on_max.entropy.0, on_max.entropy.1
