@@ -33,7 +33,7 @@ use crate::experiments::lm_sft_length::LmSftLength;
 use crate::experiments::residuals::{self, ResidualSchematic};
 use crate::experiments::settings::{flatten, key_named};
 use crate::experiments::squeezing::{self, Squeezing};
-use crate::experiments::{Claim, Experiment, Key, Range, Settings, lm_world};
+use crate::experiments::{Claim, Experiment, Key, Range, Settings, Valid, lm_world};
 use crate::io::{DirLock, check_outputs, write_atomic, write_csv};
 use crate::plot;
 
@@ -224,10 +224,19 @@ impl Entry {
             name: name.to_string(),
             seed: self.default_seed,
             robustness_seeds: self.robustness_seeds,
-            values: self.runner.defaults()?,
+            values: self.defaults()?,
             sources: Vec::new(),
             budget: crate::error::DEFAULT_MAX_MEMORY,
         })
+    }
+
+    /// The experiment's default configuration as `(dotted key, value)` pairs, in the
+    /// order of its serialized fields.
+    ///
+    /// # Errors
+    /// If the configuration cannot be serialized.
+    pub fn defaults(&self) -> Result<Vec<(String, Value)>> {
+        self.runner.defaults()
     }
 
     /// Every key of the experiment's configuration, the plan's own first.
@@ -428,6 +437,7 @@ impl<E: Experiment> Runner for Figures<E> {
             .table()
             .try_into()
             .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
+        let config = Valid::new(config)?;
         crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
         let _lock = DirLock::acquire(out)?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));

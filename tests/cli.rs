@@ -714,3 +714,26 @@ fn progress_shows_on_a_terminal() {
     );
     assert!(screen.contains("squeezing: 6/6 claims hold"), "{screen}");
 }
+
+/// For every registered experiment, the documented keys (`ldyn config NAME`) are exactly
+/// the fields of its configuration, in order, after the plan's own two; and each default
+/// value lies in its key's range.
+#[test]
+fn every_experiment_documents_exactly_its_configuration_fields() {
+    for entry in learning_dynamics::gallery::REGISTRY {
+        let keys = entry.keys();
+        let documented: Vec<&str> = keys.iter().map(|k| k.path).collect();
+        let defaults = entry.defaults().unwrap();
+        let fields: Vec<&str> = defaults.iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(
+            documented[..2],
+            ["seed", "robustness_seeds"],
+            "{}",
+            entry.name
+        );
+        assert_eq!(documented[2..], fields, "{}", entry.name);
+        for (key, (_, value)) in keys[2..].iter().zip(&defaults) {
+            key.check(value).unwrap();
+        }
+    }
+}

@@ -22,7 +22,10 @@ fn run(
     config: Config,
     seed: u64,
 ) -> learning_dynamics::Result<learning_dynamics::experiments::digits::DigitsResult> {
-    DigitsExperiment::run(&config, seed)
+    DigitsExperiment::run(
+        &learning_dynamics::experiments::Valid::new(config).unwrap(),
+        seed,
+    )
 }
 use learning_dynamics::mlp::{Activation, Mlp};
 use learning_dynamics::objective::CrossEntropy;

@@ -463,7 +463,11 @@ mod experiments {
             track_every: 8,
         };
         for seed in [DEFAULT_SEED, 7] {
-            let r = LmFinetune::run(&config, seed).unwrap();
+            let r = LmFinetune::run(
+                &learning_dynamics::experiments::Valid::new(config).unwrap(),
+                seed,
+            )
+            .unwrap();
             let chosen = change(&r.sft, Family::Chosen);
             assert!(chosen > 0.0, "seed {seed}: chosen {chosen}");
             let rejected = change(&r.dpo, Family::Rejected);
@@ -493,7 +497,11 @@ mod experiments {
             epochs: 1,
             ..lm_influence::Config::default()
         };
-        let table = LmInfluence::run(&config, 3).unwrap();
+        let table = LmInfluence::run(
+            &learning_dynamics::experiments::Valid::new(config).unwrap(),
+            3,
+        )
+        .unwrap();
         let normalised = table.normalised();
         assert_eq!(normalised.len(), 5 * 10);
         for signal in Signal::ALL {
@@ -518,7 +526,10 @@ mod experiments {
         config.world.beta = -1.0;
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("beta") && err.contains("(0, 1000]"), "{err}");
-        assert!(LmFinetune::run(&config, 0).is_err());
+        assert!(
+            learning_dynamics::experiments::Valid::new(config).is_err(),
+            "refused before it runs"
+        );
     }
 }
 
@@ -678,7 +689,11 @@ mod lm_policy {
     #[test]
     fn every_regime_and_seed_is_tracked_with_equal_updates() {
         let config = small();
-        let data = LmPolicy::run(&config, 11).unwrap();
+        let data = LmPolicy::run(
+            &learning_dynamics::experiments::Valid::new(config).unwrap(),
+            11,
+        )
+        .unwrap();
         assert_eq!(data.runs.len(), SEEDS as usize * Regime::ALL.len());
         for run in &data.runs {
             assert_eq!(run.counts.updates, 20, "{}", run.label.id());
@@ -774,7 +789,11 @@ mod lm_losses {
         config.world.pretrain.steps = 1500;
         config.world.dpo_updates = 10;
         config.track_every = 5;
-        let data = LmLosses::run(&config, 21).unwrap();
+        let data = LmLosses::run(
+            &learning_dynamics::experiments::Valid::new(config).unwrap(),
+            21,
+        )
+        .unwrap();
         // 5 seeds × 4 losses (DPO, IPO, SLiC, SPPO).
         assert_eq!(data.runs.len(), 5 * 4);
         assert!(
@@ -829,7 +848,11 @@ mod lm_sft_length {
         config.world.pretrain.steps = 1000;
         config.world.sft.epochs = 2;
         config.world.dpo_updates = 6;
-        let data = LmSftLength::run(&config, 5).unwrap();
+        let data = LmSftLength::run(
+            &learning_dynamics::experiments::Valid::new(config).unwrap(),
+            5,
+        )
+        .unwrap();
         let table = &LmSftLength::tables(&data)[0];
         assert_eq!(table.header, "sft_epochs,seed,metric,value");
         // 5 seeds × 2 SFT lengths (1, 2) × 4 metrics.
@@ -855,7 +878,11 @@ mod lm_extend {
         config.world.sft.epochs = 3;
         config.world.dpo_updates = 8;
         config.track_every = 4;
-        let data = LmExtend::run(&config, 8).unwrap();
+        let data = LmExtend::run(
+            &learning_dynamics::experiments::Valid::new(config).unwrap(),
+            8,
+        )
+        .unwrap();
         assert_eq!(data.runs.len(), 5 * 2);
         for (b, e) in data.of(Arm::Baseline).zip(data.of(Arm::Extend)) {
             // 3 epochs × 8 prompts × 4 tokens, whatever the data.

@@ -186,7 +186,11 @@ mod residuals {
 
     #[test]
     fn every_objective_has_a_row_per_class_with_its_roles() {
-        let data = ResidualSchematic::run(&residuals::Config::default(), 3).unwrap();
+        let data = ResidualSchematic::run(
+            &learning_dynamics::experiments::Valid::new(residuals::Config::default()).unwrap(),
+            3,
+        )
+        .unwrap();
         let table = &ResidualSchematic::tables(&data)[0];
         assert_eq!(table.header, "objective,class,role,g,p_before,p_after");
         // 7 objectives × V = 20 classes.
@@ -216,7 +220,11 @@ mod residuals {
             similarity: 1.0,
             ..residuals::Config::default()
         };
-        let data = ResidualSchematic::run(&config, 3).unwrap();
+        let data = ResidualSchematic::run(
+            &learning_dynamics::experiments::Valid::new(config).unwrap(),
+            3,
+        )
+        .unwrap();
         let dpo = data.panel(Case::OffPolicyDpo);
         let minus = dpo.rejected.unwrap();
         for (class, g) in dpo.g.iter().enumerate() {
@@ -241,7 +249,11 @@ fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
         frames: 12,
         ..squeezing::Config::default()
     };
-    let data = Squeezing::run(&config, 5).unwrap();
+    let data = Squeezing::run(
+        &learning_dynamics::experiments::Valid::new(config).unwrap(),
+        5,
+    )
+    .unwrap();
     // The panels in figure order, each reachable by its case.
     let ids: Vec<squeezing::Case> = data.cases.iter().map(|c| c.id).collect();
     assert_eq!(ids, squeezing::Case::ALL);

@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::{Observation, observe, one_step};
 use crate::digits::{CLASSES, Digits};
@@ -344,9 +344,8 @@ impl Experiment for DigitsExperiment {
     type Config = Config;
     type Data = DigitsResult;
 
-    fn run(config: &Config, seed: u64) -> Result<DigitsResult> {
-        config.validate()?;
-        run(*config, seed)
+    fn run(config: &Valid<Config>, seed: u64) -> Result<DigitsResult> {
+        run(**config, seed)
     }
 
     fn claims(data: &DigitsResult) -> Vec<Claim> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lm_measures::ches;
 use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, train_dpo};
-use super::{Claim, Experiment, Settings, Table};
+use super::{Claim, Experiment, Table, Valid};
 use crate::error::Result;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
@@ -70,8 +70,7 @@ impl Experiment for LmChes {
     type Config = Config;
     type Data = Displacement;
 
-    fn run(config: &Config, seed: u64) -> Result<Displacement> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Displacement> {
         let world = &config.world;
         let mut pairs = Vec::new();
         for seed in seeds(seed) {

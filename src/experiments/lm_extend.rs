@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::{DpoRun, SftPhase, Tracker};
 use super::lm_world::{Dpo, LmConfig, checkpoint, pretrained, seeds, tracked_dpo};
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Family};
 
@@ -105,8 +105,7 @@ impl Experiment for LmExtend {
     type Config = Config;
     type Data = Extend;
 
-    fn run(config: &Config, seed: u64) -> Result<Extend> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Extend> {
         let world = &config.world;
         let every = config.track_every;
         let mut runs = Vec::new();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{FamilyPoint, Tracker, curve};
 use super::lm_world::{Checkpoint, Dpo, LmConfig, RISE_MARGIN, World, checkpoint, train_dpo};
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
 use crate::lm::{Sequence, TinyLm};
@@ -70,8 +70,7 @@ impl Experiment for LmFinetune {
     type Config = Config;
     type Data = LmRun;
 
-    fn run(config: &Config, seed: u64) -> Result<LmRun> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<LmRun> {
         let (every, config) = (config.track_every, &config.world);
         let Checkpoint {
             mut world,

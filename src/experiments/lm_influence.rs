@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::lm_world::{Checkpoint, LmConfig, checkpoint, dpo_update, sft_update};
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::observe;
 use crate::error::Result;
@@ -173,8 +173,7 @@ impl Experiment for LmInfluence {
     type Config = Config;
     type Data = Influence;
 
-    fn run(config: &Config, seed: u64) -> Result<Influence> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Influence> {
         let world_config = &config.world;
         let Checkpoint {
             world, sft_model, ..

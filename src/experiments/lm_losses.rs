@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::DpoRun;
 use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, tracked_dpo};
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::objective::{PairLoss, Pairwise};
 
@@ -162,8 +162,7 @@ impl Experiment for LmLosses {
     type Config = Config;
     type Data = Losses;
 
-    fn run(config: &Config, seed: u64) -> Result<Losses> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Losses> {
         let world = &config.world;
         let mut runs = Vec::new();
         for seed in seeds(seed) {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::{DpoRun, PositionPoint, Prefix, Snapshot, VALUE_POSITION};
 use super::lm_world::{Dpo, LmConfig, RISE_MARGIN, Regime, checkpoint, seeds, tracked_dpo};
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
 
@@ -90,8 +90,7 @@ impl Experiment for LmPolicy {
     type Config = Config;
     type Data = Policy;
 
-    fn run(config: &Config, seed: u64) -> Result<Policy> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Policy> {
         let world = &config.world;
         let mut runs = Vec::new();
         for seed in seeds(seed) {

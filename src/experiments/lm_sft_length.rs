@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::comparison::Metric;
 use super::lm_measures::DpoRun;
 use super::lm_world::{
-    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys,
+    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys_with,
 };
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::error::Result;
 use crate::stats::{median, spearman};
 
@@ -57,17 +57,10 @@ impl Settings for Config {
     }
 
     fn keys() -> Vec<Key> {
-        world_keys()
-            .into_iter()
-            .map(|k| match k.path {
-                "sft.epochs" => Key::new(
-                    "sft.epochs",
-                    "the longest SFT, in passes over the training prompts; the lengths compared are 1, 2, 4, … up to it",
-                    Range::Int(1, 10_000),
-                ),
-                _ => k,
-            })
-            .collect()
+        world_keys_with((
+            "the longest SFT, in passes over the training prompts; the lengths compared are 1, 2, 4, … up to it",
+            Range::Int(1, 10_000),
+        ))
     }
 }
 
@@ -98,8 +91,7 @@ impl Experiment for LmSftLength {
     type Config = Config;
     type Data = SftLength;
 
-    fn run(config: &Config, seed: u64) -> Result<SftLength> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<SftLength> {
         let mut runs = Vec::new();
         for seed in seeds(seed) {
             for epochs in config.lengths() {

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{DpoCounts, DpoRun, SftPhase, SnapshotTracker, Tracker};
+use super::settings::Variants;
 use super::{Key, Range};
 use crate::Rng64;
 use crate::error::Result;
@@ -124,13 +125,26 @@ pub const RISE_MARGIN: f64 = 0.2;
 /// The keys [`LmConfig::memory_bytes`] depends on, as an error names them.
 pub const WORLD_MEMORY_KEYS: &str = "model.window, model.embed and model.hidden";
 
+impl Variants for Style {
+    const ALL: &'static [Style] = &[Style::Canonical, Style::Human];
+}
+
 /// The keys of [`LmConfig`], for configurations that embed it.
 pub fn world_keys() -> Vec<Key> {
+    world_keys_with((
+        "SFT passes over the training prompts",
+        Range::Int(0, 10_000),
+    ))
+}
+
+/// The keys of [`LmConfig`], with the documentation and range of `sft.epochs` given (an
+/// experiment that reads it differently says how).
+pub fn world_keys_with((sft_epochs, sft_range): (&'static str, Range)) -> Vec<Key> {
     vec![
         Key::new(
             "world",
             "how the instruction data words its answers: canonical (y⁺ always IS v, SFT on y⁺) or human (synonyms at 0.5, SFT on fresh samples)",
-            Range::Choice(&["canonical", "human"]),
+            Range::choice::<Style>(),
         ),
         Key::new(
             "model.window",
@@ -157,11 +171,7 @@ pub fn world_keys() -> Vec<Key> {
             "pre-training learning rate",
             Range::positive(10.0),
         ),
-        Key::new(
-            "sft.epochs",
-            "SFT passes over the training prompts",
-            Range::Int(0, 10_000),
-        ),
+        Key::new("sft.epochs", sft_epochs, sft_range),
         Key::new("sft.eta", "SFT learning rate", Range::positive(10.0)),
         Key::new(
             "dpo_updates",

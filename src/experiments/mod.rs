@@ -2,7 +2,7 @@
 //! computation), each a pure function from a configuration and a seed to data.
 //!
 //! An experiment implements [`Experiment`]: a typed [`Settings`] configuration with
-//! documented defaults and validated ranges, `run(&Config, seed) -> Data`, the figure's
+//! documented defaults and validated ranges, `run(&Valid<Config>, seed) -> Data`, the figure's
 //! qualitative [`Claim`]s checked on that data, and the [`Table`]s that hold every number
 //! its figures draw. It writes no files and draws nothing: naming, CSV writing, plots,
 //! robustness reruns and reports belong to the gallery layer ([`crate::gallery`]) above.
@@ -50,7 +50,7 @@ pub mod settings;
 pub mod squeezing;
 pub mod toys;
 
-pub use settings::{Key, Range, Settings};
+pub use settings::{Key, Range, Settings, Valid};
 
 use crate::error::Result;
 
@@ -122,11 +122,12 @@ pub trait Experiment {
     /// Everything one run measured.
     type Data: 'static;
 
-    /// Runs the experiment with `seed`.
+    /// Runs the experiment with `seed`, on a configuration already checked
+    /// ([`Valid::new`]).
     ///
     /// # Errors
-    /// If the configuration is out of range, or a step fails.
-    fn run(config: &Self::Config, seed: u64) -> Result<Self::Data>;
+    /// If a step fails.
+    fn run(config: &Valid<Self::Config>, seed: u64) -> Result<Self::Data>;
 
     /// The figures' qualitative claims, each checked on `data`.
     fn claims(data: &Self::Data) -> Vec<Claim>;

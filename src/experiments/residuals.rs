@@ -27,7 +27,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::toys::{peaky_weights, ranked};
-use super::{Claim, Experiment, Key, Range, Settings, Table};
+use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::Rng64;
 use crate::error::Result;
 use crate::mlp::normal;
@@ -250,8 +250,7 @@ impl Experiment for ResidualSchematic {
     type Config = Config;
     type Data = Residuals;
 
-    fn run(config: &Config, seed: u64) -> Result<Residuals> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Residuals> {
         let (v, d) = (config.vocab, config.inputs);
         let mut rng = Rng64::seed_from_u64(seed);
         let x = DVector::from_fn(d, |_, _| normal(&mut rng));

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// The values a key accepts: a closed interval, of integers or of real numbers (a real
 /// lower bound may be exclusive, as for a learning rate), or one of a few names.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub enum Range {
     /// An integer in `min..=max`.
     Int(i64, i64),
@@ -27,8 +27,22 @@ pub enum Range {
         /// The upper bound.
         max: f64,
     },
-    /// One of these names.
-    Choice(&'static [&'static str]),
+    /// One of the names an enum's variants serialize to ([`Range::choice`]).
+    Choice(fn() -> Vec<String>),
+}
+
+/// An enum whose every variant is a valid value of a configuration key.
+pub trait Variants: Serialize + Sized + 'static {
+    /// Every variant.
+    const ALL: &'static [Self];
+}
+
+/// The names the variants of `T` serialize to: the names a configuration file holds.
+fn variant_names<T: Variants>() -> Vec<String> {
+    T::ALL
+        .iter()
+        .filter_map(|v| Value::try_from(v).ok()?.as_str().map(str::to_string))
+        .collect()
 }
 
 impl Range {
@@ -41,6 +55,11 @@ impl Range {
         }
     }
 
+    /// One of the variants of `T`, by the names serde gives them.
+    pub fn choice<T: Variants>() -> Self {
+        Range::Choice(variant_names::<T>)
+    }
+
     /// Whether `value` lies in the range (integers only for [`Range::Int`]).
     pub fn admits(&self, value: &Value) -> bool {
         match (*self, value) {
@@ -49,7 +68,7 @@ impl Range {
                 let v = value.as_float().or(value.as_integer().map(|i| i as f64));
                 v.is_some_and(|v| v.is_finite() && v <= max && (v > min || (!open_min && v == min)))
             }
-            (Range::Choice(names), Value::String(v)) => names.contains(&v.as_str()),
+            (Range::Choice(names), Value::String(v)) => names().contains(v),
             _ => false,
         }
     }
@@ -63,13 +82,13 @@ impl std::fmt::Display for Range {
                 let open = if open_min { '(' } else { '[' };
                 write!(f, "a number in {open}{min}, {max}]")
             }
-            Range::Choice(names) => write!(f, "one of {}", names.join(", ")),
+            Range::Choice(names) => write!(f, "one of {}", names().join(", ")),
         }
     }
 }
 
 /// One leaf of a configuration: its dotted name, what it means, and what it accepts.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Key {
     /// Dotted path (`model.hidden`).
     pub path: &'static str,
@@ -157,4 +176,29 @@ pub fn key_named<'a>(keys: &'a [Key], path: &str) -> Result<&'a Key> {
             name: path.into(),
             expected: keys.iter().map(|k| k.path).collect::<Vec<_>>().join(", "),
         })
+}
+
+/// A configuration whose every key has been checked against its range
+/// ([`Settings::validate`]): the one place validation happens, and the only form in
+/// which an experiment receives its configuration (it reads through as `&C`).
+#[derive(Clone, Debug)]
+pub struct Valid<C>(C);
+
+impl<C: Settings> Valid<C> {
+    /// Checks `config`.
+    ///
+    /// # Errors
+    /// The first key out of its range, named with its range.
+    pub fn new(config: C) -> Result<Self> {
+        config.validate()?;
+        Ok(Valid(config))
+    }
+}
+
+impl<C> std::ops::Deref for Valid<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
 }

@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::toys::{gaussian, peaky_weights, ranked};
-use super::{Claim, Experiment, Key, Range, Settings, Table, csv_text};
+use super::{Claim, Experiment, Key, Range, Settings, Table, Valid, csv_text};
 use crate::Rng64;
 use crate::decomposition::one_step;
 use crate::error::Result;
@@ -262,8 +262,7 @@ impl Experiment for Squeezing {
     type Config = Config;
     type Data = SqueezingResult;
 
-    fn run(config: &Config, seed: u64) -> Result<SqueezingResult> {
-        config.validate()?;
+    fn run(config: &Valid<Config>, seed: u64) -> Result<SqueezingResult> {
         run_cases(config, seed)
     }
 
