@@ -60,7 +60,9 @@
 //! ## Architecture
 //!
 //! The crate is four layers. A module imports only from its own layer or the layers below
-//! it (a test, `tests/layers.rs`, checks every `crate::` path), so data flows one way:
+//! it (a test, `tests/layers.rs`, checks every `crate::` path). Sideways, within the
+//! experiments layer, an experiment imports only the layer's shared modules (listed
+//! below), never another experiment; the same test checks that. So data flows one way:
 //! **model → decomposition → experiment data → tables, figures and reports**.
 //!
 //! **Core: the theory, for any model.**
@@ -90,7 +92,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (typed config, `run`, `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches`, on the LM's shared `lm_world` (the world, its pre-trained models and SFT checkpoints shared per seed, the DPO update rule of every regime) and `lm_measures` (families, greedy statistics, repeater, snapshots) |
+//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches` |
+//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (the world, its pre-trained models and SFT checkpoints shared per seed, the DPO update rule of every regime), `lm_measures` (families, greedy statistics, repeater, snapshots), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
 //!
 //! **Outputs: everything that touches files, streams or the clock.**
 //!

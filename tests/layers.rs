@@ -1,6 +1,7 @@
 //! The architecture of `src/lib.rs` as a test: a module may import from its own layer
 //! and the layers below it, never from a layer above (core → models → experiments →
-//! outputs → binary).
+//! outputs → binary); and within the experiments layer, an experiment imports only the
+//! layer's shared modules, never another experiment.
 
 use std::path::Path;
 
@@ -98,4 +99,62 @@ fn no_module_imports_from_a_layer_above_it() {
 fn the_import_scan_reads_paths_not_comments() {
     let text = "use crate::gallery::x;\n// crate::plot\nlet a = crate::io::f();";
     assert_eq!(imports(text), ["gallery", "io"]);
+}
+
+/// The experiments layer's shared modules: what an experiment may import sideways.
+const SHARED: &[&str] = &["comparison", "lm_measures", "lm_world", "settings", "toys"];
+
+/// The experiment modules a source file names (`super::NAME` or `experiments::NAME`).
+fn experiment_imports(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("//"))
+        .flat_map(|l| {
+            let sideways = l.split("super::").skip(1);
+            let named = l.split("experiments::").skip(1);
+            sideways
+                .chain(named)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .filter(|name: &String| name.chars().next().is_some_and(|c| c.is_lowercase()))
+        .collect()
+}
+
+/// The sideways rule: an experiment (a module of `src/experiments/` that is not shared)
+/// imports the shared modules of its layer and none of the other experiments.
+#[test]
+fn experiments_import_only_the_shared_modules_of_their_layer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/experiments");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if module == "mod" || SHARED.contains(&module.as_str()) {
+            continue;
+        }
+        for imported in experiment_imports(&std::fs::read_to_string(&path).unwrap()) {
+            assert!(
+                SHARED.contains(&imported.as_str()),
+                "the experiment {module} imports {imported}, which is not a shared module of the experiments layer"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 10,
+        "only {checked} sideways imports found: is the scan broken?"
+    );
+}
+
+/// The sideways scanner finds `super::` and `experiments::` paths, not types or comments.
+#[test]
+fn the_sideways_scan_reads_module_paths() {
+    let text = "use super::lm_world::X;\n// super::digits\nuse super::{Claim, Table};\nlet a = crate::experiments::toys::f();";
+    assert_eq!(experiment_imports(text), ["lm_world", "toys"]);
 }

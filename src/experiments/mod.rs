@@ -10,7 +10,12 @@
 //! The language-model experiments share one world ([`lm_world`]): the synthetic
 //! language, pre-training, the SFT and DPO updates, and the update rule of every DPO
 //! regime; and one set of measures ([`lm_measures`]). Pre-trained models and SFT
-//! checkpoints are trained once per seed in a process and shared.
+//! checkpoints are trained once per seed in a process and shared. The experiments that
+//! compare DPO runs hold them in one [`comparison::Comparison`], which owns their tables.
+//!
+//! The sideways rule: an experiment imports only the layer's shared modules
+//! ([`settings`], [`toys`], [`lm_world`], [`lm_measures`], [`comparison`]), never another
+//! experiment (`tests/layers.rs` checks it).
 
 /// Implements [`Settings`] for a language-model experiment's configuration: its
 /// flattened `world: LmConfig` (whose keys and memory estimate it takes) and the
