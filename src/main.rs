@@ -112,7 +112,10 @@ enum Command {
         #[arg(long)]
         model: ModelKind,
         /// Objective of the language model's step: sft, dpo, ipo, slic or sppo_hard
-        /// (classifiers always use cross-entropy, `sft`).
+        /// (classifiers always use cross-entropy, `sft`). Against TRL's loss_type: dpo is
+        /// TRL's sigmoid (accepted too); ipo and sppo_hard are TRL's; slic is SLiC-HF,
+        /// max(0, δ − (lp⁺ − lp⁻)) − λ·lp⁺, which TRL lacks (TRL's hinge, max(0, 1 − β·m),
+        /// is another loss and no alias here).
         #[arg(long, default_value = "sft")]
         objective: LmObjective,
         #[arg(long, default_value_t = 0)]

@@ -737,3 +737,29 @@ fn every_experiment_documents_exactly_its_configuration_fields() {
         }
     }
 }
+
+/// `ldyn akg --help` names the objectives against TRL's `loss_type`, and `hinge`, whose
+/// formula in TRL is not SLiC-HF's, is refused.
+#[test]
+fn akg_help_maps_the_objectives_to_trl_names() {
+    let help = String::from_utf8(ldyn_ok(&["akg", "--help"]).stdout).unwrap();
+    assert!(
+        help.contains("TRL's sigmoid") && help.contains("TRL's hinge"),
+        "{help}"
+    );
+    let json = scratch("akg-hinge").join("x.json");
+    assert_fails(
+        &ldyn(&[
+            "akg",
+            "--model",
+            "lm",
+            "--objective",
+            "hinge",
+            "--eta",
+            "0.1",
+            "--json",
+            json.to_str().unwrap(),
+        ]),
+        "unknown objective 'hinge'",
+    );
+}
