@@ -237,19 +237,16 @@ impl<L: Label> Comparison<L> {
     pub fn tables(&self) -> Vec<Table> {
         let (layout, column) = (self.layout, self.layout.column);
         let (mut curves, mut positions, mut repeaters) = (Vec::new(), Vec::new(), Vec::new());
+        // With the SFT phase, each DPO row names its phase too.
+        let dpo = if layout.sft_phase { "dpo," } else { "" };
         for run in &self.runs {
             let (label, seed) = (run.label.id(), run.seed);
-            let phase = |name: &str| match layout.sft_phase {
-                true => format!("{name},"),
-                false => String::new(),
-            };
             if layout.sft_phase {
                 curves.extend(run.sft.points.iter().map(|f| {
                     let (step, family) = (f.step, f.family.id());
                     format!("{label},{seed},sft,{step},{family},{}", f.log_prob)
                 }));
             }
-            let dpo = phase("dpo");
             for point in &run.points {
                 let step = point.step;
                 curves.extend(point.families.iter().map(|f| {
