@@ -6,7 +6,7 @@
 
 use learning_dynamics::Rng64;
 use learning_dynamics::digits::{CLASSES, Digits};
-use learning_dynamics::entk::entk_layerwise;
+use learning_dynamics::mlp::kernel::entk_layerwise;
 use learning_dynamics::mlp::{Activation, Mlp};
 use learning_dynamics::objective::{CrossEntropy, Objective};
 use learning_dynamics::trainer::Trainer;

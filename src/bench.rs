@@ -13,14 +13,14 @@ use faer::Par;
 
 use crate::Rng64;
 use crate::decomposition::{gradient, one_step};
-use crate::entk::{entk_full, entk_pairwise, executed_flops};
 use crate::error::{Error, Result};
 use crate::export::lm_model_json;
-use crate::lm::{LmSpec, Sequence, TinyLm};
+use crate::lm::{LmSpec, Sequence, TinyLm, update};
+use crate::mlp::kernel::{entk_full, entk_pairwise, executed_flops};
 use crate::mlp::{Activation, Mlp, normal};
 use crate::model::Model;
 use crate::numerics::sequence_log_prob;
-use crate::objective::{Batch, CrossEntropy, Objective, PairLoss, Pairwise};
+use crate::objective::{Batch, CrossEntropy, Objective, PairLoss};
 use crate::trainer::Trainer;
 
 /// The side of the square GEMM that measures the machine's dense f64 rate.
@@ -535,19 +535,11 @@ impl LmBatch {
             .pairs
             .iter()
             .map(|(plus, minus)| {
-                let (chosen, rejected) = (plus.response().to_vec(), minus.response().to_vec());
-                let reference = (
-                    sequence_log_prob(&self.model.logits(plus), &chosen),
-                    sequence_log_prob(&self.model.logits(minus), &rejected),
-                );
-                inputs.extend([plus.clone(), minus.clone()]);
-                Box::new(Pairwise {
-                    loss: PairLoss::Dpo,
-                    beta: self.beta,
-                    chosen,
-                    rejected,
-                    reference,
-                }) as Box<dyn Objective>
+                let pair = (plus.response().to_vec(), minus.response().to_vec());
+                let (chi, objective) =
+                    update::pair(&self.model, plus.prompt(), pair, PairLoss::Dpo, self.beta);
+                inputs.extend(chi);
+                Box::new(objective) as Box<dyn Objective>
             })
             .collect();
         (inputs, Batch(parts))

@@ -22,7 +22,7 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Paragraph};
 
 use crate::error::{Error, Result};
 use crate::numerics::{entropy_from_log, log_softmax};
-use crate::objective::{Objective, PairLoss, Pairwise};
+use crate::objective::{PairLoss, Pairwise};
 use crate::squeezing::{Direction, Role, Squeeze};
 
 /// The relative similarity `K(χ⁻, χ⁺)/K(χ⁻, χ⁻)` of the DPO step's two contexts.
@@ -202,16 +202,16 @@ impl Explorer {
     fn dpo(&self) -> Result<Squeeze> {
         let v = self.logits.len();
         let z = nalgebra::DMatrix::from_column_slice(v, 1, &self.logits);
-        let pair = Pairwise {
-            loss: PairLoss::Dpo,
-            beta: self.beta,
-            chosen: vec![self.chosen],
-            rejected: vec![self.rejected],
-            reference: (self.reference[self.chosen], self.reference[self.rejected]),
-        };
-        let g = pair.residuals(&[z.clone(), z]);
-        let dz: Vec<f64> = (0..v)
-            .map(|i| -self.step / self.beta * (SIMILARITY * g[0][i] + g[1][i]))
+        let pair = Pairwise::classes(
+            PairLoss::Dpo,
+            self.beta,
+            (self.chosen, self.rejected),
+            &self.reference,
+        );
+        let dz: Vec<f64> = pair
+            .shared_residual(&z, SIMILARITY)
+            .iter()
+            .map(|g| -self.step / self.beta * g)
             .collect();
         let mut roles = vec![Role::Other; v];
         roles[self.chosen] = Role::Positive;

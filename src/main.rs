@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use learning_dynamics::bench::{LmWorkload, Workload, bench_entk, bench_lm, bench_one_step};
 use learning_dynamics::error::quote;
-use learning_dynamics::export::{ModelKind, SizeFlags, akg};
+use learning_dynamics::export::{LmFlags, ModelKind, Reference, SizeFlags, akg};
 use learning_dynamics::gallery::{Plan, REGISTRY};
 use learning_dynamics::io::{
     check_outputs, load_numbers, lock_output_dirs, parse_number_list, write_atomic, write_csv,
@@ -118,6 +118,15 @@ enum Command {
         /// is another loss and no alias here).
         #[arg(long, default_value = "sft")]
         objective: LmObjective,
+        /// The language model's start and reference: sft (default: the world's SFT
+        /// checkpoint is the reference, and the stepped model is one DPO step past it, so
+        /// the margin is not zero) or self (the pre-trained model, its own reference).
+        #[arg(long)]
+        reference: Option<Reference>,
+        /// SLiC's margin δ (--objective slic; default 1): a δ above the chosen-minus-rejected
+        /// gap makes the hinge active.
+        #[arg(long, allow_hyphen_values = true)]
+        slic_delta: Option<f64>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Learning rate η > 0.
@@ -395,6 +404,8 @@ fn execute(command: Command, budget: u64) -> Result<()> {
         Command::Akg {
             model,
             objective,
+            reference,
+            slic_delta,
             seed,
             eta,
             json,
@@ -409,8 +420,13 @@ fn execute(command: Command, budget: u64) -> Result<()> {
                 layers,
                 classes,
             };
+            let step = LmFlags {
+                objective,
+                reference,
+                slic_delta,
+            };
             check_outputs(&[&json], &[])?;
-            write_json(&json, &akg(model, objective, sizes, seed, eta, budget)?)
+            write_json(&json, &akg(model, step, sizes, seed, eta, budget)?)
         }
     }
 }

@@ -236,6 +236,46 @@ impl PairLoss {
         }
     }
 
+    /// `(L, s⁺, s⁻)` of this loss with inverse temperature `beta`, from the policy's
+    /// sequence log-probabilities `(lp⁺, lp⁻)` and the reference's `(ref⁺, ref⁻)` (see
+    /// [`Pairwise`]).
+    pub fn strengths(
+        self,
+        beta: f64,
+        (lp_chosen, lp_rejected): (f64, f64),
+        reference: (f64, f64),
+    ) -> (f64, f64, f64) {
+        let (r_plus, r_minus) = (lp_chosen - reference.0, lp_rejected - reference.1);
+        let margin = r_plus - r_minus;
+        match self {
+            PairLoss::Dpo => {
+                let s = beta * crate::numerics::sigmoid(-beta * margin);
+                (-crate::numerics::log_sigmoid(beta * margin), s, s)
+            }
+            PairLoss::Ipo => {
+                let target = 1.0 / (2.0 * beta);
+                (
+                    (margin - target).powi(2),
+                    2.0 * (target - margin),
+                    2.0 * (target - margin),
+                )
+            }
+            PairLoss::Slic { delta, lambda } => {
+                let hinge = delta - (lp_chosen - lp_rejected);
+                let active = f64::from(u8::from(hinge > 0.0));
+                (hinge.max(0.0) - lambda * lp_chosen, active + lambda, active)
+            }
+            PairLoss::SppoHard => {
+                let half = 0.5 / beta;
+                (
+                    (r_plus - half).powi(2) + (r_minus + half).powi(2),
+                    2.0 * (half - r_plus),
+                    2.0 * (r_minus + half),
+                )
+            }
+        }
+    }
+
     /// Every name [`str::parse`] reads, comma-separated.
     pub fn names() -> String {
         let names: Vec<&str> = PairLoss::ALL.iter().map(|l| l.id()).collect();
@@ -338,38 +378,39 @@ pub struct Pairwise {
 }
 
 impl Pairwise {
+    /// A pair of classes of one distribution, scored on the same logits: `y⁺ = chosen`,
+    /// `y⁻ = rejected`, with the reference's log-probabilities read from `reference_log_pi`
+    /// (one value per class). The single-token preference of the toy panels.
+    pub fn classes(
+        loss: PairLoss,
+        beta: f64,
+        (chosen, rejected): (usize, usize),
+        reference_log_pi: &[f64],
+    ) -> Self {
+        Pairwise {
+            loss,
+            beta,
+            chosen: vec![chosen],
+            rejected: vec![rejected],
+            reference: (reference_log_pi[chosen], reference_log_pi[rejected]),
+        }
+    }
+
+    /// The residual on one shared logit vector `z` of a [`Pairwise::classes`] pair,
+    /// `similarity · G⁺ + G⁻`: `y⁺`'s sequence is another input whose eNTK with `z`'s is
+    /// `similarity` times its own, so its pull reaches `z` scaled by it.
+    pub fn shared_residual(&self, z: &DMatrix<f64>, similarity: f64) -> Vec<f64> {
+        let g = self.residuals(&[z.clone(), z.clone()]);
+        g[0].iter()
+            .zip(g[1].iter())
+            .map(|(plus, minus)| similarity * plus + minus)
+            .collect()
+    }
+
     /// `(L, s⁺, s⁻)` from the sequence log-probabilities `lp⁺, lp⁻` (see the type docs).
     pub fn strengths(&self, lp_chosen: f64, lp_rejected: f64) -> (f64, f64, f64) {
-        let beta = self.beta;
-        let (r_plus, r_minus) = (lp_chosen - self.reference.0, lp_rejected - self.reference.1);
-        let margin = r_plus - r_minus;
-        match self.loss {
-            PairLoss::Dpo => {
-                let s = beta * crate::numerics::sigmoid(-beta * margin);
-                (-crate::numerics::log_sigmoid(beta * margin), s, s)
-            }
-            PairLoss::Ipo => {
-                let target = 1.0 / (2.0 * beta);
-                (
-                    (margin - target).powi(2),
-                    2.0 * (target - margin),
-                    2.0 * (target - margin),
-                )
-            }
-            PairLoss::Slic { delta, lambda } => {
-                let hinge = delta - (lp_chosen - lp_rejected);
-                let active = f64::from(u8::from(hinge > 0.0));
-                (hinge.max(0.0) - lambda * lp_chosen, active + lambda, active)
-            }
-            PairLoss::SppoHard => {
-                let half = 0.5 / beta;
-                (
-                    (r_plus - half).powi(2) + (r_minus + half).powi(2),
-                    2.0 * (half - r_plus),
-                    2.0 * (r_minus + half),
-                )
-            }
-        }
+        self.loss
+            .strengths(self.beta, (lp_chosen, lp_rejected), self.reference)
     }
 
     fn log_probs(&self, logits: &[DMatrix<f64>]) -> (f64, f64) {

@@ -3,9 +3,9 @@
 
 use learning_dynamics::decomposition::one_step;
 use learning_dynamics::digits::{CLASSES, Digits};
-use learning_dynamics::entk::entk_layerwise;
 use learning_dynamics::experiments::Experiment;
 use learning_dynamics::experiments::digits::{Config, DigitsExperiment};
+use learning_dynamics::mlp::kernel::entk_layerwise;
 
 /// A fast configuration: one epoch and fewer probes (the gallery's split, model and
 /// schedule up to Figure 1(b)'s checkpoint).

@@ -1,8 +1,8 @@
 //! The eNTK computed two independent ways agrees; the linear model's kernel is (x_o·x_u + 1) I.
 
-use learning_dynamics::entk::{entk_explicit, entk_layerwise};
 use learning_dynamics::mlp::Mlp;
 use learning_dynamics::model::Model;
+use learning_dynamics::{entk::entk_explicit, mlp::kernel::entk_layerwise};
 use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 
@@ -61,8 +61,8 @@ proptest! {
         let model = random_model(kind, d, h, v, &mut r);
         let xs: Vec<_> = (0..n).map(|_| random_vector(d, &mut r)).collect();
         let jacobians: Vec<_> = xs.iter().map(|x| model.jacobian(x)).collect();
-        let full = learning_dynamics::entk::entk_full(&model, &xs, threads);
-        let pairwise = learning_dynamics::entk::entk_pairwise(&model, &xs);
+        let full = learning_dynamics::mlp::kernel::entk_full(&model, &xs, threads);
+        let pairwise = learning_dynamics::mlp::kernel::entk_pairwise(&model, &xs);
         prop_assert_eq!((full.inputs, full.classes), (n, v));
         for i in 0..n {
             for j in 0..n {
@@ -80,7 +80,13 @@ fn full_kernel_is_the_same_with_any_thread_count() {
     let mut r = rng(11);
     let model = random_model(2, 5, 9, 7, &mut r);
     let xs: Vec<_> = (0..45).map(|_| random_vector(5, &mut r)).collect();
-    let one = learning_dynamics::entk::entk_full(&model, &xs, 1);
-    assert_eq!(one, learning_dynamics::entk::entk_full(&model, &xs, 2));
-    assert_eq!(one, learning_dynamics::entk::entk_full(&model, &xs, 5));
+    let one = learning_dynamics::mlp::kernel::entk_full(&model, &xs, 1);
+    assert_eq!(
+        one,
+        learning_dynamics::mlp::kernel::entk_full(&model, &xs, 2)
+    );
+    assert_eq!(
+        one,
+        learning_dynamics::mlp::kernel::entk_full(&model, &xs, 5)
+    );
 }

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "model",
             "objective",
             "decomposition",
+            "entk",
             "trainer",
             "squeezing",
             "stats",
@@ -23,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "Result",
         ],
     ),
-    ("models", &["mlp", "lm", "entk", "language", "digits"]),
+    ("models", &["mlp", "lm", "language", "digits"]),
     ("experiments", &["experiments"]),
     (
         "outputs",

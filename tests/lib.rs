@@ -7,6 +7,7 @@ mod decomposition;
 mod digits;
 mod entk;
 mod explore;
+mod export;
 mod gradients;
 mod layers;
 mod lm;

@@ -3,7 +3,6 @@
 //! against the real step for every objective, and each loss's scalar behaviour.
 
 use learning_dynamics::decomposition::one_step;
-use learning_dynamics::entk::{entk_explicit, entk_lm_structured};
 use learning_dynamics::lm::{LmSpec, Sequence, TinyLm};
 use learning_dynamics::model::Model;
 use learning_dynamics::numerics::log_softmax;
@@ -11,6 +10,7 @@ use learning_dynamics::numerics::sequence_log_prob;
 use learning_dynamics::objective::{
     Batch, CrossEntropy, LmObjective, Objective, PairLoss, Pairwise,
 };
+use learning_dynamics::{entk::entk_explicit, lm::kernel::entk_lm_structured};
 use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use rand::RngExt;

@@ -11,7 +11,7 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{Checkpoint, LmConfig, checkpoint, dpo_update, sft_update};
+use super::lm_world::{Checkpoint, LmConfig, checkpoint, dpo_update, sft_on};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::observe;
@@ -194,7 +194,7 @@ impl Experiment for LmInfluence {
             let mut trainer = Trainer::new(start.clone(), eta * config.eta_scale)?;
             let mut rng = Rng64::seed_from_u64(seed ^ 0x5EED);
             let update = |&j: &usize| match signal.response() {
-                Some(response) => sft_update(language, response, j),
+                Some(response) => sft_on(language, j, &response(language, j)),
                 None => dpo_update(language, &sft_model, world_config.beta, j),
             };
             trainer.epochs(

@@ -16,7 +16,7 @@ use super::lm_measures::DpoRun;
 use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
-use crate::objective::{PairLoss, Pairwise};
+use crate::objective::PairLoss;
 
 /// The world, each loss's hyperparameters, and how often the measures are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ world_settings!(
 );
 
 impl Config {
-    /// Every loss with its hyperparameters, the β its [`Pairwise`] takes (IPO's τ, and
+    /// Every loss with its hyperparameters, the β its [`Pairwise`](crate::objective::Pairwise) takes (IPO's τ, and
     /// `1/η_s` for SPPO), and its learning rate.
     ///
     /// The coefficients of the losses differ by orders of magnitude at the first step
@@ -99,14 +99,7 @@ impl Config {
     /// every loss starts with the same step.
     pub fn losses(&self) -> Vec<(PairLoss, f64, f64)> {
         let first_step = |loss: PairLoss, beta: f64| {
-            let pair = Pairwise {
-                loss,
-                beta,
-                chosen: Vec::new(),
-                rejected: Vec::new(),
-                reference: (0.0, 0.0),
-            };
-            let (_, s_plus, s_minus) = pair.strengths(0.0, 0.0);
+            let (_, s_plus, s_minus) = loss.strengths(beta, (0.0, 0.0), (0.0, 0.0));
             s_plus.max(s_minus)
         };
         let dpo = first_step(PairLoss::Dpo, self.world.beta);

@@ -342,19 +342,10 @@ fn panel(
     let logits = DMatrix::from_column_slice(z.len(), 1, z);
     let g: Vec<f64> = match (loss, rejected) {
         (Some(loss), Some(minus)) => {
-            let lp = log_softmax(logits.column(0));
-            let pair = Pairwise {
-                loss,
-                beta: config.beta,
-                chosen: vec![chosen],
-                rejected: vec![minus],
-                // The reference is the model before the step.
-                reference: (lp[chosen], lp[minus]),
-            };
-            let r = pair.residuals(&[logits.clone(), logits]);
-            (0..z.len())
-                .map(|i| config.similarity * r[0][i] + r[1][i])
-                .collect()
+            // The reference is the model before the step.
+            let lp: Vec<f64> = log_softmax(logits.column(0)).iter().copied().collect();
+            let pair = Pairwise::classes(loss, config.beta, (chosen, minus), &lp);
+            pair.shared_residual(&logits, config.similarity)
         }
         _ => CrossEntropy::positive(chosen).residuals(&[logits])[0]
             .iter()

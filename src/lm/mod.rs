@@ -22,6 +22,9 @@
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
 
+pub mod kernel;
+pub mod update;
+
 use crate::error::{Error, Result};
 use crate::mlp::{Activation, Mlp, Trace, normal};
 use crate::model::{Gradients, Model, Residuals};

@@ -16,6 +16,8 @@ use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+pub mod kernel;
+
 use crate::error::{Error, Result, check_len};
 use crate::model::Model;
 
@@ -227,7 +229,7 @@ impl Mlp {
     ///
     /// `B_last = I` and `B_l = (B_{l+1} W_{l+1}) diag(σ'(h_l))`. The Jacobian of the logits
     /// with respect to `W_l` is `∂z_v/∂W_l[i, j] = B_l[v, i] a_{l−1}[j]`, which gives the
-    /// structured eNTK of [`crate::entk::entk_layerwise`].
+    /// structured eNTK of [`kernel::entk_layerwise`].
     pub fn layer_factors(&self, x: &DVector<f64>) -> Vec<(DMatrix<f64>, DVector<f64>)> {
         let trace = self.forward(&column(x));
         let v = self.classes();

@@ -1,0 +1,197 @@
+//! The configuration of the language-model world: the model's sizes, pre-training, SFT
+//! and DPO schedules, the answer style, and the seeds; with the documented keys every LM
+//! experiment embeds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiments::settings::Variants;
+use crate::experiments::{Key, Range};
+use crate::language::{Style, VOCAB};
+use crate::lm::LmSpec;
+
+/// The gallery's seed (the authors' code uses 1024).
+pub const DEFAULT_SEED: u64 = 1024;
+
+/// How many seeds an experiment that compares runs covers: `seed, seed + 1, …`.
+pub const SEEDS: u64 = 5;
+
+/// The [`SEEDS`] seeds from `first`.
+pub fn seeds(first: u64) -> impl Iterator<Item = u64> {
+    (0..SEEDS).map(move |k| first.wrapping_add(k))
+}
+
+/// The network's sizes (the vocabulary is the language's, [`VOCAB`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSize {
+    /// Context window: how many previous tokens predict the next.
+    pub window: usize,
+    /// Embedding width of tokens and slots.
+    pub embed: usize,
+    /// Width of the hidden tanh layer.
+    pub hidden: usize,
+}
+
+/// Plain SGD for a number of steps (pre-training on corpus sentences).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Steps {
+    /// SGD steps, one sentence each.
+    pub steps: usize,
+    /// Learning rate.
+    pub eta: f64,
+}
+
+/// SGD for a number of passes over the training prompts (SFT).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Epochs {
+    /// Passes over the training prompts, each in a shuffled order.
+    pub epochs: usize,
+    /// Learning rate.
+    pub eta: f64,
+}
+
+/// Sizes and schedules of the language-model world. The LM experiments embed it
+/// (flattened) in their own configurations, so its keys are theirs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LmConfig {
+    /// How the instruction data words its answers (see [`crate::language`]).
+    pub world: Style,
+    /// Sizes of the model.
+    pub model: ModelSize,
+    /// Pre-training on the corpus.
+    pub pretrain: Steps,
+    /// SFT on the instruction data.
+    pub sft: Epochs,
+    /// DPO updates from the SFT model, one preference pair each.
+    pub dpo_updates: usize,
+    /// DPO's learning rate.
+    pub dpo_eta: f64,
+    /// DPO's β (the authors use 0.1).
+    pub beta: f64,
+}
+
+impl Default for LmConfig {
+    /// The human world of every LM figure. SFT sees 8 fresh samples of each prompt's
+    /// answer distribution; DPO runs at the authors' β = 0.1 with lr 0.1, where log π
+    /// moves by nats per hundred updates.
+    fn default() -> Self {
+        LmConfig {
+            world: Style::Human,
+            model: ModelSize {
+                window: 4,
+                embed: 8,
+                hidden: 64,
+            },
+            pretrain: Steps {
+                steps: 6000,
+                eta: 0.05,
+            },
+            sft: Epochs {
+                epochs: 8,
+                eta: 0.05,
+            },
+            dpo_updates: 320,
+            dpo_eta: 0.1,
+            beta: 0.1,
+        }
+    }
+}
+
+/// The smallest rise or fall of a curve that a claim counts: 0.2 nats, a change of the
+/// probability by a fifth. (The audit of the first DPO figure counted rises of 0.01 nats.)
+pub const RISE_MARGIN: f64 = 0.2;
+
+/// The keys [`LmConfig::memory_bytes`] depends on, as an error names them.
+pub const WORLD_MEMORY_KEYS: &str = "model.window, model.embed and model.hidden";
+
+impl Variants for Style {
+    const ALL: &'static [Style] = &[Style::Canonical, Style::Human];
+}
+
+/// The keys of [`LmConfig`], for configurations that embed it.
+pub fn world_keys() -> Vec<Key> {
+    world_keys_with((
+        "SFT passes over the training prompts",
+        Range::Int(0, 10_000),
+    ))
+}
+
+/// The keys of [`LmConfig`], with the documentation and range of `sft.epochs` given (an
+/// experiment that reads it differently says how).
+pub fn world_keys_with((sft_epochs, sft_range): (&'static str, Range)) -> Vec<Key> {
+    vec![
+        Key::new(
+            "world",
+            "how the instruction data words its answers: canonical (y⁺ always IS v, SFT on y⁺) or human (synonyms at 0.5, SFT on fresh samples)",
+            Range::choice::<Style>(),
+        ),
+        Key::new(
+            "model.window",
+            "context window: previous tokens that predict the next",
+            Range::Int(1, 64),
+        ),
+        Key::new(
+            "model.embed",
+            "embedding width of tokens and slots",
+            Range::Int(1, 1024),
+        ),
+        Key::new(
+            "model.hidden",
+            "width of the hidden tanh layer",
+            Range::Int(1, 4096),
+        ),
+        Key::new(
+            "pretrain.steps",
+            "pre-training SGD steps, one corpus sentence each",
+            Range::Int(0, 1_000_000),
+        ),
+        Key::new(
+            "pretrain.eta",
+            "pre-training learning rate",
+            Range::positive(10.0),
+        ),
+        Key::new("sft.epochs", sft_epochs, sft_range),
+        Key::new("sft.eta", "SFT learning rate", Range::positive(10.0)),
+        Key::new(
+            "dpo_updates",
+            "DPO updates, one preference pair each",
+            Range::Int(0, 1_000_000),
+        ),
+        Key::new("dpo_eta", "DPO learning rate", Range::positive(10.0)),
+        Key::new(
+            "beta",
+            "DPO's β: the strength of the implicit KL penalty",
+            Range::positive(1000.0),
+        ),
+    ]
+}
+
+impl LmConfig {
+    /// About how many bytes a run needs: 64 copies of the parameters (the models,
+    /// their gradients and steps, the probes' forward-mode passes) of 8 bytes each.
+    pub fn memory_bytes(&self) -> Option<u128> {
+        let (v, w, d, h) = (
+            VOCAB as u128,
+            self.model.window as u128,
+            self.model.embed as u128,
+            self.model.hidden as u128,
+        );
+        let params = (v + w)
+            .checked_mul(d)?
+            .checked_add((w.checked_mul(d)? + 1).checked_mul(h)?)?
+            .checked_add((h + 1).checked_mul(v)?)?;
+        params.checked_mul(512)
+    }
+
+    /// The model's sizes, with the language's vocabulary.
+    pub fn spec(&self) -> LmSpec {
+        LmSpec {
+            vocab: VOCAB,
+            window: self.model.window,
+            embed: self.model.embed,
+            hidden: self.model.hidden,
+        }
+    }
+}

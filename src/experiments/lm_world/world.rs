@@ -1,0 +1,235 @@
+//! The world itself: one seed draws the language ([`crate::language`]) and its probes,
+//! initialises the model and pre-trains it ([`pretrain`]); SFT on the instruction data
+//! then gives the [`Checkpoint`] every DPO run starts from. Both are trained once per
+//! configuration and seed in a process and shared (a small memo), bit for bit what
+//! training them again would give. The updates of this world (SFT on an answer, a
+//! preference pair) are the model's own ([`crate::lm::update`]), on the prompt of an
+//! entity.
+
+use rand::{Rng, SeedableRng};
+
+use super::config::{Epochs, LmConfig, ModelSize, Steps};
+use super::preference::Pair;
+use crate::Rng64;
+use crate::error::Result;
+use crate::experiments::lm_measures::{SftPhase, Tracker};
+use crate::language::{ANSWER_LEN, Language, Probe, Style};
+use crate::lm::{TinyLm, update};
+use crate::objective::{CrossEntropy, PairLoss};
+use crate::trainer::{Observer, Trainer, Update};
+
+/// A seeded language, its probes, and the pre-trained base model.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The facts and the train/test split.
+    pub language: Language,
+    /// The probe families of every training prompt.
+    pub probes: Vec<Probe>,
+    /// The pre-trained model.
+    pub base: TinyLm,
+    /// The generator after pre-training: the experiments draw their epoch orders from it.
+    pub rng: Rng64,
+}
+
+/// Draws the language and pre-trains the base model on its corpus.
+pub fn pretrain(config: &LmConfig, seed: u64) -> Result<World> {
+    let mut rng = Rng64::seed_from_u64(seed);
+    let language = Language::random(config.world, &mut rng);
+    let probes = language.probes(&mut rng);
+    let mut trainer = Trainer::new(
+        TinyLm::random(config.spec(), &mut rng)?,
+        config.pretrain.eta,
+    )?;
+    for _ in 0..config.pretrain.steps {
+        let sentence = language.corpus_sentence(&mut rng);
+        let objective = CrossEntropy::sequence(sentence.response());
+        trainer.step(std::slice::from_ref(&sentence), &objective, &mut [])?;
+    }
+    Ok(World {
+        language,
+        probes,
+        base: trainer.model,
+        rng,
+    })
+}
+
+/// The SFT checkpoint of one world and seed: where every DPO run starts.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The world, its generator advanced past SFT (DPO draws its orders from it).
+    pub world: World,
+    /// The model after SFT: DPO's start and frozen reference.
+    pub sft_model: TinyLm,
+    /// The families tracked at every SFT step (and before the first), and the budget.
+    pub sft: SftPhase,
+}
+
+/// What fixes a pre-trained world: the answer style, the model, pre-training, the seed.
+type WorldKey = (Style, ModelSize, Steps, u64);
+/// What fixes a checkpoint: the world's key and SFT.
+type CheckpointKey = (WorldKey, Epochs);
+
+/// A process-wide memo of values that are expensive and deterministic in their key,
+/// newest last, keeping at most `KEPT` of them.
+struct Memo<K, V>(std::sync::Mutex<Vec<(K, V)>>);
+
+/// How many pre-trained worlds and checkpoints are kept: a gallery needs about 11
+/// seeds, and `lm_sft_length` five SFT lengths of five of them.
+const KEPT: usize = 48;
+
+impl<K: PartialEq, V: Clone> Memo<K, V> {
+    const fn new() -> Self {
+        Memo(std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// The value of `key`, computed by `compute` unless it is kept. The lock is not held
+    /// while computing, so two threads may compute the same value; both get it.
+    fn get(&self, key: K, compute: impl FnOnce() -> Result<V>) -> Result<V> {
+        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let find = |kept: &Vec<(K, V)>| kept.iter().find(|(k, _)| *k == key).map(|e| e.1.clone());
+        if let Some(found) = find(&lock()) {
+            return Ok(found);
+        }
+        let value = compute()?;
+        let mut kept = lock();
+        if find(&kept).is_none() {
+            if kept.len() == KEPT {
+                kept.remove(0);
+            }
+            kept.push((key, value.clone()));
+        }
+        Ok(value)
+    }
+}
+
+/// Pre-trained worlds of this process.
+static WORLDS: Memo<WorldKey, World> = Memo::new();
+/// SFT checkpoints of this process.
+static CHECKPOINTS: Memo<CheckpointKey, Checkpoint> = Memo::new();
+
+/// The pre-trained world of `seed` ([`pretrain`]), shared in the process as
+/// [`checkpoint`]s are.
+///
+/// # Errors
+/// If a step fails.
+pub fn pretrained(config: &LmConfig, seed: u64) -> Result<World> {
+    let key = (config.world, config.model, config.pretrain, seed);
+    WORLDS.get(key, || pretrain(config, seed))
+}
+
+/// Pre-training then SFT for `seed`, tracked at every SFT step. Every LM experiment starts
+/// here. A pre-trained world, and a checkpoint, trained once in a process is shared (the
+/// same world and seed; and the same SFT): the result is the same as training it again,
+/// bit for bit.
+///
+/// # Errors
+/// If a step fails.
+pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
+    let world_key = (config.world, config.model, config.pretrain, seed);
+    CHECKPOINTS.get((world_key, config.sft), || {
+        let mut world = pretrained(config, seed)?;
+        let probes = world.probes.clone();
+        let mut track = Tracker::new(&probes, 1);
+        let sft_model = world.sft(config, &mut [&mut track])?;
+        let token_updates = config.sft.epochs * world.language.train.len() * ANSWER_LEN;
+        Ok(Checkpoint {
+            world,
+            sft_model,
+            sft: SftPhase {
+                points: track.points,
+                token_updates,
+            },
+        })
+    })
+}
+
+/// SFT on `(ASK e, y)` for the training entity `j` ([`update::sft`]).
+pub fn sft_on(language: &Language, j: usize, y: &[usize]) -> Update<TinyLm> {
+    let (inputs, objective) = update::sft(&language.prompt(j), y);
+    (inputs, Box::new(objective))
+}
+
+/// A pairwise update on `(y⁺, y⁻)` for the prompt of entity `j`, with `reference` frozen
+/// ([`update::pair`]).
+pub fn pair_on(
+    language: &Language,
+    j: usize,
+    pair: Pair,
+    reference: &TinyLm,
+    (loss, beta): (PairLoss, f64),
+) -> Update<TinyLm> {
+    let (inputs, objective) = update::pair(reference, &language.prompt(j), pair, loss, beta);
+    (inputs, Box::new(objective))
+}
+
+/// Off-policy DPO on `(y⁺, y⁻)` of the training entity `j`, with `reference` frozen.
+pub fn dpo_update(language: &Language, reference: &TinyLm, beta: f64, j: usize) -> Update<TinyLm> {
+    let pair = (language.chosen(j), language.rejected(j));
+    pair_on(language, j, pair, reference, (PairLoss::Dpo, beta))
+}
+
+impl World {
+    /// SFT of the base model on the instruction data ([`Language::sft_answer`]), with
+    /// `observers`. The epoch orders come from the world's generator; the human answers
+    /// of [`Style::Human`] from a generator seeded by it.
+    pub fn sft(
+        &mut self,
+        config: &LmConfig,
+        observers: &mut [&mut dyn Observer<TinyLm>],
+    ) -> Result<TinyLm> {
+        let mut trainer = Trainer::new(self.base.clone(), config.sft.eta)?;
+        let language = &self.language;
+        // Canonical SFT trains on y⁺ and draws nothing, so its runs keep their bytes.
+        let mut answers = Rng64::seed_from_u64(match language.style {
+            Style::Canonical => 0,
+            Style::Human => self.rng.next_u64(),
+        });
+        trainer.epochs(
+            config.sft.epochs,
+            &language.train,
+            &mut self.rng,
+            |&j| sft_on(language, j, &language.sft_answer(j, &mut answers)),
+            observers,
+        )?;
+        Ok(trainer.model)
+    }
+
+    /// The extend method's SFT (the paper's §4.3): the instruction data of
+    /// [`World::sft`] plus `(x, y⁻)` for every training prompt, for the same number of
+    /// updates, so the same token budget (every answer has [`ANSWER_LEN`] tokens). The
+    /// doubled data is visited in shuffled passes, the last one cut short.
+    ///
+    /// # Errors
+    /// If a step fails.
+    pub fn sft_extended(
+        &mut self,
+        config: &LmConfig,
+        observers: &mut [&mut dyn Observer<TinyLm>],
+    ) -> Result<TinyLm> {
+        use rand::seq::SliceRandom;
+        let mut trainer = Trainer::new(self.base.clone(), config.sft.eta)?;
+        let language = &self.language;
+        let mut answers = Rng64::seed_from_u64(self.rng.next_u64());
+        let items: Vec<(usize, bool)> = language
+            .train
+            .iter()
+            .flat_map(|&j| [(j, false), (j, true)])
+            .collect();
+        let updates = config.sft.epochs * language.train.len();
+        trainer.start(observers)?;
+        while trainer.steps() < updates {
+            let mut order = items.clone();
+            order.shuffle(&mut self.rng);
+            for &(j, rejected) in order.iter().take(updates - trainer.steps()) {
+                let y = if rejected {
+                    language.rejected(j)
+                } else {
+                    language.sft_answer(j, &mut answers)
+                };
+                let (inputs, objective) = sft_on(language, j, &y);
+                trainer.step(&inputs, objective.as_ref(), observers)?;
+            }
+        }
+        Ok(trainer.model)
+    }
+}

@@ -1,0 +1,57 @@
+//! The structured eNTK of the tiny LM ([`TinyLm`]): the MLP's layer-wise kernel on the
+//! context vectors plus the terms of the shared token and slot embeddings. Tested equal
+//! to [`crate::entk::entk_explicit`].
+
+use nalgebra::{DMatrix, DVector};
+
+use super::{Sequence, TinyLm};
+use crate::mlp::kernel::add_layerwise;
+
+/// One response position's context tokens, MLP layer factors and slot Jacobian `C`.
+type PositionFactors = (Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f64>);
+
+/// The eNTK of a [`TinyLm`] between every response position `m` of `x_o` and `l` of
+/// `x_u`, `(V·M) × (V·L)`, from its structure rather than its Jacobian:
+///
+/// `K_{m,l} = K_MLP(u_m, u'_l) + Σ_{s,s'} (1[t_{m,s} = t'_{l,s'}] + 1[s = s']) C_{m,s} C'_{l,s'}ᵀ`,
+///
+/// where `K_MLP` is [`entk_layerwise`](crate::mlp::kernel::entk_layerwise)'s formula on the context vectors and
+/// `C_{m,s} = ∂z_m/∂u_{m,s} = (B_1 W_1)[:, slot s]` is the Jacobian with respect to the
+/// input slot `s`: a token embedding is shared by every slot holding that token, and a
+/// slot embedding by every position.
+pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
+    let spec = lm.spec();
+    let (v, d) = (spec.vocab, spec.embed);
+    let parts = |x: &Sequence| -> Vec<PositionFactors> {
+        (x.prompt_len..x.tokens.len())
+            .map(|l| {
+                let context = lm.context(&x.tokens, l);
+                let factors = lm.mlp().layer_factors(&lm.context_vector(&context));
+                let c = &factors[0].0 * &lm.mlp().layers()[0].weight;
+                (context, factors, c)
+            })
+            .collect()
+    };
+    let (po, pu) = (parts(x_o), parts(x_u));
+    let mut k = DMatrix::zeros(v * po.len(), v * pu.len());
+    for (m, (ctx_o, fo, co)) in po.iter().enumerate() {
+        for (l, (ctx_u, fu, cu)) in pu.iter().enumerate() {
+            let mut block = k.view_mut((m * v, l * v), (v, v));
+            add_layerwise(&mut block, lm.mlp(), fo, fu);
+            for (s, &to) in ctx_o.iter().enumerate() {
+                for (s2, &tu) in ctx_u.iter().enumerate() {
+                    let shared = f64::from(u8::from(to == tu)) + f64::from(u8::from(s == s2));
+                    if shared > 0.0 {
+                        block.gemm(
+                            shared,
+                            &co.columns(s * d, d),
+                            &cu.columns(s2 * d, d).transpose(),
+                            1.0,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    k
+}
