@@ -105,30 +105,62 @@ fn the_import_scan_reads_paths_not_comments() {
 /// The experiments layer's shared modules: what an experiment may import sideways.
 const SHARED: &[&str] = &["comparison", "lm_measures", "lm_world", "settings", "toys"];
 
-/// The experiment modules a source file names (`super::NAME` or `experiments::NAME`).
-fn experiment_imports(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim_start)
-        .filter(|l| !l.starts_with("//"))
-        .flat_map(|l| {
-            let sideways = l.split("super::").skip(1);
-            let named = l.split("experiments::").skip(1);
-            sideways
-                .chain(named)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .map(|rest| {
-            rest.chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect()
-        })
-        .filter(|name: &String| name.chars().next().is_some_and(|c| c.is_lowercase()))
+/// The identifier at the start of `rest`.
+fn ident(rest: &str) -> String {
+    rest.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect()
 }
 
-/// The sideways rule: an experiment (a module of `src/experiments/` that is not shared)
-/// imports the shared modules of its layer and none of the other experiments.
+/// The experiment modules a source file `depth` directories below `src/experiments/`
+/// names: `experiments::NAME`, or `super::NAME` with one `super` more than `depth` (fewer
+/// stay inside the file's own experiment).
+fn experiment_imports(text: &str, depth: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in text.lines().map(str::trim_start) {
+        if line.starts_with("//") {
+            continue;
+        }
+        names.extend(line.split("experiments::").skip(1).map(ident));
+        // A chain `super::super::X` splits into empty pieces, one per extra link.
+        let pieces: Vec<&str> = line.split("super::").collect();
+        let mut links = 0;
+        for piece in &pieces[1..] {
+            links += 1;
+            if piece.is_empty() {
+                continue;
+            }
+            if links == depth + 1 {
+                names.push(ident(piece));
+            }
+            links = 0;
+        }
+    }
+    names.retain(|name| name.chars().next().is_some_and(|c| c.is_lowercase()));
+    names
+}
+
+/// The Rust files of an experiment: its file, or every file of its directory, with the
+/// depth of each below `src/experiments/`.
+fn experiment_files(path: &Path) -> Vec<(std::path::PathBuf, usize)> {
+    if path.is_dir() {
+        let mut files = Vec::new();
+        rust_files(path, &mut files);
+        files
+            .into_iter()
+            .map(|f| {
+                let depth = f.strip_prefix(path).unwrap().components().count();
+                (f, depth)
+            })
+            .collect()
+    } else {
+        vec![(path.to_path_buf(), 0)]
+    }
+}
+
+/// The sideways rule: an experiment (a module of `src/experiments/`, a file or a
+/// directory, that is not shared) imports the shared modules of its layer and none of
+/// the other experiments.
 #[test]
 fn experiments_import_only_the_shared_modules_of_their_layer() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/experiments");
@@ -139,12 +171,16 @@ fn experiments_import_only_the_shared_modules_of_their_layer() {
         if module == "mod" || SHARED.contains(&module.as_str()) {
             continue;
         }
-        for imported in experiment_imports(&std::fs::read_to_string(&path).unwrap()) {
-            assert!(
-                SHARED.contains(&imported.as_str()),
-                "the experiment {module} imports {imported}, which is not a shared module of the experiments layer"
-            );
-            checked += 1;
+        for (file, depth) in experiment_files(&path) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for imported in experiment_imports(&text, depth) {
+                assert!(
+                    SHARED.contains(&imported.as_str()),
+                    "the experiment {module} ({}) imports {imported}, which is not a shared module of the experiments layer",
+                    file.display()
+                );
+                checked += 1;
+            }
         }
     }
     // The ten experiments name the shared modules 19 times today (counted with grep over
@@ -159,5 +195,8 @@ fn experiments_import_only_the_shared_modules_of_their_layer() {
 #[test]
 fn the_sideways_scan_reads_module_paths() {
     let text = "use super::lm_world::X;\n// super::digits\nuse super::{Claim, Table};\nlet a = crate::experiments::toys::f();";
-    assert_eq!(experiment_imports(text), ["lm_world", "toys"]);
+    assert_eq!(experiment_imports(text, 0), ["lm_world", "toys"]);
+    // One directory down, `super::` is the experiment itself and `super::super::` its layer.
+    let nested = "use super::claims::X;\nuse super::super::residuals::Y;";
+    assert_eq!(experiment_imports(nested, 1), ["residuals"]);
 }

@@ -8,6 +8,9 @@
 //! on the held-out images early in training and at the end (Figure 1d). Figure 1b is
 //! one step on a "4" taken from the early checkpoint, observed on another 4, on the
 //! image of another class with the largest `‖K‖_F` and on the one with the smallest.
+//!
+//! This module holds the configuration and the run; `observers` what is recorded while
+//! training, `claims` the figure's claims, and `tables` the CSV files.
 
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
@@ -15,18 +18,24 @@ use rand::seq::SliceRandom;
 
 use serde::{Deserialize, Serialize};
 
+mod claims;
+mod observers;
+mod tables;
+
+use observers::{Checkpoint, EntkObserver, InfluenceObserver};
+pub use tables::{ACCUMULATED_HEADER, ENTK_HEADER, HEATMAP_HEADER, ONE_STEP_HEADER, PIXELS_HEADER};
+
 use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::Rng64;
-use crate::decomposition::{Observation, observe, one_step};
+use crate::decomposition::{Observation, one_step};
 use crate::digits::{CLASSES, Digits};
 use crate::error::Result;
-use crate::mlp::kernel::{entk_full, entk_layerwise};
+use crate::mlp::kernel::entk_layerwise;
 use crate::mlp::{Activation, Mlp};
 use crate::model::Model;
 use crate::numerics::softmax_columns;
 use crate::objective::CrossEntropy;
-use crate::stats::{pearson, spearman};
-use crate::trainer::{Observer, StepEvent, Trainer};
+use crate::trainer::{Observer, Trainer};
 
 /// The gallery's seed.
 pub const DEFAULT_SEED: u64 = 2025;
@@ -163,91 +172,6 @@ pub struct DigitsResult {
     pub entk: Vec<(usize, DMatrix<f64>)>,
     /// Accuracy of the final model on the held-out images.
     pub test_accuracy: f64,
-}
-
-/// Accumulates per-step predicted and actual changes on the probes by update class.
-struct InfluenceObserver<'a> {
-    probes: &'a [DVector<f64>],
-    probe_labels: &'a [usize],
-    update_labels: &'a [usize],
-    predicted: Vec<f64>,
-    actual: Vec<f64>,
-}
-
-impl Observer<Mlp> for InfluenceObserver<'_> {
-    fn step(&mut self, e: &StepEvent<'_, Mlp>) -> Result<()> {
-        let u = self.update_labels[e.step];
-        let per_class = self.probes.len() as f64 / CLASSES as f64;
-        for (o, obs) in self
-            .probe_labels
-            .iter()
-            .zip(observe(e.before, e.after, self.probes)?)
-        {
-            let base = (u * CLASSES + o) * CLASSES;
-            for k in 0..CLASSES {
-                self.predicted[base + k] += obs.predicted[k] / per_class;
-                self.actual[base + k] += obs.actual[k] / per_class;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Class-pair means of `‖K‖_F` over distinct probe images, every `every` steps.
-struct EntkObserver<'a> {
-    probes: &'a [DVector<f64>],
-    probe_labels: &'a [usize],
-    every: usize,
-    track: Vec<(usize, DMatrix<f64>)>,
-}
-
-impl EntkObserver<'_> {
-    fn record(&mut self, step: usize, model: &Mlp) {
-        let kernel = entk_full(model, self.probes, 2);
-        let mut sum = DMatrix::zeros(CLASSES, CLASSES);
-        let mut count = DMatrix::<f64>::zeros(CLASSES, CLASSES);
-        for (i, &ci) in self.probe_labels.iter().enumerate() {
-            for (j, &cj) in self
-                .probe_labels
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-            {
-                sum[(ci, cj)] += kernel.block(i, j).norm();
-                count[(ci, cj)] += 1.0;
-            }
-        }
-        self.track.push((step, sum.component_div(&count)));
-    }
-}
-
-impl Observer<Mlp> for EntkObserver<'_> {
-    fn start(&mut self, model: &Mlp) -> Result<()> {
-        self.record(0, model);
-        Ok(())
-    }
-
-    fn step(&mut self, e: &StepEvent<'_, Mlp>) -> Result<()> {
-        if (e.step + 1).is_multiple_of(self.every) {
-            self.record(e.step + 1, e.after);
-        }
-        Ok(())
-    }
-}
-
-/// Keeps a copy of the model after step `at`.
-struct Checkpoint {
-    at: usize,
-    model: Option<Mlp>,
-}
-
-impl Observer<Mlp> for Checkpoint {
-    fn step(&mut self, e: &StepEvent<'_, Mlp>) -> Result<()> {
-        if e.step + 1 == self.at {
-            self.model = Some(e.after.clone());
-        }
-        Ok(())
-    }
 }
 
 /// Mean `π` per true class (rows) over `images`.
@@ -452,266 +376,4 @@ fn run(config: Config, seed: u64) -> Result<DigitsResult> {
         entk: entk.track,
         test_accuracy: accuracy(&trainer.model, &test_images, &test_labels),
     })
-}
-
-/// Off-diagonal entries of a 10 × 10 matrix, row by row, with their `(row, column)`.
-fn off_diagonal(m: &DMatrix<f64>) -> Vec<((usize, usize), f64)> {
-    (0..CLASSES)
-        .flat_map(|r| {
-            (0..CLASSES)
-                .filter(move |&c| c != r)
-                .map(move |c| ((r, c), m[(r, c)]))
-        })
-        .collect()
-}
-
-/// The `n` cells with the largest values, as `(row, column, value)`.
-fn largest(mut cells: Vec<((usize, usize), f64)>, n: usize) -> Vec<(usize, usize, f64)> {
-    cells.sort_by(|a, b| b.1.total_cmp(&a.1));
-    cells
-        .into_iter()
-        .take(n)
-        .map(|((r, c), v)| (r, c, v))
-        .collect()
-}
-
-impl DigitsResult {
-    /// Correlation between the accumulated predicted and actual changes (all 1000 cells).
-    pub fn accumulated_correlation(&self) -> f64 {
-        pearson(&self.accumulated_predicted, &self.accumulated_actual)
-    }
-
-    /// Spearman correlation of the 90 off-diagonal class-pair eNTK norms between the
-    /// first checkpoint after `early_step` and the final one.
-    pub fn entk_ranking_correlation(&self) -> f64 {
-        let early = self
-            .entk
-            .iter()
-            .find(|(s, _)| *s >= self.config.early_step)
-            .unwrap_or(&self.entk[0]);
-        let last = self.entk.last().expect("at least one checkpoint");
-        let values = |m: &DMatrix<f64>| {
-            off_diagonal(m)
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>()
-        };
-        spearman(&values(&early.1), &values(&last.1))
-    }
-
-    /// Spearman correlation between the final off-diagonal eNTK norms and the final
-    /// off-diagonal heatmap cells (both symmetrised over the pair).
-    pub fn entk_heatmap_correlation(&self) -> f64 {
-        let k = &self.entk.last().expect("at least one checkpoint").1;
-        let sym = |m: &DMatrix<f64>| (m + m.transpose()).scale(0.5);
-        let (ks, hs) = (sym(k), sym(&self.heatmap_final));
-        let upper = |m: &DMatrix<f64>| {
-            off_diagonal(m)
-                .into_iter()
-                .filter(|((r, c), _)| r < c)
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>()
-        };
-        spearman(&upper(&ks), &upper(&hs))
-    }
-
-    /// The `n` largest off-diagonal cells of the final heatmap, `(true, predicted, mean π)`.
-    pub fn top_confusions(&self, n: usize) -> Vec<(usize, usize, f64)> {
-        largest(off_diagonal(&self.heatmap_final), n)
-    }
-
-    /// The `n` class pairs `u < o` with the largest final mean eNTK norm.
-    pub fn top_entk_pairs(&self, n: usize) -> Vec<(usize, usize, f64)> {
-        let k = &self.entk.last().expect("at least one checkpoint").1;
-        largest(
-            off_diagonal(k)
-                .into_iter()
-                .filter(|((r, c), _)| r < c)
-                .collect(),
-            n,
-        )
-    }
-
-    /// Figure 1's claims, checked on this run.
-    pub fn claims(&self) -> Vec<Claim> {
-        let obs = &self.one_step.observed;
-        let gain = |i: usize, k: usize| obs[i].observation.actual[k];
-        let change = |i: usize| obs[i].observation.actual.norm();
-        let (same, similar, dissimilar) = (0, 1, 2);
-        let own = obs[similar].label;
-        let r = self.accumulated_correlation();
-        let rank = self.entk_ranking_correlation();
-        let link = self.entk_heatmap_correlation();
-        let fmt = |cells: Vec<(usize, usize, f64)>| {
-            cells
-                .iter()
-                .map(|(a, b, v)| format!("{a}→{b} {v:.3}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        vec![
-            Claim {
-                id: "same_class_rises",
-                holds: gain(same, UPDATE_CLASS) > 0.0,
-                text: format!(
-                    "one step on a 4 raises log π(4) of another 4 by {:+.3}",
-                    gain(same, UPDATE_CLASS)
-                ),
-            },
-            Claim {
-                id: "similar_gains_on_update_label",
-                holds: gain(similar, UPDATE_CLASS) > 0.0
-                    && gain(similar, UPDATE_CLASS) > gain(similar, own),
-                text: format!(
-                    "the most eNTK-similar other image (a {own}, ‖K‖_F {:.2}) gains on 4 ({:+.3}), not on its own label ({:+.3})",
-                    obs[similar].k_fro,
-                    gain(similar, UPDATE_CLASS),
-                    gain(similar, own)
-                ),
-            },
-            Claim {
-                id: "dissimilar_moves_least",
-                holds: change(dissimilar) < change(same).min(change(similar)),
-                text: format!(
-                    "the least similar image (a {}, ‖K‖_F {:.2}) moves least: ‖Δlog π‖ {:.4} vs {:.4} (same class) and {:.4} (similar)",
-                    obs[dissimilar].label,
-                    obs[dissimilar].k_fro,
-                    change(dissimilar),
-                    change(same),
-                    change(similar)
-                ),
-            },
-            Claim {
-                id: "accumulated_prediction",
-                holds: r > 0.9,
-                text: format!(
-                    "accumulated predicted vs actual Δlog π over {} steps: correlation {r:.4}",
-                    self.steps
-                ),
-            },
-            Claim {
-                id: "entk_ranking_stable",
-                holds: rank > 0.7,
-                text: format!(
-                    "eNTK class-pair ranking, early vs final checkpoint: Spearman {rank:.2}"
-                ),
-            },
-            Claim {
-                id: "entk_predicts_confusion",
-                holds: link > 0.0,
-                text: format!(
-                    "pairs with larger eNTK share more probability (Spearman {link:.2}); top eNTK pairs {}; top confusions {}; test accuracy {:.3}",
-                    fmt(self.top_entk_pairs(3)),
-                    fmt(self.top_confusions(3)),
-                    self.test_accuracy
-                ),
-            },
-        ]
-    }
-}
-
-/// The CSV header of `digits_heatmap.csv`.
-pub const HEATMAP_HEADER: &str = "stage,observed_class,predicted_class,mean_prob";
-/// The CSV header of `digits_entk.csv`.
-pub const ENTK_HEADER: &str = "step,class_u,class_o,mean_k_fro";
-/// The CSV header of `digits_one_step.csv`: one row per class of every image of Figure
-/// 1(b) (`update`, `same class`, `similar`, `dissimilar`); the Δ columns are empty for
-/// the update image.
-pub const ONE_STEP_HEADER: &str =
-    "image,label,k_fro,class,p_before,p_after,predicted_delta_log_pi,actual_delta_log_pi";
-/// The CSV header of `digits_one_step_pixels.csv` (gray level in `[0, 1]`).
-pub const PIXELS_HEADER: &str = "image,row,col,value";
-/// The CSV header of `digits_accumulated.csv` (Figure 1c: 1000 cells).
-pub const ACCUMULATED_HEADER: &str = "update_class,observed_class,class,predicted,actual";
-
-impl DigitsResult {
-    fn heatmap_rows(&self) -> Vec<String> {
-        let mut rows = Vec::new();
-        for (stage, m) in [
-            ("early", &self.heatmap_early),
-            ("final", &self.heatmap_final),
-        ] {
-            for (r, c) in (0..CLASSES).flat_map(|r| (0..CLASSES).map(move |c| (r, c))) {
-                rows.push(format!("{stage},{r},{c},{}", m[(r, c)]));
-            }
-        }
-        rows
-    }
-
-    fn entk_rows(&self) -> Vec<String> {
-        self.entk
-            .iter()
-            .flat_map(|(step, m)| {
-                (0..CLASSES).flat_map(move |u| {
-                    (0..CLASSES).map(move |o| format!("{step},{u},{o},{}", m[(u, o)]))
-                })
-            })
-            .collect()
-    }
-
-    fn one_step_rows(&self) -> Vec<String> {
-        let fig = &self.one_step;
-        let mut rows: Vec<String> = (0..CLASSES)
-            .map(|k| {
-                format!(
-                    "update,{UPDATE_CLASS},,{k},{},{},,",
-                    fig.update_pi.0[k], fig.update_pi.1[k]
-                )
-            })
-            .collect();
-        for o in &fig.observed {
-            let obs = &o.observation;
-            for k in 0..CLASSES {
-                rows.push(format!(
-                    "{},{},{},{k},{},{},{},{}",
-                    o.kind,
-                    o.label,
-                    o.k_fro,
-                    obs.log_pi[k].exp(),
-                    (obs.log_pi[k] + obs.actual[k]).exp(),
-                    obs.predicted[k],
-                    obs.actual[k]
-                ));
-            }
-        }
-        rows
-    }
-
-    fn pixel_rows(&self) -> Vec<String> {
-        let fig = &self.one_step;
-        let images = std::iter::once(("update", &fig.update_image))
-            .chain(fig.observed.iter().map(|o| (o.kind, &o.image)));
-        images
-            .flat_map(|(kind, image)| {
-                (0..64).map(move |i| format!("{kind},{},{},{}", i / 8, i % 8, image[i]))
-            })
-            .collect()
-    }
-
-    fn accumulated_rows(&self) -> Vec<String> {
-        (0..CLASSES.pow(3))
-            .map(|i| {
-                let (u, o, k) = (i / (CLASSES * CLASSES), i / CLASSES % CLASSES, i % CLASSES);
-                format!(
-                    "{u},{o},{k},{},{}",
-                    self.accumulated_predicted[i], self.accumulated_actual[i]
-                )
-            })
-            .collect()
-    }
-
-    fn summary_rows(&self) -> Vec<String> {
-        [
-            ("steps", self.steps as f64),
-            ("early_step", self.config.early_step as f64),
-            ("one_step_eta", self.one_step.eta),
-            ("test_accuracy", self.test_accuracy),
-            ("accumulated_correlation", self.accumulated_correlation()),
-            ("entk_ranking_spearman", self.entk_ranking_correlation()),
-            ("entk_confusion_spearman", self.entk_heatmap_correlation()),
-        ]
-        .iter()
-        .map(|(metric, value)| format!("{metric},{value}"))
-        .collect()
-    }
 }
