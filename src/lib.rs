@@ -9,7 +9,8 @@
 //! `Δ log π(x_o) = −η · A(x_o) · K(x_o, x_u) · G(x_u) + O(η²)`
 //!
 //! * `A = I − 1πᵀ` — the Jacobian of log-softmax at `x_o` ([`numerics`]);
-//! * `K = J(x_o) J(x_u)ᵀ` — the empirical NTK of the logits ([`entk`]);
+//! * `K = J(x_o) J(x_u)ᵀ` — the empirical NTK of the logits ([`entk`], and structured
+//!   beside each model);
 //! * `G = ∂L/∂z(x_u)` — the loss residual, with the sign of the objective ([`objective`]).
 //!
 //! Every model here has hand-written analytic gradients, so `A`, `K` and `G` are exact.
@@ -62,8 +63,11 @@
 //! The crate is four layers. A module imports only from its own layer or the layers below
 //! it (a test, `tests/layers.rs`, checks every `crate::` path). Sideways, within the
 //! experiments layer, an experiment imports only the layer's shared modules (listed
-//! below), never another experiment; the same test checks that. So data flows one way:
+//! below), never another experiment; the same test checks that, also inside an experiment
+//! that is a directory (its `mod.rs` runs it; its observers, claims and tables sit beside
+//! it). So data flows one way:
 //! **model → decomposition → experiment data → tables, figures and reports**.
+//! A module holds one concept; one that grows much past 400 lines is split by concept.
 //!
 //! **Core: the theory, for any model.**
 //!
@@ -72,19 +76,19 @@
 //! | [`error`] | the crate's one error type |
 //! | [`numerics`] | log-sum-exp, (log-)softmax per column, log-sigmoid, sequence log-probabilities, the adaptation matrix `A` |
 //! | [`model`] | the [`Model`](model::Model) trait: logits, backprop `Jᵀg`, forward-mode `J dθ`, Jacobian, parameters, SGD |
-//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT), DPO, IPO, SLiC, SPPO |
+//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT); [`objective::pairwise`]: DPO, IPO, SLiC, SPPO |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
+//! | [`entk`] | the eNTK `J_o J_uᵀ` of any model from explicit Jacobians: the reference every structured kernel is tested against |
 //! | [`trainer`] | the SGD loop and its epochs; observers see the model before and after each step and record probes |
 //! | [`squeezing`] | the squeezing effect of one step on a distribution (the paper's App. E) |
 //! | [`stats`] | Pearson and Spearman correlation, quantiles and cosines for claims |
 //!
-//! **Models: concrete networks, their kernels and their data.**
+//! **Models: concrete networks, their structured kernels, their updates and their data.**
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait |
-//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling |
-//! | [`entk`] | the eNTK two ways (explicit Jacobians; layer-wise structure), the batched full kernel of many inputs, and the LM's structured kernel |
+//! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait; [`mlp::kernel`]: their layer-wise eNTK and the batched full kernel of many inputs |
+//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK; [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
 //! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response [`Family`](language::Family)s |
 //! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |
 //!
@@ -93,17 +97,17 @@
 //! | module | owns |
 //! |---|---|
 //! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches` |
-//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (the world, its pre-trained models and SFT checkpoints shared per seed, the DPO update rule of every regime), `lm_measures` (families, greedy statistics, repeater, snapshots), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
+//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (`config`; `world`: the world, its pre-trained models and SFT checkpoints shared per seed; `preference`: the DPO update rule of every regime), `lm_measures` (`families`, `answers`: greedy answers and the repeater, `runs`: snapshots of DPO runs), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
 //!
 //! **Outputs: everything that touches files, streams or the clock.**
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`gallery`] | the registry, configurations as TOML (`--config`, `--set`), file naming, CSV tables, figures, robustness reruns, reports |
+//! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`), and the runner (file naming, CSV tables, figures, robustness reruns, reports) |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure |
 //! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine, one frame's rendering, the terminal loop) |
-//! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools |
-//! | [`mod@bench`] | `ldyn bench`: medians of the eNTK engine (against the GEMM rate measured in the same run), the decomposition and the tiny LM's training steps, with their baselines and a JSON export for peers |
+//! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools ([`export::classifier`], [`export::lm`]: with the reference, hyperparameters, loss and coefficients) |
+//! | [`mod@bench`] | `ldyn bench`: medians against baselines run in the same command, per workload family: [`bench::mlp`] (the eNTK engine against the GEMM rate, the decomposition), [`bench::lm`] (the tiny LM's training steps, with a JSON export for peers) |
 //! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock, and reading user input files |
 //!
 //! The `ldyn` binary (`src/main.rs`) sits on top: argument declarations and dispatch only.

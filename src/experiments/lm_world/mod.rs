@@ -1,7 +1,6 @@
 //! The world every language-model experiment runs in: the configuration of the tiny LM
 //! and its schedules, the seeded synthetic language ([`crate::language`]), the
-//! pre-trained base model, the SFT and DPO updates, and the per-family statistics that
-//! observers record.
+//! pre-trained base model and its SFT checkpoint, and preference training.
 //!
 //! One seed fixes everything, in this order of draws from one generator: the language,
 //! its probes, the model's initialisation, the pre-training corpus, then the order of

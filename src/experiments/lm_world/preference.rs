@@ -194,7 +194,7 @@ pub fn train_dpo(
 /// A run of `dpo` from `model` (also its frozen reference), which `sft` led to, in the
 /// world of `start`, the seed's checkpoint: the prompts are visited from the
 /// checkpoint's generator state, so runs from one checkpoint see the same first order,
-/// and a [`Snapshot`](super::lm_measures::Snapshot) is taken every `every` updates and
+/// and a [`Snapshot`](crate::experiments::lm_measures::Snapshot) is taken every `every` updates and
 /// after the last.
 ///
 /// # Errors

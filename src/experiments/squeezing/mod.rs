@@ -17,14 +17,22 @@
 //! second most likely class of the peaky distribution, the valley its least likely
 //! class, the positive partner its median class, and the large-vocabulary target the
 //! least likely of the 1000 classes.
+//!
+//! This module builds the cases; `claims` checks the figure's claims on them and
+//! `tables` writes them as CSV.
 
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 
 use serde::{Deserialize, Serialize};
 
+mod claims;
+mod tables;
+
+pub use tables::CSV_HEADER;
+
 use super::toys::{gaussian, peaky_weights, ranked};
-use super::{Claim, Experiment, Key, Range, Settings, Table, Valid, csv_text};
+use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::one_step;
 use crate::error::Result;
@@ -40,9 +48,6 @@ pub const DEFAULT_SEED: u64 = 10086;
 /// rises and the entropy falls from 2.45 to 0.36 nats. A step of 2.81 on our draw spread
 /// the argmax's mass over 48 of 50 classes instead.
 pub const POSITIVE_STEP: f64 = 5.2;
-
-/// The CSV header of `squeezing.csv`.
-pub const CSV_HEADER: &str = "case,class,role,p_before,p_after,log_p_before,log_p_after";
 
 /// The sizes of the toy (the notebook's by default).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,31 +276,7 @@ impl Experiment for Squeezing {
     }
 
     fn tables(data: &SqueezingResult) -> Vec<Table> {
-        let titles = data
-            .cases
-            .iter()
-            .map(|c| format!("{},{}", c.id.id(), csv_text(&c.title)))
-            .collect();
-        let frames = data
-            .animation
-            .iter()
-            .flat_map(|case| {
-                case.frames.iter().enumerate().flat_map(move |(k, frame)| {
-                    frame
-                        .log_p_after
-                        .iter()
-                        .enumerate()
-                        .map(move |(class, lp)| {
-                            format!("{},{k},{class},{},{lp}", case.id.id(), lp.exp())
-                        })
-                })
-            })
-            .collect();
-        vec![
-            Table::new("squeezing", CSV_HEADER, data.csv_rows()),
-            Table::new("squeezing_cases", "case,title", titles),
-            Table::new("squeezing_frames", "case,frame,class,p,log_p", frames),
-        ]
+        data.tables()
     }
 }
 
@@ -418,104 +399,5 @@ impl SqueezingResult {
     pub fn case(&self, case: Case) -> &Squeeze {
         // The cases are built in `Case::ALL` order, one each.
         &self.cases[case as usize].squeeze
-    }
-
-    /// CSV rows under [`CSV_HEADER`].
-    pub fn csv_rows(&self) -> Vec<String> {
-        self.cases
-            .iter()
-            .flat_map(|c| {
-                c.squeeze
-                    .csv_rows(true)
-                    .map(move |row| format!("{},{row}", c.id.id()))
-            })
-            .collect()
-    }
-
-    /// The figure's qualitative claims, each checked on this run's numbers.
-    pub fn claims(&self) -> Vec<Claim> {
-        let claim = |id: &'static str, holds: bool, text: String| Claim::new(id, holds, text);
-        let s = |id| self.case(id).summary();
-        let p = |lp: f64| lp.exp();
-        let (pos, flat, valley) = (
-            s(Case::Positive),
-            s(Case::NegativeFlat),
-            s(Case::NegativeValley),
-        );
-        let (side, mixed, large, on_max) = (
-            s(Case::NegativePeakSide),
-            s(Case::NegativeValleyWithPositive),
-            s(Case::NegativeLargeVocab),
-            s(Case::NegativeOnArgmax),
-        );
-        let v = |id| self.case(id).roles.len();
-        let valley_gain = valley.y_star_log_p.1 - valley.y_star_log_p.0;
-        let mixed_gain = mixed.y_star_log_p.1 - mixed.y_star_log_p.0;
-        vec![
-            claim(
-                "positive_raises_target_alone",
-                pos.rose == 1
-                    && pos.pushed_log_p.1 > pos.pushed_log_p.0
-                    && pos.entropy.1 < pos.entropy.0,
-                format!(
-                    "positive gradient (the paper's case A): {}/{} classes rose, the target alone; the old argmax falls (p {:.3} -> {:.3}) and the entropy with it ({:.2} -> {:.2} nats)",
-                    pos.rose,
-                    v(Case::Positive),
-                    p(pos.y_star_log_p.0),
-                    p(pos.y_star_log_p.1),
-                    pos.entropy.0,
-                    pos.entropy.1
-                ),
-            ),
-            claim(
-                "flat_spreads",
-                flat.rose + 1 >= v(Case::NegativeFlat) * 9 / 10,
-                format!(
-                    "negative gradient on flat π spreads mass: {}/{} classes rose",
-                    flat.rose,
-                    v(Case::NegativeFlat)
-                ),
-            ),
-            claim(
-                "peaky_squeezes_into_argmax",
-                side.rose == 1
-                    && valley.rose == 1
-                    && self.case(Case::NegativeValley).risen() == [valley.y_star],
-                format!(
-                    "negative gradient on a peaky π squeezes into y*: side bump {} rose, valley {} rose; p(y*) {:.3} -> {:.3}",
-                    side.rose,
-                    valley.rose,
-                    p(valley.y_star_log_p.0),
-                    p(valley.y_star_log_p.1)
-                ),
-            ),
-            claim(
-                "positive_cancels_squeezing",
-                mixed.rose == 1 && mixed_gain.abs() < 0.1 * valley_gain,
-                format!(
-                    "adding a positive gradient cancels squeezing: {} class rose; Δlog p(y*) = {mixed_gain:+.3} instead of {valley_gain:+.3}",
-                    mixed.rose
-                ),
-            ),
-            claim(
-                "large_vocab_falls",
-                large.pushed_log_p.1 - large.pushed_log_p.0 < -10.0 * std::f64::consts::LN_10,
-                format!(
-                    "V = {}: the unlikely class falls {:.0} orders of magnitude; p(y*) {:.3} -> {:.3}",
-                    v(Case::NegativeLargeVocab),
-                    (large.pushed_log_p.0 - large.pushed_log_p.1) / std::f64::consts::LN_10,
-                    p(large.y_star_log_p.0),
-                    p(large.y_star_log_p.1)
-                ),
-            ),
-            claim(
-                "on_argmax_flattens",
-                on_max.rose == v(Case::NegativeOnArgmax) - 1 && on_max.entropy.1 > on_max.entropy.0,
-                format!(
-                    "negative gradient on the argmax (on-policy) raises all {} others; entropy {:.2} -> {:.2} nats",
-                    on_max.rose, on_max.entropy.0, on_max.entropy.1
-                ),
-            ),
-        ]
     }
 }

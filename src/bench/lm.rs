@@ -1,0 +1,236 @@
+//! The tiny-LM workloads: one SFT step and one DPO step (gradient and SGD update), and
+//! the workload as JSON for a peer implementation to time on the same numbers.
+
+use rand::{RngExt, SeedableRng};
+
+use super::median_seconds;
+use crate::Rng64;
+use crate::decomposition::gradient;
+use crate::error::{Error, Result};
+use crate::export::lm_model_json;
+use crate::lm::{LmSpec, Sequence, TinyLm, update};
+use crate::model::Model;
+use crate::numerics::sequence_log_prob;
+use crate::objective::{Batch, CrossEntropy, Objective, PairLoss};
+use crate::trainer::Trainer;
+
+/// The tiny-LM training workloads of `ldyn bench lm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LmWorkload {
+    /// The gallery's LM (V = 36, window 4, embedding 8, hidden 64) at its batch size: one
+    /// SFT sequence, one DPO pair, each `ASK e` and a 4-token answer.
+    Gallery,
+    /// V = 256, window 8, embedding 32, hidden 256; 64 SFT sequences and 32 DPO pairs,
+    /// each of 16 tokens (a 4-token prompt and a 12-token response).
+    Large,
+}
+
+impl std::str::FromStr for LmWorkload {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "gallery" => Ok(LmWorkload::Gallery),
+            "large" => Ok(LmWorkload::Large),
+            _ => Err(Error::Unknown {
+                kind: "LM workload",
+                name: name.into(),
+                expected: "gallery, large".into(),
+            }),
+        }
+    }
+}
+
+/// One seeded LM workload: the model, the SFT batch, and the DPO pairs with their frozen
+/// reference log-probabilities (the model's own), with DPO's β and the learning rate.
+#[derive(Clone, Debug)]
+pub struct LmBatch {
+    /// The model being trained.
+    pub model: TinyLm,
+    /// The SFT sequences.
+    pub sft: Vec<Sequence>,
+    /// The DPO pairs `(χ⁺, χ⁻)`.
+    pub pairs: Vec<(Sequence, Sequence)>,
+    /// DPO's β.
+    pub beta: f64,
+    /// The learning rate of both steps.
+    pub eta: f64,
+}
+
+impl LmWorkload {
+    /// The seeded model and batches (seed 0; tokens uniform over the vocabulary but `PAD`).
+    pub fn build(self) -> Result<LmBatch> {
+        let (spec, sft, pairs, prompt, response) = match self {
+            LmWorkload::Gallery => (
+                LmSpec {
+                    vocab: crate::language::VOCAB,
+                    window: 4,
+                    embed: 8,
+                    hidden: 64,
+                },
+                1,
+                1,
+                2,
+                4,
+            ),
+            LmWorkload::Large => (
+                LmSpec {
+                    vocab: 256,
+                    window: 8,
+                    embed: 32,
+                    hidden: 256,
+                },
+                64,
+                32,
+                4,
+                12,
+            ),
+        };
+        let mut rng = Rng64::seed_from_u64(0);
+        let model = TinyLm::random(spec, &mut rng)?;
+        let sequence = |rng: &mut Rng64| {
+            let tokens: Vec<usize> = (0..prompt + response)
+                .map(|_| rng.random_range(1..spec.vocab))
+                .collect();
+            Sequence::new(&tokens[..prompt], &tokens[prompt..])
+        };
+        let sft = (0..sft).map(|_| sequence(&mut rng)).collect();
+        let pairs = (0..pairs)
+            .map(|_| {
+                let plus = sequence(&mut rng);
+                let minus = sequence(&mut rng);
+                (plus.clone(), Sequence::new(plus.prompt(), minus.response()))
+            })
+            .collect();
+        Ok(LmBatch {
+            model,
+            sft,
+            pairs,
+            beta: 0.1,
+            eta: 0.01,
+        })
+    }
+}
+
+impl LmBatch {
+    /// The SFT update: cross-entropy on every sequence's response.
+    pub fn sft_update(&self) -> (Vec<Sequence>, Batch) {
+        let parts = self
+            .sft
+            .iter()
+            .map(|x| Box::new(CrossEntropy::sequence(x.response())) as Box<dyn Objective>)
+            .collect();
+        (self.sft.clone(), Batch(parts))
+    }
+
+    /// The DPO update: every pair, with the model itself as the frozen reference.
+    pub fn dpo_update(&self) -> (Vec<Sequence>, Batch) {
+        let mut inputs = Vec::new();
+        let parts = self
+            .pairs
+            .iter()
+            .map(|(plus, minus)| {
+                let pair = (plus.response().to_vec(), minus.response().to_vec());
+                let (chi, objective) =
+                    update::pair(&self.model, plus.prompt(), pair, PairLoss::Dpo, self.beta);
+                inputs.extend(chi);
+                Box::new(objective) as Box<dyn Objective>
+            })
+            .collect();
+        (inputs, Batch(parts))
+    }
+
+    /// The workload as JSON, for a peer implementation to time on the same numbers: the
+    /// model ([`lm_model_json`]), the SFT sequences, the DPO pairs, β and η, and what the
+    /// crate computes for them (each sequence's `log π(y | χ)`, and each step's loss and
+    /// flat parameter gradient), to check against before timing.
+    ///
+    /// # Errors
+    /// If a gradient cannot be computed (never for a built workload).
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        use serde_json::json;
+        let sequence = |x: &Sequence| json!({"tokens": x.tokens, "prompt_len": x.prompt_len});
+        let step = |(inputs, objective): (Vec<Sequence>, Batch)| -> Result<serde_json::Value> {
+            let g = gradient(&self.model, &inputs, &objective)?;
+            Ok(json!({"loss": g.loss, "grad": g.grad.as_slice()}))
+        };
+        let log_probs: Vec<f64> = self
+            .sft
+            .iter()
+            .map(|x| sequence_log_prob(&self.model.logits(x), x.response()))
+            .collect();
+        Ok(json!({
+            "model": lm_model_json(&self.model),
+            "sft": self.sft.iter().map(sequence).collect::<Vec<_>>(),
+            "pairs": self.pairs.iter().map(|(a, b)| json!({"chosen": sequence(a), "rejected": sequence(b)})).collect::<Vec<_>>(),
+            "beta": self.beta,
+            "eta": self.eta,
+            "check": {
+                "sft_log_probs": log_probs,
+                "sft": step(self.sft_update())?,
+                "dpo": step(self.dpo_update())?,
+            },
+        }))
+    }
+
+    /// Scored tokens per step: response positions of the SFT batch and of the DPO pairs.
+    pub fn tokens(&self) -> (usize, usize) {
+        let count = |xs: &mut dyn Iterator<Item = &Sequence>| xs.map(|x| x.response().len()).sum();
+        (
+            count(&mut self.sft.iter()),
+            count(&mut self.pairs.iter().flat_map(|(a, b)| [a, b])),
+        )
+    }
+}
+
+/// Timings of one SFT step and one DPO step (gradient and SGD update) on an LM workload.
+#[derive(Clone, Debug)]
+pub struct LmBench {
+    /// The workload timed.
+    pub workload: LmWorkload,
+    /// Median seconds of one SFT step.
+    pub sft_seconds: f64,
+    /// Median seconds of one DPO step.
+    pub dpo_seconds: f64,
+    /// Scored tokens per SFT step and per DPO step.
+    pub tokens: (usize, usize),
+}
+
+/// Times one SFT and one DPO step of `workload` (gradient and SGD update), each on its
+/// own trainer started from the workload's model.
+pub fn bench_lm(workload: LmWorkload, reps: usize) -> Result<LmBench> {
+    let batch = workload.build()?;
+    let time_step = |(inputs, objective): (Vec<Sequence>, Batch)| -> Result<f64> {
+        let mut trainer = Trainer::new(batch.model.clone(), batch.eta)?;
+        trainer.step(&inputs, &objective, &mut [])?;
+        Ok(median_seconds(reps, || {
+            let step = trainer.step(&inputs, &objective, &mut []);
+            step.expect("the same step succeeded before timing");
+        }))
+    };
+    Ok(LmBench {
+        workload,
+        sft_seconds: time_step(batch.sft_update())?,
+        dpo_seconds: time_step(batch.dpo_update())?,
+        tokens: batch.tokens(),
+    })
+}
+
+impl std::fmt::Display for LmBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "tiny LM, workload {:?}", self.workload)?;
+        for (name, seconds, tokens) in [
+            ("SFT", self.sft_seconds, self.tokens.0),
+            ("DPO", self.dpo_seconds, self.tokens.1),
+        ] {
+            writeln!(
+                f,
+                "  {name} step: {:9.3} ms  {:>5} scored tokens  {:10.0} tokens/s",
+                seconds * 1e3,
+                tokens,
+                tokens as f64 / seconds
+            )?;
+        }
+        Ok(())
+    }
+}

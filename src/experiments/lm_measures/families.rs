@@ -1,0 +1,213 @@
+//! The probe families' log-probabilities and `‖A‖²_F`, the greedy statistics per prefix
+//! and position, and the [`Tracker`] that records them at every training step.
+
+use crate::error::Result;
+use crate::language::{ANSWER_LEN, Family, Greedy, Probe};
+use crate::lm::{Sequence, TinyLm};
+use crate::model::Model;
+use crate::numerics::{adaptation_fro_sq, log_softmax_columns, log_sum_exp};
+use crate::trainer::{Observer, StepEvent};
+
+/// Mean statistics of one family at one tracking point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FamilyPoint {
+    /// Training step (0 = before the first step).
+    pub step: usize,
+    /// The family.
+    pub family: Family,
+    /// Mean over probes of `log π(y | χ)` (for the argmax families: `Σ_m log max π_m`,
+    /// and `Σ_m log(1 − max π_m)` for the except-argmax ones, on their prefixes).
+    pub log_prob: f64,
+    /// Mean over probes and positions of `‖A_m‖²_F = V − 2 + V‖π_m‖²`.
+    pub a_fro_sq: f64,
+}
+
+/// The family's statistic from one column of log-probabilities at a response position
+/// whose token is `token`.
+fn position_log_prob(family: Family, log_pi: &[f64], token: usize) -> f64 {
+    match family.greedy() {
+        Some(greedy) => greedy_log_prob(greedy, log_pi),
+        None => log_pi[token],
+    }
+}
+
+/// `log max π` or `log(1 − max π)` of one column of log-probabilities.
+fn greedy_log_prob(greedy: Greedy, log_pi: &[f64]) -> f64 {
+    let best = log_pi
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |b| b.0);
+    match greedy {
+        Greedy::Argmax => log_pi[best],
+        Greedy::ExceptArgmax => {
+            let rest: Vec<f64> = log_pi
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != best)
+                .map(|(_, v)| *v)
+                .collect();
+            log_sum_exp(&rest)
+        }
+    }
+}
+
+/// The statistics of every family for `model`, at `step`.
+pub fn family_points(model: &TinyLm, probes: &[Probe], step: usize) -> Vec<FamilyPoint> {
+    let n = probes.len() as f64;
+    let mut points: Vec<FamilyPoint> = Family::ALL
+        .iter()
+        .map(|&family| FamilyPoint {
+            step,
+            family,
+            log_prob: 0.0,
+            a_fro_sq: 0.0,
+        })
+        .collect();
+    for probe in probes {
+        let seqs: Vec<Sequence> = probe.responses.iter().map(|r| r.1.clone()).collect();
+        let logits = model.logits_batch(&seqs);
+        for ((point, (family, seq)), z) in points.iter_mut().zip(&probe.responses).zip(&logits) {
+            let log_pi = log_softmax_columns(z);
+            let lp: f64 = log_pi
+                .column_iter()
+                .zip(seq.response())
+                .map(|(c, &t)| position_log_prob(*family, c.as_slice(), t))
+                .sum();
+            let a = log_pi
+                .column_iter()
+                .map(|c| adaptation_fro_sq(c.map(f64::exp).as_view()))
+                .sum::<f64>()
+                / log_pi.ncols() as f64;
+            point.log_prob += lp / n;
+            point.a_fro_sq += a / n;
+        }
+    }
+    points
+}
+
+/// Which answer's prefixes a per-position statistic is read on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefix {
+    /// The prefixes of `y⁺`.
+    Chosen,
+    /// The prefixes of `y⁻`, where its valley is.
+    Rejected,
+}
+
+impl Prefix {
+    /// Both prefixes, in CSV order.
+    pub const ALL: [Prefix; 2] = [Prefix::Chosen, Prefix::Rejected];
+
+    /// The prefix's id in CSV files.
+    pub fn id(self) -> &'static str {
+        match self {
+            Prefix::Chosen => "chosen",
+            Prefix::Rejected => "rejected",
+        }
+    }
+
+    fn family(self) -> Family {
+        match self {
+            Prefix::Chosen => Family::Chosen,
+            Prefix::Rejected => Family::Rejected,
+        }
+    }
+}
+
+/// The next-token distribution at one response position of one prefix, averaged over
+/// the probe prompts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PositionPoint {
+    /// The answer whose prefix conditions the distribution.
+    pub prefix: Prefix,
+    /// The response position `m` (0: the entity, 1: the copula, 2: the value, 3: `END`).
+    pub position: usize,
+    /// Mean `log max π_m`.
+    pub argmax: f64,
+    /// Mean `log(1 − max π_m)`.
+    pub except_argmax: f64,
+    /// Mean entropy `−Σ π_m log π_m`, in nats.
+    pub entropy: f64,
+}
+
+/// The [`PositionPoint`]s of `model` on the chosen and the rejected prefixes of `probes`.
+pub fn position_points(model: &TinyLm, probes: &[Probe]) -> Vec<PositionPoint> {
+    let n = probes.len() as f64;
+    let mut points: Vec<PositionPoint> = Prefix::ALL
+        .iter()
+        .flat_map(|&prefix| {
+            (0..ANSWER_LEN).map(move |position| PositionPoint {
+                prefix,
+                position,
+                argmax: 0.0,
+                except_argmax: 0.0,
+                entropy: 0.0,
+            })
+        })
+        .collect();
+    for probe in probes {
+        for (k, prefix) in Prefix::ALL.into_iter().enumerate() {
+            let seq = probe
+                .responses
+                .iter()
+                .find(|r| r.0 == prefix.family())
+                .map(|r| &r.1)
+                .expect("every probe has a chosen and a rejected answer");
+            let log_pi = log_softmax_columns(&model.logits(seq));
+            for (point, column) in points[k * ANSWER_LEN..]
+                .iter_mut()
+                .zip(log_pi.column_iter())
+            {
+                let column = column.as_slice();
+                point.argmax += greedy_log_prob(Greedy::Argmax, column) / n;
+                point.except_argmax += greedy_log_prob(Greedy::ExceptArgmax, column) / n;
+                point.entropy -= column.iter().map(|l| l.exp() * l).sum::<f64>() / n;
+            }
+        }
+    }
+    points
+}
+
+/// Records [`family_points`] at step 0 and every `every` steps.
+pub struct Tracker<'a> {
+    probes: &'a [Probe],
+    every: usize,
+    /// The points recorded so far.
+    pub points: Vec<FamilyPoint>,
+}
+
+impl<'a> Tracker<'a> {
+    /// A tracker of `probes` every `every` steps.
+    pub fn new(probes: &'a [Probe], every: usize) -> Self {
+        Tracker {
+            probes,
+            every,
+            points: Vec::new(),
+        }
+    }
+}
+
+impl Observer<TinyLm> for Tracker<'_> {
+    fn start(&mut self, model: &TinyLm) -> Result<()> {
+        self.points.extend(family_points(model, self.probes, 0));
+        Ok(())
+    }
+
+    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
+        if (e.step + 1).is_multiple_of(self.every) {
+            self.points
+                .extend(family_points(e.after, self.probes, e.step + 1));
+        }
+        Ok(())
+    }
+}
+
+/// The curve of one family: `(step, mean log π)`.
+pub fn curve(points: &[FamilyPoint], family: Family) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .filter(|p| p.family == family)
+        .map(|p| (p.step as f64, p.log_prob))
+        .collect()
+}

@@ -1,0 +1,32 @@
+//! The gallery: the registry of experiments, their configurations as TOML, file naming,
+//! CSV writing, figures, robustness reruns and the report.
+//!
+//! Every run goes the same way, whatever the experiment:
+//!
+//! 1. a [`Plan`] starts from the experiment's documented defaults, then applies a
+//!    `--config` file and each `--set key=value` in order (each key checked against its
+//!    range), then `--seed`;
+//! 2. the experiment runs once with the plan's seed; its tables are written as
+//!    `DIR/{table}.csv` and its figures drawn as `DIR/{figure}.png` (animations as
+//!    `.gif`) from that one run;
+//! 3. its claims are rerun on seeds `0..robustness_seeds` with the same configuration, and
+//!    each claim reports on how many of them it holds;
+//! 4. the full configuration, seed included, is written as `DIR/{name}.config.toml`, so
+//!    `ldyn run NAME --config DIR/NAME.config.toml` regenerates every file beside it.
+//!
+//! Besides the experiment's keys, a plan has two of its own: `seed` and
+//! `robustness_seeds`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `registry` | every experiment, its names and figures ([`REGISTRY`], [`Entry`]) |
+//! | `plan` | a configured run ([`Plan`]): defaults, `--config`, `--set`, TOML |
+//! | `runner` | running a plan and writing its files ([`Report`]) |
+
+mod plan;
+mod registry;
+mod runner;
+
+pub use plan::Plan;
+pub use registry::{Draw, Entry, REGISTRY, find, names};
+pub use runner::Report;

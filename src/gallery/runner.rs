@@ -1,0 +1,116 @@
+//! Running a plan: validate the configuration and its memory estimate, take the output
+//! directory's lock, run, check every output path before the first write, write the
+//! tables, figures and configuration, rerun the claims on the robustness seeds, and
+//! report.
+
+use std::path::{Path, PathBuf};
+
+use toml::Value;
+
+use super::plan::Plan;
+use super::registry::{Figures, Runner};
+use crate::error::{Error, Result};
+use crate::experiments::{Claim, Experiment, Key, Settings, Valid};
+use crate::io::{DirLock, check_outputs, write_atomic, write_csv};
+
+impl<E: Experiment> Runner for Figures<E> {
+    fn keys(&self) -> Vec<Key> {
+        E::Config::keys()
+    }
+
+    fn defaults(&self) -> Result<Vec<(String, Value)>> {
+        E::Config::default().flat()
+    }
+
+    fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+        let config: E::Config = plan
+            .table()
+            .try_into()
+            .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
+        let config = Valid::new(config)?;
+        crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
+        let _lock = DirLock::acquire(out)?;
+        progress(&format!("{}: seed {}", plan.name, plan.seed));
+        let data = E::run(&config, plan.seed)?;
+        let tables = E::tables(&data);
+        let config_path = out.join(format!("{}.config.toml", plan.name));
+        let csv_paths: Vec<PathBuf> = tables
+            .iter()
+            .map(|t| out.join(format!("{}.csv", t.name)))
+            .collect();
+        let figure_paths: Vec<PathBuf> = self.0.iter().map(|(file, _)| out.join(file)).collect();
+        let mut files: Vec<PathBuf> = csv_paths.iter().chain(&figure_paths).cloned().collect();
+        files.push(config_path.clone());
+        let outputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
+        check_outputs(&outputs, &inputs)?;
+        for (table, path) in tables.into_iter().zip(&csv_paths) {
+            write_csv(path, &table.header, table.rows)?;
+        }
+        for ((_, draw), path) in self.0.iter().zip(&figure_paths) {
+            draw(&data, path)?;
+        }
+        let claims = E::claims(&data);
+        let mut counts = vec![0usize; claims.len()];
+        for seed in 0..plan.robustness_seeds {
+            progress(&format!(
+                "{}: robustness seed {}/{}",
+                plan.name,
+                seed + 1,
+                plan.robustness_seeds
+            ));
+            for (count, claim) in counts.iter_mut().zip(E::claims(&E::run(&config, seed)?)) {
+                *count += usize::from(claim.holds);
+            }
+        }
+        let claims = claims
+            .into_iter()
+            .zip(counts)
+            .map(|(c, n)| Claim {
+                id: c.id,
+                text: match plan.robustness_seeds {
+                    0 => format!("{} [not rerun on other seeds]", c.text),
+                    seeds => format!("{} [holds for {n}/{seeds} seeds]", c.text),
+                },
+                holds: c.holds,
+            })
+            .collect();
+        write_atomic(&config_path, plan.to_toml().as_bytes())?;
+        Ok(Report {
+            name: plan.name.clone(),
+            files,
+            claims,
+        })
+    }
+}
+
+/// What running an experiment produced.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The name it ran under.
+    pub name: String,
+    /// The files written: CSV tables, figures, then the configuration.
+    pub files: Vec<PathBuf>,
+    /// The figures' claims with the measured numbers and their robustness.
+    pub claims: Vec<Claim>,
+}
+
+impl std::fmt::Display for Report {
+    /// One line for the experiment (how many claims hold, the files), then one per claim.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.claims.iter().filter(|c| c.holds).count();
+        let files: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
+        writeln!(
+            f,
+            "{}: {held}/{} claims hold -> {}",
+            self.name,
+            self.claims.len(),
+            files.join(", ")
+        )?;
+        for claim in &self.claims {
+            let verdict = if claim.holds { "holds" } else { "FAILS" };
+            writeln!(f, "  [{verdict}] {}", claim.text)?;
+        }
+        Ok(())
+    }
+}
