@@ -230,6 +230,20 @@ pub fn check_class(class: usize, classes: usize) -> Result<usize> {
     }
 }
 
+/// The value that `name` names among `options` (`(name, value)` pairs), or an error of
+/// `kind` that lists every name.
+pub fn pick<T: Copy>(kind: &'static str, name: &str, options: &[(&str, T)]) -> Result<T> {
+    options
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| Error::Unknown {
+            kind,
+            name: name.into(),
+            expected: options.iter().map(|o| o.0).collect::<Vec<_>>().join(", "),
+        })
+}
+
 /// Checks that two sizes agree.
 pub fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
     if expected == got {

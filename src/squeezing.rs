@@ -32,15 +32,11 @@ impl std::str::FromStr for Direction {
 
     /// Parses `positive` or `negative`.
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "positive" => Ok(Direction::Positive),
-            "negative" => Ok(Direction::Negative),
-            _ => Err(Error::Unknown {
-                kind: "direction",
-                name: s.into(),
-                expected: "positive, negative".into(),
-            }),
-        }
+        let directions = [
+            ("positive", Direction::Positive),
+            ("negative", Direction::Negative),
+        ];
+        crate::error::pick("direction", s, &directions)
     }
 }
 

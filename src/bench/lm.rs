@@ -29,15 +29,11 @@ impl std::str::FromStr for LmWorkload {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "gallery" => Ok(LmWorkload::Gallery),
-            "large" => Ok(LmWorkload::Large),
-            _ => Err(Error::Unknown {
-                kind: "LM workload",
-                name: name.into(),
-                expected: "gallery, large".into(),
-            }),
-        }
+        let workloads = [
+            ("gallery", LmWorkload::Gallery),
+            ("large", LmWorkload::Large),
+        ];
+        crate::error::pick("LM workload", name, &workloads)
     }
 }
 

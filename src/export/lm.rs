@@ -36,15 +36,8 @@ impl std::str::FromStr for Reference {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "sft" => Ok(Reference::Sft),
-            "self" => Ok(Reference::Own),
-            _ => Err(Error::Unknown {
-                kind: "reference",
-                name: name.into(),
-                expected: "sft, self".into(),
-            }),
-        }
+        let references = [("sft", Reference::Sft), ("self", Reference::Own)];
+        crate::error::pick("reference", name, &references)
     }
 }
 

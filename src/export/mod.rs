@@ -39,16 +39,12 @@ impl std::str::FromStr for ModelKind {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "linear" => Ok(ModelKind::Linear),
-            "mlp" => Ok(ModelKind::Mlp),
-            "lm" => Ok(ModelKind::Lm),
-            _ => Err(Error::Unknown {
-                kind: "model",
-                name: name.into(),
-                expected: "linear, mlp, lm".into(),
-            }),
-        }
+        let models = [
+            ("linear", ModelKind::Linear),
+            ("mlp", ModelKind::Mlp),
+            ("lm", ModelKind::Lm),
+        ];
+        crate::error::pick("model", name, &models)
     }
 }
 
