@@ -885,7 +885,7 @@ mod lm_extend {
         .unwrap();
         assert_eq!(data.runs.len(), 5 * 2);
         for (b, e) in data.of(Arm::Baseline).zip(data.of(Arm::Extend)) {
-            // 3 epochs × 8 prompts × 4 tokens, whatever the data.
+            // 3 epochs × 8 prompts × 4 tokens, counted from the updates the trainer took.
             assert_eq!((b.sft.token_updates, e.sft.token_updates), (96, 96));
             let last_step = |r: &lm_extend::ArmRun| r.sft.points.last().unwrap().step;
             assert_eq!(last_step(b), last_step(e));

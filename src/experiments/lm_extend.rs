@@ -18,7 +18,7 @@ use super::lm_measures::{DpoRun, SftPhase, Tracker};
 use super::lm_world::{Dpo, LmConfig, checkpoint, pretrained, seeds, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
-use crate::language::{ANSWER_LEN, Family};
+use crate::language::Family;
 
 /// The world, and how often the families are tracked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ impl Experiment for LmExtend {
             let extend_model = extended.sft_extended(world, &mut [&mut sft_track])?;
             let extend_sft = SftPhase {
                 points: sft_track.points,
-                token_updates: world.sft.epochs * baseline.world.language.train.len() * ANSWER_LEN,
+                token_updates: sft_track.token_updates,
             };
             let arms = [
                 (

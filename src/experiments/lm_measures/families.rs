@@ -169,12 +169,15 @@ pub fn position_points(model: &TinyLm, probes: &[Probe]) -> Vec<PositionPoint> {
     points
 }
 
-/// Records [`family_points`] at step 0 and every `every` steps.
+/// Records [`family_points`] at step 0 and every `every` steps, and counts the scored
+/// tokens of every update it sees.
 pub struct Tracker<'a> {
     probes: &'a [Probe],
     every: usize,
     /// The points recorded so far.
     pub points: Vec<FamilyPoint>,
+    /// The response tokens of every update so far: the token budget actually spent.
+    pub token_updates: usize,
 }
 
 impl<'a> Tracker<'a> {
@@ -184,6 +187,7 @@ impl<'a> Tracker<'a> {
             probes,
             every,
             points: Vec::new(),
+            token_updates: 0,
         }
     }
 }
@@ -195,6 +199,7 @@ impl Observer<TinyLm> for Tracker<'_> {
     }
 
     fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
+        self.token_updates += e.update.iter().map(|x| x.response().len()).sum::<usize>();
         if (e.step + 1).is_multiple_of(self.every) {
             self.points
                 .extend(family_points(e.after, self.probes, e.step + 1));

@@ -13,7 +13,7 @@ use super::preference::Pair;
 use crate::Rng64;
 use crate::error::Result;
 use crate::experiments::lm_measures::{SftPhase, Tracker};
-use crate::language::{ANSWER_LEN, Language, Probe, Style};
+use crate::language::{Language, Probe, Style};
 use crate::lm::{TinyLm, update};
 use crate::objective::{CrossEntropy, PairLoss};
 use crate::trainer::{Observer, Trainer, Update};
@@ -131,13 +131,12 @@ pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
         let probes = world.probes.clone();
         let mut track = Tracker::new(&probes, 1);
         let sft_model = world.sft(config, &mut [&mut track])?;
-        let token_updates = config.sft.epochs * world.language.train.len() * ANSWER_LEN;
         Ok(Checkpoint {
             world,
             sft_model,
             sft: SftPhase {
                 points: track.points,
-                token_updates,
+                token_updates: track.token_updates,
             },
         })
     })
@@ -196,7 +195,7 @@ impl World {
 
     /// The extend method's SFT (the paper's §4.3): the instruction data of
     /// [`World::sft`] plus `(x, y⁻)` for every training prompt, for the same number of
-    /// updates, so the same token budget (every answer has [`ANSWER_LEN`] tokens). The
+    /// updates, so the same token budget (every answer has [`ANSWER_LEN`](crate::language::ANSWER_LEN) tokens; the trackers count them). The
     /// doubled data is visited in shuffled passes, the last one cut short.
     ///
     /// # Errors
