@@ -129,6 +129,28 @@ pub fn observe<M: Model>(before: &M, after: &M, observed: &[M::Input]) -> Result
         .collect()
 }
 
+/// The first-order change `A J(x_o) dθ` of `log π` on every observed input when the
+/// parameters move by each of `dthetas`, from one forward pass: for
+/// `dθ = −η J_uᵀ G_term`, the share of a step that one term of its residual causes (the
+/// decomposition is linear in `G`). Returns `log π` of every observed input and, per
+/// direction, the change of every input.
+pub fn predict<M: Model>(
+    model: &M,
+    observed: &[M::Input],
+    dthetas: &[DVector<f64>],
+) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
+    let (logits, jvps) = model.logits_and_jvps_batch(observed, dthetas);
+    let log_pi: Vec<DMatrix<f64>> = logits.iter().map(log_softmax_columns).collect();
+    let changes = (jvps.iter())
+        .map(|direction| {
+            (direction.iter().zip(&log_pi))
+                .map(|(jvp, lp)| adaptation_apply_columns(&lp.map(f64::exp), jvp))
+                .collect()
+        })
+        .collect();
+    (log_pi, changes)
+}
+
 /// Decomposes one SGD step of `model` on `(update, objective)` with learning rate `eta`,
 /// observed on every input of `observed`. See the module docs for the formulas.
 ///

@@ -121,6 +121,19 @@ pub fn value(k: usize, synonym: bool) -> usize {
     8 + ENTITIES + k + if synonym { VALUES } else { 0 }
 }
 
+/// A token's name for figures: `ASK`, `IS`, `SEEMS`, `END`, `I`, `LIKE`, `NEAR`, the
+/// entities `e0`…, the values `v0`… and their synonyms `v0'`…, and `·` for the padding.
+pub fn token_name(token: usize) -> String {
+    const WORDS: [&str; 8] = ["·", "ASK", "IS", "SEEMS", "END", "I", "LIKE", "NEAR"];
+    match token {
+        t if t < WORDS.len() => WORDS[t].to_string(),
+        t if t < entity(ENTITIES) => format!("e{}", t - entity(0)),
+        t if t < value(0, true) => format!("v{}", t - value(0, false)),
+        t if t < VOCAB => format!("v{}'", t - value(0, true)),
+        t => format!("#{t}"),
+    }
+}
+
 /// The value a token names, whichever synonym it is (`None` for any other token).
 pub fn value_of(token: usize) -> Option<usize> {
     let first = value(0, false);
@@ -252,6 +265,13 @@ impl Family {
     pub fn others() -> impl Iterator<Item = Family> {
         Family::sequences().filter(|f| ![Family::Chosen, Family::Rejected].contains(f))
     }
+
+    /// The others without `rejected_rephrase`, which carries `y⁻`'s wrong value and so
+    /// falls by the direct push on `y⁻`: the seven families whose fall measures mass
+    /// moved elsewhere.
+    pub fn like_for_like_others() -> impl Iterator<Item = Family> {
+        Family::others().filter(|&f| f != Family::RejectedRephrase)
+    }
 }
 
 /// What an argmax family measures at one position of a prefix.
@@ -362,6 +382,22 @@ impl Language {
                 }
             }
             _ => Answer::Malformed,
+        }
+    }
+
+    /// The entity a well-formed answer is about: `[any entity, IS or SEEMS, any value in
+    /// either synonym, END]`, whatever the prompt (`None` if the answer is not a sentence
+    /// of that grammar).
+    pub fn well_formed(&self, answer: &[usize]) -> Option<usize> {
+        match *answer {
+            [e, copula, v, end]
+                if (copula == IS || copula == SEEMS) && end == END && value_of(v).is_some() =>
+            {
+                (entity(0)..entity(ENTITIES))
+                    .contains(&e)
+                    .then(|| e - entity(0))
+            }
+            _ => None,
         }
     }
 

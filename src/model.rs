@@ -96,6 +96,25 @@ pub trait Model: Clone {
         xs.iter().map(|x| self.logits_and_jvp(x, dtheta)).collect()
     }
 
+    /// The logits of `xs` and `J(x) dθ` along each of several directions:
+    /// `(logits[i], jvps[k][i])` for input `i` and direction `k`. A model that can share
+    /// one forward pass across the directions overrides it.
+    fn logits_and_jvps_batch(
+        &self,
+        xs: &[Self::Input],
+        dthetas: &[DVector<f64>],
+    ) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
+        let jvps = (dthetas.iter())
+            .map(|d| {
+                self.logits_and_jvp_batch(xs, d)
+                    .into_iter()
+                    .map(|p| p.1)
+                    .collect()
+            })
+            .collect();
+        (self.logits_batch(xs), jvps)
+    }
+
     /// `J(x) dθ` alone (see [`Model::logits_and_jvp`]).
     fn jvp(&self, x: &Self::Input, dtheta: &DVector<f64>) -> DMatrix<f64> {
         self.logits_and_jvp(x, dtheta).1

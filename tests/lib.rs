@@ -1,6 +1,7 @@
 //! All integration tests compile into this one binary (as nalgebra does), which keeps
 //! link time low. Each module states the theory it checks.
 
+mod attribution;
 mod cli;
 mod common;
 mod decomposition;

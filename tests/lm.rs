@@ -537,7 +537,7 @@ mod experiments {
 /// repeater measure, the pair sampler and the update rule.
 mod policy {
     use learning_dynamics::Rng64;
-    use learning_dynamics::experiments::lm_measures::repeater;
+    use learning_dynamics::experiments::lm_measures::{repeater, repeats};
     use learning_dynamics::experiments::lm_world::{
         Dpo, LmConfig, Regime, draw_pair, pretrain, train_dpo,
     };
@@ -586,19 +586,41 @@ mod policy {
         assert!(Answer::Wrong.reward() > Answer::Malformed.reward());
     }
 
-    /// The repeater measure on hand-made answers: one of three malformed, and the
-    /// distinct-token share over all tokens.
+    /// The repeater measures on hand-made answers: degenerate (not well-formed),
+    /// repeating, wrong-entity and hallucinated answers each counted where they belong,
+    /// and the distinct-token share over every answer.
     #[test]
-    fn the_repeater_measure_counts_malformed_answers_and_distinct_tokens() {
+    fn the_repeater_measures_tell_degenerate_repeating_and_hallucinated_answers_apart() {
         let lang = language();
         let (a, b) = (lang.train[0], lang.train[1]);
-        let answers = vec![lang.chosen(a), vec![IS, IS, IS, IS], lang.rejected(b)];
-        let r = repeater(&lang, &[a, a, b], &answers);
-        assert!((r.malformed_rate - 1.0 / 3.0).abs() < 1e-12);
-        let mut distinct: Vec<usize> = answers.iter().flatten().copied().collect();
+        let (t, u) = (lang.test[0], lang.test[1]);
+        let v = value(lang.facts[a], true);
+        let train_answers = vec![
+            lang.chosen(a),                  // well-formed, own entity
+            vec![entity(a), IS, v, v, v, v], // degenerate, repeats, no END
+            lang.chosen(b),                  // well-formed, another entity's
+            vec![entity(b), SEEMS, v, END],  // well-formed, own entity (b)
+        ];
+        let held_out = vec![lang.chosen(a), lang.chosen(u)]; // about a: hallucinated; u: own
+        let r = repeater(&lang, (&[a, a, a, b], &train_answers), (&[t, u], &held_out));
+        assert!((r.degenerate_rate - 0.25).abs() < 1e-12, "{r:?}");
+        assert!((r.repetition_rate - 0.25).abs() < 1e-12, "{r:?}");
+        assert!((r.wrong_entity_rate - 0.25).abs() < 1e-12, "{r:?}");
+        assert!((r.hallucination_rate - 0.5).abs() < 1e-12, "{r:?}");
+        // A repeat without a missing END, and a missing END without a repeat.
+        assert!(repeats(&[entity(a), IS, IS, END]) && repeats(&[entity(a), IS, v]));
+        assert!(!repeats(&lang.chosen(a)));
+        let all: Vec<usize> = train_answers
+            .iter()
+            .chain(&held_out)
+            .flatten()
+            .copied()
+            .collect();
+        let mut distinct = all.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        assert!((r.distinct_token_share - distinct.len() as f64 / 12.0).abs() < 1e-12);
+        let share = distinct.len() as f64 / all.len() as f64;
+        assert!((r.distinct_token_share - share).abs() < 1e-12);
     }
 
     /// Seeded draws repeat; SPIN's y⁻ never equals y⁺; online's y⁺ has the higher reward.
@@ -629,7 +651,9 @@ mod policy {
                 let Some((plus, minus)) = pair else { continue };
                 usable += 1;
                 match regime {
-                    Regime::OffPolicy => {
+                    Regime::OffPolicy
+                    | Regime::OffPolicyChosenOnly
+                    | Regime::OffPolicyRejectedOnly => {
                         assert_eq!((plus, minus), (lang.chosen(j), lang.rejected(j)))
                     }
                     Regime::Spin => {
@@ -714,7 +738,9 @@ mod lm_policy {
                 "lm_policy_frames",
                 "lm_policy_positions",
                 "lm_policy_repeater",
-                "lm_policy_summary"
+                "lm_policy_summary",
+                "lm_policy_attribution",
+                "lm_policy_negatives"
             ]
         );
         // The animation's frames: two regimes of the first seed, every token at every point.
@@ -739,11 +765,19 @@ mod lm_policy {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");
         }
-        // The 10 metrics the issue names, for each of the 3 regimes.
-        assert_eq!(summary.len(), 3 * 10);
-        // The claims: others and repeater at half and full budget (4), then chosen, rise
-        // and fall, valley, SPIN, updates (5).
-        assert_eq!(LmPolicy::claims(&data).len(), 9);
+        // The summary's 19 metrics for each of the 5 regimes.
+        assert_eq!(summary.len(), 5 * 19);
+        assert_eq!(LmPolicy::claims(&data).len(), 13);
+        // Every update of every run is in the negatives, with both coefficients.
+        assert_eq!(tables[6].rows.len(), data.runs.len() * 20);
+        // The attribution: chosen + rejected = predicted, row by row.
+        for row in &tables[5].rows {
+            let v: Vec<f64> = row.split(',').skip(4).map(|x| x.parse().unwrap()).collect();
+            assert!(
+                (v[0] + v[1] - v[2]).abs() <= 1e-9 * (1.0 + v[2].abs()),
+                "{row}"
+            );
+        }
     }
 
     /// A checkpoint taken twice, or trained afresh, is the same model.
@@ -810,17 +844,27 @@ mod lm_losses {
                 "lm_losses",
                 "lm_losses_positions",
                 "lm_losses_repeater",
-                "lm_losses_summary"
+                "lm_losses_summary",
+                "lm_losses_attribution",
+                "lm_losses_negatives"
             ]
         );
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
         assert_eq!(tables[3].header, "loss,metric,value");
-        // The first seed's 4 losses × the 10 summary metrics of lm_policy.
-        assert_eq!(tables[3].rows.len(), 4 * 10);
+        // The first seed's 4 losses × the 19 summary metrics of lm_policy.
+        assert_eq!(tables[3].rows.len(), 4 * 19);
         assert!(tables[3].rows.contains(&"sppo_hard,updates,10".to_string()));
         // 5 seeds × 4 losses × 3 tracking points (updates 0, 5, 10) × 2 prefixes × 4
-        // positions.
-        assert_eq!(tables[1].rows.len(), 5 * 4 * 3 * 2 * 4);
+        // positions, each split by whether the fixed argmax is y⁺'s token: the groups
+        // of a cell hold its 8 probes between them.
+        let mut probes = std::collections::BTreeMap::new();
+        for row in &tables[1].rows {
+            let fields: Vec<&str> = row.split(',').collect();
+            let n: usize = fields[6].parse().unwrap();
+            *probes.entry(fields[..5].join(",")).or_insert(0) += n;
+        }
+        assert_eq!(probes.len(), 5 * 4 * 3 * 2 * 4);
+        assert!(probes.values().all(|&n| n == 8), "{probes:?}");
     }
 }
 
@@ -900,9 +944,9 @@ mod lm_extend {
                 .iter()
                 .any(|r| r.starts_with("extend,8,sft,"))
         );
-        // The first seed's 2 arms × 6 summary metrics.
+        // The first seed's 2 arms × 7 summary metrics.
         assert_eq!(tables[3].name, "lm_extend_summary");
-        assert_eq!(tables[3].rows.len(), 2 * 6);
+        assert_eq!(tables[3].rows.len(), 2 * 7);
         // The repeater panel's table: 5 seeds × 2 arms × 3 tracking points (0, 4, 8).
         assert_eq!(tables[2].name, "lm_extend_repeater");
         assert_eq!(tables[2].rows.len(), 5 * 2 * 3);

@@ -9,13 +9,15 @@
 //! | file | columns |
 //! |---|---|
 //! | `NAME.csv` | `LABEL,seed,step,family,mean_log_prob` (with `phase` after `seed` when the SFT phase is tracked) |
-//! | `NAME_positions.csv` | `LABEL,seed,step,prefix,position,argmax_log_prob,except_argmax_log_prob` |
-//! | `NAME_repeater.csv` | `LABEL,seed,step,malformed_rate,distinct_token_share,mean_entropy` |
+//! | `NAME_positions.csv` | `LABEL,seed,step,prefix,position,argmax_is_chosen,n_probes,argmax_log_prob,except_argmax_log_prob,fixed_argmax_log_prob,rest_log_prob`: per prefix and position, the probes split by whether the argmax fixed at the start of DPO is `y⁺`'s token, each row a mean over its `n_probes` |
+//! | `NAME_repeater.csv` | `LABEL,seed,step,degenerate_rate,repetition_rate,wrong_entity_rate,hallucination_rate,distinct_token_share,mean_entropy` |
 //! | `NAME_summary.csv` | `LABEL,metric,value`: the layout's metrics of the first seed's runs |
+//! | `NAME_attribution.csv` | `LABEL,seed,family,position,chosen_term,rejected_term,predicted,actual` (with the mechanism): each family's change over the run split by DPO's two terms |
+//! | `NAME_negatives.csv` | `LABEL,seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient` (with the mechanism): every update's `y⁻` and `s±` |
 
 use super::Table;
-use super::lm_measures::{DpoRun, FamilyPoint, Snapshot};
-use crate::language::Family;
+use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, Split, UpdateRecord};
+use crate::language::{ANSWER_LEN, Family};
 use crate::stats::median;
 
 /// A summary number of one DPO run; its [`id`](Metric::id) is the CSV contract.
@@ -35,20 +37,43 @@ pub enum Metric {
     ChosenChange,
     /// Change of mean `log π(y⁻)` over DPO.
     RejectedChange,
-    /// Change of the mean of the other families ([`Snapshot::others`]) over DPO.
+    /// Change of the mean of the eight other families ([`Snapshot::others`]), all
+    /// positions, over DPO.
     OthersChange,
+    /// Change of the mean of the seven like-for-like others
+    /// ([`Family::like_for_like_others`]) at the three content positions (entity, copula,
+    /// value), over DPO.
+    OthersChangeContent,
+    /// The same at the `END` position.
+    OthersChangeEnd,
+    /// Change of `log π` of `rejected_rephrase` (`y⁻`'s wrong value in other words).
+    RejectedRephraseChange,
     /// Change of `Σ_m log max π_m` on the rejected prefixes over DPO.
     ArgmaxRejectedPrefixChange,
     /// Change of `Σ_m log(1 − max π_m)` on the rejected prefixes over DPO.
     ExceptArgmaxRejectedPrefixChange,
-    /// Share of malformed greedy answers at the start of DPO.
-    MalformedRateBefore,
-    /// Share of malformed greedy answers after DPO.
-    MalformedRateAfter,
+    /// Share of greedy answers to training prompts that are not well-formed, at the
+    /// start of DPO.
+    DegenerateRateBefore,
+    /// The same after DPO.
+    DegenerateRateAfter,
+    /// Share of greedy answers to training prompts that repeat a token or miss `END`,
+    /// after DPO.
+    RepetitionRateAfter,
+    /// Share of greedy answers to training prompts about another entity, after DPO.
+    WrongEntityRateAfter,
+    /// Share of greedy answers to held-out prompts about another entity, at the start.
+    HallucinationRateBefore,
+    /// The same after DPO.
+    HallucinationRateAfter,
     /// Mean next-token entropy on both prefixes at the start of DPO, in nats.
     EntropyBefore,
     /// The same after DPO.
     EntropyAfter,
+    /// `Σ s⁺` over the updates: how hard the chosen term pulled in total.
+    ChosenCoefficientSum,
+    /// `Σ s⁻` over the updates: how hard the rejected term pushed in total.
+    RejectedCoefficientSum,
 }
 
 impl Metric {
@@ -59,11 +84,20 @@ impl Metric {
         Metric::ChosenChange,
         Metric::RejectedChange,
         Metric::OthersChange,
+        Metric::OthersChangeContent,
+        Metric::OthersChangeEnd,
+        Metric::RejectedRephraseChange,
         Metric::ArgmaxRejectedPrefixChange,
-        Metric::MalformedRateBefore,
-        Metric::MalformedRateAfter,
+        Metric::DegenerateRateBefore,
+        Metric::DegenerateRateAfter,
+        Metric::RepetitionRateAfter,
+        Metric::WrongEntityRateAfter,
+        Metric::HallucinationRateBefore,
+        Metric::HallucinationRateAfter,
         Metric::EntropyBefore,
         Metric::EntropyAfter,
+        Metric::ChosenCoefficientSum,
+        Metric::RejectedCoefficientSum,
     ];
 
     /// The metric's id in CSV files.
@@ -77,18 +111,28 @@ impl Metric {
             Metric::ChosenChange => "chosen_change",
             Metric::RejectedChange => "rejected_change",
             Metric::OthersChange => "others_change",
+            Metric::OthersChangeContent => "others_change_content",
+            Metric::OthersChangeEnd => "others_change_end",
+            Metric::RejectedRephraseChange => "rejected_rephrase_change",
             Metric::ArgmaxRejectedPrefixChange => "argmax_rejected_prefix_change",
             Metric::ExceptArgmaxRejectedPrefixChange => "except_argmax_rejected_prefix_change",
-            Metric::MalformedRateBefore => "malformed_rate_before",
-            Metric::MalformedRateAfter => "malformed_rate_after",
+            Metric::DegenerateRateBefore => "degenerate_rate_before",
+            Metric::DegenerateRateAfter => "degenerate_rate_after",
+            Metric::RepetitionRateAfter => "repetition_rate_after",
+            Metric::WrongEntityRateAfter => "wrong_entity_rate_after",
+            Metric::HallucinationRateBefore => "hallucination_rate_before",
+            Metric::HallucinationRateAfter => "hallucination_rate_after",
             Metric::EntropyBefore => "entropy_before",
             Metric::EntropyAfter => "entropy_after",
+            Metric::ChosenCoefficientSum => "chosen_coefficient_sum",
+            Metric::RejectedCoefficientSum => "rejected_coefficient_sum",
         }
     }
 
     /// The metric's value for `run`.
     pub fn of<L>(self, run: &DpoRun<L>) -> f64 {
         let family = |f| move |p: &Snapshot| p.family(f);
+        let coefficients = |s: fn(&UpdateRecord) -> f64| run.counts.records.iter().map(s).sum();
         match self {
             Metric::Updates => run.counts.updates as f64,
             Metric::Redraws => run.counts.redraws as f64,
@@ -98,16 +142,50 @@ impl Metric {
             Metric::ChosenChange => run.change(family(Family::Chosen)),
             Metric::RejectedChange => run.change(family(Family::Rejected)),
             Metric::OthersChange => run.change(Snapshot::others),
+            Metric::OthersChangeContent => others_actual(run, |m| m != END_POSITION),
+            Metric::OthersChangeEnd => others_actual(run, |m| m == END_POSITION),
+            Metric::RejectedRephraseChange => run.change(family(Family::RejectedRephrase)),
             Metric::ArgmaxRejectedPrefixChange => run.change(family(Family::ArgmaxRejectedPrefix)),
             Metric::ExceptArgmaxRejectedPrefixChange => {
                 run.change(family(Family::ExceptArgmaxRejectedPrefix))
             }
-            Metric::MalformedRateBefore => run.first().repeater.malformed_rate,
-            Metric::MalformedRateAfter => run.last().repeater.malformed_rate,
+            Metric::DegenerateRateBefore => run.first().repeater.degenerate_rate,
+            Metric::DegenerateRateAfter => run.last().repeater.degenerate_rate,
+            Metric::RepetitionRateAfter => run.last().repeater.repetition_rate,
+            Metric::WrongEntityRateAfter => run.last().repeater.wrong_entity_rate,
+            Metric::HallucinationRateBefore => run.first().repeater.hallucination_rate,
+            Metric::HallucinationRateAfter => run.last().repeater.hallucination_rate,
             Metric::EntropyBefore => run.first().entropy,
             Metric::EntropyAfter => run.last().entropy,
+            Metric::ChosenCoefficientSum => coefficients(|r| r.chosen_coefficient),
+            Metric::RejectedCoefficientSum => coefficients(|r| r.rejected_coefficient),
         }
     }
+}
+
+/// The response position of `END` in an answer `[e, COPULA, VALUE, END]`.
+pub const END_POSITION: usize = ANSWER_LEN - 1;
+
+/// The mean over the like-for-like others of the attributed split of their change at
+/// the `positions` kept.
+pub fn others_split<L>(run: &DpoRun<L>, positions: impl Fn(usize) -> bool + Copy) -> Split {
+    let families: Vec<Family> = Family::like_for_like_others().collect();
+    let splits: Vec<Split> = (families.iter())
+        .map(|&f| run.attribution.family(f, positions))
+        .collect();
+    let total = Split::total(&splits);
+    let n = families.len() as f64;
+    Split {
+        chosen_term: total.chosen_term / n,
+        rejected_term: total.rejected_term / n,
+        predicted: total.predicted / n,
+        actual: total.actual / n,
+    }
+}
+
+/// The actual change of the like-for-like others at the `positions` kept.
+fn others_actual<L>(run: &DpoRun<L>, positions: impl Fn(usize) -> bool + Copy) -> f64 {
+    others_split(run, positions).actual
 }
 
 /// The mean `‖A_m‖²_F` of the sequence families among `families`.
@@ -124,6 +202,12 @@ fn peakiness(families: &[FamilyPoint]) -> f64 {
 pub trait Label: Copy + PartialEq {
     /// The label's id in CSV files and legends.
     fn id(self) -> &'static str;
+
+    /// Whether its runs are drawn in the figure (all are in the tables): `false` for a
+    /// control whose scale would hide the others, as `lm_policy`'s ablations.
+    fn drawn(self) -> bool {
+        true
+    }
 }
 
 /// What a comparison writes and draws: its file stem, its label column, its summary
@@ -138,6 +222,9 @@ pub struct Layout {
     pub summary: &'static [Metric],
     /// Whether the curves table holds the SFT phase too (a `phase` column, `sft`/`dpo`).
     pub sft_phase: bool,
+    /// Whether it writes the mechanism's tables: the attribution by term and every
+    /// update's negative and coefficients.
+    pub mechanism: bool,
     /// What the figure shows; `{updates}` stands for the DPO updates.
     pub heading: &'static str,
 }
@@ -200,6 +287,11 @@ impl<L: Label> Comparison<L> {
         self.first_seed().map(|r| r.label).collect()
     }
 
+    /// The labels drawn in the figure ([`Label::drawn`]).
+    pub fn drawn(&self) -> Vec<L> {
+        self.labels().into_iter().filter(|l| l.drawn()).collect()
+    }
+
     /// The first seed's runs.
     pub fn first_seed(&self) -> impl Iterator<Item = &DpoRun<L>> {
         self.runs.iter().filter(|r| r.seed == self.seed)
@@ -233,7 +325,8 @@ impl<L: Label> Comparison<L> {
     }
 
     /// Every table the comparison's figure draws: the curves, the greedy statistics per
-    /// position, the repeater, and the first seed's summary (see the module docs).
+    /// position, the repeater, the first seed's summary, and with the mechanism the
+    /// attribution and the updates (see the module docs).
     pub fn tables(&self) -> Vec<Table> {
         let (layout, column) = (self.layout, self.layout.column);
         let (mut curves, mut positions, mut repeaters) = (Vec::new(), Vec::new(), Vec::new());
@@ -253,16 +346,24 @@ impl<L: Label> Comparison<L> {
                     let family = f.family.id();
                     format!("{label},{seed},{dpo}{step},{family},{}", f.log_prob)
                 }));
-                positions.extend(point.positions.iter().map(|p| {
-                    let (prefix, m) = (p.prefix.id(), p.position);
+                positions.extend(point.fixed.iter().map(|p| {
+                    let (prefix, m, chosen, n) =
+                        (p.prefix.id(), p.position, p.argmax_is_chosen, p.n_probes);
                     let (argmax, rest) = (p.argmax, p.except_argmax);
-                    format!("{label},{seed},{step},{prefix},{m},{argmax},{rest}")
+                    format!(
+                        "{label},{seed},{step},{prefix},{m},{chosen},{n},{argmax},{rest},{},{}",
+                        p.fixed_argmax, p.rest
+                    )
                 }));
                 let r = point.repeater;
-                let (malformed, distinct) = (r.malformed_rate, r.distinct_token_share);
-                let entropy = point.entropy;
                 repeaters.push(format!(
-                    "{label},{seed},{step},{malformed},{distinct},{entropy}"
+                    "{label},{seed},{step},{},{},{},{},{},{}",
+                    r.degenerate_rate,
+                    r.repetition_rate,
+                    r.wrong_entity_rate,
+                    r.hallucination_rate,
+                    r.distinct_token_share,
+                    point.entropy
                 ));
             }
         }
@@ -276,7 +377,7 @@ impl<L: Label> Comparison<L> {
             .collect();
         let phase = if layout.sft_phase { "phase," } else { "" };
         let name = layout.name;
-        vec![
+        let mut tables = vec![
             Table::new(
                 name,
                 format!("{column},seed,{phase}step,family,mean_log_prob"),
@@ -285,13 +386,15 @@ impl<L: Label> Comparison<L> {
             Table::new(
                 format!("{name}_positions"),
                 format!(
-                    "{column},seed,step,prefix,position,argmax_log_prob,except_argmax_log_prob"
+                    "{column},seed,step,prefix,position,argmax_is_chosen,n_probes,argmax_log_prob,except_argmax_log_prob,fixed_argmax_log_prob,rest_log_prob"
                 ),
                 positions,
             ),
             Table::new(
                 format!("{name}_repeater"),
-                format!("{column},seed,step,malformed_rate,distinct_token_share,mean_entropy"),
+                format!(
+                    "{column},seed,step,degenerate_rate,repetition_rate,wrong_entity_rate,hallucination_rate,distinct_token_share,mean_entropy"
+                ),
                 repeaters,
             ),
             Table::new(
@@ -299,6 +402,82 @@ impl<L: Label> Comparison<L> {
                 format!("{column},metric,value"),
                 summary,
             ),
-        ]
+        ];
+        if layout.mechanism {
+            tables.push(self.attribution_table());
+            tables.push(self.negatives_table());
+        }
+        tables
+    }
+
+    /// `NAME_attribution.csv`: every run's attributed change of every sequence family per
+    /// response position and summed (`all`); of the fixed argmax at every position of
+    /// each prefix, on the probes where it is not `y⁺`'s token
+    /// (`fixed_argmax_chosen_prefix`, `fixed_argmax_rejected_prefix`); and of the argmax
+    /// at `y⁻`'s own positions at each update (`rejected_own_argmax`, position `all`).
+    fn attribution_table(&self) -> Table {
+        let mut rows = Vec::new();
+        for run in &self.runs {
+            let (label, seed) = (run.label.id(), run.seed);
+            let mut row = |family: &str, position: &str, s: Split| {
+                rows.push(format!(
+                    "{label},{seed},{family},{position},{},{},{},{}",
+                    s.chosen_term, s.rejected_term, s.predicted, s.actual
+                ));
+            };
+            for family in Family::sequences() {
+                for m in 0..ANSWER_LEN {
+                    row(
+                        family.id(),
+                        &m.to_string(),
+                        run.attribution.family(family, |p| p == m),
+                    );
+                }
+                row(family.id(), "all", run.attribution.family(family, |_| true));
+            }
+            for cell in run.attribution.fixed.iter().filter(|c| !c.argmax_is_chosen) {
+                let family = format!("fixed_argmax_{}_prefix", cell.prefix.id());
+                row(&family, &cell.position.to_string(), cell.split);
+            }
+            row("rejected_own_argmax", "all", run.attribution.own_argmax);
+        }
+        Table::new(
+            format!("{}_attribution", self.layout.name),
+            format!(
+                "{},seed,family,position,chosen_term,rejected_term,predicted,actual",
+                self.layout.column
+            ),
+            rows,
+        )
+    }
+
+    /// `NAME_negatives.csv`: every update of every run, where `y⁻` sat under the model
+    /// when it was taken and the loss's two coefficients.
+    fn negatives_table(&self) -> Table {
+        let rows = self
+            .runs
+            .iter()
+            .flat_map(|run| {
+                let (label, seed) = (run.label.id(), run.seed);
+                run.counts.records.iter().enumerate().map(move |(k, r)| {
+                    format!(
+                        "{label},{seed},{},{},{},{},{}",
+                        k + 1,
+                        r.rejected_log_prob,
+                        r.min_token_log_prob,
+                        r.chosen_coefficient,
+                        r.rejected_coefficient
+                    )
+                })
+            })
+            .collect();
+        Table::new(
+            format!("{}_negatives", self.layout.name),
+            format!(
+                "{},seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient",
+                self.layout.column
+            ),
+            rows,
+        )
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::{DpoRun, SftPhase, Tracker};
-use super::lm_world::{Dpo, LmConfig, checkpoint, pretrained, seeds, tracked_dpo};
+use super::lm_world::{Dpo, LmConfig, Tracking, checkpoint, per_seed, pretrained, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
@@ -92,9 +92,11 @@ pub static LAYOUT: Layout = Layout {
         Metric::ChosenChange,
         Metric::OthersChange,
         Metric::ArgmaxRejectedPrefixChange,
-        Metric::MalformedRateAfter,
+        Metric::DegenerateRateAfter,
+        Metric::HallucinationRateAfter,
     ],
     sft_phase: true,
+    mechanism: false,
     heading: "The extend method: SFT with (x, y⁻) added (same token budget), then the same off-policy DPO",
 };
 
@@ -108,8 +110,11 @@ impl Experiment for LmExtend {
     fn run(config: &Valid<Config>, seed: u64) -> Result<Extend> {
         let world = &config.world;
         let every = config.track_every;
-        let mut runs = Vec::new();
-        for seed in seeds(seed) {
+        let tracking = Tracking {
+            every,
+            attribute: false,
+        };
+        let runs = per_seed(seed, |seed| {
             let baseline = checkpoint(world, seed)?;
             let mut extended = pretrained(world, seed)?;
             let mut sft_track = Tracker::new(&baseline.world.probes, every);
@@ -126,13 +131,14 @@ impl Experiment for LmExtend {
                 ),
                 (Arm::Extend, &extend_model, extend_sft),
             ];
-            for (arm, model, sft) in arms {
-                // Both arms see the same pairs in the same order.
-                let dpo = Dpo::off_policy(world);
-                let (_, dpo) = tracked_dpo((arm, seed), &baseline, (model, sft), &dpo, every)?;
-                runs.push(dpo);
-            }
-        }
+            (arms.into_iter())
+                .map(|(arm, model, sft)| {
+                    // Both arms see the same pairs in the same order.
+                    let dpo = Dpo::off_policy(world);
+                    Ok(tracked_dpo((arm, seed), &baseline, (model, sft), &dpo, tracking)?.1)
+                })
+                .collect()
+        })?;
         Ok(Extend {
             layout: &LAYOUT,
             seed,
@@ -154,7 +160,7 @@ impl Experiment for LmExtend {
         let (k1, b1, e1) = compare(Metric::RejectedAtDpoStart, |b, e| e > b + NATS_MARGIN);
         let (k2, b2, e2) = compare(Metric::OthersChange, |b, e| e > b + NATS_MARGIN);
         let (k3, b3, e3) = compare(Metric::ChosenChange, |b, e| e > b + NATS_MARGIN);
-        let (k4, b4, e4) = compare(Metric::MalformedRateAfter, |b, e| e < b);
+        let (k4, b4, e4) = compare(Metric::DegenerateRateAfter, |b, e| e < b);
         let (b5, e5) = medians(&pairs, |r| Metric::ArgmaxRejectedPrefixChange.of(r));
         let (b6, e6) = medians(&pairs, |r| r.last().family(Family::Chosen));
         vec![
@@ -188,10 +194,10 @@ impl Experiment for LmExtend {
                 ),
             ),
             Claim::new(
-                "fewer_malformed",
+                "fewer_degenerate",
                 k4.holds,
                 format!(
-                    "extend: fewer greedy answers malformed after DPO on {k4} seeds (median {e4:.2} vs {b4:.2})"
+                    "extend: fewer greedy answers to training prompts degenerate (not well-formed) after DPO on {k4} seeds (median {e4:.2} vs {b4:.2})"
                 ),
             ),
         ]

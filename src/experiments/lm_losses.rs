@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::DpoRun;
-use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, tracked_dpo};
+use super::lm_world::{Dpo, LmConfig, Tracking, checkpoint, per_seed, tracked_dpo};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::objective::PairLoss;
@@ -139,6 +139,7 @@ pub static LAYOUT: Layout = Layout {
     column: "loss",
     summary: Metric::DPO,
     sft_phase: false,
+    mechanism: true,
     heading: "Every pairwise loss off-policy from one SFT checkpoint, {updates} updates on the same pairs",
 };
 
@@ -157,22 +158,27 @@ impl Experiment for LmLosses {
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Losses> {
         let world = &config.world;
-        let mut runs = Vec::new();
-        for seed in seeds(seed) {
+        let every = config.track_every;
+        let tracking = Tracking {
+            every,
+            attribute: LAYOUT.mechanism,
+        };
+        let runs = per_seed(seed, |seed| {
             let start = checkpoint(world, seed)?;
-            for (loss, beta, eta) in config.losses() {
-                // Every loss sees the same pairs in the same order.
-                let dpo = Dpo {
-                    loss,
-                    eta,
-                    beta,
-                    ..Dpo::off_policy(world)
-                };
-                let every = config.track_every;
-                let from = (&start.sft_model, start.sft.every(every));
-                runs.push(tracked_dpo((loss, seed), &start, from, &dpo, every)?.1);
-            }
-        }
+            let from = || (&start.sft_model, start.sft.every(every));
+            (config.losses().into_iter())
+                .map(|(loss, beta, eta)| {
+                    // Every loss sees the same pairs in the same order.
+                    let dpo = Dpo {
+                        loss,
+                        eta,
+                        beta,
+                        ..Dpo::off_policy(world)
+                    };
+                    Ok(tracked_dpo((loss, seed), &start, from(), &dpo, tracking)?.1)
+                })
+                .collect()
+        })?;
         Ok(Losses {
             layout: &LAYOUT,
             seed,
@@ -215,7 +221,7 @@ fn squeezes_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim {
     let k = count(&pairs, |(d, r)| others(d) < others(r) - NATS_MARGIN);
     let (d_others, l_others) = medians(&pairs, others);
     let (d_argmax, l_argmax) = medians(&pairs, |r| Metric::ArgmaxRejectedPrefixChange.of(r));
-    let (d_malformed, l_malformed) = medians(&pairs, |r| Metric::MalformedRateAfter.of(r));
+    let (d_degenerate, l_degenerate) = medians(&pairs, |r| Metric::DegenerateRateAfter.of(r));
     let id = match loss {
         PairLoss::Ipo => "squeezes_more_than_ipo",
         PairLoss::Slic { .. } => "squeezes_more_than_slic",
@@ -226,7 +232,7 @@ fn squeezes_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim {
         id,
         k.holds,
         format!(
-            "prediction: DPO's push never stops, {loss}'s does, so DPO squeezes more; measured: DPO lowers the other families more than {loss}, by over {NATS_MARGIN} nat, on {k} seeds (median change {d_others:+.2} vs {l_others:+.2} nats; argmax on the rejected prefixes {d_argmax:+.2} vs {l_argmax:+.2}; malformed after {d_malformed:.2} vs {l_malformed:.2})"
+            "prediction: DPO's push never stops, {loss}'s does, so DPO squeezes more; measured: DPO lowers the other families more than {loss}, by over {NATS_MARGIN} nat, on {k} seeds (median change {d_others:+.2} vs {l_others:+.2} nats; argmax on the rejected prefixes {d_argmax:+.2} vs {l_argmax:+.2}; degenerate answers to training prompts after {d_degenerate:.2} vs {l_degenerate:.2})"
         ),
     )
 }

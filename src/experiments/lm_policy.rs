@@ -17,9 +17,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
-use super::lm_measures::{DpoRun, PositionPoint, Prefix, Snapshot, VALUE_POSITION};
-use super::lm_world::{Dpo, LmConfig, RISE_MARGIN, Regime, checkpoint, seeds, tracked_dpo};
+use super::comparison::{
+    Comparison, END_POSITION, Label, Layout, Metric, count, medians, others_split,
+};
+use super::lm_measures::{DpoRun, Prefix, Snapshot, VALUE_POSITION};
+use super::lm_world::{
+    Dpo, LmConfig, RISE_MARGIN, Regime, Tracking, checkpoint, per_seed, tracked_dpo,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
@@ -72,6 +76,12 @@ impl Label for Regime {
     fn id(self) -> &'static str {
         Regime::id(self)
     }
+
+    /// The ablations are the attribution's causal check, in the tables and claims; the
+    /// figure draws the three regimes they would dwarf.
+    fn drawn(self) -> bool {
+        self.only().is_none()
+    }
 }
 
 /// `lm_policy`'s tables and figure.
@@ -80,6 +90,7 @@ pub static LAYOUT: Layout = Layout {
     column: "regime",
     summary: Metric::DPO,
     sft_phase: false,
+    mechanism: true,
     heading: "Off-policy vs on-policy DPO from one SFT checkpoint, {updates} updates each",
 };
 
@@ -92,20 +103,25 @@ impl Experiment for LmPolicy {
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Policy> {
         let world = &config.world;
-        let mut runs = Vec::new();
-        for seed in seeds(seed) {
+        let every = config.track_every;
+        let tracking = Tracking {
+            every,
+            attribute: LAYOUT.mechanism,
+        };
+        let runs = per_seed(seed, |seed| {
             let start = checkpoint(world, seed)?;
-            for regime in Regime::ALL {
-                let dpo = Dpo {
-                    regime,
-                    max_redraws: config.max_redraws,
-                    ..Dpo::off_policy(world)
-                };
-                let every = config.track_every;
-                let from = (&start.sft_model, start.sft.every(every));
-                runs.push(tracked_dpo((regime, seed), &start, from, &dpo, every)?.1);
-            }
-        }
+            let from = || (&start.sft_model, start.sft.every(every));
+            (Regime::ALL.iter())
+                .map(|&regime| {
+                    let dpo = Dpo {
+                        regime,
+                        max_redraws: config.max_redraws,
+                        ..Dpo::off_policy(world)
+                    };
+                    Ok(tracked_dpo((regime, seed), &start, from(), &dpo, tracking)?.1)
+                })
+                .collect()
+        })?;
         Ok(Policy {
             layout: &LAYOUT,
             seed,
@@ -115,15 +131,18 @@ impl Experiment for LmPolicy {
     }
 
     fn claims(data: &Policy) -> Vec<Claim> {
-        let (half, full) = (data.updates / 2, data.updates);
         vec![
-            others_claim(data, half, "others_half"),
-            repeater_claim(data, half, "repeater_half"),
-            others_claim(data, full, "others"),
-            repeater_claim(data, full, "repeater"),
+            prediction_claim(data),
+            others_claim(data),
+            others_content_claim(data),
+            rejected_term_claim(data),
+            squeezing_claim(data),
+            spin_flattening_claim(data),
+            equal_push_claim(data),
+            degenerate_claim(data),
+            hallucination_claim(data),
             chosen_claim(data),
             rise_and_fall_claim(data),
-            valley_claim(data),
             spin_claim(data),
             updates_claim(data),
         ]
@@ -153,31 +172,225 @@ fn frames(data: &Policy) -> Table {
     Table::new("lm_policy_frames", "regime,step,token,log_prob", rows)
 }
 
-fn others_claim(data: &Policy, step: usize, id: &'static str) -> Claim {
-    let pairs = data.paired(Regime::OffPolicy, Regime::Online);
-    let change = |r: &RegimeRun| r.change_to(step, Snapshot::others);
-    let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
-    let (off, on) = medians(&pairs, change);
+/// The regimes of the comparison proper (the ablations are their causal check).
+const COMPARED: [Regime; 3] = [Regime::OffPolicy, Regime::Spin, Regime::Online];
+
+fn prediction_claim(data: &Policy) -> Claim {
+    let seeds: Vec<u64> = data.of(Regime::OffPolicy).map(|r| r.seed).collect();
+    let pearson_of = |r: &RegimeRun| {
+        let cells = &r.attribution.families;
+        let predicted: Vec<f64> = cells.iter().map(|c| c.split.predicted).collect();
+        let actual: Vec<f64> = cells.iter().map(|c| c.split.actual).collect();
+        crate::stats::pearson(&predicted, &actual)
+    };
+    let k = count(&seeds, |&seed| {
+        (data.runs.iter())
+            .filter(|r| r.seed == seed)
+            .all(|r| pearson_of(r) >= PEARSON)
+    });
+    let per_regime: Vec<String> = Regime::ALL
+        .iter()
+        .map(|&regime| format!("{} {:.3}", regime.id(), data.median(regime, pearson_of)))
+        .collect();
     Claim::new(
-        id,
+        "prediction_tracks_actual",
         k.holds,
         format!(
-            "after {step} updates, off-policy DPO lowers the other families more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats)"
+            "the accumulated first-order prediction tracks the actual change, Pearson ≥ {PEARSON} over family × position in every regime, on {k} seeds (median per regime: {})",
+            per_regime.join(", ")
         ),
     )
 }
 
-fn repeater_claim(data: &Policy, step: usize, id: &'static str) -> Claim {
+/// The content positions of an answer: entity, copula and value.
+fn content(m: usize) -> bool {
+    m != END_POSITION
+}
+
+fn others_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::OffPolicy, Regime::Online);
-    let rate = |r: &RegimeRun| r.at(step).repeater.malformed_rate;
-    let k = count(&pairs, |(off, on)| rate(off) > rate(on));
-    let (off, on) = medians(&pairs, rate);
-    let before = data.median(Regime::OffPolicy, |r| Metric::MalformedRateBefore.of(r));
+    let change = |r: &RegimeRun| Metric::OthersChange.of(r);
+    let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
+    let (off, on) = medians(&pairs, change);
     Claim::new(
-        id,
+        "others",
         k.holds,
         format!(
-            "after {step} updates, off-policy DPO leaves more greedy answers malformed (the repeater) than online DPO on {k} seeds (median {off:.2} vs {on:.2}; {before:.2} after SFT)"
+            "off-policy DPO lowers the eight other families (all positions, the old measure) more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats)"
+        ),
+    )
+}
+
+fn others_content_claim(data: &Policy) -> Claim {
+    let pairs = data.paired(Regime::OffPolicy, Regime::Online);
+    let change = |r: &RegimeRun| Metric::OthersChangeContent.of(r);
+    let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
+    let (off, on) = medians(&pairs, change);
+    let (off_end, on_end) = medians(&pairs, |r| Metric::OthersChangeEnd.of(r));
+    Claim::new(
+        "others_content",
+        k.holds,
+        format!(
+            "like for like (the seven others without rejected_rephrase, content positions): off-policy DPO lowers them more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats; at END {off_end:+.2} vs {on_end:+.2})"
+        ),
+    )
+}
+
+fn rejected_term_claim(data: &Policy) -> Claim {
+    let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
+    let share = |r: &RegimeRun| {
+        let s = others_split(r, content);
+        if s.predicted < 0.0 && s.rejected_term < 0.0 {
+            s.rejected_term / s.predicted
+        } else {
+            0.0
+        }
+    };
+    let k = count(&runs, |r| share(r) > MOST);
+    let terms = |r: &RegimeRun| others_split(r, content);
+    let chosen = data.median(Regime::OffPolicy, |r| terms(r).chosen_term);
+    let rejected = data.median(Regime::OffPolicy, |r| terms(r).rejected_term);
+    Claim::new(
+        "rejected_term_drives_others",
+        k.holds,
+        format!(
+            "off-policy DPO: the rejected term accounts for most (over {MOST}) of the like-for-like others' predicted content-position fall on {k} seeds (median share {:.2}; chosen term {chosen:+.2}, rejected term {rejected:+.2} nats)",
+            data.median(Regime::OffPolicy, share)
+        ),
+    )
+}
+
+/// The rejected term's change of the fixed SFT argmax at `y⁻`'s valley, on the probes
+/// whose fixed argmax is not `y⁺`'s token (`None` without such probes).
+fn valley_rise(r: &RegimeRun) -> Option<(f64, usize)> {
+    let cell = r
+        .attribution
+        .fixed_not_chosen(Prefix::Rejected, VALUE_POSITION)?;
+    Some((cell.split.rejected_term, cell.n_probes))
+}
+
+fn squeezing_claim(data: &Policy) -> Claim {
+    let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
+    let k = count(&runs, |r| valley_rise(r).is_some_and(|(d, _)| d > 0.0));
+    let rise = data.median(Regime::OffPolicy, |r| {
+        valley_rise(r).map_or(f64::NAN, |v| v.0)
+    });
+    let online = data.median(Regime::Online, |r| valley_rise(r).map_or(f64::NAN, |v| v.0));
+    let probes: usize = runs
+        .iter()
+        .filter_map(|r| valley_rise(r))
+        .map(|v| v.1)
+        .sum();
+    Claim::new(
+        "squeezing_at_valley",
+        k.holds,
+        format!(
+            "squeezing, measured on the term that causes it: off-policy DPO's rejected term raises the SFT model's argmax at y⁻'s valley (its value position, on its own prefix; only the {probes} probes over all seeds where that argmax is not y⁺'s token) on {k} seeds (median {rise:+.2} nats; online's rejected term {online:+.2})"
+        ),
+    )
+}
+
+fn spin_flattening_claim(data: &Policy) -> Claim {
+    let runs: Vec<&RegimeRun> = data.of(Regime::Spin).collect();
+    let own = |r: &RegimeRun| r.attribution.own_argmax.rejected_term;
+    let k = count(&runs, |r| own(r) < 0.0);
+    let where_y_minus = |regime| {
+        data.median(regime, |r| {
+            let records = &r.counts.records;
+            records.iter().map(|u| u.rejected_log_prob).sum::<f64>() / records.len().max(1) as f64
+        })
+    };
+    Claim::new(
+        "spin_flattens_peak",
+        k.holds,
+        format!(
+            "where y⁻ is the model's own sample (SPIN), the rejected term lowers the argmax at y⁻'s positions (flattening on a peak) on {k} seeds (median {:+.2} nats; online {:+.2}, off-policy {:+.2}); median log π(y⁻) when it is pushed: SPIN {:.2}, online {:.2}, off-policy {:.2}",
+            data.median(Regime::Spin, own),
+            data.median(Regime::Online, own),
+            data.median(Regime::OffPolicy, own),
+            where_y_minus(Regime::Spin),
+            where_y_minus(Regime::Online),
+            where_y_minus(Regime::OffPolicy)
+        ),
+    )
+}
+
+/// The update after which the cumulative rejected coefficient `Σ s⁻` of `r` first
+/// reaches `target` (its last update if it never does).
+fn update_at_push(r: &RegimeRun, target: f64) -> usize {
+    let mut total = 0.0;
+    for (k, u) in r.counts.records.iter().enumerate() {
+        total += u.rejected_coefficient;
+        if total >= target {
+            return k + 1;
+        }
+    }
+    r.counts.updates
+}
+
+fn equal_push_claim(data: &Policy) -> Claim {
+    let pairs = data.paired(Regime::OffPolicy, Regime::Online);
+    let push = |r: &RegimeRun| Metric::RejectedCoefficientSum.of(r);
+    let at_equal = |(off, on): &(&RegimeRun, &RegimeRun)| {
+        let target = push(off).min(push(on));
+        let change =
+            |r: &RegimeRun| r.change_to(update_at_push(r, target), Snapshot::like_for_like_others);
+        (change(off), change(on))
+    };
+    let k = count(&pairs, |p| {
+        let (off, on) = at_equal(p);
+        off < on - NATS_MARGIN
+    });
+    let (off, on) = medians(&pairs, push);
+    let changes: Vec<(f64, f64)> = pairs.iter().map(at_equal).collect();
+    let (c_off, c_on): (Vec<f64>, Vec<f64>) = changes.into_iter().unzip();
+    Claim::new(
+        "others_at_equal_push",
+        k.holds,
+        format!(
+            "at an equal cumulative rejected coefficient Σs⁻ (the smaller run's total; median totals: off-policy {off:.2}, online {on:.2}), off-policy DPO lowers the seven like-for-like others more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {:+.2} vs {:+.2} nats, at the last tracking point before it)",
+            crate::stats::median(&c_off),
+            crate::stats::median(&c_on)
+        ),
+    )
+}
+
+fn degenerate_claim(data: &Policy) -> Claim {
+    let pairs = data.paired(Regime::OffPolicy, Regime::Online);
+    let rate = |r: &RegimeRun| Metric::DegenerateRateAfter.of(r);
+    let k = count(&pairs, |(off, on)| rate(off) > rate(on));
+    let (off, on) = medians(&pairs, rate);
+    let ablation = |regime| data.median(regime, rate);
+    Claim::new(
+        "degenerate",
+        k.holds,
+        format!(
+            "off-policy DPO leaves more greedy answers to training prompts degenerate (not well-formed) than online DPO on {k} seeds (median {off:.2} vs {on:.2}; {:.2} after SFT); the ablations: rejected term alone {:.2}, chosen term alone {:.2}",
+            data.median(Regime::OffPolicy, |r| Metric::DegenerateRateBefore.of(r)),
+            ablation(Regime::OffPolicyRejectedOnly),
+            ablation(Regime::OffPolicyChosenOnly)
+        ),
+    )
+}
+
+fn hallucination_claim(data: &Policy) -> Claim {
+    let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
+    let before = |r: &RegimeRun| Metric::HallucinationRateBefore.of(r);
+    let k = count(&runs, |r| before(r) >= HALLUCINATING);
+    let after: Vec<String> = COMPARED
+        .iter()
+        .map(|&regime| {
+            let rate = data.median(regime, |r| Metric::HallucinationRateAfter.of(r));
+            format!("{} {rate:.2}", regime.id())
+        })
+        .collect();
+    Claim::new(
+        "hallucination",
+        k.holds,
+        format!(
+            "hallucination, not squeezing: after SFT, at least {HALLUCINATING} of the greedy answers to held-out prompts are another entity's well-formed answer on {k} seeds (median {:.2}); after DPO: {}",
+            data.median(Regime::OffPolicy, before),
+            after.join(", ")
         ),
     )
 }
@@ -217,26 +430,6 @@ fn rise_and_fall_claim(data: &Policy) -> Claim {
     )
 }
 
-fn valley_claim(data: &Policy) -> Claim {
-    let pairs = data.paired(Regime::OffPolicy, Regime::Online);
-    let at_valley = |r: &RegimeRun, greedy: fn(&PositionPoint) -> f64| {
-        r.change(|p| greedy(&p.position(Prefix::Rejected, VALUE_POSITION)))
-    };
-    let argmax = |r: &RegimeRun| at_valley(r, |p| p.argmax);
-    let rest = |r: &RegimeRun| at_valley(r, |p| p.except_argmax);
-    let k_rise = count(&pairs, |(off, _)| argmax(off) > 0.0);
-    let k_rest = count(&pairs, |(off, on)| rest(off) < rest(on) - VALLEY_MARGIN);
-    let (a_off, a_on) = medians(&pairs, argmax);
-    let (r_off, r_on) = medians(&pairs, rest);
-    Claim::new(
-        "valley",
-        k_rise.holds && k_rest.holds,
-        format!(
-            "squeezing where y⁻ is a valley (its value position, on its own prefixes): off-policy DPO raises the argmax on {k_rise} seeds (median {a_off:+.2} nats; online {a_on:+.2}) and lowers the mass off it more than online DPO, by over {VALLEY_MARGIN} nats, on {k_rest} seeds (median log(1 − max π) change {r_off:+.2} vs {r_on:+.2})"
-        ),
-    )
-}
-
 fn spin_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::Spin, Regime::OffPolicy);
     let change = |r: &RegimeRun| Metric::ChosenChange.of(r);
@@ -271,6 +464,9 @@ fn updates_claim(data: &Policy) -> Claim {
 /// `others_change` is 0.48 nats (−3.83 to −3.36), and that of its chosen change 0.79
 /// nats (−0.88 to −0.09).
 const NATS_MARGIN: f64 = 1.0;
-/// The margin for the change of `log(1 − max π)` at the valley: its interquartile range
-/// across seeds 0–14 under online DPO is 0.29 nats (−0.57 to −0.27).
-const VALLEY_MARGIN: f64 = 0.5;
+/// The least Pearson correlation of the accumulated prediction with the actual change.
+const PEARSON: f64 = 0.9;
+/// "Most": the share of a fall that one term must account for.
+const MOST: f64 = 0.5;
+/// The share of held-out answers about another entity that counts as hallucinating.
+const HALLUCINATING: f64 = 0.5;

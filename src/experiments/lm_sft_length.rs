@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::comparison::Metric;
 use super::lm_measures::DpoRun;
 use super::lm_world::{
-    Dpo, LmConfig, WORLD_MEMORY_KEYS, checkpoint, seeds, tracked_dpo, world_keys_with,
+    Dpo, LmConfig, Tracking, WORLD_MEMORY_KEYS, checkpoint, per_seed, tracked_dpo, world_keys_with,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::error::Result;
@@ -92,19 +92,24 @@ impl Experiment for LmSftLength {
     type Data = SftLength;
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<SftLength> {
-        let mut runs = Vec::new();
-        for seed in seeds(seed) {
-            for epochs in config.lengths() {
-                let mut world = config.world;
-                world.sft.epochs = epochs;
-                let start = checkpoint(&world, seed)?;
-                // Only the start and the end of DPO are measured.
-                let every = world.dpo_updates.max(1);
-                let dpo = Dpo::off_policy(&world);
-                let from = (&start.sft_model, start.sft.every(every));
-                runs.push(tracked_dpo((epochs, seed), &start, from, &dpo, every)?.1);
-            }
-        }
+        let runs = per_seed(seed, |seed| {
+            (config.lengths().into_iter())
+                .map(|epochs| {
+                    let mut world = config.world;
+                    world.sft.epochs = epochs;
+                    let start = checkpoint(&world, seed)?;
+                    // Only the start and the end of DPO are measured.
+                    let every = world.dpo_updates.max(1);
+                    let dpo = Dpo::off_policy(&world);
+                    let from = (&start.sft_model, start.sft.every(every));
+                    let tracking = Tracking {
+                        every,
+                        attribute: false,
+                    };
+                    Ok(tracked_dpo((epochs, seed), &start, from, &dpo, tracking)?.1)
+                })
+                .collect()
+        })?;
         Ok(SftLength {
             lengths: config.lengths(),
             runs,

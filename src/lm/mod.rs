@@ -207,12 +207,17 @@ impl TinyLm {
     /// The contexts of every response position of `xs`, in order, and their context
     /// vectors as the columns of `U` (`W·d × positions`).
     fn positions(&self, xs: &[Sequence]) -> (Vec<Vec<usize>>, DMatrix<f64>) {
+        self.positions_of(xs, true)
+    }
+
+    /// The contexts of every response position of `xs`, and their `U` if `vectors`.
+    fn positions_of(&self, xs: &[Sequence], vectors: bool) -> (Vec<Vec<usize>>, DMatrix<f64>) {
         let contexts: Vec<Vec<usize>> = xs
             .iter()
             .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| self.context(&x.tokens, l)))
             .collect();
         let rows = self.spec.window * self.spec.embed;
-        let mut u = DMatrix::zeros(rows, contexts.len());
+        let mut u = DMatrix::zeros(rows, if vectors { contexts.len() } else { 0 });
         for (mut col, context) in u.column_iter_mut().zip(&contexts) {
             col.copy_from(&self.context_vector(context));
         }
@@ -394,26 +399,60 @@ impl Model for TinyLm {
         xs: &[Sequence],
         dtheta: &DVector<f64>,
     ) -> Vec<(DMatrix<f64>, DMatrix<f64>)> {
-        assert_eq!(
-            dtheta.len(),
-            self.num_params(),
-            "direction length does not match the model"
-        );
+        let (logits, mut jvps) = self.logits_and_jvps_batch(xs, std::slice::from_ref(dtheta));
+        logits.into_iter().zip(jvps.remove(0)).collect()
+    }
+
+    fn logits_and_jvps_batch(
+        &self,
+        xs: &[Sequence],
+        dthetas: &[DVector<f64>],
+    ) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
+        for dtheta in dthetas {
+            assert_eq!(
+                dtheta.len(),
+                self.num_params(),
+                "direction length does not match the model"
+            );
+        }
         let (v, d, w) = (self.spec.vocab, self.spec.embed, self.spec.window);
         let (slot_start, mlp_start) = self.offsets();
-        let theta = dtheta.as_slice();
-        let (contexts, u) = self.positions(xs);
-        let du = DMatrix::from_fn(w * d, contexts.len(), |i, p| {
-            let (s, k) = (i / d, i % d);
-            theta[contexts[p][s] + k * v] + theta[slot_start + s + k * w]
-        });
-        let (z, dz) = self
-            .mlp
-            .forward_tangent_batch(&u, &theta[mlp_start..], Some(&du));
-        split_columns(&z, xs)
-            .into_iter()
-            .zip(split_columns(&dz, xs))
-            .collect()
+        // Many positions of a batch share their context (every response's first position
+        // after one prompt does): each distinct context is passed once.
+        let (all, _) = self.positions_of(xs, false);
+        let mut contexts: Vec<Vec<usize>> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let column_of: Vec<usize> = (all.into_iter())
+            .map(|c| {
+                *index.entry(c.clone()).or_insert_with(|| {
+                    contexts.push(c);
+                    contexts.len() - 1
+                })
+            })
+            .collect();
+        let mut u = DMatrix::zeros(w * d, contexts.len());
+        for (mut col, context) in u.column_iter_mut().zip(&contexts) {
+            col.copy_from(&self.context_vector(context));
+        }
+        let inputs: Vec<DMatrix<f64>> = (dthetas.iter())
+            .map(|dtheta| {
+                let theta = dtheta.as_slice();
+                DMatrix::from_fn(w * d, contexts.len(), |i, p| {
+                    let (s, k) = (i / d, i % d);
+                    theta[contexts[p][s] + k * v] + theta[slot_start + s + k * w]
+                })
+            })
+            .collect();
+        let directions: Vec<(&[f64], Option<&DMatrix<f64>>)> = (dthetas.iter())
+            .zip(&inputs)
+            .map(|(dtheta, du)| (&dtheta.as_slice()[mlp_start..], Some(du)))
+            .collect();
+        let (z, dzs) = self.mlp.forward_tangents_batch(&u, &directions);
+        let gather = |m: &DMatrix<f64>| {
+            let columns: Vec<_> = column_of.iter().map(|&c| m.column(c)).collect();
+            split_columns(&DMatrix::from_columns(&columns), xs)
+        };
+        (gather(&z), dzs.iter().map(gather).collect())
     }
 
     fn params(&self) -> DVector<f64> {

@@ -14,7 +14,7 @@ pub mod pairwise;
 
 use nalgebra::DMatrix;
 
-pub use pairwise::{LmObjective, PairLoss, Pairwise};
+pub use pairwise::{LmObjective, OneTerm, PairLoss, Pairwise, Term, shared_positions, split_terms};
 
 use crate::error::{Error, Result, check_class};
 use crate::numerics::log_softmax_columns;

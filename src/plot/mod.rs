@@ -21,6 +21,7 @@ use crate::io::write_atomic;
 
 pub mod digits;
 pub mod lm;
+pub mod mechanism;
 pub mod policy;
 pub mod squeezing;
 

@@ -14,7 +14,7 @@ use crate::experiments::lm_measures::{Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
-use crate::language::{ANSWER_LEN, Family};
+use crate::language::{ANSWER_LEN, Family, token_name};
 use crate::plot::squeezing::animate;
 use crate::squeezing::{Role, Squeeze};
 use crate::stats::quantile;
@@ -196,19 +196,37 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
 /// a table the comparison writes ([`Comparison::tables`]).
 pub fn comparison<L: Label>(data: &Comparison<L>, path: &Path) -> Result<()> {
     let groups: Vec<Group<'_>> = data
-        .labels()
+        .drawn()
         .into_iter()
         .map(|label| Group {
             name: label.id(),
             runs: data.of(label).map(|r| r.points.as_slice()).collect(),
         })
         .collect();
-    figure(path, &data.heading(), &groups)
+    if !data.layout.mechanism {
+        return figure(path, &data.heading(), &groups);
+    }
+    save_png(path, (1800, 1740), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(&top, &data.heading(), 22)?;
+        let (measures, mechanism) = body.split_vertically(1110);
+        panels(&measures, &groups)?;
+        super::mechanism::row(&mechanism.split_evenly((1, 3)), data)
+    })
 }
 
 /// Six panels of `groups`: chosen, the other families, rejected, the argmax per position
 /// on the rejected prefixes, the repeater and the entropy.
 pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
+    save_png(path, (1800, 1160), |root| {
+        let (top, body) = root.split_vertically(50);
+        title(&top, heading, 22)?;
+        panels(&body, groups)
+    })
+}
+
+/// The six panels of [`figure`] on `body`.
+fn panels(body: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     let bands = |measure: &dyn Fn(&Snapshot) -> f64| {
         groups
             .iter()
@@ -217,42 +235,38 @@ pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
             .collect::<Vec<_>>()
     };
     let nats = "mean log π(y | χ) (nats)";
-    save_png(path, (1800, 1160), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(&top, heading, 22)?;
-        let panels = body.split_evenly((2, 3));
-        panel(
-            &panels[0],
-            "chosen y⁺",
-            nats,
-            &bands(&|p| p.family(Family::Chosen)),
-        )?;
-        panel(
-            &panels[1],
-            "mean of the other families (squeezing)",
-            nats,
-            &bands(&Snapshot::others),
-        )?;
-        panel(
-            &panels[2],
-            "the dataset's y⁻",
-            nats,
-            &bands(&|p| p.family(Family::Rejected)),
-        )?;
-        positions(&panels[3], groups)?;
-        panel(
-            &panels[4],
-            "repeater: greedy answers not in the answer grammar",
-            "share of the 12 prompts",
-            &bands(&|p| p.repeater.malformed_rate),
-        )?;
-        panel(
-            &panels[5],
-            "mean next-token entropy on the chosen and rejected prefixes",
-            "nats",
-            &bands(&|p| p.entropy),
-        )
-    })
+    let panels = body.split_evenly((2, 3));
+    panel(
+        &panels[0],
+        "chosen y⁺",
+        nats,
+        &bands(&|p| p.family(Family::Chosen)),
+    )?;
+    panel(
+        &panels[1],
+        "mean of the other families (squeezing)",
+        nats,
+        &bands(&Snapshot::others),
+    )?;
+    panel(
+        &panels[2],
+        "the dataset's y⁻",
+        nats,
+        &bands(&|p| p.family(Family::Rejected)),
+    )?;
+    positions(&panels[3], groups)?;
+    panel(
+        &panels[4],
+        "repeater: degenerate greedy answers to training prompts",
+        "share of the 8 training prompts",
+        &bands(&|p| p.repeater.degenerate_rate),
+    )?;
+    panel(
+        &panels[5],
+        "mean next-token entropy on the chosen and rejected prefixes",
+        "nats",
+        &bands(&|p| p.entropy),
+    )
 }
 
 /// One panel of a sweep: at each x position (labelled), the median over seeds with an
@@ -356,9 +370,11 @@ pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
     })
 }
 
-/// `plots/lm_policy.gif`: the next-token distribution at `y⁻`'s valley on the first
-/// probe's rejected prefix, frame by frame through off-policy and online DPO (first seed),
-/// the distribution at the SFT checkpoint in gray.
+/// `plots/lm_policy.gif`: the next-token distribution at `y⁻`'s valley on the rejected
+/// prefix of the probe whose valley context is `y⁻`'s own
+/// ([`valley_probe`](crate::experiments::lm_measures::valley_probe)), frame by frame
+/// through off-policy and online DPO (first seed), the distribution at the SFT checkpoint
+/// in gray, every token named.
 pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
     let runs: Vec<_> = [Regime::OffPolicy, Regime::Online]
         .into_iter()
@@ -378,10 +394,12 @@ pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
                         roles,
                     };
                     let title = format!(
-                        "{} DPO, update {}/{}: next token after y⁻'s copula",
+                        "{} DPO, update {}/{}: next token after [ASK e{e} e{e} {}]",
                         run.label.id(),
                         point.step,
-                        data.updates
+                        data.updates,
+                        token_name(point.valley_copula),
+                        e = point.valley_entity,
                     );
                     (title, squeeze)
                 })
@@ -389,8 +407,10 @@ pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
         })
         .collect();
     let heading = format!(
-        "The next-token distribution at y⁻'s valley (first probe, seed {}), off-policy vs online DPO",
+        "Where y⁻'s wrong value {} sits (its own context, seed {}): off-policy vs online DPO",
+        runs.first()
+            .map_or(String::new(), |r| token_name(r.points[0].valley_token)),
         data.seed
     );
-    animate(path, &heading, &rows)
+    animate(path, &heading, &rows, Some(&token_name))
 }

@@ -45,17 +45,20 @@ pub fn residuals(data: &Residuals, path: &Path) -> Result<()> {
 pub fn figure(path: &Path, heading: &str, rows: &[(&str, &Squeeze)]) -> Result<()> {
     let height = 90 + 300 * rows.len() as u32;
     save_png(path, (1500, height), |root| {
-        draw_rows(root, (heading, true), rows, None)
+        draw_rows(root, (heading, true), rows, (None, None))
     })
 }
 
 /// The rows of [`figure`] on `root`; the log panels' lower limit is `log_floor` (in
 /// `log₁₀ π`) if given, else each row's own.
+/// Names for the x axis of a distribution: a class's label (`None`: its index).
+pub type Names<'a> = Option<&'a dyn Fn(usize) -> String>;
+
 fn draw_rows(
     root: &Area<'_>,
     (heading, positive): (&str, bool),
     rows: &[(&str, &Squeeze)],
-    log_floor: Option<f64>,
+    (log_floor, names): (Option<f64>, Names<'_>),
 ) -> Result<()> {
     let (top, body) = root.split_vertically(90);
     title(&top, heading, 30)?;
@@ -71,7 +74,7 @@ fn draw_rows(
             squeeze,
             &linear(b),
             &linear(a),
-            (-0.05, 1.05),
+            ((-0.05, 1.05), names),
         )?;
         let (before, after) = (log10(b), log10(a));
         let lo = log_floor.unwrap_or_else(|| floor_of(&[&before, &after]));
@@ -82,7 +85,7 @@ fn draw_rows(
             squeeze,
             &before,
             &after,
-            (lo, 0.8),
+            ((lo, 0.8), names),
         )?;
     }
     Ok(())
@@ -122,12 +125,17 @@ pub fn animation(result: &SqueezingResult, path: &Path) -> Result<()> {
         })
         .collect();
     let heading = "Repeated negative steps: a valley squeezes π, the argmax flattens it";
-    animate(path, heading, &rows)
+    animate(path, heading, &rows, None)
 }
 
 /// An animation of squeezing rows, 1200 pixels wide: frame `k` draws `frames[k]`, the log
-/// panels sharing one lower limit across frames.
-pub fn animate(path: &Path, heading: &str, frames: &[Vec<(String, Squeeze)>]) -> Result<()> {
+/// panels sharing one lower limit across frames; the x axis names the classes by `names`.
+pub fn animate(
+    path: &Path,
+    heading: &str,
+    frames: &[Vec<(String, Squeeze)>],
+    names: Names<'_>,
+) -> Result<()> {
     let floor = floor_of(
         &frames
             .iter()
@@ -151,7 +159,7 @@ pub fn animate(path: &Path, heading: &str, frames: &[Vec<(String, Squeeze)>]) ->
         |k, root| {
             let rows: Vec<(&str, &Squeeze)> =
                 frames[k].iter().map(|(t, s)| (t.as_str(), s)).collect();
-            draw_rows(root, (heading, positive), &rows, Some(floor))
+            draw_rows(root, (heading, positive), &rows, (Some(floor), names))
         },
     )
 }
@@ -166,7 +174,7 @@ fn distribution_panel(
     squeeze: &Squeeze,
     before: &[f64],
     after: &[f64],
-    (y_lo, y_hi): (f64, f64),
+    ((y_lo, y_hi), names): ((f64, f64), Names<'_>),
 ) -> Result<()> {
     let v = before.len() as f64;
     let mut chart = ChartBuilder::on(area)
@@ -175,15 +183,27 @@ fn distribution_panel(
         .x_label_area_size(38)
         .y_label_area_size(62)
         .build_cartesian_2d(-0.5..v - 0.5, y_lo..y_hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("class index")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc(y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let name_of = |x: &f64| match names {
+        Some(name) if (x - x.round()).abs() < 1e-6 && *x >= 0.0 => name(x.round() as usize),
+        Some(_) => String::new(),
+        None => format!("{x:.0}"),
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(if names.is_some() {
+        "next token"
+    } else {
+        "class index"
+    })
+    .x_label_formatter(&name_of)
+    .y_desc(y_label)
+    .label_style((FONT, 14))
+    .axis_desc_style((FONT, 15))
+    .light_line_style(WHITE.mix(0.0));
+    if names.is_some() {
+        // One label per token, small enough to fit.
+        mesh.x_labels(before.len()).x_label_style((FONT, 10));
+    }
+    mesh.draw()?;
     chart.draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))?;
     chart.draw_series(LineSeries::new(staircase(after), AFTER.stroke_width(2)))?;
     let y_star = squeeze.summary().y_star;

@@ -4,7 +4,7 @@ use rand::SeedableRng;
 
 use crate::Rng64;
 use crate::error::Result;
-use crate::language::{ANSWER_LEN, Answer, END, Language};
+use crate::language::{ANSWER_LEN, END, Language};
 use crate::lm::TinyLm;
 
 /// Greedy answers to the prompts of `entities`: generated to `END` or to twice the
@@ -32,28 +32,63 @@ pub fn greedy_answers(
         .collect()
 }
 
-/// The repeater measures of a set of answers.
+/// The repeater measures of the greedy answers, with hallucination kept apart: a
+/// greedy answer is *well-formed* when it is a sentence of the answer grammar about
+/// any entity ([`Language::well_formed`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Repeater {
-    /// The share of answers that are not sentences of the answer grammar.
-    pub malformed_rate: f64,
-    /// Distinct tokens over all tokens, across the answers.
+    /// The share of answers to training prompts that are not well-formed.
+    pub degenerate_rate: f64,
+    /// The share of answers to training prompts that repeat a token back to back, or do
+    /// not reach `END` within the limit.
+    pub repetition_rate: f64,
+    /// The share of answers to training prompts that are well-formed but about another
+    /// entity.
+    pub wrong_entity_rate: f64,
+    /// The share of answers to held-out prompts that are well-formed but about another
+    /// entity: hallucination, not a repeater.
+    pub hallucination_rate: f64,
+    /// Distinct tokens over all tokens, across every answer.
     pub distinct_token_share: f64,
 }
 
-/// The repeater measures of `answers`, the answers to the prompts of `entities`.
-pub fn repeater(language: &Language, entities: &[usize], answers: &[Vec<usize>]) -> Repeater {
-    let malformed = entities
+/// Whether `answer` repeats a token back to back or never reaches `END`.
+pub fn repeats(answer: &[usize]) -> bool {
+    answer.windows(2).any(|w| w[0] == w[1]) || !answer.contains(&END)
+}
+
+/// The repeater measures of `train` and `held_out`, each `(entities, answers)`: the
+/// greedy answers to the prompts of those entities.
+pub fn repeater(
+    language: &Language,
+    train: (&[usize], &[Vec<usize>]),
+    held_out: (&[usize], &[Vec<usize>]),
+) -> Repeater {
+    let share = |(entities, answers): (&[usize], &[Vec<usize>]),
+                 test: &dyn Fn(usize, &[usize]) -> bool| {
+        let k = entities
+            .iter()
+            .zip(answers)
+            .filter(|(j, a)| test(**j, a))
+            .count();
+        k as f64 / answers.len().max(1) as f64
+    };
+    let other_entity = |j: usize, a: &[usize]| language.well_formed(a).is_some_and(|e| e != j);
+    let tokens: Vec<usize> = train
+        .1
         .iter()
-        .zip(answers)
-        .filter(|(j, a)| language.judge(**j, a) == Answer::Malformed)
-        .count();
-    let tokens: Vec<usize> = answers.iter().flatten().copied().collect();
+        .chain(held_out.1)
+        .flatten()
+        .copied()
+        .collect();
     let mut distinct = tokens.clone();
     distinct.sort_unstable();
     distinct.dedup();
     Repeater {
-        malformed_rate: malformed as f64 / answers.len().max(1) as f64,
+        degenerate_rate: share(train, &|_, a| language.well_formed(a).is_none()),
+        repetition_rate: share(train, &|_, a| repeats(a)),
+        wrong_entity_rate: share(train, &other_entity),
+        hallucination_rate: share(held_out, &other_entity),
         distinct_token_share: distinct.len() as f64 / tokens.len().max(1) as f64,
     }
 }

@@ -1,6 +1,9 @@
 //! The probe families' log-probabilities and `‖A‖²_F`, the greedy statistics per prefix
 //! and position, and the [`Tracker`] that records them at every training step.
 
+use nalgebra::DMatrix;
+
+use super::attribution::{FixedArgmax, prefix_sequence};
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Family, Greedy, Probe};
 use crate::lm::{Sequence, TinyLm};
@@ -107,7 +110,8 @@ impl Prefix {
         }
     }
 
-    fn family(self) -> Family {
+    /// The family whose answer this prefix is.
+    pub fn family(self) -> Family {
         match self {
             Prefix::Chosen => Family::Chosen,
             Prefix::Rejected => Family::Rejected,
@@ -163,6 +167,85 @@ pub fn position_points(model: &TinyLm, probes: &[Probe]) -> Vec<PositionPoint> {
                 point.argmax += greedy_log_prob(Greedy::Argmax, column) / n;
                 point.except_argmax += greedy_log_prob(Greedy::ExceptArgmax, column) / n;
                 point.entropy -= column.iter().map(|l| l.exp() * l).sum::<f64>() / n;
+            }
+        }
+    }
+    points
+}
+
+/// The greedy statistics at one response position of one prefix on the probes whose
+/// fixed argmax ([`FixedArgmax`]: the greedy token at the start of DPO) is, or is not,
+/// `y⁺`'s token there; every value a mean over those probes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FixedPoint {
+    /// The answer whose prefix conditions the distribution.
+    pub prefix: Prefix,
+    /// The response position `m`.
+    pub position: usize,
+    /// Whether the fixed argmax is `y⁺`'s token on these probes.
+    pub argmax_is_chosen: bool,
+    /// How many probes.
+    pub n_probes: usize,
+    /// Mean `log max π_m` (the argmax picked again now).
+    pub argmax: f64,
+    /// Mean `log(1 − max π_m)`.
+    pub except_argmax: f64,
+    /// Mean `log π_m` of the fixed argmax.
+    pub fixed_argmax: f64,
+    /// Mean log of the mass on every token but the fixed argmax and `y⁺`'s token (one
+    /// token when they are the same), by log-sum-exp: no subtraction from 1.
+    pub rest: f64,
+}
+
+/// `log Σ_{v ∉ excluded} π_v` of one column of log-probabilities, by log-sum-exp.
+pub fn log_mass_except(log_pi: &[f64], excluded: &[usize]) -> f64 {
+    let rest: Vec<f64> = (log_pi.iter().enumerate())
+        .filter(|(v, _)| !excluded.contains(v))
+        .map(|(_, l)| *l)
+        .collect();
+    log_sum_exp(&rest)
+}
+
+/// The [`FixedPoint`]s of `model` on both prefixes of `probes`, whose fixed argmax is
+/// `fixed` (one per probe); groups without probes are left out.
+pub fn fixed_points(model: &TinyLm, probes: &[Probe], fixed: &[FixedArgmax]) -> Vec<FixedPoint> {
+    let mut points = Vec::new();
+    for prefix in Prefix::ALL {
+        let k = prefix as usize;
+        let columns: Vec<DMatrix<f64>> = probes
+            .iter()
+            .map(|p| log_softmax_columns(&model.logits(prefix_sequence(p, prefix))))
+            .collect();
+        for position in 0..ANSWER_LEN {
+            for argmax_is_chosen in [true, false] {
+                let members: Vec<usize> = (0..probes.len())
+                    .filter(|&i| fixed[i].is_chosen[k][position] == argmax_is_chosen)
+                    .collect();
+                if members.is_empty() {
+                    continue;
+                }
+                let n = members.len() as f64;
+                let mut point = FixedPoint {
+                    prefix,
+                    position,
+                    argmax_is_chosen,
+                    n_probes: members.len(),
+                    argmax: 0.0,
+                    except_argmax: 0.0,
+                    fixed_argmax: 0.0,
+                    rest: 0.0,
+                };
+                for &i in &members {
+                    let column = columns[i].column(position);
+                    let log_pi = column.as_slice();
+                    let token = fixed[i].tokens[k][position];
+                    let chosen = prefix_sequence(&probes[i], Prefix::Chosen).response()[position];
+                    point.argmax += greedy_log_prob(Greedy::Argmax, log_pi) / n;
+                    point.except_argmax += greedy_log_prob(Greedy::ExceptArgmax, log_pi) / n;
+                    point.fixed_argmax += log_pi[token] / n;
+                    point.rest += log_mass_except(log_pi, &[token, chosen]) / n;
+                }
+                points.push(point);
             }
         }
     }

@@ -7,13 +7,16 @@
 //! |---|---|
 //! | `families` | [`FamilyPoint`], [`PositionPoint`], [`Tracker`], [`curve`] |
 //! | `answers` | [`greedy_answers`], [`Repeater`] |
-//! | `runs` | [`Snapshot`], [`SnapshotTracker`], [`SftPhase`], [`DpoRun`], [`DpoCounts`] |
+//! | `attribution` | [`Attribution`]: every family's change split by DPO's two terms, [`AttributionTracker`] |
+//! | `runs` | [`Snapshot`], [`SnapshotTracker`], [`SftPhase`], [`DpoRun`], [`DpoCounts`], [`UpdateRecord`] |
 
 mod answers;
+mod attribution;
 mod families;
 mod runs;
 
 pub use answers::*;
+pub use attribution::*;
 pub use families::*;
 pub use runs::*;
 

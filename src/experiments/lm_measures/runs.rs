@@ -2,21 +2,62 @@
 //! observer that takes them, the SFT phase a run started from, and the run itself.
 
 use super::answers::{Repeater, greedy_answers, repeater};
-use super::families::{FamilyPoint, PositionPoint, Prefix, family_points, position_points};
+use super::attribution::{Attribution, FixedArgmax, fixed_argmax, prefix_sequence};
+use super::families::{
+    FamilyPoint, FixedPoint, PositionPoint, Prefix, family_points, fixed_points, position_points,
+};
 use crate::error::Result;
 use crate::language::{Family, Language, Probe};
-use crate::lm::TinyLm;
+use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
+use crate::objective::Pairwise;
 use crate::trainer::{Observer, StepEvent};
 
 /// What a DPO run under the update rule took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DpoCounts {
-    /// Updates taken: always the number asked for.
+    /// Updates taken: the number asked for, unless a pass found no usable pair.
     pub updates: usize,
     /// Unusable draws redrawn.
     pub redraws: usize,
+    /// Every update, in order.
+    pub records: Vec<UpdateRecord>,
+}
+
+/// One update at the moment it was taken: where `y⁻` sat under the model, and the
+/// loss's two coefficients (`G⁺ = s⁺(π⁺ − e_{y⁺})`, `G⁻ = −s⁻(π⁻ − e_{y⁻})`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateRecord {
+    /// `log π(y⁻ | x)`.
+    pub rejected_log_prob: f64,
+    /// The lowest `log π` of one of `y⁻`'s tokens: how deep its valley is.
+    pub min_token_log_prob: f64,
+    /// `s⁺`, the chosen term's coefficient.
+    pub chosen_coefficient: f64,
+    /// `s⁻`, the rejected term's coefficient.
+    pub rejected_coefficient: f64,
+}
+
+impl UpdateRecord {
+    /// The record of the update `pair` on `[χ⁺, χ⁻]` under `model`, before the step.
+    pub fn of(model: &TinyLm, inputs: &[Sequence], pair: &Pairwise) -> Self {
+        let token_log_probs = |x: &Sequence| -> Vec<f64> {
+            let log_pi = log_softmax_columns(&model.logits(x));
+            (x.response().iter().enumerate())
+                .map(|(m, &t)| log_pi[(t, m)])
+                .collect()
+        };
+        let (plus, minus) = (token_log_probs(&inputs[0]), token_log_probs(&inputs[1]));
+        let rejected_log_prob = minus.iter().sum();
+        let (_, s_plus, s_minus) = pair.strengths(plus.iter().sum(), rejected_log_prob);
+        UpdateRecord {
+            rejected_log_prob,
+            min_token_log_prob: minus.iter().copied().fold(f64::INFINITY, f64::min),
+            chosen_coefficient: s_plus,
+            rejected_coefficient: s_minus,
+        }
+    }
 }
 
 /// The position of the value token in an answer `[e, COPULA, VALUE, END]`: where `y⁻`'s
@@ -32,40 +73,40 @@ pub struct Snapshot {
     pub families: Vec<FamilyPoint>,
     /// The greedy statistics per prefix and position.
     pub positions: Vec<PositionPoint>,
+    /// The same, split by whether the fixed argmax is `y⁺`'s token, with the fixed
+    /// argmax's own log-probability and the mass off it and `y⁺`.
+    pub fixed: Vec<FixedPoint>,
     /// The repeater measures of the greedy answers to every prompt, training and held out.
     pub repeater: Repeater,
     /// Mean entropy of the next-token distribution over the positions of both prefixes.
     pub entropy: f64,
-    /// `log π` of every token at `y⁻`'s valley (its value position) on the first probe's
-    /// rejected prefix: the distribution the `lm_policy` animation shows.
+    /// `log π` of every token at `y⁻`'s valley (its value position) on the rejected prefix
+    /// of the [`valley_probe`]: the distribution the `lm_policy` animation shows.
     pub valley: Vec<f64>,
     /// `y⁻`'s token at that position.
     pub valley_token: usize,
+    /// The entity of that probe.
+    pub valley_entity: usize,
+    /// `y⁻`'s copula there, the last token of the valley's context.
+    pub valley_copula: usize,
 }
 
 impl Snapshot {
-    /// Every measure of `model` after `step` updates.
+    /// Every measure of `model` after `step` updates, with the fixed argmax of every
+    /// probe's prefixes `fixed`.
     pub fn measure(
         model: &TinyLm,
         language: &Language,
-        probes: &[Probe],
+        (probes, fixed): (&[Probe], &[FixedArgmax]),
         step: usize,
     ) -> Result<Self> {
-        let prompts: Vec<usize> = language
-            .train
-            .iter()
-            .chain(&language.test)
-            .copied()
-            .collect();
-        let answers = greedy_answers(model, language, &prompts)?;
+        let (train, test) = (&language.train, &language.test);
+        let train_answers = greedy_answers(model, language, train)?;
+        let test_answers = greedy_answers(model, language, test)?;
         let positions = position_points(model, probes);
         let entropy = positions.iter().map(|p| p.entropy).sum::<f64>() / positions.len() as f64;
-        let rejected = probes[0]
-            .responses
-            .iter()
-            .find(|r| r.0 == Family::Rejected)
-            .map(|r| &r.1)
-            .expect("every probe has a rejected answer");
+        let probe = valley_probe(probes);
+        let rejected = prefix_sequence(probe, Prefix::Rejected);
         let valley = log_softmax_columns(&model.logits(rejected))
             .column(VALUE_POSITION)
             .iter()
@@ -74,10 +115,13 @@ impl Snapshot {
         Ok(Snapshot {
             valley,
             valley_token: rejected.response()[VALUE_POSITION],
+            valley_entity: probe.entity,
+            valley_copula: rejected.response()[1],
             step,
             families: family_points(model, probes, step),
             positions,
-            repeater: repeater(language, &prompts, &answers),
+            fixed: fixed_points(model, probes, fixed),
+            repeater: repeater(language, (train, &train_answers), (test, &test_answers)),
             entropy,
         })
     }
@@ -97,6 +141,15 @@ impl Snapshot {
         others.iter().sum::<f64>() / others.len() as f64
     }
 
+    /// The mean log-probability of the seven like-for-like others
+    /// ([`Family::like_for_like_others`]).
+    pub fn like_for_like_others(&self) -> f64 {
+        let others: Vec<f64> = Family::like_for_like_others()
+            .map(|f| self.family(f))
+            .collect();
+        others.iter().sum::<f64>() / others.len() as f64
+    }
+
     /// The greedy statistics at `position` of `prefix`.
     pub fn position(&self, prefix: Prefix, position: usize) -> PositionPoint {
         self.positions
@@ -107,10 +160,24 @@ impl Snapshot {
     }
 }
 
-/// Takes a [`Snapshot`] at step 0, every `every` updates, and after update `last`.
+/// The probe whose valley the animation shows: the first whose `y⁻` context at the value
+/// position is not `y⁺`'s (the copulas differ), so the distribution there is conditioned
+/// on `y⁻` alone; the first probe if every copula agrees.
+pub fn valley_probe(probes: &[Probe]) -> &Probe {
+    let copula = |p: &Probe, prefix| prefix_sequence(p, prefix).response()[1];
+    probes
+        .iter()
+        .find(|p| copula(p, Prefix::Chosen) != copula(p, Prefix::Rejected))
+        .unwrap_or(&probes[0])
+}
+
+/// Takes a [`Snapshot`] at step 0, every `every` updates, and after update `last`
+/// (or after the last update taken, [`SnapshotTracker::finish`]). The fixed argmax is
+/// the start's.
 pub struct SnapshotTracker<'a> {
     language: &'a Language,
     probes: &'a [Probe],
+    fixed: Vec<FixedArgmax>,
     every: usize,
     last: usize,
     /// The snapshots taken so far.
@@ -124,25 +191,43 @@ impl<'a> SnapshotTracker<'a> {
         SnapshotTracker {
             language,
             probes,
+            fixed: Vec::new(),
             every,
             last,
             points: Vec::new(),
         }
     }
+
+    fn take(&mut self, model: &TinyLm, step: usize) -> Result<()> {
+        let observed = (self.probes, self.fixed.as_slice());
+        let point = Snapshot::measure(model, self.language, observed, step)?;
+        self.points.push(point);
+        Ok(())
+    }
+
+    /// Takes the last snapshot of a run that ended after `updates` updates, short of
+    /// `last`, unless it is taken already.
+    ///
+    /// # Errors
+    /// If a greedy answer cannot be decoded.
+    pub fn finish(&mut self, model: &TinyLm, updates: usize) -> Result<()> {
+        if self.points.last().is_some_and(|p| p.step == updates) {
+            return Ok(());
+        }
+        self.take(model, updates)
+    }
 }
 
 impl Observer<TinyLm> for SnapshotTracker<'_> {
     fn start(&mut self, model: &TinyLm) -> Result<()> {
-        let point = Snapshot::measure(model, self.language, self.probes, 0)?;
-        self.points.push(point);
-        Ok(())
+        self.fixed = fixed_argmax(model, self.probes);
+        self.take(model, 0)
     }
 
     fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
         let step = e.step + 1;
         if step.is_multiple_of(self.every) || step == self.last {
-            let point = Snapshot::measure(e.after, self.language, self.probes, step)?;
-            self.points.push(point);
+            self.take(e.after, step)?;
         }
         Ok(())
     }
@@ -184,6 +269,8 @@ pub struct DpoRun<L> {
     pub sft: SftPhase,
     /// Its tracking points, from the SFT checkpoint (step 0) to the last update.
     pub points: Vec<Snapshot>,
+    /// What made every family move, by term, over the whole run.
+    pub attribution: Attribution,
 }
 
 impl<L> DpoRun<L> {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Result;
 use crate::experiments::settings::Variants;
 use crate::experiments::{Key, Range};
 use crate::language::{Style, VOCAB};
@@ -18,6 +19,41 @@ pub const SEEDS: u64 = 5;
 /// The [`SEEDS`] seeds from `first`.
 pub fn seeds(first: u64) -> impl Iterator<Item = u64> {
     (0..SEEDS).map(move |k| first.wrapping_add(k))
+}
+
+/// `run` of every seed of [`seeds`]`(first)`, concatenated in seed order, computed on as
+/// many threads as the machine has cores (at most one per seed). The result does not
+/// depend on the threads: each seed's runs are computed from that seed alone.
+///
+/// # Errors
+/// The first seed's error, in seed order.
+pub fn per_seed<T: Send>(first: u64, run: impl Fn(u64) -> Result<Vec<T>> + Sync) -> Result<Vec<T>> {
+    let all: Vec<u64> = seeds(first).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.clamp(1, all.len());
+    let mut results: Vec<(usize, Result<Vec<T>>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (all, run) = (&all, &run);
+                scope.spawn(move || {
+                    (t..all.len())
+                        .step_by(threads)
+                        .map(|k| (k, run(all[k])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    results.sort_by_key(|r| r.0);
+    let mut runs = Vec::new();
+    for (_, result) in results {
+        runs.extend(result?);
+    }
+    Ok(runs)
 }
 
 /// The network's sizes (the vocabulary is the language's, [`VOCAB`]).

@@ -6,10 +6,12 @@ use super::config::LmConfig;
 use super::world::{Checkpoint, pair_on};
 use crate::Rng64;
 use crate::error::Result;
-use crate::experiments::lm_measures::{DpoCounts, DpoRun, SftPhase, SnapshotTracker};
+use crate::experiments::lm_measures::{
+    AttributionTracker, DpoCounts, DpoRun, SftPhase, SnapshotTracker, UpdateRecord,
+};
 use crate::language::{ANSWER_LEN, END, Language};
 use crate::lm::TinyLm;
-use crate::objective::PairLoss;
+use crate::objective::{Objective, OneTerm, PairLoss, Term};
 use crate::trainer::{Observer, Trainer};
 
 /// Where the pairs of a DPO run come from.
@@ -23,11 +25,22 @@ pub enum Regime {
     /// Two samples of the current model ranked by [`Answer::reward`](crate::language::Answer::reward); usable when the
     /// rewards differ, the higher one becoming `y⁺`.
     Online,
+    /// The ablation of off-policy DPO's rejected term: the same pairs, order and number
+    /// of updates, with only the chosen term in the gradient ([`OneTerm`]).
+    OffPolicyChosenOnly,
+    /// The ablation of its chosen term: only the rejected term in the gradient.
+    OffPolicyRejectedOnly,
 }
 
 impl Regime {
     /// Every regime, in figure order.
-    pub const ALL: [Regime; 3] = [Regime::OffPolicy, Regime::Spin, Regime::Online];
+    pub const ALL: [Regime; 5] = [
+        Regime::OffPolicy,
+        Regime::Spin,
+        Regime::Online,
+        Regime::OffPolicyChosenOnly,
+        Regime::OffPolicyRejectedOnly,
+    ];
 
     /// The regime's id in CSV files and figures.
     pub fn id(self) -> &'static str {
@@ -35,6 +48,17 @@ impl Regime {
             Regime::OffPolicy => "off_policy",
             Regime::Spin => "spin",
             Regime::Online => "online",
+            Regime::OffPolicyChosenOnly => "off_policy_chosen_only",
+            Regime::OffPolicyRejectedOnly => "off_policy_rejected_only",
+        }
+    }
+
+    /// The one term an ablation keeps (`None`: both, the full loss).
+    pub fn only(self) -> Option<Term> {
+        match self {
+            Regime::OffPolicyChosenOnly => Some(Term::Chosen),
+            Regime::OffPolicyRejectedOnly => Some(Term::Rejected),
+            _ => None,
         }
     }
 }
@@ -75,7 +99,9 @@ pub fn draw_pair(
 ) -> Result<(Option<Pair>, usize)> {
     for redraws in 0..=max_redraws {
         let pair = match regime {
-            Regime::OffPolicy => Some((language.chosen(j), language.rejected(j))),
+            Regime::OffPolicy | Regime::OffPolicyChosenOnly | Regime::OffPolicyRejectedOnly => {
+                Some((language.chosen(j), language.rejected(j)))
+            }
             Regime::Spin => {
                 let (plus, minus) = (language.chosen(j), sample_answer(model, language, j, rng)?);
                 (minus != plus).then_some((plus, minus))
@@ -131,13 +157,17 @@ impl Dpo {
 }
 
 /// Preference training as `dpo` says from `start` with `reference` frozen, under the
-/// update rule shared by every regime: exactly `dpo.updates` updates of one usable pair
-/// each; prompts visited in an order shuffled by `rng` at every pass; an unusable draw
-/// redrawn up to `dpo.max_redraws` times, after which the prompt is passed over.
+/// update rule shared by every regime: prompts visited in an order shuffled by `rng` at
+/// every pass; an unusable draw redrawn up to `dpo.max_redraws` times, after which the
+/// prompt is passed over; `dpo.updates` updates of one usable pair each, unless a whole
+/// pass over the prompts yields no usable pair: then the run ends there, with fewer
+/// updates, which its [`DpoCounts`] record (at a larger β an on-policy model can become
+/// so sure that its two samples never differ; `max_redraws` is the key to raise). Every
+/// update is recorded ([`UpdateRecord`]): where `y⁻` sits under the model at that moment,
+/// and the loss's two coefficients.
 ///
 /// # Errors
-/// If a whole pass over the prompts yields no usable pair (with the counts), or a step
-/// fails.
+/// If a step fails.
 pub fn train_dpo(
     dpo: &Dpo,
     language: &Language,
@@ -145,50 +175,61 @@ pub fn train_dpo(
     rng: &mut Rng64,
     observers: &mut [&mut dyn Observer<TinyLm>],
 ) -> Result<(TinyLm, DpoCounts)> {
-    let &Dpo {
-        regime,
-        loss,
-        eta,
-        beta,
-        updates,
-        max_redraws,
-    } = dpo;
     use rand::seq::SliceRandom;
-    let mut trainer = Trainer::new(start.clone(), eta)?;
+    let mut trainer = Trainer::new(start.clone(), dpo.eta)?;
     trainer.start(observers)?;
-    let mut counts = DpoCounts {
-        updates: 0,
-        redraws: 0,
-    };
-    while counts.updates < updates {
+    let mut counts = DpoCounts::default();
+    while counts.updates < dpo.updates {
         let mut order = language.train.clone();
         order.shuffle(rng);
         let before = counts.updates;
         for &j in &order {
-            if counts.updates == updates {
+            if counts.updates == dpo.updates {
                 break;
             }
-            let (pair, redraws) = draw_pair(regime, language, &trainer.model, j, max_redraws, rng)?;
+            let (pair, redraws) = draw_pair(
+                dpo.regime,
+                language,
+                &trainer.model,
+                j,
+                dpo.max_redraws,
+                rng,
+            )?;
             counts.redraws += redraws;
-            if let Some((plus, minus)) = pair {
+            if let Some(pair) = pair {
                 let (inputs, objective) =
-                    pair_on(language, j, (plus, minus), reference, (loss, beta));
+                    pair_on(language, j, pair, reference, (dpo.loss, dpo.beta));
+                counts
+                    .records
+                    .push(UpdateRecord::of(&trainer.model, &inputs, &objective));
+                let objective: Box<dyn Objective> = match dpo.regime.only() {
+                    Some(term) => Box::new(OneTerm {
+                        pair: objective,
+                        term,
+                    }),
+                    None => Box::new(objective),
+                };
                 trainer.step(&inputs, objective.as_ref(), observers)?;
                 counts.updates += 1;
             }
         }
         if counts.updates == before {
-            return Err(crate::error::Error::InvalidArgument(format!(
-                "{} DPO: a whole pass over the {} prompts gave no usable pair ({} of {} updates taken, {} redraws)",
-                regime.id(),
-                order.len(),
-                counts.updates,
-                updates,
-                counts.redraws
-            )));
+            break;
         }
     }
     Ok((trainer.model, counts))
+}
+
+/// What a tracked run records: a [`Snapshot`](crate::experiments::lm_measures::Snapshot)
+/// every `every` updates, and with `attribute` the per-term attribution of every update
+/// ([`AttributionTracker`]: one forward-mode pass over every probe per update, the
+/// costly part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracking {
+    /// Updates between two snapshots.
+    pub every: usize,
+    /// Whether every update is attributed to DPO's two terms.
+    pub attribute: bool,
 }
 
 /// A run of `dpo` from `model` (also its frozen reference), which `sft` led to, in the
@@ -204,12 +245,22 @@ pub fn tracked_dpo<L>(
     start: &Checkpoint,
     (model, sft): (&TinyLm, SftPhase),
     dpo: &Dpo,
-    every: usize,
+    Tracking { every, attribute }: Tracking,
 ) -> Result<(TinyLm, DpoRun<L>)> {
     let language = &start.world.language;
+    let probes = &start.world.probes;
     let mut rng = start.world.rng.clone();
-    let mut tracker = SnapshotTracker::new(language, &start.world.probes, every, dpo.updates);
-    let (end, counts) = train_dpo(dpo, language, (model, model), &mut rng, &mut [&mut tracker])?;
+    let mut tracker = SnapshotTracker::new(language, probes, every, dpo.updates);
+    let mut attribution = AttributionTracker::new(probes);
+    let mut observers: Vec<&mut dyn Observer<TinyLm>> = vec![&mut tracker];
+    if attribute {
+        observers.push(&mut attribution);
+    }
+    let (end, counts) = train_dpo(dpo, language, (model, model), &mut rng, &mut observers)?;
+    tracker.finish(&end, counts.updates)?;
+    if attribute {
+        attribution.finish(&end)?;
+    }
     Ok((
         end,
         DpoRun {
@@ -218,6 +269,7 @@ pub fn tracked_dpo<L>(
             counts,
             sft,
             points: tracker.points,
+            attribution: attribution.attribution,
         },
     ))
 }

@@ -14,8 +14,8 @@ use crate::Rng64;
 use crate::error::Result;
 use crate::experiments::lm_measures::{SftPhase, Tracker};
 use crate::language::{Language, Probe, Style};
-use crate::lm::{TinyLm, update};
-use crate::objective::{CrossEntropy, PairLoss};
+use crate::lm::{Sequence, TinyLm, update};
+use crate::objective::{CrossEntropy, PairLoss, Pairwise};
 use crate::trainer::{Observer, Trainer, Update};
 
 /// A seeded language, its probes, and the pre-trained base model.
@@ -156,15 +156,15 @@ pub fn pair_on(
     pair: Pair,
     reference: &TinyLm,
     (loss, beta): (PairLoss, f64),
-) -> Update<TinyLm> {
-    let (inputs, objective) = update::pair(reference, &language.prompt(j), pair, loss, beta);
-    (inputs, Box::new(objective))
+) -> (Vec<Sequence>, Pairwise) {
+    update::pair(reference, &language.prompt(j), pair, loss, beta)
 }
 
 /// Off-policy DPO on `(y⁺, y⁻)` of the training entity `j`, with `reference` frozen.
 pub fn dpo_update(language: &Language, reference: &TinyLm, beta: f64, j: usize) -> Update<TinyLm> {
     let pair = (language.chosen(j), language.rejected(j));
-    pair_on(language, j, pair, reference, (PairLoss::Dpo, beta))
+    let (inputs, objective) = pair_on(language, j, pair, reference, (PairLoss::Dpo, beta));
+    (inputs, Box::new(objective))
 }
 
 impl World {

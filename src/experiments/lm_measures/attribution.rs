@@ -1,0 +1,337 @@
+//! What made a family move: every update's exact first-order change split by the term
+//! of DPO's residual that caused it, accumulated over a run.
+//!
+//! The decomposition is linear in `G`, so an update on `(χ⁺, χ⁻)` with residuals
+//! `[G⁺, G⁻]` changes `log π` on an observed sequence by
+//!
+//! `−η A_o J_o (J⁺ᵀ G⁺ + J⁻ᵀ G⁻) = chosen term + rejected term`,
+//!
+//! each computed with one backward pass (`dθ_term = −η J_uᵀ G_term`) and one
+//! forward-mode pass over every probe ([`predict`]); no kernel is formed. At the
+//! response positions where `y⁺` and `y⁻` share the context and the token (the entity
+//! always, the copula when both copulas agree) the two terms act on the same logits with
+//! opposite signs and cancel exactly for DPO; such positions are left out of both terms
+//! ([`split_terms`], which gives any remainder of the other losses to the term with the
+//! larger coefficient). The prediction beside the two terms comes from the actual step
+//! `θ_after − θ_before`, not from their sum, so `chosen + rejected = predicted` is a
+//! check. The actual change is the run's: `log π` at the end less at the start, which
+//! the per-update changes telescope to ([`AttributionTracker::finish`]).
+//!
+//! Besides the families, the tracker attributes the change of each probe's *fixed*
+//! argmax ([`FixedArgmax`]: the model's greedy token at the start of DPO, at every
+//! position of the chosen and the rejected prefix), and of the argmax at `y⁻`'s own
+//! positions at the moment of each update (where an on-policy `y⁻` is the model's own
+//! sample).
+
+use nalgebra::{DMatrix, DVector};
+
+use super::families::Prefix;
+use crate::decomposition::predict;
+use crate::error::{Error, Result};
+use crate::language::{ANSWER_LEN, Family, Probe};
+use crate::lm::{Sequence, TinyLm};
+use crate::model::Model;
+use crate::numerics::log_softmax_columns;
+use crate::objective::{shared_positions, split_terms};
+use crate::trainer::{Observer, StepEvent};
+
+/// The four numbers of one attributed change, each a sum over updates.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Split {
+    /// The part the chosen term caused.
+    pub chosen_term: f64,
+    /// The part the rejected term caused.
+    pub rejected_term: f64,
+    /// The first-order prediction of the actual step (`A J_o (θ_after − θ_before)`).
+    pub predicted: f64,
+    /// The actual change.
+    pub actual: f64,
+}
+
+impl Split {
+    fn add(&mut self, [c, r, p, a]: [f64; 4], weight: f64) {
+        self.chosen_term += c * weight;
+        self.rejected_term += r * weight;
+        self.predicted += p * weight;
+        self.actual += a * weight;
+    }
+
+    /// Adds `value` to the number of `slot`: 0 chosen term, 1 rejected term, 2
+    /// predicted, 3 actual.
+    fn add_to(&mut self, slot: usize, value: f64) {
+        let mut values = [0.0; 4];
+        values[slot] = value;
+        self.add(values, 1.0);
+    }
+
+    /// The sum of several splits.
+    pub fn total<'a>(splits: impl IntoIterator<Item = &'a Split>) -> Split {
+        let mut total = Split::default();
+        for s in splits {
+            total.add([s.chosen_term, s.rejected_term, s.predicted, s.actual], 1.0);
+        }
+        total
+    }
+}
+
+/// The attributed change of one sequence family's `log π(y_m)` at one response
+/// position, the mean over the probes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FamilyCell {
+    /// The family.
+    pub family: Family,
+    /// The response position `m`.
+    pub position: usize,
+    /// The change, by term.
+    pub split: Split,
+}
+
+/// The argmax of the start of DPO at every position of one probe's chosen and rejected
+/// prefix, and whether it is `y⁺`'s token there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedArgmax {
+    /// `tokens[prefix][m]`: the greedy token (prefixes in [`Prefix::ALL`] order).
+    pub tokens: [[usize; ANSWER_LEN]; 2],
+    /// `is_chosen[prefix][m]`: whether it is `y⁺`'s token at `m`.
+    pub is_chosen: [[bool; ANSWER_LEN]; 2],
+}
+
+/// The answer of `prefix` among a probe's responses.
+pub fn prefix_sequence(probe: &Probe, prefix: Prefix) -> &Sequence {
+    probe
+        .responses
+        .iter()
+        .find(|r| r.0 == prefix.family())
+        .map(|r| &r.1)
+        .expect("every probe has a chosen and a rejected answer")
+}
+
+/// The [`FixedArgmax`] of every probe under `model`.
+pub fn fixed_argmax(model: &TinyLm, probes: &[Probe]) -> Vec<FixedArgmax> {
+    probes
+        .iter()
+        .map(|probe| {
+            let chosen = prefix_sequence(probe, Prefix::Chosen).response().to_vec();
+            let mut fixed = FixedArgmax {
+                tokens: [[0; ANSWER_LEN]; 2],
+                is_chosen: [[false; ANSWER_LEN]; 2],
+            };
+            for (k, prefix) in Prefix::ALL.into_iter().enumerate() {
+                let z = model.logits(prefix_sequence(probe, prefix));
+                for (m, column) in z.column_iter().enumerate() {
+                    let token = column.argmax().0;
+                    fixed.tokens[k][m] = token;
+                    fixed.is_chosen[k][m] = token == chosen[m];
+                }
+            }
+            fixed
+        })
+        .collect()
+}
+
+/// The attributed change of the fixed argmax's `log π` at one position of one prefix,
+/// the mean over the probes whose fixed argmax is (or is not) `y⁺`'s token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FixedCell {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// The response position `m`.
+    pub position: usize,
+    /// Whether the fixed argmax is `y⁺`'s token on these probes.
+    pub argmax_is_chosen: bool,
+    /// How many probes the mean is over.
+    pub n_probes: usize,
+    /// The change, by term.
+    pub split: Split,
+}
+
+/// A run's attribution: every cell accumulated over its updates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attribution {
+    /// Every sequence family at every position, families in [`Family::sequences`] order.
+    pub families: Vec<FamilyCell>,
+    /// The fixed argmax, per prefix, position and whether it is `y⁺`'s token (only the
+    /// groups with probes).
+    pub fixed: Vec<FixedCell>,
+    /// The change of `log π` of the argmax at `y⁻`'s own positions at each update
+    /// (positions not shared with `y⁺`), the mean over those positions, summed over
+    /// updates: what each term does where `y⁻` is.
+    pub own_argmax: Split,
+}
+
+impl Attribution {
+    /// The split of `family` summed over `positions`.
+    pub fn family(&self, family: Family, positions: impl Fn(usize) -> bool) -> Split {
+        Split::total(
+            self.families
+                .iter()
+                .filter(|c| c.family == family && positions(c.position))
+                .map(|c| &c.split),
+        )
+    }
+
+    /// The fixed argmax's split at `position` of `prefix`, on the probes where it is not
+    /// `y⁺`'s token (`None` if there are none).
+    pub fn fixed_not_chosen(&self, prefix: Prefix, position: usize) -> Option<&FixedCell> {
+        self.fixed.iter().find(|c| {
+            c.prefix == prefix && c.position == position && !c.argmax_is_chosen && c.n_probes > 0
+        })
+    }
+}
+
+/// Accumulates a run's [`Attribution`] at every update.
+pub struct AttributionTracker<'a> {
+    probes: &'a [Probe],
+    /// Every probe's sequence families, probe by probe.
+    observed: Vec<Sequence>,
+    fixed: Vec<FixedArgmax>,
+    /// `log π` of every observed sequence at the start.
+    start: Vec<DMatrix<f64>>,
+    /// The attribution so far (the actual change is added by
+    /// [`AttributionTracker::finish`]).
+    pub attribution: Attribution,
+}
+
+impl<'a> AttributionTracker<'a> {
+    /// A tracker of `probes`; the fixed argmax is taken when training starts.
+    pub fn new(probes: &'a [Probe]) -> Self {
+        let observed = probes
+            .iter()
+            .flat_map(|p| p.responses.iter().filter(|r| r.0.is_sequence()))
+            .map(|r| r.1.clone())
+            .collect();
+        let families = Family::sequences()
+            .flat_map(|family| {
+                (0..ANSWER_LEN).map(move |position| FamilyCell {
+                    family,
+                    position,
+                    split: Split::default(),
+                })
+            })
+            .collect();
+        AttributionTracker {
+            probes,
+            observed,
+            fixed: Vec::new(),
+            start: Vec::new(),
+            attribution: Attribution {
+                families,
+                ..Attribution::default()
+            },
+        }
+    }
+
+    /// Adds to the cells' number `slots[k]` (see [`Split`]) the changes `changes[k]` of
+    /// every observed sequence (probe by probe, in [`Family::sequences`] order).
+    fn accumulate(&mut self, slots: &[usize], changes: &[Vec<DMatrix<f64>>]) {
+        let families: Vec<Family> = Family::sequences().collect();
+        let n = self.probes.len() as f64;
+        for (&slot, change) in slots.iter().zip(changes) {
+            for (i, (seq, d)) in self.observed.iter().zip(change).enumerate() {
+                let row = i % families.len();
+                for (m, &token) in seq.response().iter().enumerate() {
+                    let cell = &mut self.attribution.families[row * ANSWER_LEN + m];
+                    cell.split.add_to(slot, d[(token, m)] / n);
+                }
+            }
+            for cell in &mut self.attribution.fixed {
+                let k = cell.prefix as usize;
+                let family = families.iter().position(|&f| f == cell.prefix.family());
+                let (m, weight) = (cell.position, 1.0 / cell.n_probes as f64);
+                for (p, fixed) in self.fixed.iter().enumerate() {
+                    if fixed.is_chosen[k][m] == cell.argmax_is_chosen {
+                        let d = &change[p * families.len() + family.unwrap_or(0)];
+                        cell.split.add_to(slot, d[(fixed.tokens[k][m], m)] * weight);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the actual change over the whole run, `log π` of `end` less that of the
+    /// start: the per-update actual changes telescope to it.
+    ///
+    /// # Errors
+    /// If a logit of `end` is not finite.
+    pub fn finish(&mut self, end: &TinyLm) -> Result<()> {
+        let after = end.logits_batch(&self.observed);
+        if !after.iter().flatten().all(|v| v.is_finite()) {
+            return Err(Error::NonFinite("logits"));
+        }
+        let actual: Vec<DMatrix<f64>> = (after.iter().zip(&self.start))
+            .map(|(z, lp)| log_softmax_columns(z) - lp)
+            .collect();
+        self.accumulate(&[3], &[actual]);
+        Ok(())
+    }
+}
+
+/// `−η Σ_i J(x_i)ᵀ G_i`: the parameter move of residuals `g` on `update`.
+fn step_of(model: &TinyLm, update: &[Sequence], g: &[DMatrix<f64>], eta: f64) -> DVector<f64> {
+    model.backprop_batch(update, g) * -eta
+}
+
+impl Observer<TinyLm> for AttributionTracker<'_> {
+    fn start(&mut self, model: &TinyLm) -> Result<()> {
+        self.fixed = fixed_argmax(model, self.probes);
+        self.start = (model.logits_batch(&self.observed).iter())
+            .map(log_softmax_columns)
+            .collect();
+        for prefix in Prefix::ALL {
+            let k = prefix as usize;
+            for position in 0..ANSWER_LEN {
+                for argmax_is_chosen in [true, false] {
+                    let n_probes = (self.fixed.iter())
+                        .filter(|f| f.is_chosen[k][position] == argmax_is_chosen)
+                        .count();
+                    if n_probes > 0 {
+                        self.attribution.fixed.push(FixedCell {
+                            prefix,
+                            position,
+                            argmax_is_chosen,
+                            n_probes,
+                            split: Split::default(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
+        let [plus, minus] = e.update else {
+            return Ok(());
+        };
+        let shared = shared_positions(plus.response(), minus.response());
+        let [g_chosen, g_rejected] = split_terms(e.residuals, &shared, plus.response());
+        let directions = [
+            step_of(e.before, e.update, &g_chosen, e.eta),
+            step_of(e.before, e.update, &g_rejected, e.eta),
+            e.after.params() - e.before.params(),
+        ];
+        let (_, changes) = predict(e.before, &self.observed, &directions);
+        self.accumulate(&[0, 1, 2], &changes);
+        // Where y⁻ is: the argmax of each of its own (unshared) positions.
+        let own = std::slice::from_ref(minus);
+        let (log_pi, mut moved) = predict(e.before, own, &directions);
+        let actual = log_softmax_columns(&e.after.logits(minus)) - &log_pi[0];
+        let own_changes = [
+            moved[0].remove(0),
+            moved[1].remove(0),
+            moved[2].remove(0),
+            actual,
+        ];
+        let unshared: Vec<usize> = (0..minus.response().len())
+            .filter(|&m| !shared.get(m).copied().unwrap_or(false))
+            .collect();
+        for &m in &unshared {
+            let top = log_pi[0].column(m).argmax().0;
+            let values = own_changes.each_ref().map(|d| d[(top, m)]);
+            self.attribution
+                .own_argmax
+                .add(values, 1.0 / unshared.len() as f64);
+        }
+        Ok(())
+    }
+}
