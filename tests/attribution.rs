@@ -231,3 +231,79 @@ fn every_regime_finishes_at_the_corners_of_beta_and_the_learning_rate() {
         }
     }
 }
+
+/// `ldyn run lm_policy --seed S --out D` writes every table, the new ones included, for a
+/// seed other than the default.
+#[test]
+fn lm_policy_writes_the_mechanism_tables_for_any_seed() {
+    let dir = crate::common::scratch("policy-any-seed");
+    let out = dir.join("out");
+    let out_arg = out.to_str().unwrap();
+    let run = crate::common::ldyn_ok(&[
+        "run",
+        "lm_policy",
+        "--seed",
+        "77",
+        "--out",
+        out_arg,
+        "--set",
+        "pretrain.steps=300",
+        "--set",
+        "sft.epochs=3",
+        "--set",
+        "dpo_updates=12",
+        "--set",
+        "track_every=4",
+        "--set",
+        "beta=0.5",
+        "--set",
+        "max_redraws=1",
+    ]);
+    let report = String::from_utf8(run.stdout).unwrap();
+    for table in [
+        "",
+        "_frames",
+        "_positions",
+        "_repeater",
+        "_summary",
+        "_attribution",
+        "_negatives",
+    ] {
+        let path = out.join(format!("lm_policy{table}.csv"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().count() > 1, "{}", path.display());
+        if !table.is_empty() && table != "_frames" && table != "_summary" {
+            assert!(
+                text.lines()
+                    .skip(1)
+                    .all(|l| l.split(',').nth(1) >= Some("77")),
+                "{table}"
+            );
+        }
+    }
+    assert!(out.join("lm_policy.png").exists() && out.join("lm_policy.gif").exists());
+    assert!(report.contains("lm_policy:"), "{report}");
+}
+
+/// A figure of runs that ended short (fewer snapshots than the others) is drawn: each
+/// band holds a short run's last value.
+#[test]
+fn the_comparison_figure_draws_runs_that_ended_short() {
+    use learning_dynamics::experiments::lm_policy::{self, LmPolicy};
+    use learning_dynamics::experiments::{Experiment, Valid};
+    let mut config = lm_policy::Config::default();
+    config.world.pretrain.steps = 300;
+    config.world.sft.epochs = 2;
+    config.world.dpo_updates = 12;
+    config.track_every = 4;
+    let mut data = LmPolicy::run(&Valid::new(config).unwrap(), 5).unwrap();
+    // The second seed's online run: not the first of its group.
+    let short = &mut data.runs[7];
+    short.points.truncate(2);
+    short.counts.updates = short.points[1].step;
+    short.counts.records.truncate(short.counts.updates);
+    let dir = crate::common::scratch("short-runs");
+    let path = dir.join("policy.png");
+    learning_dynamics::plot::policy::comparison(&data, &path).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
+}

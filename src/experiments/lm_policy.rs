@@ -446,16 +446,25 @@ fn spin_claim(data: &Policy) -> Claim {
 
 fn updates_claim(data: &Policy) -> Claim {
     let redraws = |regime| data.median(regime, |r| Metric::Redraws.of(r));
-    Claim::new(
-        "updates",
-        data.all_updates_taken(),
+    let short: Vec<String> = (data.runs.iter())
+        .filter(|r| r.counts.updates < data.updates)
+        .map(|r| format!("{} seed {}: {}", r.label.id(), r.seed, r.counts.updates))
+        .collect();
+    let text = if short.is_empty() {
         format!(
             "every regime took exactly {} updates on every seed (median redraws: SPIN {}, online {})",
             data.updates,
             redraws(Regime::Spin),
             redraws(Regime::Online)
-        ),
-    )
+        )
+    } else {
+        format!(
+            "not every run took its {} updates: a pass over the prompts found no usable pair after max_redraws redraws each, and the run ended there ({}); raise max_redraws",
+            data.updates,
+            short.join(", ")
+        )
+    };
+    Claim::new("updates", data.all_updates_taken(), text)
 }
 
 /// The margin by which one regime must beat another on a seed, in nats, for the other

@@ -42,13 +42,20 @@ type Quartiles = (f64, f64, f64);
 /// `(x, lower quartile, median, upper quartile)` over seeds.
 type Band = Vec<(f64, f64, f64, f64)>;
 
-/// The band over the seeds of `group` of `measure` at every tracking step.
+/// The band over the seeds of `group` of `measure` at every tracking step of its
+/// longest run; a run that ended short holds its last value.
 fn band(group: &Group<'_>, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
-    group.runs[0]
+    let longest = (group.runs.iter())
+        .max_by_key(|r| r.len())
+        .map_or(&[][..], |r| *r);
+    longest
         .iter()
-        .enumerate()
-        .map(|(k, point)| {
-            let values: Vec<f64> = group.runs.iter().map(|r| measure(&r[k])).collect();
+        .map(|point| {
+            let at = |run: &[Snapshot]| {
+                let last = run.iter().rev().find(|p| p.step <= point.step);
+                measure(last.unwrap_or(&run[0]))
+            };
+            let values: Vec<f64> = group.runs.iter().map(|r| at(r)).collect();
             let q = |p| quantile(&values, p);
             (point.step as f64, q(0.25), q(0.5), q(0.75))
         })
