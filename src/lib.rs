@@ -97,14 +97,14 @@
 //! | module | owns |
 //! |---|---|
 //! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches` |
-//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (`config`; `world`: the world, its pre-trained models and SFT checkpoints shared per seed; `preference`: the DPO update rule of every regime), `lm_measures` (`families`, `answers`: greedy answers and the repeater, `runs`: snapshots of DPO runs), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
+//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (`config`; `world`: the world, its pre-trained models and SFT checkpoints shared per seed; `preference`: the DPO update rule of every regime), `lm_measures` (`families`, `answers`: greedy answers and the repeater, `attribution`: every update's change split by DPO's two terms, `runs`: snapshots and updates of DPO runs), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
 //!
 //! **Outputs: everything that touches files, streams or the clock.**
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`), and the runner (file naming, CSV tables, figures, robustness reruns, reports) |
-//! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure |
+//! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure; `plot::mechanism` the attribution row of the DPO comparisons |
 //! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine, one frame's rendering, the terminal loop) |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools ([`export::classifier`], [`export::lm`]: with the reference, hyperparameters, loss and coefficients) |
 //! | [`mod@bench`] | `ldyn bench`: medians against baselines run in the same command, per workload family: [`bench::mlp`] (the eNTK engine against the GEMM rate, the decomposition), [`bench::lm`] (the tiny LM's training steps, with a JSON export for peers) |

@@ -173,14 +173,7 @@ pub fn others_split<L>(run: &DpoRun<L>, positions: impl Fn(usize) -> bool + Copy
     let splits: Vec<Split> = (families.iter())
         .map(|&f| run.attribution.family(f, positions))
         .collect();
-    let total = Split::total(&splits);
-    let n = families.len() as f64;
-    Split {
-        chosen_term: total.chosen_term / n,
-        rejected_term: total.rejected_term / n,
-        predicted: total.predicted / n,
-        actual: total.actual / n,
-    }
+    Split::mean(&splits)
 }
 
 /// The actual change of the like-for-like others at the `positions` kept.

@@ -26,14 +26,7 @@ fn mean_splits<L: Label>(
         .into_iter()
         .map(|label| {
             let splits: Vec<Split> = data.of(label).filter_map(&measure).collect();
-            let n = splits.len().max(1) as f64;
-            let total = Split::total(&splits);
-            let mean = Split {
-                chosen_term: total.chosen_term / n,
-                rejected_term: total.rejected_term / n,
-                predicted: total.predicted / n,
-                actual: total.actual / n,
-            };
+            let mean = Split::mean(&splits);
             (label.id(), mean)
         })
         .collect()

@@ -64,6 +64,19 @@ impl Split {
         self.add(values, 1.0);
     }
 
+    /// The mean of several splits (zero for none).
+    pub fn mean(splits: &[Split]) -> Split {
+        let mut mean = Split::default();
+        let n = splits.len().max(1) as f64;
+        for s in splits {
+            mean.add(
+                [s.chosen_term, s.rejected_term, s.predicted, s.actual],
+                1.0 / n,
+            );
+        }
+        mean
+    }
+
     /// The sum of several splits.
     pub fn total<'a>(splits: impl IntoIterator<Item = &'a Split>) -> Split {
         let mut total = Split::default();
