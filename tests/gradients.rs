@@ -109,3 +109,27 @@ fn params_round_trip_and_sgd_step_moves_against_the_gradient() {
     model.sgd_step(&grad, 0.25).unwrap();
     assert_eq!(model.params(), theta - grad * 0.25);
 }
+
+/// The batched passes (every input a column of one matrix) agree with the passes of one
+/// input at a time, for every kind of model: the same numbers up to rounding.
+#[test]
+fn batched_logits_and_jvps_equal_the_passes_of_one_input() {
+    let mut r = rng(11);
+    for kind in 0..5 {
+        let model = random_model(kind, 4, 6, 5, &mut r);
+        let xs: Vec<DVector<f64>> = (0..7).map(|_| random_vector(4, &mut r)).collect();
+        let dir = random_vector(model.num_params(), &mut r);
+        let close = |a: &nalgebra::DMatrix<f64>, b: &nalgebra::DMatrix<f64>| {
+            assert_eq!(a.shape(), b.shape());
+            assert!((a - b).amax() <= 1e-12 * (1.0 + b.amax()), "kind {kind}");
+        };
+        for (x, z) in xs.iter().zip(Model::logits_batch(&model, &xs)) {
+            close(&z, &model.logits(x));
+        }
+        for (x, (z, dz)) in xs.iter().zip(model.logits_and_jvp_batch(&xs, &dir)) {
+            let (z1, dz1) = model.logits_and_jvp(x, &dir);
+            close(&z, &z1);
+            close(&dz, &dz1);
+        }
+    }
+}

@@ -99,6 +99,12 @@ impl Trace {
 }
 
 /// One vector as a one-column matrix.
+/// Inputs as the columns of one matrix.
+fn stack(xs: &[DVector<f64>]) -> DMatrix<f64> {
+    let dim = xs.first().map_or(0, |x| x.len());
+    DMatrix::from_fn(dim, xs.len(), |i, j| xs[j][i])
+}
+
 fn column(x: &DVector<f64>) -> DMatrix<f64> {
     DMatrix::from_column_slice(x.len(), 1, x.as_slice())
 }
@@ -433,6 +439,32 @@ impl Model for Mlp {
             "direction length does not match the model"
         );
         self.forward_tangent_batch(&column(x), dtheta.as_slice(), None)
+    }
+
+    /// All inputs as the columns of one matrix: one forward pass of a few products.
+    fn logits_batch(&self, xs: &[DVector<f64>]) -> Vec<DMatrix<f64>> {
+        let z = self.logits_batch(&stack(xs));
+        (0..xs.len())
+            .map(|i| z.columns(i, 1).into_owned())
+            .collect()
+    }
+
+    /// All inputs as the columns of one matrix: one forward-mode pass of a few products.
+    fn logits_and_jvp_batch(
+        &self,
+        xs: &[DVector<f64>],
+        dtheta: &DVector<f64>,
+    ) -> Vec<(DMatrix<f64>, DMatrix<f64>)> {
+        assert_eq!(
+            dtheta.len(),
+            self.num_params(),
+            "direction length does not match the model"
+        );
+        let (z, dz) = self.forward_tangent_batch(&stack(xs), dtheta.as_slice(), None);
+        let column = |m: &DMatrix<f64>, i: usize| m.columns(i, 1).into_owned();
+        (0..xs.len())
+            .map(|i| (column(&z, i), column(&dz, i)))
+            .collect()
     }
 
     fn params(&self) -> DVector<f64> {
