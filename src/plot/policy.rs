@@ -401,7 +401,7 @@ pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
                         roles,
                     };
                     let title = format!(
-                        "{} DPO, update {}/{}: next token after [ASK e{e} e{e} {}]",
+                        "{}, update {}/{}, after [ASK e{e} e{e} {}]",
                         run.label.id(),
                         point.step,
                         data.updates,

@@ -60,9 +60,10 @@ fn draw_rows(
     rows: &[(&str, &Squeeze)],
     (log_floor, names): (Option<f64>, Names<'_>),
 ) -> Result<()> {
+    // Only an animation fixes the log panels' floor across its frames.
     let (top, body) = root.split_vertically(90);
     title(&top, heading, 30)?;
-    draw_legend(&top, 20, 62, positive)?;
+    draw_legend(&top, (20, 62), positive, log_floor.is_some())?;
     let panels = body.split_evenly((rows.len(), 2));
     for (r, (title, squeeze)) in rows.iter().enumerate() {
         let linear = |lp: &[f64]| lp.iter().map(|v| v.exp()).collect::<Vec<_>>();
@@ -180,7 +181,7 @@ fn distribution_panel(
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 18))
         .margin(8)
-        .x_label_area_size(38)
+        .x_label_area_size(if names.is_some() { 62 } else { 38 })
         .y_label_area_size(62)
         .build_cartesian_2d(-0.5..v - 0.5, y_lo..y_hi)?;
     let name_of = |x: &f64| match names {
@@ -200,8 +201,9 @@ fn distribution_panel(
     .axis_desc_style((FONT, 15))
     .light_line_style(WHITE.mix(0.0));
     if names.is_some() {
-        // One label per token, small enough to fit.
-        mesh.x_labels(before.len()).x_label_style((FONT, 10));
+        // One label per token, turned upright so that every name fits.
+        let upright = (FONT, 11).into_font().transform(FontTransform::Rotate90);
+        mesh.x_labels(before.len()).x_label_style(upright);
     }
     mesh.draw()?;
     chart.draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))?;
@@ -213,7 +215,10 @@ fn distribution_panel(
         AFTER.stroke_width(2),
     )])?;
     chart.draw_series([Text::new(
-        format!("y* = {y_star}"),
+        format!(
+            "y* = {}",
+            names.map_or(y_star.to_string(), |name| name(y_star))
+        ),
         (y_star as f64, after[y_star] + 0.03 * (y_hi - y_lo)),
         (FONT, 15)
             .into_font()
@@ -233,10 +238,16 @@ fn distribution_panel(
 /// The shared legend of the squeezing figure, drawn once in the header at `(x, y)`.
 /// The legend of the squeezing figures; without `positive`, no entry for a positive
 /// gradient (the animation has none).
-fn draw_legend(area: &Area<'_>, x: i32, y: i32, positive: bool) -> Result<()> {
+fn draw_legend(area: &Area<'_>, (x, y): (i32, i32), positive: bool, animated: bool) -> Result<()> {
     let font = (FONT, 18).into_font().color(&BLACK);
     let mut at = x;
-    for (colour, text) in [(BEFORE, "π before the step"), (AFTER, "π after the step")] {
+    // An animation draws every frame against the first.
+    let lines = if animated {
+        [(BEFORE, "π at the first frame"), (AFTER, "π at this frame")]
+    } else {
+        [(BEFORE, "π before the step"), (AFTER, "π after the step")]
+    };
+    for (colour, text) in lines {
         area.draw(&PathElement::new(
             vec![(at, y), (at + 34, y)],
             colour.stroke_width(4),
