@@ -1,19 +1,23 @@
 //! Off-policy vs on-policy DPO on [`TinyLm`](crate::lm::TinyLm) (the paper's §4 and App. E): three DPO
-//! regimes from the same SFT checkpoint, with the same probes and the same number of
-//! updates, on five seeds.
+//! regimes and two ablations from the same SFT checkpoint, with the same probes and the
+//! same number of updates, on five seeds.
 //!
 //! The world is the human one ([`Style::Human`](crate::language::Style::Human)): SFT learns an answer distribution with
 //! synonyms at 0.5, so `y⁺` is one likely answer rather than the model's mode, and `y⁻`'s
 //! wrong value is a valley. The regimes differ only in where the pair comes from
 //! ([`Regime`]): the fixed dataset (off-policy), the model's own sample as `y⁻` (SPIN), or
-//! two samples ranked by correctness (online). [`train_dpo`](super::lm_world::train_dpo) gives each exactly
-//! `dpo_updates` updates.
+//! two samples ranked by correctness (online); the ablations take off-policy's pairs with
+//! one of DPO's two terms alone. [`train_dpo`](super::lm_world::train_dpo) gives each
+//! `dpo_updates` updates (fewer, recorded, if a pass finds no usable pair).
 //!
 //! The theory predicts that a negative gradient on a valley (off-policy `y⁻`) squeezes
-//! mass into the argmax of the distribution it acts on: at `y⁻`'s own prefixes the
-//! argmax rises while everything else, `y⁺` and the other families included, falls, and
-//! greedy decoding degenerates (the repeater). An on-policy `y⁻` is near the peak, so
-//! its negative gradient does not squeeze.
+//! mass into the argmax of the distribution it acts on, and greedy decoding degenerates
+//! (the repeater); an on-policy `y⁻` is near the peak, so its negative gradient flattens
+//! instead. The claims test the mechanism, not only its signature: every family's change
+//! is split exactly into the chosen and the rejected term
+//! ([`Attribution`](super::lm_measures::Attribution)), the argmax is fixed at the start of
+//! DPO, every update records where `y⁻` sat and its coefficients, and the repeater is
+//! counted apart from hallucination.
 
 use serde::{Deserialize, Serialize};
 
@@ -473,9 +477,12 @@ fn updates_claim(data: &Policy) -> Claim {
 /// `others_change` is 0.48 nats (−3.83 to −3.36), and that of its chosen change 0.79
 /// nats (−0.88 to −0.09).
 const NATS_MARGIN: f64 = 1.0;
-/// The least Pearson correlation of the accumulated prediction with the actual change.
+/// The least Pearson correlation of the accumulated prediction with the actual change
+/// (the threshold; the default seeds' per-run values lie between 0.95 and 1.0).
 const PEARSON: f64 = 0.9;
-/// "Most": the share of a fall that one term must account for.
+/// "Most": the share of a fall that one term must account for, more than the other term.
+/// The default seeds' off-policy shares lie between 1.2 and 2.1, far from it.
 const MOST: f64 = 0.5;
-/// The share of held-out answers about another entity that counts as hallucinating.
+/// The share of held-out answers about another entity that counts as hallucinating: a
+/// majority of the 4 held-out prompts (the default seeds give 0.75 on every seed).
 const HALLUCINATING: f64 = 0.5;
