@@ -176,8 +176,29 @@ pub fn check_memory(flags: &str, bytes: Option<u128>, budget: u64) -> Result<()>
 /// Longest user-given text an error message shows, in characters.
 pub const QUOTE_CHARS: usize = 200;
 
-/// User-given text as an error shows it: control characters escaped (so a message is
-/// always one line) and cut to [`QUOTE_CHARS`] characters.
+/// Whether a character would change how a message reads rather than show in it: a
+/// control character, a line or paragraph separator, a zero-width or byte-order mark, or a
+/// bidirectional override or isolate.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}')
+        || matches!(c, '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// How a character shows in a message: itself, or escaped if [`hidden`] (`\\n` for a
+/// newline, `\\u{202e}` for an override).
+fn shown(c: char) -> Vec<char> {
+    if c.is_control() {
+        c.escape_default().collect()
+    } else if hidden(c) {
+        c.escape_unicode().collect()
+    } else {
+        vec![c]
+    }
+}
+
+/// User-given text as an error shows it: hidden characters escaped (so a message is
+/// always one line and reads as written) and cut to [`QUOTE_CHARS`] characters.
 pub fn quote(text: &str) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
@@ -185,11 +206,7 @@ pub fn quote(text: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        out.extend(shown(c));
     }
     out
 }
@@ -197,17 +214,7 @@ pub fn quote(text: &str) -> String {
 /// A whole message as one line: control characters escaped, nothing cut (the
 /// user-given parts of the crate's errors are already [`quote`]d).
 pub fn quote_line(message: &str) -> String {
-    message
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    message.chars().flat_map(|c| shown(c)).collect()
 }
 
 /// Checks that a learning rate or step size is finite and strictly positive.

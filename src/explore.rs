@@ -332,17 +332,27 @@ pub fn draw(frame: &mut Frame<'_>, explorer: &Explorer) {
 /// If stdout is not a terminal (the error suggests `ldyn squeeze`), the logits are not
 /// valid, or the terminal fails.
 pub fn run(logits: Vec<f64>) -> Result<()> {
+    require_terminal()?;
+    let mut explorer = Explorer::new(logits)?;
+    let mut terminal = ratatui::try_init()
+        .map_err(|e| Error::InvalidArgument(format!("the terminal cannot be set up: {e}")))?;
+    let result = key_loop(&mut terminal, &mut explorer);
+    ratatui::restore();
+    result.map_err(|e| Error::InvalidArgument(format!("terminal: {e}")))
+}
+
+/// Refuses to start without a terminal on stdout, before anything is read.
+///
+/// # Errors
+/// If stdout is not a terminal.
+pub fn require_terminal() -> Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         return Err(Error::InvalidArgument(
             "ldyn explore needs a terminal; without one, `ldyn squeeze` takes one step and prints it".into(),
         ));
     }
-    let mut explorer = Explorer::new(logits)?;
-    let mut terminal = ratatui::init();
-    let result = key_loop(&mut terminal, &mut explorer);
-    ratatui::restore();
-    result.map_err(|e| Error::InvalidArgument(format!("terminal: {e}")))
+    Ok(())
 }
 
 fn key_loop(

@@ -17,6 +17,11 @@
 //! directory, two outputs that are the same file, or an output that is one of the
 //! command's inputs. A run into an output directory holds [`DirLock`], which also removes
 //! the temporary files a killed run left behind.
+//!
+//! Every input file (a configuration, logits) is read with [`read_input`]: only a regular
+//! file, at most [`MAX_INPUT_BYTES`], checked before reading and opened without
+//! blocking, so a FIFO, a device such as `/dev/zero` or a directory is refused with one
+//! line instead of blocking or filling memory.
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +34,62 @@ pub const TEMP_PREFIX: &str = ".ldyn-tmp-";
 
 /// The name of the lock file a run takes in its output directory.
 pub const LOCK_FILE: &str = ".ldyn.lock";
+
+/// The largest input file read: 64 MiB.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// The text of the input file `path` (`what` names it in errors): a regular file of at
+/// most [`MAX_INPUT_BYTES`], in UTF-8.
+///
+/// # Errors
+/// If `path` cannot be read, is not a regular file (a FIFO, a device, a socket, a
+/// directory), is larger than the limit, or is not UTF-8.
+pub fn read_input(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |why: String| {
+        Error::InvalidArgument(format!(
+            "{what} {}: {why}",
+            crate::error::quote(&path.display().to_string())
+        ))
+    };
+    let regular = |meta: &fs::Metadata| -> Result<()> {
+        if !meta.is_file() {
+            return Err(refuse(
+                "not a regular file (a FIFO, device, socket or directory); give a file".into(),
+            ));
+        }
+        if meta.len() > MAX_INPUT_BYTES {
+            return Err(refuse(format!(
+                "{} bytes, more than the {} MiB an input may hold",
+                meta.len(),
+                MAX_INPUT_BYTES >> 20
+            )));
+        }
+        Ok(())
+    };
+    regular(&fs::metadata(path).map_err(|e| Error::io("read", path, e))?)?;
+    // O_NONBLOCK: if the path became a FIFO after the check, opening does not wait for a
+    // writer; the check below then refuses it.
+    const NONBLOCK: i32 = 0o4000;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("read", path, e))?;
+    regular(&file.metadata().map_err(|e| Error::io("read", path, e))?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(refuse(format!(
+            "grew past the {} MiB an input may hold while it was read",
+            MAX_INPUT_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
+}
 
 /// Creates `dir` and its parents, with a clear error if that is impossible.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
@@ -259,7 +320,7 @@ pub fn parse_number_list(list: &str) -> Result<Vec<f64>> {
 /// Reads numbers from a file: a JSON array (`[1.0, 2.5]`) or one number per line
 /// (blank lines are skipped). Errors name the file and the offending line.
 pub fn read_numbers(path: &Path) -> Result<Vec<f64>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let text = read_input(path, "the numbers file")?;
     let parse_err = |line: usize, message: String| Error::Parse {
         path: path.to_path_buf(),
         line,

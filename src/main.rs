@@ -280,6 +280,11 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 /// Writes `text` to stdout; a closed pipe is [`Error::BrokenPipe`], any other failure an
 /// error that names standard output.
 fn emit(text: &str) -> Result<()> {
+    if stdout_was_closed() {
+        return Err(Error::InvalidArgument(
+            "standard output is closed: nothing can be printed".into(),
+        ));
+    }
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
@@ -288,6 +293,22 @@ fn emit(text: &str) -> Result<()> {
             std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
             _ => Error::io("write", Path::new("standard output"), e),
         })
+}
+
+/// Whether stdout was closed when the process started. Rust's runtime then opens
+/// `/dev/null` read-write in its place, so writes would vanish; a user's `> /dev/null`
+/// opens it write-only. (Linux; elsewhere, or without `/proc`, `false`.)
+fn stdout_was_closed() -> bool {
+    let target = std::fs::read_link("/proc/self/fd/1");
+    let info = std::fs::read_to_string("/proc/self/fdinfo/1");
+    let (Ok(target), Ok(info)) = (target, info) else {
+        return false;
+    };
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok());
+    target == Path::new("/dev/null") && flags.is_some_and(|f| f & 0o3 == 0o2)
 }
 
 /// `--max-memory` in bytes.
@@ -343,6 +364,7 @@ fn execute(command: Command, budget: u64) -> Result<()> {
         }
         Command::Config { plan } => emit(&plan.to_toml()),
         Command::Explore { logits } => {
+            learning_dynamics::explore::require_terminal()?;
             let logits = match logits {
                 Some(source) => load_numbers(&source)?,
                 None => learning_dynamics::explore::DEFAULT_LOGITS.to_vec(),

@@ -125,7 +125,9 @@ fn a_run_is_reproduced_from_the_configuration_it_wrote() {
     args.extend(quick);
     args.extend(["--out", d.to_str().unwrap()]);
     ldyn_ok(&args);
-    let config = d.join("lm_dpo.config.toml");
+    // An alias writes the experiment's configuration, under the experiment's name.
+    assert!(!d.join("lm_dpo.config.toml").exists());
+    let config = d.join("lm_finetune.config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(
         text.lines().any(|l| l.starts_with("beta = 0.5  #")),
@@ -164,7 +166,7 @@ fn a_run_is_reproduced_from_the_configuration_it_wrote() {
         "--out",
         f.to_str().unwrap(),
     ]);
-    let text = std::fs::read_to_string(f.join("lm_dpo.config.toml")).unwrap();
+    let text = std::fs::read_to_string(f.join("lm_finetune.config.toml")).unwrap();
     assert!(
         text.contains("\nbeta = 0.25  #") && text.contains("\nseed = 3  #"),
         "{text}"

@@ -467,3 +467,108 @@ proptest! {
         }
     }
 }
+
+/// Runs `ldyn` with `args` (stdin empty) and kills it if it has not ended within
+/// `seconds`: a test that would block for ever fails instead.
+fn ldyn_within(seconds: u64, args: &[&str]) -> std::process::Output {
+    let mut child = ldyn_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= seconds {
+            child.kill().unwrap();
+            panic!("ldyn {args:?} still ran after {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Inputs are read with a bound: a device that never ends, a FIFO that no one writes,
+/// a directory and a file past the 64 MiB limit are each refused with one line, at
+/// once, as a configuration and as logits (for `squeeze` and `explore`).
+#[test]
+fn inputs_are_read_with_a_bound_and_never_block() {
+    let dir = scratch("bounded-inputs");
+    let fifo = dir.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success(),
+        "mkfifo"
+    );
+    let big = dir.join("big.txt");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(learning_dynamics::io::MAX_INPUT_BYTES + 1)
+        .unwrap();
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let inputs = [
+        ("/dev/zero", "not a regular file"),
+        (fifo.to_str().unwrap(), "not a regular file"),
+        (dir.to_str().unwrap(), "not a regular file"),
+        (big.to_str().unwrap(), "more than the 64 MiB"),
+    ];
+    for (input, why) in inputs {
+        let config = ["run", "squeezing", "--config", input, "--out", out];
+        assert_fails(&ldyn_within(10, &config), why);
+        let squeeze = [
+            "squeeze",
+            "--logits",
+            input,
+            "--class",
+            "0",
+            "--direction",
+            "negative",
+            "--step",
+            "1",
+        ];
+        assert_fails(&ldyn_within(10, &squeeze), why);
+    }
+    // `explore` says it needs a terminal before it reads anything.
+    let explore = ["explore", "--logits", fifo.to_str().unwrap()];
+    assert_fails(&ldyn_within(10, &explore), "needs a terminal");
+}
+
+/// A closed stdout (`ldyn list >&-`) is an error with status 2, as the README promises;
+/// a stdout sent to `/dev/null` is not.
+#[test]
+fn a_closed_stdout_exits_2() {
+    let shell = |redirect: &str| {
+        let script = format!("'{}' list {redirect}", env!("CARGO_BIN_EXE_ldyn"));
+        Command::new("sh").args(["-c", &script]).output().unwrap()
+    };
+    assert_fails(&shell(">&-"), "standard output is closed");
+    assert!(shell(">/dev/null").status.success());
+}
+
+/// User text in a message is one line that reads as written: a newline in a `--set` value
+/// is refused (it would drop what follows), bidirectional overrides and byte-order marks
+/// are escaped, and an over-long value is cut to 200 characters.
+#[test]
+fn user_text_in_messages_is_escaped_and_cut() {
+    let out = scratch("escaped").join("out");
+    let out = out.to_str().unwrap();
+    let newline = [
+        "run",
+        "squeezing",
+        "--set",
+        "frames=3\nrobustness_seeds=1",
+        "--out",
+        out,
+    ];
+    assert_fails(&ldyn_within(20, &newline), "without control characters");
+    let bidi = ldyn(&["run", "bad\u{202e}name\u{feff}"]);
+    assert_fails(&bidi, "bad\\u{202e}name\\u{feff}");
+    let long = format!("frames={}", "9".repeat(100_000));
+    let over = ldyn(&["run", "squeezing", "--set", &long, "--out", out]);
+    assert_fails(&over, "frames must be an integer");
+    assert!(over.stderr.len() < 600, "{} bytes", over.stderr.len());
+}

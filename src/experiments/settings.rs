@@ -110,8 +110,10 @@ impl Key {
             Ok(())
         } else {
             Err(Error::InvalidArgument(format!(
-                "{} must be {}, got {value}",
-                self.path, self.range
+                "{} must be {}, got {}",
+                self.path,
+                self.range,
+                crate::error::quote(&value.to_string())
             )))
         }
     }

@@ -102,6 +102,13 @@ impl Plan {
             ))
         })?;
         let (key, value) = (key.trim(), value.trim());
+        // A newline would end the TOML value early and silently drop the rest.
+        if assignment.chars().any(char::is_control) {
+            return Err(Error::InvalidArgument(format!(
+                "--set takes one line without control characters, got '{}'",
+                quote(assignment)
+            )));
+        }
         let is_name = !value.is_empty()
             && value
                 .chars()
@@ -129,7 +136,7 @@ impl Plan {
     /// # Errors
     /// If the file cannot be read or parsed, or as [`Plan::set_value`].
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let text = crate::io::read_input(path, "the configuration")?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Parse {
             path: path.to_path_buf(),
             line: e

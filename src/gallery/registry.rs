@@ -175,7 +175,8 @@ pub fn names() -> Vec<&'static str> {
 }
 
 impl Entry {
-    /// A plan with the defaults, run under `name` (the experiment's name or an alias).
+    /// A plan with the defaults for `name` (the experiment's name or an alias); it runs, and
+    /// writes its configuration, under the experiment's name.
     ///
     /// # Errors
     /// If `name` is neither.
@@ -186,9 +187,11 @@ impl Entry {
                 self.name
             )));
         }
+        // An alias runs the experiment under its own name, so the configuration beside
+        // the files is the experiment's and regenerates all of them.
         Ok(Plan {
             entry: self,
-            name: name.to_string(),
+            name: self.name.to_string(),
             seed: self.default_seed,
             robustness_seeds: self.robustness_seeds,
             values: self.defaults()?,
