@@ -214,7 +214,7 @@ pub fn quote(text: &str) -> String {
 /// A whole message as one line: control characters escaped, nothing cut (the
 /// user-given parts of the crate's errors are already [`quote`]d).
 pub fn quote_line(message: &str) -> String {
-    message.chars().flat_map(|c| shown(c)).collect()
+    message.chars().flat_map(shown).collect()
 }
 
 /// Checks that a learning rate or step size is finite and strictly positive.
