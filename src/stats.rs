@@ -45,10 +45,17 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
 /// The cosine of the angle between two equally long vectors (0 if either is zero).
 pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "vectors must have the same length");
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norms =
-        a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    if norms == 0.0 { 0.0 } else { dot / norms }
+    // Each vector is first divided by its largest magnitude, so that squares of values
+    // near the largest double cannot overflow.
+    let unit = |v: &[f64]| {
+        let top = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let scaled: Vec<f64> = v.iter().map(|x| if top > 0.0 { x / top } else { 0.0 }).collect();
+        let norm = scaled.iter().map(|x| x * x).sum::<f64>().sqrt();
+        (scaled, norm)
+    };
+    let ((a, na), (b, nb)) = (unit(a), unit(b));
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
 }
 
 /// The `q`-quantile of a sample (`0 ≤ q ≤ 1`), interpolating linearly between order
@@ -91,5 +98,7 @@ mod tests {
         assert!(median(&[]).is_nan());
         assert!((cosine(&[1.0, 0.0], &[3.0, 0.0]) - 1.0).abs() < 1e-15);
         assert_eq!(cosine(&[1.0, 0.0], &[0.0, 2.0]), 0.0);
+        // Values whose squares overflow: still exact.
+        assert!((cosine(&[1e300, 1e300], &[2e300, 2e300]) - 1.0).abs() < 1e-15);
     }
 }

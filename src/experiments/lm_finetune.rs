@@ -281,12 +281,12 @@ impl LmRun {
                 "dpo_end",
                 end_dpo.1 < end_sft.1 - 1.0 && end_change < -RISE_MARGIN,
                 format!(
-                    "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}; the chosen answer's END follows by over {RISE_MARGIN} nats ({:.2} → {:.2}), {:.0}% of chosen's change ({chosen_change:+.2})",
+                    "DPO: the rejected answer's END, a peak in its own context (log π {:.2}), is pushed to {:.2}; the chosen answer's END follows by over {RISE_MARGIN} nats ({:.2} → {:.2}), {} of chosen's change ({chosen_change:+.2})",
                     end_sft.1,
                     end_dpo.1,
                     end_sft.0,
                     end_dpo.0,
-                    100.0 * end_change / chosen_change
+                    share(end_change, chosen_change)
                 ),
             ),
         ]
@@ -322,5 +322,16 @@ impl LmRun {
                 ),
             ),
         ]
+    }
+}
+
+/// `part` as a percentage of `whole`, or "an undefined share" when `whole` is too small
+/// for the ratio to mean anything (no DPO update, or none that moved chosen).
+fn share(part: f64, whole: f64) -> String {
+    let ratio = 100.0 * part / whole;
+    if whole.abs() < 1e-9 || !ratio.is_finite() {
+        "an undefined share (chosen did not move)".into()
+    } else {
+        format!("{ratio:.0}%")
     }
 }

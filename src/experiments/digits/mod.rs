@@ -97,8 +97,8 @@ impl Settings for Config {
             ),
             Key::new(
                 "probes_per_class",
-                "held-out probe images per class (influence and eNTK track)",
-                Range::Int(1, 50),
+                "held-out probe images per class (influence and eNTK track; at least 2, so that a class's mean eNTK over distinct images of it is defined)",
+                Range::Int(2, 50),
             ),
             Key::new(
                 "entk_every",
