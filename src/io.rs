@@ -32,6 +32,24 @@ use crate::error::{Error, Result};
 /// The prefix of the tool's temporary files.
 pub const TEMP_PREFIX: &str = ".ldyn-tmp-";
 
+/// The suffix of the tool's temporary files, after [`TEMP_PREFIX`] and
+/// [`TEMP_RANDOM`] random characters.
+pub const TEMP_SUFFIX: &str = ".part";
+
+/// How many random characters a temporary file's name holds.
+pub const TEMP_RANDOM: usize = 12;
+
+/// Whether `name` is one of the tool's temporary files: exactly [`TEMP_PREFIX`], then
+/// [`TEMP_RANDOM`] letters and digits, then [`TEMP_SUFFIX`]. Only such files are removed
+/// as leftovers, so a user's file that merely starts with the prefix is never touched.
+pub fn is_temporary(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+        .is_some_and(|random| {
+            random.len() == TEMP_RANDOM && random.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+}
+
 /// The name of the lock file a run takes in its output directory.
 pub const LOCK_FILE: &str = ".ldyn.lock";
 
@@ -106,6 +124,26 @@ fn ensure_parent(path: &Path) -> Result<()> {
 
 /// Where writing `path` lands: the final target of a symbolic link (the link is kept),
 /// or `path` itself.
+/// The standard output or error stream that `path` names (`/dev/stdout`, `/dev/fd/1`,
+/// `/proc/self/fd/1`, and the same for 2), if it names one.
+fn standard_stream(path: &Path) -> Option<Box<dyn Write>> {
+    let name = path.to_str()?;
+    let fd = ["/dev/std", "/dev/fd/", "/proc/self/fd/"]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))?;
+    match fd {
+        "out" | "1" => Some(Box::new(std::io::stdout())),
+        "err" | "2" => Some(Box::new(std::io::stderr())),
+        _ => None,
+    }
+}
+
+/// Whether `path` is written in place, with no lock and no temporary file: a standard
+/// stream, or an existing target that is not a regular file (a device, a FIFO).
+fn written_in_place(path: &Path) -> bool {
+    standard_stream(path).is_some() || fs::metadata(path).is_ok_and(|m| !m.is_file())
+}
+
 fn resolve(path: &Path) -> Result<PathBuf> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
@@ -190,6 +228,14 @@ pub fn check_outputs(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
 /// # Errors
 /// If the directory cannot be created or the file cannot be written.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if let Some(mut stream) = standard_stream(path) {
+        // The process's own stream, whatever it is: a pipe, a terminal, or a file opened
+        // for appending (`>>`), which keeps its appending.
+        return stream
+            .write_all(contents)
+            .and_then(|()| stream.flush())
+            .map_err(|e| Error::io("write", path, e));
+    }
     ensure_parent(path)?;
     let target = resolve(path)?;
     let err = |e| Error::io("write", path, e);
@@ -219,6 +265,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     }
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_RANDOM)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir_of(&target))
         .map_err(err)?;
     tmp.write_all(contents).map_err(err)?;
@@ -240,10 +288,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 pub fn lock_output_dirs(outputs: &[&Path]) -> Result<Vec<DirLock>> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for out in outputs {
-        let target = resolve(out)?;
-        if fs::metadata(&target).is_ok_and(|m| !m.is_file()) {
+        if written_in_place(out) {
             continue;
         }
+        let target = resolve(out)?;
         let dir = dir_of(&target);
         if !dirs.contains(&dir) {
             dirs.push(dir);
@@ -266,13 +314,31 @@ impl DirLock {
     /// If the directory cannot be created, or another run is writing there.
     pub fn acquire(dir: &Path) -> Result<Self> {
         ensure_dir(dir)?;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(LOCK_FILE);
+        // O_NOFOLLOW and O_NONBLOCK (Linux): a symbolic link there is refused rather than
+        // followed out of the directory, and a FIFO does not block; only a regular file
+        // is taken.
+        const NOFOLLOW_NONBLOCK: i32 = 0o400000 | 0o4000;
+        let not_ours = || {
+            Error::InvalidArgument(format!(
+                "{} is not a regular file the tool made; remove it and try again",
+                crate::error::quote(&path.display().to_string())
+            ))
+        };
+        if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(not_ours());
+        }
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(NOFOLLOW_NONBLOCK)
             .open(&path)
             .map_err(|e| Error::io("open the lock file", &path, e))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(not_ours());
+        }
         file.try_lock().map_err(|_| {
             Error::InvalidArgument(format!(
                 "another ldyn run is writing to {}; try again when it has finished",
@@ -281,7 +347,8 @@ impl DirLock {
         })?;
         if let Ok(entries) = fs::read_dir(dir) {
             for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let regular = entry.file_type().is_ok_and(|t| t.is_file());
+                if regular && is_temporary(&entry.file_name().to_string_lossy()) {
                     let _ = fs::remove_file(entry.path());
                 }
             }

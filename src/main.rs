@@ -453,10 +453,11 @@ fn execute(command: Command, budget: u64) -> Result<()> {
     }
 }
 
-/// Writes a JSON document atomically and says so.
+/// Writes a JSON document atomically, holding its directory's lock, and says so.
 fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
     let text =
         serde_json::to_string_pretty(doc).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let _locks = lock_output_dirs(&[path])?;
     write_atomic(path, text.as_bytes())?;
     emit(&format!("wrote {}\n", path.display()))
 }

@@ -49,13 +49,20 @@ pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     // near the largest double cannot overflow.
     let unit = |v: &[f64]| {
         let top = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let scaled: Vec<f64> = v.iter().map(|x| if top > 0.0 { x / top } else { 0.0 }).collect();
+        let scaled: Vec<f64> = v
+            .iter()
+            .map(|x| if top > 0.0 { x / top } else { 0.0 })
+            .collect();
         let norm = scaled.iter().map(|x| x * x).sum::<f64>().sqrt();
         (scaled, norm)
     };
     let ((a, na), (b, nb)) = (unit(a), unit(b));
     let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 /// The `q`-quantile of a sample (`0 ≤ q ≤ 1`), interpolating linearly between order

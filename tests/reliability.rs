@@ -310,14 +310,19 @@ fn targets_are_written_whole_and_nothing_else_is_touched() {
 
 #[test]
 fn an_output_directory_is_locked_and_cleaned_of_leftovers() {
+    use learning_dynamics::io::{TEMP_PREFIX, TEMP_SUFFIX};
     let dir = scratch("lock");
-    let leftover = dir.join(format!("{}abc123", learning_dynamics::io::TEMP_PREFIX));
+    let leftover = dir.join(format!("{TEMP_PREFIX}abcdef123456{TEMP_SUFFIX}"));
     std::fs::write(&leftover, "half").unwrap();
+    // A user's file that merely starts with the prefix is not the tool's.
+    let input = dir.join(format!("{TEMP_PREFIX}my-logits.txt"));
+    std::fs::write(&input, "1,2").unwrap();
     let held = learning_dynamics::io::DirLock::acquire(&dir).unwrap();
     assert!(
         !leftover.exists(),
         "a killed run's temporary file is removed"
     );
+    assert!(input.exists(), "a user's file is kept");
     assert_fails(
         &ldyn(&["run", "squeezing", "--out", dir.to_str().unwrap()]),
         "another ldyn run is writing to",
@@ -571,4 +576,142 @@ fn user_text_in_messages_is_escaped_and_cut() {
     let over = ldyn(&["run", "squeezing", "--set", &long, "--out", out]);
     assert_fails(&over, "frames must be an integer");
     assert!(over.stderr.len() < 600, "{} bytes", over.stderr.len());
+}
+
+/// The lock file is only ever a regular file the tool made: a symbolic link there (which
+/// would create a file outside the directory) and a FIFO (which would block) are refused.
+#[test]
+fn a_lock_that_is_a_link_or_a_fifo_is_refused() {
+    let dir = scratch("bad-lock");
+    let outside = dir.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    for kind in ["link", "fifo"] {
+        let out = dir.join(kind);
+        std::fs::create_dir(&out).unwrap();
+        let lock = out.join(learning_dynamics::io::LOCK_FILE);
+        if kind == "link" {
+            std::os::unix::fs::symlink(outside.join("made-here"), &lock).unwrap();
+        } else {
+            assert!(
+                Command::new("mkfifo")
+                    .arg(&lock)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let args = [
+            "run",
+            "squeezing",
+            "--set",
+            "robustness_seeds=0",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        assert_fails(
+            &ldyn_within(20, &args),
+            "is not a regular file the tool made",
+        );
+        assert!(
+            !outside.join("made-here").exists(),
+            "{kind}: nothing made outside"
+        );
+    }
+}
+
+/// `/dev/stdout` is written in place, with no lock: into a pipe, and into a file opened
+/// for appending (`>>`), whose earlier lines are kept.
+#[test]
+fn the_standard_output_is_written_in_place() {
+    let dir = scratch("stdout-target");
+    let appended = dir.join("out.txt");
+    std::fs::write(&appended, "earlier line\n").unwrap();
+    let squeeze = format!(
+        "'{}' squeeze --logits 1,2 --class 0 --direction negative --step 1 --csv /dev/stdout",
+        env!("CARGO_BIN_EXE_ldyn")
+    );
+    let piped = Command::new("sh")
+        .args(["-c", &format!("{squeeze} | cat")])
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(String::from_utf8_lossy(&piped.stdout).starts_with("class,p_before"));
+    let redirect = format!("{squeeze} >> '{}'", appended.display());
+    assert!(
+        Command::new("sh")
+            .args(["-c", &redirect])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let text = std::fs::read_to_string(&appended).unwrap();
+    assert!(text.starts_with("earlier line\nclass,p_before"), "{text}");
+}
+
+/// `akg` takes its directory's lock: it refuses a directory another run holds.
+#[test]
+fn akg_takes_the_directory_lock() {
+    let dir = scratch("akg-lock");
+    let held = learning_dynamics::io::DirLock::acquire(&dir).unwrap();
+    let json = dir.join("a.json");
+    let args = [
+        "akg",
+        "--model",
+        "linear",
+        "--eta",
+        "0.1",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    assert_fails(&ldyn(&args), "another ldyn run is writing to");
+    assert!(!json.exists());
+    drop(held);
+    crate::common::ldyn_ok(&args);
+    assert!(json.exists());
+}
+
+/// A `NAME.config.toml` describes its whole set: after a run that fails midway (here at
+/// its figure, whose link leads into a directory that does not exist), the old
+/// configuration is gone, so the directory cannot claim that the new CSVs came from it.
+#[test]
+fn a_failed_run_leaves_no_configuration_beside_a_partial_set() {
+    let dir = scratch("partial-set");
+    let args = [
+        "run",
+        "squeezing",
+        "--set",
+        "robustness_seeds=0",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    crate::common::ldyn_ok(&args);
+    let config = dir.join("squeezing.config.toml");
+    assert!(config.exists());
+    let figure = dir.join("squeezing.png");
+    std::fs::remove_file(&figure).unwrap();
+    std::os::unix::fs::symlink(dir.join("no-such-dir/squeezing.png"), &figure).unwrap();
+    let failed = ldyn(&[
+        "run",
+        "squeezing",
+        "--set",
+        "robustness_seeds=0",
+        "--set",
+        "frames=3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        failed.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(
+        !config.exists(),
+        "the old configuration no longer describes the set"
+    );
 }

@@ -44,6 +44,10 @@ impl<E: Experiment> Runner for Figures<E> {
         let outputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
         check_outputs(&outputs, &inputs)?;
+        // The configuration describes the whole set: the old one goes before the first
+        // file is replaced, the new one comes last. A directory without one holds an
+        // incomplete set (a run that failed or was killed midway).
+        remove_if_present(&config_path)?;
         for (table, path) in tables.into_iter().zip(&csv_paths) {
             write_csv(path, &table.header, table.rows)?;
         }
@@ -112,5 +116,15 @@ impl std::fmt::Display for Report {
             writeln!(f, "  [{verdict}] {}", claim.text)?;
         }
         Ok(())
+    }
+}
+
+/// Removes `path` if it exists.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("remove the old configuration", path, e))
+        }
+        _ => Ok(()),
     }
 }
