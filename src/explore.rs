@@ -99,10 +99,12 @@ impl Explorer {
         let mut order: Vec<usize> = (0..logits.len()).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         let reference = log_pi(&logits);
+        // y⁺ is the runner-up and y⁻ the least likely class; with two classes, the two.
+        let last = order.len() - 1;
         Ok(Explorer {
             selected: order[0],
-            chosen: order[1],
-            rejected: order[order.len() - 1],
+            chosen: order[1.min(last - 1)],
+            rejected: order[last],
             loaded: logits.clone(),
             logits,
             reference,

@@ -116,3 +116,20 @@ fn it_quits_on_q_and_restores_the_terminal() {
     );
     assert!(screen.ends_with("\x1b[?25h"), "the cursor is shown again");
 }
+
+/// The explorer starts with y⁺ ≠ y⁻ whenever there are two classes or more: the
+/// runner-up and the least likely class, and with two classes the two.
+#[test]
+fn the_explorer_starts_with_two_different_classes() {
+    for logits in [
+        vec![1.0, 0.0],
+        vec![0.0, 1.0],
+        vec![3.0, 1.0, 2.0],
+        DEFAULT_LOGITS.to_vec(),
+    ] {
+        let e = Explorer::new(logits.clone()).unwrap();
+        assert_ne!(e.chosen, e.rejected, "{logits:?}");
+    }
+    let e = Explorer::new(vec![1.0, 0.0]).unwrap();
+    assert_eq!((e.chosen, e.rejected), (0, 1));
+}

@@ -715,3 +715,48 @@ fn a_failed_run_leaves_no_configuration_beside_a_partial_set() {
         "the old configuration no longer describes the set"
     );
 }
+
+/// Settings that would mislead are refused or made honest: keys that must fall inside a
+/// run are checked against its length (with both in the message), and tracking always
+/// ends at the last step of each phase, whatever `track_every` is.
+#[test]
+fn settings_that_would_mislead_are_refused_or_made_honest() {
+    let dir = scratch("mislead");
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let digits = |key: &str| ldyn(&["run", "digits", "--set", key, "--out", out]);
+    assert_fails(
+        &digits("early_step=999999"),
+        "is not before the end of the run's",
+    );
+    assert_fails(&digits("entk_every=6000"), "leaves no eNTK checkpoint");
+    assert_fails(
+        &digits("probes_per_class=1"),
+        "probes_per_class must be an integer in 2..=50",
+    );
+    let quick = [
+        "run",
+        "lm_finetune",
+        "--out",
+        out,
+        "--set",
+        "robustness_seeds=0",
+        "--set",
+        "pretrain.steps=200",
+        "--set",
+        "sft.epochs=1",
+        "--set",
+        "dpo_updates=10",
+        "--set",
+        "track_every=7",
+    ];
+    crate::common::ldyn_ok(&quick);
+    let last_step = |file: &str| {
+        let text = std::fs::read_to_string(Path::new(out).join(file)).unwrap();
+        let last = text.lines().last().unwrap().to_string();
+        last.split(',').next().unwrap().parse::<usize>().unwrap()
+    };
+    // SFT: 1 epoch of the 8 training prompts; DPO: 10 updates; neither a multiple of 7.
+    assert_eq!(last_step("lm_sft.csv"), 8);
+    assert_eq!(last_step("lm_dpo.csv"), 10);
+}

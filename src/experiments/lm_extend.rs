@@ -119,6 +119,10 @@ impl Experiment for LmExtend {
             let mut extended = pretrained(world, seed)?;
             let mut sft_track = Tracker::new(&baseline.world.probes, every);
             let extend_model = extended.sft_extended(world, &mut [&mut sft_track])?;
+            sft_track.finish(
+                &extend_model,
+                world.sft.epochs * baseline.world.language.train.len(),
+            );
             let extend_sft = SftPhase {
                 points: sft_track.points,
                 token_updates: sft_track.token_updates,

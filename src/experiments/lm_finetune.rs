@@ -78,13 +78,14 @@ impl Experiment for LmFinetune {
             sft,
         } = checkpoint(config, seed)?;
         let mut dpo_track = Tracker::new(&world.probes, every);
-        let (dpo_model, _) = train_dpo(
+        let (dpo_model, counts) = train_dpo(
             &Dpo::off_policy(config),
             &world.language,
             (&sft_model, &sft_model),
             &mut world.rng,
             &mut [&mut dpo_track],
         )?;
+        dpo_track.finish(&dpo_model, counts.updates);
         Ok(LmRun {
             seed,
             sft: sft.every(every).points,

@@ -29,7 +29,7 @@ use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::{Observation, one_step};
 use crate::digits::{CLASSES, Digits};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mlp::kernel::entk_layerwise;
 use crate::mlp::{Activation, Mlp};
 use crate::model::Model;
@@ -199,6 +199,28 @@ fn accuracy(model: &Mlp, images: &[DVector<f64>], labels: &[usize]) -> f64 {
     correct as f64 / images.len() as f64
 }
 
+/// Checks that the keys that must fall inside the run do, for a run of `steps` steps:
+/// `early_step` before the last step, and an eNTK checkpoint at or after it that is not
+/// the last one (else Fig. 7's stability would compare the last checkpoint with itself).
+///
+/// # Errors
+/// Naming the keys and the run's length.
+fn check_fits(config: &Config, steps: usize) -> Result<()> {
+    let (early, every) = (config.early_step, config.entk_every);
+    let run = format!("the run's {steps} steps ({} epochs)", config.epochs);
+    if early >= steps {
+        return Err(Error::InvalidArgument(format!(
+            "early_step = {early} is not before the end of {run}"
+        )));
+    }
+    if early.div_ceil(every) * every >= steps {
+        return Err(Error::InvalidArgument(format!(
+            "entk_every = {every} leaves no eNTK checkpoint between early_step = {early} and the end of {run}; lower one of them"
+        )));
+    }
+    Ok(())
+}
+
 /// Figure 1(b) on `model`: the first training image of [`UPDATE_CLASS`] is learned for
 /// one step; it is observed on the first held-out image of the same class and on the
 /// held-out images of other classes with the largest and smallest `‖K(x_o, x_u)‖_F`.
@@ -319,6 +341,7 @@ fn run(config: Config, seed: u64) -> Result<DigitsResult> {
         epoch.shuffle(&mut rng);
         schedule.extend(epoch);
     }
+    check_fits(&config, schedule.len())?;
     let update_labels: Vec<usize> = schedule.iter().map(|&i| data.labels[i]).collect();
 
     let mut influence = InfluenceObserver {

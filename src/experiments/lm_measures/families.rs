@@ -252,8 +252,8 @@ pub fn fixed_points(model: &TinyLm, probes: &[Probe], fixed: &[FixedArgmax]) -> 
     points
 }
 
-/// Records [`family_points`] at step 0 and every `every` steps, and counts the scored
-/// tokens of every update it sees.
+/// Records [`family_points`] at step 0, every `every` steps and at the phase's end
+/// ([`Tracker::finish`]), and counts the scored tokens of every update it sees.
 pub struct Tracker<'a> {
     probes: &'a [Probe],
     every: usize,
@@ -271,6 +271,16 @@ impl<'a> Tracker<'a> {
             every,
             points: Vec::new(),
             token_updates: 0,
+        }
+    }
+}
+
+impl Tracker<'_> {
+    /// Records the last step of a phase, `steps`, unless it is recorded already: a phase
+    /// whose length is not a multiple of `every` still ends with its last step.
+    pub fn finish(&mut self, model: &TinyLm, steps: usize) {
+        if self.points.last().is_none_or(|p| p.step != steps) {
+            self.points.extend(family_points(model, self.probes, steps));
         }
     }
 }

@@ -243,11 +243,12 @@ pub struct SftPhase {
 }
 
 impl SftPhase {
-    /// The points at the steps that are multiples of `every`.
+    /// The points at the steps that are multiples of `every`, and the last step.
     pub fn every(&self, every: usize) -> SftPhase {
+        let last = self.points.last().map_or(0, |p| p.step);
         SftPhase {
             points: (self.points.iter())
-                .filter(|p| p.step.is_multiple_of(every))
+                .filter(|p| p.step.is_multiple_of(every) || p.step == last)
                 .copied()
                 .collect(),
             token_updates: self.token_updates,
