@@ -760,3 +760,18 @@ fn settings_that_would_mislead_are_refused_or_made_honest() {
     assert_eq!(last_step("lm_sft.csv"), 8);
     assert_eq!(last_step("lm_dpo.csv"), 10);
 }
+
+/// A benchmark's cost follows the request: a thousand repetitions of a tiny kernel
+/// measure the GEMM baseline a bounded number of times, and end in seconds.
+#[test]
+fn a_tiny_benchmark_with_many_repetitions_ends_quickly() {
+    let out = ldyn_within(
+        60,
+        &["bench", "entk", "--dims", "1,1,2,1", "--reps", "1000"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -109,8 +109,14 @@ pub fn peak_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Median wall times in seconds of `f` and `g`, run alternately `reps` times (after one
-/// warm-up run each).
+/// How many times a command measures a baseline (the machine's GEMM rate) at most,
+/// whatever `--reps` asks of the kernel: its cost must follow the kernel's, not grow
+/// with the repetitions.
+pub const BASELINE_REPS: usize = 7;
+
+/// Median wall times in seconds of `f`, run `reps` times, and of the baseline `g`, run
+/// between them at most [`BASELINE_REPS`] times, spread evenly (after one warm-up run
+/// each), so both see the same load on a noisy machine.
 pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
     let time = |h: &mut dyn FnMut()| {
         let t = Instant::now();
@@ -119,9 +125,15 @@ pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f6
     };
     f();
     g();
-    let (mut a, mut b): (Vec<f64>, Vec<f64>) = (0..reps.max(1))
-        .map(|_| (time(&mut f), time(&mut g)))
-        .unzip();
+    let reps = reps.max(1);
+    let stride = reps.div_ceil(BASELINE_REPS);
+    let (mut a, mut b) = (Vec::with_capacity(reps), Vec::new());
+    for k in 0..reps {
+        a.push(time(&mut f));
+        if k % stride == 0 {
+            b.push(time(&mut g));
+        }
+    }
     (median(&mut a), median(&mut b))
 }
 
