@@ -72,6 +72,9 @@ pub enum Error {
     /// The reader of standard output went away (a closed pipe): the command stops
     /// quietly.
     BrokenPipe,
+    /// A signal (its number) ended an interactive command after it restored the
+    /// terminal; the process exits as the shell reports a signal, `128 + number`.
+    Signal(i32),
 }
 
 /// `Result` with the crate's [`Error`].
@@ -137,6 +140,7 @@ impl fmt::Display for Error {
             ),
             Error::Plot(msg) => write!(f, "plotting failed: {msg}"),
             Error::BrokenPipe => f.write_str("the output pipe was closed"),
+            Error::Signal(number) => write!(f, "ended by signal {number}"),
         }
     }
 }

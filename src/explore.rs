@@ -19,6 +19,7 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Paragraph};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::error::{Error, Result};
 use crate::numerics::{entropy_from_log, log_softmax};
@@ -336,11 +337,21 @@ pub fn draw(frame: &mut Frame<'_>, explorer: &Explorer) {
 pub fn run(logits: Vec<f64>) -> Result<()> {
     require_terminal()?;
     let mut explorer = Explorer::new(logits)?;
+    // SIGTERM, SIGHUP, SIGQUIT and SIGINT end the loop, which then restores the terminal
+    // (raw mode off, the main screen back) before the process ends.
+    let signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for number in [SIGTERM, SIGHUP, SIGQUIT, SIGINT] {
+        signal_hook::flag::register_usize(number, signal.clone(), number as usize)
+            .map_err(|e| Error::InvalidArgument(format!("cannot watch signal {number}: {e}")))?;
+    }
     let mut terminal = ratatui::try_init()
         .map_err(|e| Error::InvalidArgument(format!("the terminal cannot be set up: {e}")))?;
-    let result = key_loop(&mut terminal, &mut explorer);
+    let result = key_loop(&mut terminal, &mut explorer, &signal);
     ratatui::restore();
-    result.map_err(|e| Error::InvalidArgument(format!("terminal: {e}")))
+    match result.map_err(|e| Error::InvalidArgument(format!("terminal: {e}")))? {
+        0 => Ok(()),
+        number => Err(Error::Signal(number as i32)),
+    }
 }
 
 /// Refuses to start without a terminal on stdout, before anything is read.
@@ -357,13 +368,23 @@ pub fn require_terminal() -> Result<()> {
     Ok(())
 }
 
+/// The keys until one quits (returns 0) or a watched signal arrives (returns its
+/// number); the signal flag is looked at every 100 ms.
 fn key_loop(
     terminal: &mut ratatui::DefaultTerminal,
     explorer: &mut Explorer,
-) -> std::io::Result<()> {
+    signal: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<usize> {
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    use std::sync::atomic::Ordering;
     loop {
         terminal.draw(|frame| draw(frame, explorer))?;
+        while !event::poll(std::time::Duration::from_millis(100))? {
+            let number = signal.load(Ordering::Relaxed);
+            if number != 0 {
+                return Ok(number);
+            }
+        }
         let Event::Key(key) = event::read()? else {
             continue;
         };
@@ -372,8 +393,8 @@ fn key_loop(
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let action = match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
-            KeyCode::Char('c') if ctrl => return Ok(()),
+            KeyCode::Char('q') | KeyCode::Esc => return Ok(0),
+            KeyCode::Char('c') if ctrl => return Ok(0),
             KeyCode::Left | KeyCode::Char('h') => Action::Left,
             KeyCode::Right | KeyCode::Char('l') => Action::Right,
             KeyCode::Char('p') => Action::Positive,

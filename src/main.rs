@@ -221,6 +221,7 @@ fn main() -> ExitCode {
     match execute(cli.command, budget) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::BrokenPipe) => ExitCode::from(BROKEN_PIPE),
+        Err(Error::Signal(number)) => ExitCode::from(128u8.saturating_add(number as u8)),
         Err(e) => fail(&e.to_string()),
     }
 }

@@ -133,3 +133,47 @@ fn the_explorer_starts_with_two_different_classes() {
     let e = Explorer::new(vec![1.0, 0.0]).unwrap();
     assert_eq!((e.chosen, e.rejected), (0, 1));
 }
+
+/// SIGTERM, SIGHUP, SIGQUIT and SIGINT end the explorer with the terminal restored: the
+/// alternate screen left, the cursor shown, and the status a shell reports for the
+/// signal (128 + its number).
+#[test]
+fn a_signal_ends_it_with_the_terminal_restored() {
+    if !crate::common::has_script() {
+        return;
+    }
+    for (name, number) in [("TERM", 15), ("HUP", 1), ("QUIT", 3), ("INT", 2)] {
+        // A unique argument, so that only this explorer receives the signal.
+        let marker = format!("1,2,3.25{number}{}", std::process::id());
+        let command = format!(
+            "stty cols 80 rows 24; exec {} explore --logits {marker}",
+            env!("CARGO_BIN_EXE_ldyn")
+        );
+        let child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        // Only the explorer's own command line starts with the binary (not `script`'s).
+        let pattern = format!("^{} explore --logits {marker}", env!("CARGO_BIN_EXE_ldyn"));
+        let sent = std::process::Command::new("pkill")
+            .args([&format!("-{name}"), "-f", &pattern])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "SIG{name} was sent");
+        let out = child.wait_with_output().unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(128 + number), "SIG{name}");
+        let (enter, leave) = (screen.find("\x1b[?1049h"), screen.rfind("\x1b[?1049l"));
+        assert!(
+            enter.is_some() && leave > enter,
+            "SIG{name}: the alternate screen is left"
+        );
+        assert!(
+            screen.ends_with("\x1b[?25h"),
+            "SIG{name}: the cursor is shown again"
+        );
+    }
+}
