@@ -177,3 +177,30 @@ fn a_signal_ends_it_with_the_terminal_restored() {
         );
     }
 }
+
+/// A terminal that cannot be set up (stdout a pty, but no controlling terminal after
+/// `setsid`) is one error line with status 2, not a panic.
+#[test]
+fn a_terminal_that_cannot_be_set_up_is_an_error() {
+    if !crate::common::has_script() {
+        return;
+    }
+    let command = format!(
+        "setsid {} explore < /dev/null; echo status=$?",
+        env!("CARGO_BIN_EXE_ldyn")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("error: the terminal cannot be set up"),
+        "{text}"
+    );
+    assert!(
+        text.contains("status=2") && !text.contains("panicked"),
+        "{text}"
+    );
+}
