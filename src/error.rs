@@ -165,7 +165,7 @@ pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
 pub fn check_memory(flags: &str, bytes: Option<u128>, budget: u64) -> Result<()> {
     const GIB: f64 = (1u64 << 30) as f64;
     match bytes {
-        Some(b) if b <= u128::from(budget) => Ok(()),
+        Some(b) if b <= u128::from(budget) => ensure_memory(b, flags),
         Some(b) => Err(Error::InvalidArgument(format!(
             "{flags} would need about {:.3} GiB, above the limit of {:.3} GiB (raise it with --max-memory GIB)",
             b as f64 / GIB,
@@ -174,6 +174,25 @@ pub fn check_memory(flags: &str, bytes: Option<u128>, budget: u64) -> Result<()>
         None => Err(Error::InvalidArgument(format!(
             "{flags} would need more memory than can be counted"
         ))),
+    }
+}
+
+/// Checks that `bytes` can be reserved now (address space under a `ulimit -v`, for
+/// example) by reserving them and giving them back, so that a run that would not fit
+/// is one error line that names `what`, never an abort midway.
+///
+/// # Errors
+/// If the reservation fails.
+pub fn ensure_memory(bytes: u128, what: &str) -> Result<()> {
+    let mut probe: Vec<u8> = Vec::new();
+    let fits = usize::try_from(bytes).is_ok_and(|b| probe.try_reserve_exact(b).is_ok());
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{what} would need about {:.3} GiB, which cannot be allocated now (not enough memory, or a ulimit)",
+            bytes as f64 / (1u64 << 30) as f64
+        )))
     }
 }
 
@@ -253,6 +272,26 @@ pub fn pick<T: Copy>(kind: &'static str, name: &str, options: &[(&str, T)]) -> R
             name: name.into(),
             expected: options.iter().map(|o| o.0).collect::<Vec<_>>().join(", "),
         })
+}
+
+/// A `rows × cols` matrix of zeros whose buffer is reserved fallibly: when the memory
+/// is not there (a `ulimit`, a full machine), an error that names `what` and the size,
+/// never an abort.
+///
+/// # Errors
+/// If the size overflows or the allocation fails.
+pub fn try_zeros(rows: usize, cols: usize, what: &str) -> Result<nalgebra::DMatrix<f64>> {
+    let fail = || {
+        Error::InvalidArgument(format!(
+            "cannot allocate the {what} ({rows} × {cols} numbers, {:.0} MB): not enough memory",
+            rows as f64 * cols as f64 * 8.0 / 1e6
+        ))
+    };
+    let len = rows.checked_mul(cols).ok_or_else(fail)?;
+    let mut data: Vec<f64> = Vec::new();
+    data.try_reserve_exact(len).map_err(|_| fail())?;
+    data.resize(len, 0.0);
+    Ok(nalgebra::DMatrix::from_vec(rows, cols, data))
 }
 
 /// Checks that two sizes agree.

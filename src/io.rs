@@ -398,18 +398,25 @@ pub fn read_numbers(path: &Path) -> Result<Vec<f64>> {
             .map_err(|e| parse_err(e.line(), format!("expected a JSON array of numbers: {e}")))?;
         return Ok(values);
     }
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            l.trim().parse::<f64>().map_err(|_| {
-                parse_err(
-                    i + 1,
-                    format!("'{}' is not a number", crate::error::quote(l.trim())),
-                )
-            })
-        })
-        .collect()
+    let count = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(count)
+        .map_err(|_| parse_err(0, format!("{count} numbers cannot be held in memory now")))?;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let value = line.parse::<f64>().map_err(|_| {
+            parse_err(
+                i + 1,
+                format!("'{}' is not a number", crate::error::quote(line)),
+            )
+        })?;
+        values.push(value);
+    }
+    Ok(values)
 }
 
 /// Numbers given on the command line: a comma list (`2,1,0.5`), or else the path of a

@@ -382,8 +382,11 @@ fn execute(command: Command, budget: u64) -> Result<()> {
         } => {
             let outputs: Vec<&Path> = csv.iter().chain(&png).map(PathBuf::as_path).collect();
             check_outputs(&outputs, &[Path::new(&logits)])?;
-            let squeeze =
-                Squeeze::from_logit_step(&load_numbers(&logits)?, class, direction, step)?;
+            let logits = load_numbers(&logits)?;
+            // The step keeps about a dozen vectors of the logits' length, and the CSV.
+            let bytes = 16 * 8 * logits.len() as u128;
+            learning_dynamics::error::check_memory("--logits", Some(bytes), budget)?;
+            let squeeze = Squeeze::from_logit_step(&logits, class, direction, step)?;
             let _locks = lock_output_dirs(&outputs)?;
             let mut report = format!("{}\n", squeeze.summary());
             if let Some(path) = csv {
@@ -407,6 +410,11 @@ fn execute(command: Command, budget: u64) -> Result<()> {
                 BenchCommand::OneStep { size, observed } => {
                     let workload = size.workload(budget)?;
                     let observed = observed as usize;
+                    learning_dynamics::error::check_memory(
+                        "--observed and the workload",
+                        workload.one_step_memory_bytes(observed),
+                        budget,
+                    )?;
                     let report = bench_one_step(workload, observed, size.reps as usize)?;
                     emit(&format!("{report}\n"))?
                 }

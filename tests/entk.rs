@@ -61,7 +61,7 @@ proptest! {
         let model = random_model(kind, d, h, v, &mut r);
         let xs: Vec<_> = (0..n).map(|_| random_vector(d, &mut r)).collect();
         let jacobians: Vec<_> = xs.iter().map(|x| model.jacobian(x)).collect();
-        let full = learning_dynamics::mlp::kernel::entk_full(&model, &xs, threads);
+        let full = learning_dynamics::mlp::kernel::entk_full(&model, &xs, threads).unwrap();
         let pairwise = learning_dynamics::mlp::kernel::entk_pairwise(&model, &xs);
         prop_assert_eq!((full.inputs, full.classes), (n, v));
         for i in 0..n {
@@ -80,13 +80,13 @@ fn full_kernel_is_the_same_with_any_thread_count() {
     let mut r = rng(11);
     let model = random_model(2, 5, 9, 7, &mut r);
     let xs: Vec<_> = (0..45).map(|_| random_vector(5, &mut r)).collect();
-    let one = learning_dynamics::mlp::kernel::entk_full(&model, &xs, 1);
+    let one = learning_dynamics::mlp::kernel::entk_full(&model, &xs, 1).unwrap();
     assert_eq!(
         one,
-        learning_dynamics::mlp::kernel::entk_full(&model, &xs, 2)
+        learning_dynamics::mlp::kernel::entk_full(&model, &xs, 2).unwrap()
     );
     assert_eq!(
         one,
-        learning_dynamics::mlp::kernel::entk_full(&model, &xs, 5)
+        learning_dynamics::mlp::kernel::entk_full(&model, &xs, 5).unwrap()
     );
 }

@@ -775,3 +775,52 @@ fn a_tiny_benchmark_with_many_repetitions_ends_quickly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Under a memory limit (`ulimit -v`), a command that does not fit is one error line
+/// with status 2, never an abort with a backtrace; one that fits runs.
+#[test]
+fn a_memory_limit_gives_an_error_not_an_abort() {
+    let dir = scratch("ulimit");
+    let many = dir.join("many.txt");
+    std::fs::write(&many, "1\n".repeat(15_000_000)).unwrap();
+    let out = dir.join("out");
+    let commands = [
+        "bench entk --workload L --reps 1".to_string(),
+        "bench one-step --workload M --observed 100000 --reps 1".to_string(),
+        format!(
+            "squeeze --logits {} --class 0 --direction negative --step 1",
+            many.display()
+        ),
+        format!(
+            "run squeezing --set robustness_seeds=1 --out {}",
+            out.display()
+        ),
+        format!(
+            "akg --model mlp --eta 0.1 --json {}",
+            dir.join("a.json").display()
+        ),
+    ];
+    for command in &commands {
+        let script = format!(
+            "ulimit -v 300000; '{}' {command}",
+            env!("CARGO_BIN_EXE_ldyn")
+        );
+        let result = Command::new("sh").args(["-c", &script]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            !stderr.contains("memory allocation of"),
+            "{command}: {stderr}"
+        );
+        let code = result.status.code();
+        assert!(
+            code == Some(0) || code == Some(2),
+            "{command}: {code:?} {stderr}"
+        );
+        if code == Some(2) {
+            assert!(
+                stderr.starts_with("error: ") && stderr.lines().count() == 1,
+                "{command}: {stderr}"
+            );
+        }
+    }
+}

@@ -14,6 +14,7 @@
 use nalgebra::{DMatrix, DVector};
 
 use super::Mlp;
+use crate::error::{Result, try_zeros};
 use crate::model::Model;
 
 /// `K(x_o, x_u)` of an MLP from its layer-wise backprop factors (see the module docs).
@@ -106,9 +107,12 @@ pub fn entk_pairwise(mlp: &Mlp, xs: &[DVector<f64>]) -> Kernel {
 /// spawning costs more than it saves. The result does not depend on the number of
 /// threads.
 ///
+/// # Errors
+/// If the `(N·V)²` kernel cannot be allocated.
+///
 /// # Panics
 /// If an input does not have the model's input size.
-pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
+pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Result<Kernel> {
     let (n, v) = (xs.len(), mlp.classes());
     let nv = n * v;
     let threads = if executed_flops(mlp, n) >= PARALLEL_FLOPS {
@@ -116,8 +120,8 @@ pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
     } else {
         1
     };
+    let mut matrix = try_zeros(nv, nv, "full eNTK")?;
     let (grams, factors) = stacked_factors(mlp, xs);
-    let mut matrix = DMatrix::<f64>::zeros(nv, nv);
     let panel = panel_inputs(n, v);
     // Column panels; each is a contiguous slice of the column-major matrix.
     let chunks: Vec<(usize, &mut [f64])> = matrix
@@ -141,11 +145,11 @@ pub fn entk_full(mlp: &Mlp, xs: &[DVector<f64>], max_threads: usize) -> Kernel {
         work();
     });
     mirror_lower(&mut matrix);
-    Kernel {
+    Ok(Kernel {
         inputs: n,
         classes: v,
         matrix,
-    }
+    })
 }
 
 /// Kernels cheaper than this many flops are computed on one thread.

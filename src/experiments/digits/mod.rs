@@ -372,7 +372,7 @@ fn run(config: Config, seed: u64) -> Result<DigitsResult> {
         )?;
     }
     if entk.track.last().map(|t| t.0) != Some(trainer.steps()) {
-        entk.record(trainer.steps(), &trainer.model);
+        entk.record(trainer.steps(), &trainer.model)?;
     }
     let early_model = early.model.unwrap_or_else(|| trainer.model.clone());
     let test_images: Vec<DVector<f64>> = test.iter().map(|&i| data.images[i].clone()).collect();

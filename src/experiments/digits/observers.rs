@@ -48,8 +48,8 @@ pub(super) struct EntkObserver<'a> {
 }
 
 impl EntkObserver<'_> {
-    pub(super) fn record(&mut self, step: usize, model: &Mlp) {
-        let kernel = entk_full(model, self.probes, 2);
+    pub(super) fn record(&mut self, step: usize, model: &Mlp) -> Result<()> {
+        let kernel = entk_full(model, self.probes, 2)?;
         let mut sum = DMatrix::zeros(CLASSES, CLASSES);
         let mut count = DMatrix::<f64>::zeros(CLASSES, CLASSES);
         for (i, &ci) in self.probe_labels.iter().enumerate() {
@@ -64,18 +64,18 @@ impl EntkObserver<'_> {
             }
         }
         self.track.push((step, sum.component_div(&count)));
+        Ok(())
     }
 }
 
 impl Observer<Mlp> for EntkObserver<'_> {
     fn start(&mut self, model: &Mlp) -> Result<()> {
-        self.record(0, model);
-        Ok(())
+        self.record(0, model)
     }
 
     fn step(&mut self, e: &StepEvent<'_, Mlp>) -> Result<()> {
         if (e.step + 1).is_multiple_of(self.every) {
-            self.record(e.step + 1, e.after);
+            self.record(e.step + 1, e.after)?;
         }
         Ok(())
     }
