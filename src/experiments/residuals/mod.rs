@@ -101,7 +101,15 @@ impl Settings for Config {
                 "the largest logit move c of every step",
                 Range::positive(100.0),
             ),
-            Key::new("beta", "the pairwise losses' β", Range::positive(1000.0)),
+            Key::new(
+                "beta",
+                "the pairwise losses' β (from 1e-6, so that IPO's 1/(2β) stays a number)",
+                Range::Real {
+                    min: 1e-6,
+                    open_min: false,
+                    max: 1000.0,
+                },
+            ),
         ]
     }
 }
@@ -356,8 +364,18 @@ fn panel(
             .copied()
             .collect(),
     };
+    // A residual of zeros (an inactive hinge with no chosen term reaching χ⁻) moves
+    // nothing: the step is zero rather than 0/0.
     let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let dz: Vec<f64> = g.iter().map(|gi| -config.step * gi / scale).collect();
+    let dz: Vec<f64> = (g.iter())
+        .map(|gi| {
+            if scale > 0.0 {
+                -config.step * gi / scale
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut roles = vec![Role::Other; z.len()];
     roles[chosen] = Role::Positive;
     let mut pushes = format!("g(y⁺ = {chosen}) = {:+.3}", g[chosen]);

@@ -92,8 +92,8 @@ impl Settings for Config {
         vec![
             Key::new(
                 "vocab",
-                "number of classes V of the main cases",
-                Range::Int(10, 100_000),
+                "number of classes V of the main cases (at most 10000: a run and its 100 robustness seeds stay within a minute)",
+                Range::Int(10, 10_000),
             ),
             Key::new(
                 "inputs",
@@ -112,8 +112,8 @@ impl Settings for Config {
             ),
             Key::new(
                 "frames",
-                "repeated negative steps in the animation, on the valley and on the current argmax",
-                Range::Int(1, 1000),
+                "repeated negative steps in the animation, on the valley and on the current argmax (at most 120: encoding takes about 60 ms a frame)",
+                Range::Int(1, 120),
             ),
         ]
     }
