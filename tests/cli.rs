@@ -246,13 +246,13 @@ fn bad_configuration_keys_and_values_fail_with_one_line() {
     assert_fails(&run("vocabb=3"), "unknown configuration key 'vocabb'");
     assert_fails(
         &run("vocab=3"),
-        "vocab must be an integer in 10..=100000, got 3",
+        "vocab must be an integer in 10..=10000, got 3",
     );
     assert_fails(&run("vocab=50.5"), "vocab must be an integer");
     assert_fails(&run("vocab"), "--set expects key=value");
     assert_fails(
         &run("vocab=abc"),
-        "vocab must be an integer in 10..=100000, got \"abc\"",
+        "vocab must be an integer in 10..=10000, got \"abc\"",
     );
     assert_fails(&run("vocab=a b"), "'a b', is neither a number nor a name");
     let lm = |set: &str| ldyn(&["run", "lm_dpo", "--set", set, "--out", out]);
