@@ -894,3 +894,50 @@ fn toy_experiments_stay_finite_at_the_ends_of_every_range() {
         }
     }
 }
+
+/// `akg` and a `run` into one directory never mix: while the run holds the directory,
+/// each `akg` call is refused at once with the lock's message; before and after, it
+/// writes its file whole. No call fails any other way.
+#[test]
+fn concurrent_akg_and_run_never_mix_their_files() {
+    let dir = scratch("concurrent");
+    let run = ldyn_command()
+        .args([
+            "run",
+            "squeezing",
+            "--set",
+            "robustness_seeds=30",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let json = dir.join("a.json");
+    let args = [
+        "akg",
+        "--model",
+        "mlp",
+        "--eta",
+        "0.1",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let mut refused = 0;
+    for _ in 0..20 {
+        let out = ldyn(&args);
+        if !out.status.success() {
+            assert_fails(&out, "another ldyn run is writing to");
+            refused += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = run.wait_with_output().unwrap().status;
+    assert!(status.success());
+    assert!(refused > 0, "the run held its directory while akg tried");
+    crate::common::ldyn_ok(&args);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["model"]["kind"], "mlp");
+}
