@@ -825,13 +825,16 @@ fn a_memory_limit_gives_an_error_not_an_abort() {
     }
 }
 
+/// A key and the two ends of its range, as `--set` writes them.
+type KeyEnds = (&'static str, &'static str, &'static str);
+
 /// Every number a toy experiment prints or writes is finite at the ends of every numeric
 /// key's documented range, one key at a time: stdout and every CSV are scanned for
 /// `NaN`, `inf` and `null`. (The trained experiments' keys are not yet covered: their
 /// largest values take minutes.)
 #[test]
 fn toy_experiments_stay_finite_at_the_ends_of_every_range() {
-    let ends: [(&str, &[(&str, &str, &str)]); 2] = [
+    let ends: [(&str, &[KeyEnds]); 2] = [
         (
             "squeezing",
             &[
