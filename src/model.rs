@@ -152,6 +152,11 @@ pub trait Model: Clone {
     /// If the new parameters would not be finite (the step overflows them); the model is
     /// then left as it was.
     fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) -> Result<()> {
+        if !grad.iter().all(|v| v.is_finite()) {
+            return Err(crate::error::Error::InvalidArgument(
+                "the gradient is not finite: the loss or its residual overflowed at these parameters (a smaller β or learning rate keeps it finite)".into(),
+            ));
+        }
         let theta = self.params() - grad * eta;
         if !theta.iter().all(|v| v.is_finite()) {
             return Err(crate::error::Error::InvalidArgument(format!(

@@ -944,3 +944,29 @@ fn concurrent_akg_and_run_never_mix_their_files() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(doc["model"]["kind"], "mlp");
 }
+
+/// Range-end values that cannot train are refused up front with the keys and the reason:
+/// `lm_losses` derives each loss's learning rate from β, and a β at either end of its
+/// range would give one that is not a number or that overflows the model.
+#[test]
+fn range_ends_that_cannot_train_are_refused_with_their_reason() {
+    let out = scratch("losses-ends").join("out");
+    for beta in ["1000", "5e-324"] {
+        let set = format!("beta={beta}");
+        let args = [
+            "run",
+            "lm_losses",
+            "--set",
+            &set,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let result = ldyn_within(60, &args);
+        assert_fails(&result, "learning rate of");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            !stderr.contains("NaN") && !stderr.contains("inf"),
+            "{stderr}"
+        );
+    }
+}

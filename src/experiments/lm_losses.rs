@@ -149,6 +149,32 @@ impl Label for PairLoss {
     }
 }
 
+/// The largest learning rate a loss may be given. DPO's default is 0.1; a rate 100 times
+/// larger overflows the tiny LM within a few updates.
+const MAX_ETA: f64 = 10.0;
+
+/// Refuses a configuration whose derived learning rates ([`Config::losses`]) are not
+/// numbers or too large to train with, naming the keys that set them.
+///
+/// # Errors
+/// Naming the loss, its rate and the keys.
+fn check_learning_rates(config: &Config) -> Result<()> {
+    for (loss, _, eta) in config.losses() {
+        if !(eta.is_finite() && eta > 0.0 && eta <= MAX_ETA) {
+            let rate = if eta.is_finite() {
+                format!("{eta:e}")
+            } else {
+                "not a number".into()
+            };
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "beta = {:e} and dpo_eta = {:e} give {loss} a learning rate of {rate} (DPO's rate times DPO's first-step coefficient over {loss}'s), outside (0, {MAX_ETA}]; change beta, dpo_eta or {loss}'s own key",
+                config.world.beta, config.world.dpo_eta
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Every pairwise loss, off-policy, from one SFT checkpoint per seed.
 pub struct LmLosses;
 
@@ -163,6 +189,7 @@ impl Experiment for LmLosses {
             every,
             attribute: LAYOUT.mechanism,
         };
+        check_learning_rates(config)?;
         let runs = per_seed(seed, |seed| {
             let start = checkpoint(world, seed)?;
             let from = || (&start.sft_model, start.sft.every(every));
