@@ -709,8 +709,9 @@ fn progress_shows_on_a_terminal() {
         .expect("script runs");
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
+    // The second rerun shows an estimate of the time left.
     assert!(
-        screen.contains("squeezing: robustness seed 2/2"),
+        screen.contains("squeezing: robustness seed 2/2 (about "),
         "{screen}"
     );
     assert!(

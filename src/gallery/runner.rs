@@ -56,9 +56,19 @@ impl<E: Experiment> Runner for Figures<E> {
         }
         let claims = E::claims(&data);
         let mut counts = vec![0usize; claims.len()];
+        let started = std::time::Instant::now();
         for seed in 0..plan.robustness_seeds {
+            // After the first rerun, an estimate of the time left (on a terminal only).
+            let left = match seed {
+                0 => String::new(),
+                done => {
+                    let each = started.elapsed().as_secs_f64() / done as f64;
+                    let rest = (plan.robustness_seeds - done) as f64 * each;
+                    format!(" (about {rest:.0} s left)")
+                }
+            };
             progress(&format!(
-                "{}: robustness seed {}/{}",
+                "{}: robustness seed {}/{}{left}",
                 plan.name,
                 seed + 1,
                 plan.robustness_seeds
