@@ -780,6 +780,9 @@ fn a_tiny_benchmark_with_many_repetitions_ends_quickly() {
 /// with status 2, never an abort with a backtrace; one that fits runs.
 #[test]
 fn a_memory_limit_gives_an_error_not_an_abort() {
+    // 300,000 KiB of address space: enough for a small run, not for the full eNTK of
+    // workload L (328 MB), 100,000 observed inputs (about 2.9 GB by the estimate) or 15
+    // million logits (a 30 MB file, under the 64 MiB input limit, about 1.8 GB to step).
     let dir = scratch("ulimit");
     let many = dir.join("many.txt");
     std::fs::write(&many, "1\n".repeat(15_000_000)).unwrap();

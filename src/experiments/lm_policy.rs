@@ -276,10 +276,19 @@ fn valley_rise(r: &RegimeRun) -> Option<(f64, usize)> {
 fn squeezing_claim(data: &Policy) -> Claim {
     let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
     let k = count(&runs, |r| valley_rise(r).is_some_and(|(d, _)| d > 0.0));
-    let rise = data.median(Regime::OffPolicy, |r| {
-        valley_rise(r).map_or(f64::NAN, |v| v.0)
-    });
-    let online = data.median(Regime::Online, |r| valley_rise(r).map_or(f64::NAN, |v| v.0));
+    // The median over the seeds that have such probes ("none" if no seed has any).
+    let median_of = |regime| {
+        let values: Vec<f64> = data
+            .of(regime)
+            .filter_map(valley_rise)
+            .map(|v| v.0)
+            .collect();
+        match values.is_empty() {
+            true => "none".to_string(),
+            false => format!("{:+.2}", crate::stats::median(&values)),
+        }
+    };
+    let (rise, online) = (median_of(Regime::OffPolicy), median_of(Regime::Online));
     let probes: usize = runs
         .iter()
         .filter_map(|r| valley_rise(r))
@@ -289,7 +298,7 @@ fn squeezing_claim(data: &Policy) -> Claim {
         "squeezing_at_valley",
         k.holds,
         format!(
-            "squeezing, measured on the term that causes it: off-policy DPO's rejected term raises the SFT model's argmax at y⁻'s valley (its value position, on its own prefix; only the {probes} probes over all seeds where that argmax is not y⁺'s token) on {k} seeds (median {rise:+.2} nats; online's rejected term {online:+.2})"
+            "squeezing, measured on the term that causes it: off-policy DPO's rejected term raises the SFT model's argmax at y⁻'s valley (its value position, on its own prefix; only the {probes} probes over all seeds where that argmax is not y⁺'s token) on {k} seeds (median {rise} nats; online's rejected term {online})"
         ),
     )
 }

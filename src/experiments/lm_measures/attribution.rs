@@ -206,8 +206,8 @@ pub struct AttributionTracker<'a> {
 }
 
 impl<'a> AttributionTracker<'a> {
-    /// A tracker of `probes`; the fixed argmax is taken when training starts.
-    pub fn new(probes: &'a [Probe]) -> Self {
+    /// A tracker of `probes` whose argmax fixed at the start is `fixed` ([`fixed_argmax`]).
+    pub fn new(probes: &'a [Probe], fixed: Vec<FixedArgmax>) -> Self {
         let observed = probes
             .iter()
             .flat_map(|p| p.responses.iter().filter(|r| r.0.is_sequence()))
@@ -225,7 +225,7 @@ impl<'a> AttributionTracker<'a> {
         AttributionTracker {
             probes,
             observed,
-            fixed: Vec::new(),
+            fixed,
             start: Vec::new(),
             attribution: Attribution {
                 families,
@@ -286,7 +286,6 @@ fn step_of(model: &TinyLm, update: &[Sequence], g: &[DMatrix<f64>], eta: f64) ->
 
 impl Observer<TinyLm> for AttributionTracker<'_> {
     fn start(&mut self, model: &TinyLm) -> Result<()> {
-        self.fixed = fixed_argmax(model, self.probes);
         self.start = (model.logits_batch(&self.observed).iter())
             .map(log_softmax_columns)
             .collect();

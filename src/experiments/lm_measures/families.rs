@@ -135,9 +135,22 @@ pub struct PositionPoint {
     pub entropy: f64,
 }
 
-/// The [`PositionPoint`]s of `model` on the chosen and the rejected prefixes of `probes`.
-pub fn position_points(model: &TinyLm, probes: &[Probe]) -> Vec<PositionPoint> {
-    let n = probes.len() as f64;
+/// `log π` at every response position of each probe's chosen and rejected answer
+/// (prefixes in [`Prefix::ALL`] order): what [`position_points`] and [`fixed_points`]
+/// read, computed once.
+pub fn prefix_log_pi(model: &TinyLm, probes: &[Probe]) -> Vec<[DMatrix<f64>; 2]> {
+    probes
+        .iter()
+        .map(|p| {
+            Prefix::ALL.map(|prefix| log_softmax_columns(&model.logits(prefix_sequence(p, prefix))))
+        })
+        .collect()
+}
+
+/// The [`PositionPoint`]s on the chosen and the rejected prefixes, from every probe's
+/// [`prefix_log_pi`].
+pub fn position_points(prefixes: &[[DMatrix<f64>; 2]]) -> Vec<PositionPoint> {
+    let n = prefixes.len() as f64;
     let mut points: Vec<PositionPoint> = Prefix::ALL
         .iter()
         .flat_map(|&prefix| {
@@ -150,15 +163,8 @@ pub fn position_points(model: &TinyLm, probes: &[Probe]) -> Vec<PositionPoint> {
             })
         })
         .collect();
-    for probe in probes {
-        for (k, prefix) in Prefix::ALL.into_iter().enumerate() {
-            let seq = probe
-                .responses
-                .iter()
-                .find(|r| r.0 == prefix.family())
-                .map(|r| &r.1)
-                .expect("every probe has a chosen and a rejected answer");
-            let log_pi = log_softmax_columns(&model.logits(seq));
+    for probe in prefixes {
+        for (k, log_pi) in probe.iter().enumerate() {
             for (point, column) in points[k * ANSWER_LEN..]
                 .iter_mut()
                 .zip(log_pi.column_iter())
@@ -206,16 +212,16 @@ pub fn log_mass_except(log_pi: &[f64], excluded: &[usize]) -> f64 {
     log_sum_exp(&rest)
 }
 
-/// The [`FixedPoint`]s of `model` on both prefixes of `probes`, whose fixed argmax is
-/// `fixed` (one per probe); groups without probes are left out.
-pub fn fixed_points(model: &TinyLm, probes: &[Probe], fixed: &[FixedArgmax]) -> Vec<FixedPoint> {
+/// The [`FixedPoint`]s on both prefixes of `probes` (their [`prefix_log_pi`]), whose
+/// fixed argmax is `fixed` (one per probe); groups without probes are left out.
+pub fn fixed_points(
+    probes: &[Probe],
+    prefixes: &[[DMatrix<f64>; 2]],
+    fixed: &[FixedArgmax],
+) -> Vec<FixedPoint> {
     let mut points = Vec::new();
     for prefix in Prefix::ALL {
         let k = prefix as usize;
-        let columns: Vec<DMatrix<f64>> = probes
-            .iter()
-            .map(|p| log_softmax_columns(&model.logits(prefix_sequence(p, prefix))))
-            .collect();
         for position in 0..ANSWER_LEN {
             for argmax_is_chosen in [true, false] {
                 let members: Vec<usize> = (0..probes.len())
@@ -236,7 +242,7 @@ pub fn fixed_points(model: &TinyLm, probes: &[Probe], fixed: &[FixedArgmax]) -> 
                     rest: 0.0,
                 };
                 for &i in &members {
-                    let column = columns[i].column(position);
+                    let column = prefixes[i][k].column(position);
                     let log_pi = column.as_slice();
                     let token = fixed[i].tokens[k][position];
                     let chosen = prefix_sequence(&probes[i], Prefix::Chosen).response()[position];

@@ -2,9 +2,10 @@
 //! observer that takes them, the SFT phase a run started from, and the run itself.
 
 use super::answers::{Repeater, greedy_answers, repeater};
-use super::attribution::{Attribution, FixedArgmax, fixed_argmax, prefix_sequence};
+use super::attribution::{Attribution, FixedArgmax, prefix_sequence};
 use super::families::{
     FamilyPoint, FixedPoint, PositionPoint, Prefix, family_points, fixed_points, position_points,
+    prefix_log_pi,
 };
 use crate::error::Result;
 use crate::language::{Family, Language, Probe};
@@ -103,7 +104,8 @@ impl Snapshot {
         let (train, test) = (&language.train, &language.test);
         let train_answers = greedy_answers(model, language, train)?;
         let test_answers = greedy_answers(model, language, test)?;
-        let positions = position_points(model, probes);
+        let prefixes = prefix_log_pi(model, probes);
+        let positions = position_points(&prefixes);
         let entropy = positions.iter().map(|p| p.entropy).sum::<f64>() / positions.len() as f64;
         let probe = valley_probe(probes);
         let rejected = prefix_sequence(probe, Prefix::Rejected);
@@ -120,7 +122,7 @@ impl Snapshot {
             step,
             families: family_points(model, probes, step),
             positions,
-            fixed: fixed_points(model, probes, fixed),
+            fixed: fixed_points(probes, &prefixes, fixed),
             repeater: repeater(language, (train, &train_answers), (test, &test_answers)),
             entropy,
         })
@@ -172,8 +174,7 @@ pub fn valley_probe(probes: &[Probe]) -> &Probe {
 }
 
 /// Takes a [`Snapshot`] at step 0, every `every` updates, and after update `last`
-/// (or after the last update taken, [`SnapshotTracker::finish`]). The fixed argmax is
-/// the start's.
+/// (or after the last update taken, [`SnapshotTracker::finish`]).
 pub struct SnapshotTracker<'a> {
     language: &'a Language,
     probes: &'a [Probe],
@@ -185,13 +186,19 @@ pub struct SnapshotTracker<'a> {
 }
 
 impl<'a> SnapshotTracker<'a> {
-    /// A tracker of the world's `language` and `probes`, every `every` updates and after
+    /// A tracker of the world's `language` and `probes`, whose argmax fixed at the start
+    /// is `fixed` ([`fixed_argmax`](super::fixed_argmax)), every `every` updates and after
     /// update `last`.
-    pub fn new(language: &'a Language, probes: &'a [Probe], every: usize, last: usize) -> Self {
+    pub fn new(
+        language: &'a Language,
+        (probes, fixed): (&'a [Probe], Vec<FixedArgmax>),
+        every: usize,
+        last: usize,
+    ) -> Self {
         SnapshotTracker {
             language,
             probes,
-            fixed: Vec::new(),
+            fixed,
             every,
             last,
             points: Vec::new(),
@@ -220,7 +227,6 @@ impl<'a> SnapshotTracker<'a> {
 
 impl Observer<TinyLm> for SnapshotTracker<'_> {
     fn start(&mut self, model: &TinyLm) -> Result<()> {
-        self.fixed = fixed_argmax(model, self.probes);
         self.take(model, 0)
     }
 

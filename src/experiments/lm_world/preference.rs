@@ -7,7 +7,7 @@ use super::world::{Checkpoint, pair_on};
 use crate::Rng64;
 use crate::error::Result;
 use crate::experiments::lm_measures::{
-    AttributionTracker, DpoCounts, DpoRun, SftPhase, SnapshotTracker, UpdateRecord,
+    AttributionTracker, DpoCounts, DpoRun, SftPhase, SnapshotTracker, UpdateRecord, fixed_argmax,
 };
 use crate::language::{ANSWER_LEN, END, Language};
 use crate::lm::TinyLm;
@@ -250,8 +250,10 @@ pub fn tracked_dpo<L>(
     let language = &start.world.language;
     let probes = &start.world.probes;
     let mut rng = start.world.rng.clone();
-    let mut tracker = SnapshotTracker::new(language, probes, every, dpo.updates);
-    let mut attribution = AttributionTracker::new(probes);
+    // The SFT model's argmax, fixed for both trackers before the first update.
+    let fixed = fixed_argmax(model, probes);
+    let mut tracker = SnapshotTracker::new(language, (probes, fixed.clone()), every, dpo.updates);
+    let mut attribution = AttributionTracker::new(probes, fixed);
     let mut observers: Vec<&mut dyn Observer<TinyLm>> = vec![&mut tracker];
     if attribute {
         observers.push(&mut attribution);
