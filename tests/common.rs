@@ -1,7 +1,7 @@
 //! Shared helpers: seeded random models and inputs, and a deterministic proptest config.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use learning_dynamics::Rng64;
 use learning_dynamics::mlp::{Activation, Mlp};
@@ -123,4 +123,25 @@ pub fn has_root() -> bool {
     let root =
         std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
     requires("root", root)
+}
+
+/// Runs `ldyn` with `args` (stdin empty) and kills it if it has not ended within
+/// `seconds`: a test that would block for ever fails instead.
+pub fn ldyn_within(seconds: u64, args: &[&str]) -> std::process::Output {
+    let mut child = ldyn_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= seconds {
+            child.kill().unwrap();
+            panic!("ldyn {args:?} still ran after {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

@@ -12,5 +12,6 @@ mod export;
 mod gradients;
 mod layers;
 mod lm;
+mod range_ends;
 mod reliability;
 mod squeezing;

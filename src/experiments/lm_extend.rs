@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::{DpoRun, SftPhase, Tracker};
-use super::lm_world::{Dpo, LmConfig, Tracking, checkpoint, per_seed, pretrained, tracked_dpo};
+use super::lm_world::{
+    Dpo, LmConfig, MAX_DPO_UPDATES, Tracking, checkpoint, per_seed, pretrained, tracked_dpo,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
@@ -44,7 +46,7 @@ world_settings!(
     [Key::new(
         "track_every",
         "SGD steps between two tracking points, in SFT and in DPO",
-        Range::Int(1, 100_000),
+        Range::Int(1, MAX_DPO_UPDATES),
     )]
 );
 

@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{FamilyPoint, Tracker, curve};
-use super::lm_world::{Checkpoint, Dpo, LmConfig, RISE_MARGIN, World, checkpoint, train_dpo};
+use super::lm_world::{
+    Checkpoint, Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, World, checkpoint, train_dpo,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
@@ -42,7 +44,7 @@ world_settings!(
     [Key::new(
         "track_every",
         "SGD steps between two tracking points",
-        Range::Int(1, 100_000),
+        Range::Int(1, MAX_DPO_UPDATES),
     )]
 );
 

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::DpoRun;
-use super::lm_world::{Dpo, LmConfig, Tracking, checkpoint, per_seed, tracked_dpo};
+use super::lm_world::{
+    Dpo, LmConfig, MAX_DPO_UPDATES, Tracking, checkpoint, per_seed, tracked_dpo,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::objective::PairLoss;
@@ -83,7 +85,7 @@ world_settings!(
         Key::new(
             "track_every",
             "DPO updates between two tracking points",
-            Range::Int(1, 100_000),
+            Range::Int(1, MAX_DPO_UPDATES),
         ),
     ]
 );
@@ -166,8 +168,14 @@ fn check_learning_rates(config: &Config) -> Result<()> {
             } else {
                 "not a number".into()
             };
+            let own = match loss {
+                PairLoss::Dpo => String::new(),
+                PairLoss::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),
+                PairLoss::Slic { .. } => format!(", slic_lambda = {:e}", config.slic_lambda),
+                PairLoss::SppoHard => format!(", sppo_eta = {:e}", config.sppo_eta),
+            };
             return Err(crate::error::Error::InvalidArgument(format!(
-                "beta = {:e} and dpo_eta = {:e} give {loss} a learning rate of {rate} (DPO's rate times DPO's first-step coefficient over {loss}'s), outside (0, {MAX_ETA}]; change beta, dpo_eta or {loss}'s own key",
+                "beta = {:e}, dpo_eta = {:e}{own} give {loss} a learning rate of {rate} (DPO's rate times DPO's first-step coefficient over {loss}'s), outside (0, {MAX_ETA}]; change one of them",
                 config.world.beta, config.world.dpo_eta
             )));
         }

@@ -26,7 +26,8 @@ use super::comparison::{
 };
 use super::lm_measures::{DpoRun, Prefix, Snapshot, VALUE_POSITION};
 use super::lm_world::{
-    Dpo, LmConfig, RISE_MARGIN, Regime, Tracking, checkpoint, per_seed, tracked_dpo,
+    Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, Regime, Tracking, checkpoint, per_seed,
+    tracked_dpo,
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
@@ -68,7 +69,7 @@ world_settings!(
         Key::new(
             "track_every",
             "DPO updates between two tracking points",
-            Range::Int(1, 100_000),
+            Range::Int(1, MAX_DPO_UPDATES),
         ),
     ]
 );

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::comparison::Metric;
 use super::lm_measures::DpoRun;
 use super::lm_world::{
-    Dpo, LmConfig, Tracking, WORLD_MEMORY_KEYS, checkpoint, per_seed, tracked_dpo, world_keys_with,
+    Dpo, LmConfig, MAX_SFT_EPOCHS, Tracking, WORLD_MEMORY_KEYS, checkpoint, per_seed, tracked_dpo,
+    world_keys_with,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::error::Result;
@@ -59,7 +60,7 @@ impl Settings for Config {
     fn keys() -> Vec<Key> {
         world_keys_with((
             "the longest SFT, in passes over the training prompts; the lengths compared are 1, 2, 4, … up to it",
-            Range::Int(1, 10_000),
+            Range::Int(1, MAX_SFT_EPOCHS),
         ))
     }
 }
