@@ -761,7 +761,8 @@ fn a_tiny_benchmark_with_many_repetitions_ends_quickly() {
 fn a_memory_limit_gives_an_error_not_an_abort() {
     // 300,000 KiB of address space: enough for a small run, not for the full eNTK of
     // workload L (328 MB), 100,000 observed inputs (about 2.9 GB by the estimate) or 15
-    // million logits (a 30 MB file, under the 64 MiB input limit, about 1.8 GB to step).
+    // million logits (a 30 MB file, under the 64 MiB input limit, about 1.8 GB to step),
+    // nor for digits' eNTK at width 1024 with faer's workspace.
     let dir = scratch("ulimit");
     let many = dir.join("many.txt");
     std::fs::write(&many, "1\n".repeat(15_000_000)).unwrap();
@@ -780,6 +781,11 @@ fn a_memory_limit_gives_an_error_not_an_abort() {
         format!(
             "akg --model mlp --eta 0.1 --json {}",
             dir.join("a.json").display()
+        ),
+        // faer's GEMM packing workspace (64 MiB a thread) at this width.
+        format!(
+            "run digits --set hidden=1024 --set epochs=1 --set robustness_seeds=0 --out {}",
+            out.display()
         ),
     ];
     for command in &commands {

@@ -99,7 +99,7 @@ impl Workload {
                     .checked_mul(self.n as u128)?
                     .checked_mul(self.inputs as u128)?,
             )?
-            .checked_add(64 << 20)
+            .checked_add(crate::mlp::kernel::GEMM_WORKSPACE_BYTES)
     }
 
     /// The bytes the one-step bench needs for `observed` inputs, about: each observed

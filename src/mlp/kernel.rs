@@ -90,6 +90,11 @@ pub fn entk_pairwise(mlp: &Mlp, xs: &[DVector<f64>]) -> Kernel {
     }
 }
 
+/// The most memory faer's GEMM keeps on a thread for packing its operands: 64 MiB
+/// (measured: the one allocation of a kernel run that failed under a `ulimit -v`). A
+/// memory estimate of work that calls [`entk_full`] counts it once per thread.
+pub const GEMM_WORKSPACE_BYTES: u128 = 64 << 20;
+
 /// The full eNTK of an MLP on `xs` as a few large matrix products.
 ///
 /// With every input's backprop factors stacked into one `(N·V) × n_l` matrix `B_l` per

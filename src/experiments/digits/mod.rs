@@ -86,6 +86,23 @@ pub const MAX_HIDDEN: i64 = 1024;
 pub const MAX_EPOCHS: i64 = 50;
 
 impl Settings for Config {
+    const MEMORY_KEYS: &'static str = "hidden and probes_per_class";
+
+    /// The probes' full eNTK (`8·(N·V)²`, with `N = 10·probes_per_class` probes and
+    /// `V = 10` classes), its stacked factors and GEMM buffers (`32·N·V·h`), the model and
+    /// its copies in a step (`64·(64 + 10)·h`), and the packing workspace faer's GEMM
+    /// keeps on each of the kernel's two threads (up to 64 MiB: the allocation that
+    /// aborted a run under `ulimit -v` before this estimate existed).
+    fn memory_bytes(&self) -> Option<u128> {
+        let nv = (self.probes_per_class as u128).checked_mul(100)?;
+        let h = self.hidden as u128;
+        8u128
+            .checked_mul(nv.checked_mul(nv)?)?
+            .checked_add(32u128.checked_mul(nv)?.checked_mul(h)?)?
+            .checked_add(64 * 74 * h)?
+            .checked_add(2 * crate::mlp::kernel::GEMM_WORKSPACE_BYTES)
+    }
+
     fn keys() -> Vec<Key> {
         vec![
             Key::new(
