@@ -75,6 +75,14 @@ pub enum Error {
     /// A signal (its number) ended an interactive command after it restored the
     /// terminal; the process exits as the shell reports a signal, `128 + number`.
     Signal(i32),
+    /// Some runs of a sweep failed; each failure is recorded beside the others' results,
+    /// and the process exits with status 1.
+    RunsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many ran.
+        total: usize,
+    },
 }
 
 /// `Result` with the crate's [`Error`].
@@ -141,6 +149,10 @@ impl fmt::Display for Error {
             Error::Plot(msg) => write!(f, "plotting failed: {msg}"),
             Error::BrokenPipe => f.write_str("the output pipe was closed"),
             Error::Signal(number) => write!(f, "ended by signal {number}"),
+            Error::RunsFailed { failed, total } => write!(
+                f,
+                "{failed} of {total} runs failed; each one's error is in sweep_claims.csv"
+            ),
         }
     }
 }

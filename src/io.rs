@@ -431,3 +431,32 @@ pub fn load_numbers(arg: &str) -> Result<Vec<f64>> {
         }
     })
 }
+
+/// Removes `path` if it exists (a file the tool wrote before and is about to replace).
+///
+/// # Errors
+/// If it exists and cannot be removed.
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("remove the old file", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One CSV field: as it is, or quoted with its quotes doubled if it holds a comma, a
+/// quote or a line break (RFC 4180).
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// Whether two paths name the same file or directory (after links), or the same new name.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let id = identity(a);
+    id.is_some() && id == identity(b)
+}

@@ -60,6 +60,38 @@ enum Command {
         #[arg(long, default_value = "plots")]
         out: PathBuf,
     },
+    /// Run one experiment over a grid of settings and a range of seeds, in parallel, and
+    /// count on how many seeds each claim holds per cell (`ldyn sweep merge DIR… --out D`
+    /// pools the shards of a sharded sweep).
+    Sweep {
+        /// Experiment name or alias; or `merge`, followed by the shards' directories.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// With `merge`: the directories the shards wrote.
+        #[arg(value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Seeds A..B: A, A + 1, …, B − 1 (default: the experiment's seed and the 4 after it).
+        #[arg(long, value_name = "A..B")]
+        seeds: Option<String>,
+        /// A key and its values, `KEY=V1,V2,…`; repeatable: the cells are every combination.
+        #[arg(long = "grid", value_name = "KEY=V1,V2")]
+        grids: Vec<String>,
+        /// Override one key for every run, `key=value`; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// A TOML configuration for every run.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output directory (default: sweeps/NAME; required with merge).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Runs at once (default: the number of cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
+        /// Only the runs whose number is I mod N.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+    },
     /// Run every experiment with its defaults.
     Gallery {
         /// Output directory.
@@ -222,6 +254,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::BrokenPipe) => ExitCode::from(BROKEN_PIPE),
         Err(Error::Signal(number)) => ExitCode::from(128u8.saturating_add(number as u8)),
+        Err(e @ Error::RunsFailed { .. }) => {
+            fail(&e.to_string());
+            ExitCode::from(1)
+        }
         Err(e) => fail(&e.to_string()),
     }
 }
@@ -341,6 +377,95 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             }
             plan.set_memory_budget(budget);
             emit(&run_with_progress(&plan, &out)?.to_string())
+        }
+        Command::Sweep {
+            name,
+            dirs,
+            seeds,
+            grids,
+            sets,
+            config,
+            out,
+            jobs,
+            shard,
+        } => {
+            if name == "merge" {
+                let sweep_only = [
+                    ("--seeds", seeds.is_some()),
+                    ("--grid", !grids.is_empty()),
+                    ("--set", !sets.is_empty()),
+                    ("--config", config.is_some()),
+                    ("--jobs", jobs.is_some()),
+                    ("--shard", shard.is_some()),
+                ];
+                if let Some((flag, _)) = sweep_only.iter().find(|f| f.1) {
+                    return Err(Error::InvalidArgument(format!(
+                        "{flag} does not apply to sweep merge, which reads every setting from the shards' sweep.toml"
+                    )));
+                }
+                let out = out.ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "sweep merge needs --out DIR for the pooled files".into(),
+                    )
+                })?;
+                let pooled = learning_dynamics::gallery::merge(&dirs, &out, budget)?;
+                return emit(&sweep_report(&pooled, &out));
+            }
+            if let Some(dir) = dirs.first() {
+                return Err(Error::InvalidArgument(format!(
+                    "sweep takes one experiment name; '{}' is one too many (did you mean sweep merge?)",
+                    quote(&dir.display().to_string())
+                )));
+            }
+            let mut plan: Plan = name.parse()?;
+            if let Some(path) = config {
+                plan.load(&path)?;
+            }
+            sets.iter().try_for_each(|s| plan.set(s))?;
+            plan.set_memory_budget(budget);
+            let out = out.unwrap_or_else(|| Path::new("sweeps").join(plan.name()));
+            let sweep = learning_dynamics::gallery::Sweep::new(
+                plan,
+                &grids,
+                seeds.as_deref(),
+                shard.as_deref(),
+            )?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let jobs = jobs.map_or(cores, |j| j as usize);
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new(sweep.runs().len() as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {pos}/{len} runs, {elapsed} so far, about {eta} left",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("sweep {}", sweep.name()));
+                bar
+            });
+            let progress = |done: usize, _total: usize| {
+                if let Some(bar) = &bar {
+                    bar.set_position(done as u64);
+                }
+            };
+            let result = sweep.execute(&out, jobs, &progress);
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            match result {
+                Ok(pooled) => emit(&sweep_report(&pooled, &out)),
+                Err(Error::RunsFailed { failed, total }) => {
+                    let pooled_path = out.join("sweep_claims.csv");
+                    emit(&format!(
+                        "sweep {}: see {}\n",
+                        sweep.name(),
+                        pooled_path.display()
+                    ))?;
+                    Err(Error::RunsFailed { failed, total })
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Gallery { out } => {
             for entry in REGISTRY {
@@ -469,6 +594,29 @@ fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
     let _locks = lock_output_dirs(&[path])?;
     write_atomic(path, text.as_bytes())?;
     emit(&format!("wrote {}\n", path.display()))
+}
+
+/// What a sweep pooled, one line per cell and claim: `k/n` seeds.
+fn sweep_report(pooled: &learning_dynamics::gallery::Pooled, out: &Path) -> String {
+    let mut text = format!(
+        "sweep: {} cells -> {}\n",
+        pooled.cells.len(),
+        out.join("sweep_claims.csv").display()
+    );
+    for (c, cell) in pooled.cells.iter().enumerate() {
+        let failed = match pooled.failed[c].0 {
+            0 => String::new(),
+            n => format!(" ({n} runs failed)"),
+        };
+        text.push_str(&format!("{cell}{failed}\n"));
+        for (k, claim) in pooled.claims.iter().enumerate() {
+            text.push_str(&format!(
+                "  {}/{} {claim}\n",
+                pooled.holds[c][k], pooled.seeds[c]
+            ));
+        }
+    }
+    text
 }
 
 /// Executes `plan`, showing each run on stderr while it works if stderr is a terminal.

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::ches;
-use super::lm_world::{Dpo, LmConfig, checkpoint, seeds, train_dpo};
+use super::lm_world::{Dpo, LmConfig, SEEDS, checkpoint, seeds, seeds_key, train_dpo};
 use super::{Claim, Experiment, Table, Valid};
 use crate::error::Result;
 use crate::lm::{Sequence, TinyLm};
@@ -22,14 +22,25 @@ use crate::numerics::sequence_log_prob;
 use crate::stats::spearman;
 
 /// The world.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// The language-model world.
     #[serde(flatten)]
     pub world: LmConfig,
+    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
+    pub seeds: u64,
 }
 
-world_settings!(Config, []);
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            world: LmConfig::default(),
+            seeds: SEEDS,
+        }
+    }
+}
+
+world_settings!(Config, [seeds_key()]);
 
 /// One preference pair of one seed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,7 +84,7 @@ impl Experiment for LmChes {
     fn run(config: &Valid<Config>, seed: u64) -> Result<Displacement> {
         let world = &config.world;
         let mut pairs = Vec::new();
-        for seed in seeds(seed) {
+        for seed in seeds(seed, config.seeds) {
             let start = checkpoint(world, seed)?;
             let language = &start.world.language;
             let mut rng = start.world.rng.clone();

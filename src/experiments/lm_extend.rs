@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::{DpoRun, SftPhase, Tracker};
 use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, Tracking, checkpoint, per_seed, pretrained, tracked_dpo,
+    Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, Tracking, checkpoint, per_seed, pretrained, seeds_key,
+    tracked_dpo,
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
@@ -30,6 +31,8 @@ pub struct Config {
     pub world: LmConfig,
     /// SGD steps between two tracking points, in SFT and in DPO.
     pub track_every: usize,
+    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
+    pub seeds: u64,
 }
 
 impl Default for Config {
@@ -37,17 +40,21 @@ impl Default for Config {
         Config {
             world: LmConfig::default(),
             track_every: 16,
+            seeds: SEEDS,
         }
     }
 }
 
 world_settings!(
     Config,
-    [Key::new(
-        "track_every",
-        "SGD steps between two tracking points, in SFT and in DPO",
-        Range::Int(1, MAX_DPO_UPDATES),
-    )]
+    [
+        Key::new(
+            "track_every",
+            "SGD steps between two tracking points, in SFT and in DPO",
+            Range::Int(1, MAX_DPO_UPDATES),
+        ),
+        seeds_key(),
+    ]
 );
 
 /// The two arms.
@@ -116,7 +123,7 @@ impl Experiment for LmExtend {
             every,
             attribute: false,
         };
-        let runs = per_seed(seed, |seed| {
+        let runs = per_seed((seed, config.seeds), |seed| {
             let baseline = checkpoint(world, seed)?;
             let mut extended = pretrained(world, seed)?;
             let mut sft_track = Tracker::new(&baseline.world.probes, every);

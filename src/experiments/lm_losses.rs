@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
 use super::lm_measures::DpoRun;
 use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, Tracking, checkpoint, per_seed, tracked_dpo,
+    Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, Tracking, checkpoint, per_seed, seeds_key, tracked_dpo,
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
@@ -36,6 +36,8 @@ pub struct Config {
     pub sppo_eta: f64,
     /// DPO updates between two tracking points.
     pub track_every: usize,
+    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
+    pub seeds: u64,
 }
 
 impl Default for Config {
@@ -51,6 +53,7 @@ impl Default for Config {
             // TRL's sppo_hard uses η_s = 1/β, with its default β = 0.1.
             sppo_eta: 10.0,
             track_every: 16,
+            seeds: SEEDS,
         }
     }
 }
@@ -87,6 +90,7 @@ world_settings!(
             "DPO updates between two tracking points",
             Range::Int(1, MAX_DPO_UPDATES),
         ),
+        seeds_key(),
     ]
 );
 
@@ -198,7 +202,7 @@ impl Experiment for LmLosses {
             attribute: LAYOUT.mechanism,
         };
         check_learning_rates(config)?;
-        let runs = per_seed(seed, |seed| {
+        let runs = per_seed((seed, config.seeds), |seed| {
             let start = checkpoint(world, seed)?;
             let from = || (&start.sft_model, start.sft.every(every));
             (config.losses().into_iter())

@@ -26,8 +26,8 @@ use super::comparison::{
 };
 use super::lm_measures::{DpoRun, Prefix, Snapshot, VALUE_POSITION};
 use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, Regime, Tracking, checkpoint, per_seed,
-    tracked_dpo,
+    Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, Regime, SEEDS, Tracking, checkpoint, per_seed,
+    seeds_key, tracked_dpo,
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
@@ -46,6 +46,8 @@ pub struct Config {
     pub max_redraws: usize,
     /// DPO updates between two tracking points.
     pub track_every: usize,
+    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
+    pub seeds: u64,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             world: LmConfig::default(),
             max_redraws: 20,
             track_every: 16,
+            seeds: SEEDS,
         }
     }
 }
@@ -71,6 +74,7 @@ world_settings!(
             "DPO updates between two tracking points",
             Range::Int(1, MAX_DPO_UPDATES),
         ),
+        seeds_key(),
     ]
 );
 
@@ -113,7 +117,7 @@ impl Experiment for LmPolicy {
             every,
             attribute: LAYOUT.mechanism,
         };
-        let runs = per_seed(seed, |seed| {
+        let runs = per_seed((seed, config.seeds), |seed| {
             let start = checkpoint(world, seed)?;
             let from = || (&start.sft_model, start.sft.every(every));
             (Regime::ALL.iter())

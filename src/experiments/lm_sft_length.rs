@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::comparison::Metric;
 use super::lm_measures::DpoRun;
 use super::lm_world::{
-    Dpo, LmConfig, MAX_SFT_EPOCHS, Tracking, WORLD_MEMORY_KEYS, checkpoint, per_seed, tracked_dpo,
-    world_keys_with,
+    Dpo, LmConfig, MAX_SFT_EPOCHS, SEEDS, Tracking, WORLD_MEMORY_KEYS, checkpoint, per_seed,
+    seeds_key, tracked_dpo, world_keys_with,
 };
 use super::{Claim, Experiment, Key, Range, Settings, Table, Valid};
 use crate::error::Result;
@@ -26,13 +26,18 @@ pub struct Config {
     /// The language-model world.
     #[serde(flatten)]
     pub world: LmConfig,
+    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
+    pub seeds: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let mut world = LmConfig::default();
         world.sft.epochs = 16;
-        Config { world }
+        Config {
+            world,
+            seeds: SEEDS,
+        }
     }
 }
 
@@ -58,10 +63,12 @@ impl Settings for Config {
     }
 
     fn keys() -> Vec<Key> {
-        world_keys_with((
+        let mut keys = world_keys_with((
             "the longest SFT, in passes over the training prompts; the lengths compared are 1, 2, 4, … up to it",
             Range::Int(1, MAX_SFT_EPOCHS),
-        ))
+        ));
+        keys.push(seeds_key());
+        keys
     }
 }
 
@@ -93,7 +100,7 @@ impl Experiment for LmSftLength {
     type Data = SftLength;
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<SftLength> {
-        let runs = per_seed(seed, |seed| {
+        let runs = per_seed((seed, config.seeds), |seed| {
             (config.lengths().into_iter())
                 .map(|epochs| {
                     let mut world = config.world;

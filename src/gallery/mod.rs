@@ -22,11 +22,14 @@
 //! | `registry` | every experiment, its names and figures ([`REGISTRY`], [`Entry`]) |
 //! | `plan` | a configured run ([`Plan`]): defaults, `--config`, `--set`, TOML |
 //! | `runner` | running a plan and writing its files ([`Report`]) |
+//! | `sweep` | one experiment over a grid and a seed range, pooled per cell ([`Sweep`], [`merge`]) |
 
 mod plan;
 mod registry;
 mod runner;
+mod sweep;
 
 pub use plan::Plan;
 pub use registry::{Draw, Entry, REGISTRY, find, names};
 pub use runner::Report;
+pub use sweep::{MAX_RUNS, Pooled, RunId, Sweep, merge};

@@ -137,19 +137,29 @@ impl Plan {
     /// If the file cannot be read or parsed, or as [`Plan::set_value`].
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let text = crate::io::read_input(path, "the configuration")?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
+        self.apply_toml(&text, path)?;
+        self.sources.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Applies every key of the TOML configuration `text`, read from `origin` (which
+    /// errors name).
+    ///
+    /// # Errors
+    /// If the text cannot be parsed, or as [`Plan::set_value`].
+    pub fn apply_toml(&mut self, text: &str, origin: &Path) -> Result<()> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| Error::Parse {
+            path: origin.to_path_buf(),
             line: e
                 .span()
                 .map_or(0, |s| text[..s.start].matches('\n').count() + 1),
             message: e.message().to_string(),
         })?;
-        self.sources.push(path.to_path_buf());
         let mut values = Vec::new();
         flatten("", &Value::Table(table), &mut values);
         values.into_iter().try_for_each(|(k, v)| {
             self.set_value(&k, v)
-                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", origin.display())))
         })
     }
 
@@ -192,6 +202,25 @@ impl Plan {
             table.insert(leaf.to_string(), value.clone());
         }
         Value::Table(root)
+    }
+
+    /// The keys one run's memory estimate depends on, and the estimate in bytes (`None`
+    /// on overflow).
+    ///
+    /// # Errors
+    /// If the configuration is invalid.
+    pub fn memory(&self) -> Result<(&'static str, Option<u128>)> {
+        self.entry.runner.memory(self)
+    }
+
+    /// The memory budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Whether the experiment has a key called `key`.
+    pub fn has_key(&self, key: &str) -> bool {
+        self.entry.keys().iter().any(|k| k.path == key)
     }
 
     /// Runs the plan and writes its files to `out`, holding the directory's lock

@@ -43,6 +43,8 @@ pub struct Entry {
 pub(super) trait Runner {
     fn keys(&self) -> Vec<Key>;
     fn defaults(&self) -> Result<Vec<(String, Value)>>;
+    /// The keys the memory estimate depends on, and the estimate in bytes.
+    fn memory(&self, plan: &Plan) -> Result<(&'static str, Option<u128>)>;
     fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report>;
 }
 

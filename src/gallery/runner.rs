@@ -11,7 +11,7 @@ use super::plan::Plan;
 use super::registry::{Figures, Runner};
 use crate::error::{Error, Result};
 use crate::experiments::{Claim, Experiment, Key, Settings, Valid};
-use crate::io::{DirLock, check_outputs, write_atomic, write_csv};
+use crate::io::{DirLock, check_outputs, remove_if_present, write_atomic, write_csv};
 
 impl<E: Experiment> Runner for Figures<E> {
     fn keys(&self) -> Vec<Key> {
@@ -22,12 +22,15 @@ impl<E: Experiment> Runner for Figures<E> {
         E::Config::default().flat()
     }
 
+    fn memory(&self, plan: &Plan) -> Result<(&'static str, Option<u128>)> {
+        Ok((
+            E::Config::MEMORY_KEYS,
+            configured::<E>(plan)?.memory_bytes(),
+        ))
+    }
+
     fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
-        let config: E::Config = plan
-            .table()
-            .try_into()
-            .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
-        let config = Valid::new(config)?;
+        let config = configured::<E>(plan)?;
         crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
         let _lock = DirLock::acquire(out)?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));
@@ -98,6 +101,15 @@ impl<E: Experiment> Runner for Figures<E> {
     }
 }
 
+/// The plan's configuration of `E`, checked.
+fn configured<E: Experiment>(plan: &Plan) -> Result<Valid<E::Config>> {
+    let config: E::Config = plan
+        .table()
+        .try_into()
+        .map_err(|e| Error::InvalidArgument(format!("configuration: {e}")))?;
+    Valid::new(config)
+}
+
 /// What running an experiment produced.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -126,15 +138,5 @@ impl std::fmt::Display for Report {
             writeln!(f, "  [{verdict}] {}", claim.text)?;
         }
         Ok(())
-    }
-}
-
-/// Removes `path` if it exists.
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io("remove the old configuration", path, e))
-        }
-        _ => Ok(()),
     }
 }

@@ -24,6 +24,7 @@ pub mod lm;
 pub mod mechanism;
 pub mod policy;
 pub mod squeezing;
+pub mod sweep;
 
 /// The font family name registered for every figure.
 pub const FONT: &str = "sans-serif";
@@ -202,11 +203,28 @@ pub type Names<'a> = (Option<&'a [&'a str]>, Option<&'a [&'a str]>);
 pub fn heatmap(
     area: &Area<'_>,
     title: &str,
+    axes: (&str, &str),
+    names: Names<'_>,
+    m: &nalgebra::DMatrix<f64>,
+    colour: &dyn Fn(f64) -> RGBColor,
+    label: Option<&dyn Fn(f64) -> String>,
+) -> Result<()> {
+    let by_cell = label.map(|f| move |r: usize, c: usize| f(m[(r, c)]));
+    let by_cell = by_cell
+        .as_ref()
+        .map(|f| f as &dyn Fn(usize, usize) -> String);
+    heatmap_labelled(area, title, axes, names, m, colour, by_cell)
+}
+
+/// A [`heatmap`] whose cell `(r, c)` is labelled `label(r, c)`.
+pub fn heatmap_labelled(
+    area: &Area<'_>,
+    title: &str,
     (x_desc, y_desc): (&str, &str),
     (row_names, col_names): Names<'_>,
     m: &nalgebra::DMatrix<f64>,
     colour: &dyn Fn(f64) -> RGBColor,
-    label: Option<&dyn Fn(f64) -> String>,
+    label: Option<&dyn Fn(usize, usize) -> String>,
 ) -> Result<()> {
     let (rows, cols) = m.shape();
     let mut chart = ChartBuilder::on(area)
@@ -241,7 +259,7 @@ pub fn heatmap(
                     .into_font()
                     .color(&ink_on(fill))
                     .pos(Pos::new(HPos::Center, VPos::Center));
-                chart.draw_series([Text::new(label(m[(r, c)]), (x, y), style)])?;
+                chart.draw_series([Text::new(label(r, c), (x, y), style)])?;
             }
         }
     }

@@ -13,22 +13,36 @@ use crate::lm::LmSpec;
 /// The gallery's seed (the authors' code uses 1024).
 pub const DEFAULT_SEED: u64 = 1024;
 
-/// How many seeds an experiment that compares runs covers: `seed, seed + 1, …`.
+/// How many seeds an experiment that compares runs covers by default: `seed, seed + 1, …`
+/// (its `seeds` key, [`seeds_key`]).
 pub const SEEDS: u64 = 5;
 
-/// The [`SEEDS`] seeds from `first`.
-pub fn seeds(first: u64) -> impl Iterator<Item = u64> {
-    (0..SEEDS).map(move |k| first.wrapping_add(k))
+/// The `seeds` key of the experiments that compare runs over several seeds. A sweep sets
+/// it to 1 and pools the seeds itself, so that no seed is counted twice.
+pub fn seeds_key() -> Key {
+    Key::new(
+        "seeds",
+        "seeds one run covers, seed, seed + 1, …; its claims count them",
+        Range::Int(1, 100),
+    )
 }
 
-/// `run` of every seed of [`seeds`]`(first)`, concatenated in seed order, computed on as
-/// many threads as the machine has cores (at most one per seed). The result does not
-/// depend on the threads: each seed's runs are computed from that seed alone.
+/// The `count` seeds from `first`.
+pub fn seeds(first: u64, count: u64) -> impl Iterator<Item = u64> {
+    (0..count).map(move |k| first.wrapping_add(k))
+}
+
+/// `run` of every seed of [`seeds`]`(first, count)`, concatenated in seed order, computed
+/// on as many threads as the machine has cores (at most one per seed). The result does
+/// not depend on the threads: each seed's runs are computed from that seed alone.
 ///
 /// # Errors
 /// The first seed's error, in seed order.
-pub fn per_seed<T: Send>(first: u64, run: impl Fn(u64) -> Result<Vec<T>> + Sync) -> Result<Vec<T>> {
-    let all: Vec<u64> = seeds(first).collect();
+pub fn per_seed<T: Send>(
+    (first, count): (u64, u64),
+    run: impl Fn(u64) -> Result<Vec<T>> + Sync,
+) -> Result<Vec<T>> {
+    let all: Vec<u64> = seeds(first, count).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.clamp(1, all.len());
     let mut results: Vec<(usize, Result<Vec<T>>)> = std::thread::scope(|scope| {

@@ -1,0 +1,658 @@
+//! Sweeps: one experiment over a grid of settings and a range of seeds, run in parallel,
+//! each run into a folder of its own, with every claim counted per cell over the seeds.
+//!
+//! The runs are the cells of the grid (the Cartesian product of the `--grid` keys, the
+//! first key slowest) times the seeds `A..B`, numbered in that order; `--shard I/N` takes
+//! the runs whose number is `I` mod `N`. Each run is a [`Plan`] of its own: the base
+//! configuration, the cell's values, its seed, no robustness reruns, and `seeds = 1` for
+//! the experiments that cover several seeds per run, so that each seed is counted once.
+//! A run writes to `DIR/CELL/seed-S/` what `ldyn run` writes, and then its record:
+//! `claims.csv` (each claim's id, whether it holds, its text), or `error.txt` if it
+//! failed. The pooled files are built from the records alone, so a sweep and the merge of
+//! its shards give the same bytes: `sweep_claims.csv`, `sweep_summary.csv`, `sweep.png`,
+//! and `sweep.toml`, which records what was swept and lets a merge refuse shards of
+//! different sweeps.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Plan;
+use crate::error::{Error, Result, check_memory, quote};
+use crate::io::{DirLock, csv_field, read_input, remove_if_present, write_atomic, write_csv};
+
+/// The most runs one sweep may hold.
+pub const MAX_RUNS: u64 = 100_000;
+
+/// The keys a sweep sets itself, which a grid may not vary.
+const OWN_KEYS: [&str; 3] = ["seed", "robustness_seeds", "seeds"];
+
+/// One experiment over a grid of settings and a range of seeds.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    base: Plan,
+    grid: Vec<(String, Vec<String>)>,
+    seeds: (u64, u64),
+    shard: Option<(u64, u64)>,
+}
+
+/// One run of a sweep: its number in the sweep, its cell and its seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunId {
+    /// Its place in the sweep's order (cells, then seeds).
+    pub index: u64,
+    /// The cell's place in [`Sweep::cells`].
+    pub cell: usize,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// What `DIR/sweep.toml` records: enough to refuse a merge of different sweeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Record {
+    experiment: String,
+    seeds: [u64; 2],
+    grid: Vec<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<[u64; 2]>,
+    settings: String,
+}
+
+/// What one run left in its folder.
+struct Outcome {
+    claims: Vec<(String, bool)>,
+    summary: Vec<(String, String)>,
+    error: Option<String>,
+}
+
+/// Every claim counted per cell over the seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pooled {
+    /// The cells' names, in order.
+    pub cells: Vec<String>,
+    /// The claims' ids, in the order the experiment states them.
+    pub claims: Vec<String>,
+    /// `holds[cell][claim]`: on how many seeds the claim holds.
+    pub holds: Vec<Vec<usize>>,
+    /// Per cell, the seeds whose run succeeded.
+    pub seeds: Vec<usize>,
+    /// Per cell, the runs that failed, and the first one's message.
+    pub failed: Vec<(usize, Option<String>)>,
+    /// Every successful run's summary rows: `(cell, seed, metric, value)`.
+    pub summary: Vec<(usize, u64, String, String)>,
+}
+
+impl Sweep {
+    /// A sweep of `base` (its `--config` and `--set` applied) over `grids`
+    /// (`KEY=V1,V2,…`, each value checked as `--set` checks it), `seeds` (`A..B`, default
+    /// the plan's seed and the four after it) and `shard` (`I/N`).
+    ///
+    /// # Errors
+    /// A malformed grid, seed range or shard; a key the sweep sets itself, given twice,
+    /// or a value out of its key's range; more than [`MAX_RUNS`] runs.
+    pub fn new(
+        base: Plan,
+        grids: &[String],
+        seeds: Option<&str>,
+        shard: Option<&str>,
+    ) -> Result<Self> {
+        let mut grid: Vec<(String, Vec<String>)> = Vec::new();
+        for assignment in grids {
+            let (key, values) = assignment.split_once('=').ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "--grid expects KEY=V1,V2,…, got '{}'",
+                    quote(assignment)
+                ))
+            })?;
+            let key = key.trim().to_string();
+            if OWN_KEYS.contains(&key.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "--grid cannot vary {key}: the sweep sets it (use --seeds)"
+                )));
+            }
+            if grid.iter().any(|(k, _)| *k == key) {
+                return Err(Error::InvalidArgument(format!(
+                    "--grid names {} twice",
+                    quote(&key)
+                )));
+            }
+            let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+            for (i, value) in values.iter().enumerate() {
+                if value.contains(['/', ';', '\\']) || value.starts_with('.') {
+                    return Err(Error::InvalidArgument(format!(
+                        "--grid value '{}' of {} cannot name a folder",
+                        quote(value),
+                        quote(&key)
+                    )));
+                }
+                if values[..i].contains(value) {
+                    return Err(Error::InvalidArgument(format!(
+                        "--grid lists {}={} twice",
+                        quote(&key),
+                        quote(value)
+                    )));
+                }
+                base.clone().set(&format!("{key}={value}"))?;
+            }
+            grid.push((key, values));
+        }
+        let seeds = match seeds {
+            Some(text) => parse_range(text)?,
+            None => (base.seed(), base.seed().saturating_add(5)),
+        };
+        let shard = shard.map(parse_shard).transpose()?;
+        let cells = grid
+            .iter()
+            .try_fold(1u64, |n, (_, v)| n.checked_mul(v.len() as u64));
+        let runs = cells.and_then(|c| c.checked_mul(seeds.1 - seeds.0));
+        if runs.is_none_or(|r| r > MAX_RUNS) {
+            return Err(Error::InvalidArgument(format!(
+                "the sweep would hold more than {MAX_RUNS} runs (cells times seeds)"
+            )));
+        }
+        let mut sweep = Sweep {
+            base,
+            grid,
+            seeds,
+            shard,
+        };
+        sweep.base.set_seed(seeds.0)?;
+        sweep.base.set("robustness_seeds=0")?;
+        if sweep.base.has_key("seeds") {
+            sweep.base.set("seeds=1")?;
+        }
+        Ok(sweep)
+    }
+
+    /// The experiment's name.
+    pub fn name(&self) -> &str {
+        self.base.name()
+    }
+
+    /// The cells' names, in order: `key=value` for each grid key, joined by `;`, or
+    /// `default` without a grid.
+    pub fn cells(&self) -> Vec<String> {
+        let mut cells = vec![Vec::new()];
+        for (key, values) in &self.grid {
+            cells = cells
+                .into_iter()
+                .flat_map(|cell: Vec<String>| {
+                    values.iter().map(move |v| {
+                        let mut next = cell.clone();
+                        next.push(format!("{key}={v}"));
+                        next
+                    })
+                })
+                .collect();
+        }
+        cells
+            .into_iter()
+            .map(|c| {
+                if c.is_empty() {
+                    "default".into()
+                } else {
+                    c.join(";")
+                }
+            })
+            .collect()
+    }
+
+    /// Every run of the sweep, in order (all shards).
+    pub fn all_runs(&self) -> Vec<RunId> {
+        let seeds = self.seeds.1 - self.seeds.0;
+        (0..self.cells().len())
+            .flat_map(|cell| {
+                (0..seeds).map(move |k| RunId {
+                    index: cell as u64 * seeds + k,
+                    cell,
+                    seed: self.seeds.0 + k,
+                })
+            })
+            .collect()
+    }
+
+    /// The runs of this sweep's shard (all of them without `--shard`).
+    pub fn runs(&self) -> Vec<RunId> {
+        let mut runs = self.all_runs();
+        if let Some((i, n)) = self.shard {
+            runs.retain(|r| r.index % n == i);
+        }
+        runs
+    }
+
+    /// The plan of one run.
+    ///
+    /// # Errors
+    /// As [`Plan::set`] (the grid's values were checked when the sweep was made).
+    pub fn plan(&self, run: &RunId) -> Result<Plan> {
+        let mut plan = self.base.clone();
+        for assignment in self.cells()[run.cell]
+            .split(';')
+            .filter(|a| a.contains('='))
+        {
+            plan.set(assignment)?;
+        }
+        plan.set_seed(run.seed)?;
+        Ok(plan)
+    }
+
+    /// The folder of one run under `out`: `CELL/seed-S`.
+    pub fn folder(&self, out: &Path, run: &RunId) -> PathBuf {
+        out.join(&self.cells()[run.cell])
+            .join(format!("seed-{}", run.seed))
+    }
+
+    /// Runs the shard's runs on `jobs` threads into `out`, then writes the pooled files;
+    /// `progress(done, total)` hears of every run that ends.
+    ///
+    /// # Errors
+    /// If `jobs` runs would not fit the memory budget, `out` is locked or cannot be
+    /// written, or (after the pooled files are written) if any run failed
+    /// ([`Error::RunsFailed`]).
+    pub fn execute(
+        &self,
+        out: &Path,
+        jobs: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Pooled> {
+        let runs = self.runs();
+        let jobs = jobs.clamp(1, runs.len().max(1));
+        let budget = self.check_memory(jobs)?;
+        let _lock = DirLock::acquire(out)?;
+        let next = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let work = || -> Result<()> {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(run) = runs.get(k) else {
+                    return Ok(());
+                };
+                self.run_one(out, run, budget)?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, runs.len());
+            }
+        };
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..jobs).map(|_| scope.spawn(work)).collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        results.into_iter().collect::<Result<()>>()?;
+        let pooled = self.pool(&runs, &|run| self.folder(out, run))?;
+        self.write(out, &pooled)?;
+        let failed: usize = pooled.failed.iter().map(|f| f.0).sum();
+        if failed > 0 {
+            return Err(Error::RunsFailed {
+                failed,
+                total: runs.len(),
+            });
+        }
+        Ok(pooled)
+    }
+
+    /// Refuses `jobs` runs at once whose memory estimate, the largest of any cell's,
+    /// would not fit the budget; returns the budget of one run.
+    fn check_memory(&self, jobs: usize) -> Result<u64> {
+        let mut largest: (&str, Option<u128>) = ("", Some(0));
+        for cell in 0..self.cells().len() {
+            let (keys, bytes) = self
+                .plan(&RunId {
+                    index: 0,
+                    cell,
+                    seed: self.seeds.0,
+                })?
+                .memory()?;
+            largest = match (largest.1, bytes) {
+                (Some(a), Some(b)) if a >= b => largest,
+                _ => (keys, bytes),
+            };
+        }
+        let total = largest.1.and_then(|b| b.checked_mul(jobs as u128));
+        let flags = format!("--jobs {jobs} runs at once, by {},", largest.0);
+        check_memory(&flags, total, self.base.budget())?;
+        Ok(self.base.budget() / jobs as u64)
+    }
+
+    /// Runs one run into its folder and records its claims, or its error.
+    fn run_one(&self, out: &Path, run: &RunId, budget: u64) -> Result<()> {
+        let folder = self.folder(out, run);
+        let (claims_path, error_path) = (folder.join(CLAIMS), folder.join(ERROR));
+        for stale in [&claims_path, &error_path] {
+            remove_if_present(stale)?;
+        }
+        let report = self.plan(run).and_then(|mut plan| {
+            plan.set_memory_budget(budget);
+            plan.execute(&folder, &mut |_| {})
+        });
+        match report {
+            Ok(report) => write_csv(
+                &claims_path,
+                "claim_id,holds,text",
+                report
+                    .claims
+                    .iter()
+                    .map(|c| format!("{},{},{}", c.id, c.holds, csv_field(&c.text))),
+            ),
+            Err(e) => {
+                crate::io::ensure_dir(&folder)?;
+                write_atomic(&error_path, format!("{e}\n").as_bytes())
+            }
+        }
+    }
+
+    /// Reads every run's record from `folder(run)` and counts the claims per cell.
+    ///
+    /// # Errors
+    /// If a run left no record (it never ran, or was killed), or a record is malformed.
+    fn pool(&self, runs: &[RunId], folder: &dyn Fn(&RunId) -> PathBuf) -> Result<Pooled> {
+        let cells = self.cells();
+        let outcomes: Vec<Outcome> = runs
+            .iter()
+            .map(|run| read_outcome(&folder(run), self.name()))
+            .collect::<Result<_>>()?;
+        let mut claims: Vec<String> = Vec::new();
+        for (id, _) in outcomes.iter().flat_map(|o| &o.claims) {
+            if !claims.contains(id) {
+                claims.push(id.clone());
+            }
+        }
+        let mut pooled = Pooled {
+            holds: vec![vec![0; claims.len()]; cells.len()],
+            seeds: vec![0; cells.len()],
+            failed: vec![(0, None); cells.len()],
+            summary: Vec::new(),
+            cells,
+            claims,
+        };
+        for (run, outcome) in runs.iter().zip(&outcomes) {
+            let c = run.cell;
+            if let Some(error) = &outcome.error {
+                pooled.failed[c].0 += 1;
+                pooled.failed[c].1.get_or_insert_with(|| error.clone());
+                continue;
+            }
+            pooled.seeds[c] += 1;
+            for (metric, value) in &outcome.summary {
+                pooled
+                    .summary
+                    .push((c, run.seed, metric.clone(), value.clone()));
+            }
+            for (id, holds) in &outcome.claims {
+                let k = pooled
+                    .claims
+                    .iter()
+                    .position(|x| x == id)
+                    .expect("collected");
+                pooled.holds[c][k] += usize::from(*holds);
+            }
+        }
+        Ok(pooled)
+    }
+
+    /// What `sweep.toml` records of this sweep.
+    fn record(&self) -> Record {
+        Record {
+            experiment: self.name().to_string(),
+            seeds: [self.seeds.0, self.seeds.1],
+            grid: self
+                .grid
+                .iter()
+                .map(|(k, v)| {
+                    std::iter::once(k.clone())
+                        .chain(v.iter().cloned())
+                        .collect()
+                })
+                .collect(),
+            shard: self.shard.map(|(i, n)| [i, n]),
+            settings: self.base.to_toml(),
+        }
+    }
+
+    /// Writes the pooled files into `out`: `sweep_claims.csv`, `sweep_summary.csv` (if
+    /// the experiment has a summary), `sweep.png` and, last, `sweep.toml`.
+    fn write(&self, out: &Path, pooled: &Pooled) -> Result<()> {
+        let toml_path = out.join("sweep.toml");
+        remove_if_present(&toml_path)?;
+        let mut rows = Vec::new();
+        for (c, cell) in pooled.cells.iter().enumerate() {
+            let (failed, error) = &pooled.failed[c];
+            let error = csv_field(error.as_deref().unwrap_or(""));
+            let claims: Vec<(&str, usize)> = if pooled.claims.is_empty() {
+                vec![("", 0)]
+            } else {
+                pooled
+                    .claims
+                    .iter()
+                    .map(String::as_str)
+                    .zip(pooled.holds[c].iter().copied())
+                    .collect()
+            };
+            for (id, holds) in claims {
+                rows.push(format!(
+                    "{},{id},{holds},{},{failed},{error}",
+                    csv_field(cell),
+                    pooled.seeds[c]
+                ));
+            }
+        }
+        write_csv(
+            &out.join("sweep_claims.csv"),
+            "cell,claim_id,holds,seeds,failed,error",
+            rows,
+        )?;
+        if !pooled.summary.is_empty() {
+            let rows = pooled.summary.iter().map(|(c, seed, metric, value)| {
+                format!(
+                    "{},{seed},{},{}",
+                    csv_field(&pooled.cells[*c]),
+                    csv_field(metric),
+                    csv_field(value)
+                )
+            });
+            write_csv(
+                &out.join("sweep_summary.csv"),
+                "cell,seed,metric,value",
+                rows,
+            )?;
+        }
+        let keys: Vec<&str> = self.grid.iter().map(|(k, _)| k.as_str()).collect();
+        let title = format!(
+            "{}: claims holding per cell, seeds {}..{}",
+            self.name(),
+            self.seeds.0,
+            self.seeds.1
+        );
+        crate::plot::sweep::draw(pooled, (&keys, &title), &out.join("sweep.png"))?;
+        let text = toml::to_string(&self.record())
+            .map_err(|e| Error::InvalidArgument(format!("sweep.toml: {e}")))?;
+        write_atomic(
+            &toml_path,
+            format!("# ldyn sweep: what the runs below this directory swept\n{text}").as_bytes(),
+        )
+    }
+}
+
+/// Builds the pooled files of a sharded sweep into `out` from the shards' directories
+/// `dirs`, each written by `ldyn sweep … --shard I/N`, after checking that they are
+/// shards of one sweep (the same experiment, seeds, grid and settings) and that together
+/// they hold every run.
+///
+/// # Errors
+/// Shards of different sweeps, a run no shard holds, `out` among `dirs`, or a file that
+/// cannot be read or written.
+pub fn merge(dirs: &[PathBuf], out: &Path, budget: u64) -> Result<Pooled> {
+    let mut records = Vec::new();
+    for dir in dirs {
+        let path = dir.join("sweep.toml");
+        let text = read_input(&path, "a sweep's record")?;
+        let record: Record = toml::from_str(&text).map_err(|e| Error::Parse {
+            path: path.clone(),
+            line: 0,
+            message: e.message().to_string(),
+        })?;
+        records.push(record);
+    }
+    let first = records
+        .first()
+        .ok_or_else(|| Error::InvalidArgument("sweep merge needs at least one directory".into()))?;
+    for (dir, record) in dirs.iter().zip(&records).skip(1) {
+        let same = |r: &Record| Record {
+            shard: None,
+            ..r.clone()
+        };
+        if same(record) != same(first) {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds another sweep than {} (experiment, seeds, grid or settings differ)",
+                quote(&dir.join("sweep.toml").display().to_string()),
+                quote(&dirs[0].join("sweep.toml").display().to_string())
+            )));
+        }
+    }
+    if dirs.iter().any(|d| crate::io::same_file(d, out)) {
+        return Err(Error::InvalidArgument(format!(
+            "the merged sweep's --out {} is one of the shards' directories",
+            quote(&out.display().to_string())
+        )));
+    }
+    let mut base: Plan = first.experiment.parse()?;
+    base.apply_toml(&first.settings, &dirs[0].join("sweep.toml"))?;
+    base.set_memory_budget(budget);
+    let grid: Vec<String> = first
+        .grid
+        .iter()
+        .map(|g| format!("{}={}", g[0], g[1..].join(",")))
+        .collect();
+    let range = format!("{}..{}", first.seeds[0], first.seeds[1]);
+    let sweep = Sweep::new(base, &grid, Some(&range), None)?;
+    let runs = sweep.all_runs();
+    let holder = |run: &RunId| -> Result<PathBuf> {
+        dirs.iter()
+            .zip(&records)
+            .find(|(_, r)| r.shard.is_none_or(|[i, n]| run.index % n == i))
+            .map(|(d, _)| sweep.folder(d, run))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "no shard holds run {} (cell {}, seed {}): merge every shard of the sweep",
+                    run.index,
+                    quote(&sweep.cells()[run.cell]),
+                    run.seed
+                ))
+            })
+    };
+    let folders: Vec<PathBuf> = runs.iter().map(holder).collect::<Result<_>>()?;
+    let _lock = DirLock::acquire(out)?;
+    let pooled = sweep.pool(&runs, &|run| folders[run.index as usize].clone())?;
+    sweep.write(out, &pooled)?;
+    Ok(pooled)
+}
+
+/// The record files of one run's folder.
+const CLAIMS: &str = "claims.csv";
+const ERROR: &str = "error.txt";
+
+/// `A..B` with `A < B`, as in Rust: the seeds `A, A + 1, …, B − 1`.
+fn parse_range(text: &str) -> Result<(u64, u64)> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "--seeds expects A..B with whole numbers A < B ≤ {} (A included, B not), got '{}'",
+            i64::MAX,
+            quote(text)
+        ))
+    };
+    let (a, b) = text.split_once("..").ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a < b && b <= i64::MAX as u64 {
+        Ok((a, b))
+    } else {
+        Err(bad())
+    }
+}
+
+/// `I/N` with `I < N`.
+fn parse_shard(text: &str) -> Result<(u64, u64)> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "--shard expects I/N with whole numbers 0 ≤ I < N, got '{}'",
+            quote(text)
+        ))
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i < n { Ok((i, n)) } else { Err(bad()) }
+}
+
+/// The record one run left in `folder`.
+fn read_outcome(folder: &Path, experiment: &str) -> Result<Outcome> {
+    let (claims_path, error_path) = (folder.join(CLAIMS), folder.join(ERROR));
+    if error_path.exists() {
+        let text = read_input(&error_path, "a run's error")?;
+        return Ok(Outcome {
+            claims: Vec::new(),
+            summary: Vec::new(),
+            error: Some(text.trim_end().to_string()),
+        });
+    }
+    if !claims_path.exists() {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no record of its run ({CLAIMS} or {ERROR}): it did not run, or did not finish",
+            quote(&folder.display().to_string())
+        )));
+    }
+    let malformed = |path: &Path| Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        message: "not a record that ldyn sweep wrote".into(),
+    };
+    let text = read_input(&claims_path, "a run's claims")?;
+    let claims = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut fields = line.splitn(3, ',');
+            match (fields.next(), fields.next()) {
+                (Some(id), Some("true")) => Ok((id.to_string(), true)),
+                (Some(id), Some("false")) => Ok((id.to_string(), false)),
+                _ => Err(malformed(&claims_path)),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let summary_path = folder.join(format!("{experiment}_summary.csv"));
+    let summary = if summary_path.exists() {
+        read_summary(&summary_path).ok_or_else(|| malformed(&summary_path))?
+    } else {
+        Vec::new()
+    };
+    Ok(Outcome {
+        claims,
+        summary,
+        error: None,
+    })
+}
+
+/// A summary table's `(metric, value)` rows; with a label column (`regime,metric,value`)
+/// the metric is `label.metric`.
+fn read_summary(path: &Path) -> Option<Vec<(String, String)>> {
+    let text = read_input(path, "a run's summary").ok()?;
+    let mut lines = text.lines();
+    let labelled = lines.next()?.split(',').count() == 3;
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            match (labelled, fields.as_slice()) {
+                (true, [label, metric, value]) => {
+                    Some((format!("{label}.{metric}"), (*value).to_string()))
+                }
+                (false, [metric, value]) => Some(((*metric).to_string(), (*value).to_string())),
+                _ => None,
+            }
+        })
+        .collect()
+}
