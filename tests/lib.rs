@@ -15,3 +15,4 @@ mod lm;
 mod range_ends;
 mod reliability;
 mod squeezing;
+mod sweep;

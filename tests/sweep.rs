@@ -1,0 +1,241 @@
+//! Sweeps: the grid's cells and their names, the shards' partition of the runs, identical
+//! bytes whatever the number of jobs or the sharding, and runs that fail recorded without
+//! stopping the sweep.
+
+use std::path::Path;
+
+use learning_dynamics::gallery::{Plan, Sweep};
+
+use crate::common::{ldyn, scratch};
+
+fn sweep(name: &str, grids: &[&str], seeds: &str, shard: Option<&str>) -> Sweep {
+    let plan: Plan = name.parse().unwrap();
+    let grids: Vec<String> = grids.iter().map(|g| (*g).to_string()).collect();
+    Sweep::new(plan, &grids, Some(seeds), shard).unwrap()
+}
+
+/// The cells are the Cartesian product of the grid keys, the first key slowest, named
+/// `key=value` joined by `;`; without a grid there is one cell, `default`.
+#[test]
+fn the_grid_product_and_its_cell_names() {
+    let s = sweep("residuals", &["beta=0.1,1", "step=1,2,4"], "0..3", None);
+    assert_eq!(
+        s.cells(),
+        [
+            "beta=0.1;step=1",
+            "beta=0.1;step=2",
+            "beta=0.1;step=4",
+            "beta=1;step=1",
+            "beta=1;step=2",
+            "beta=1;step=4"
+        ]
+    );
+    assert_eq!(s.runs().len(), 18);
+    assert_eq!(sweep("residuals", &[], "5..7", None).cells(), ["default"]);
+    // Each run's plan has its cell's values and its seed.
+    let run = s.runs()[4];
+    assert_eq!((run.cell, run.seed), (1, 1));
+    let toml = s.plan(&run).unwrap().to_toml();
+    assert!(
+        toml.contains("\nbeta = 0.1 ") && toml.contains("\nstep = 2 "),
+        "{toml}"
+    );
+    assert!(toml.contains("\nseed = 1 ") && toml.contains("\nrobustness_seeds = 0 "));
+    // An experiment that covers several seeds per run covers one in a sweep.
+    let policy = sweep("lm_policy", &[], "0..2", None);
+    assert!(
+        policy
+            .plan(&policy.runs()[0])
+            .unwrap()
+            .to_toml()
+            .contains("\nseeds = 1 ")
+    );
+}
+
+/// Malformed or out-of-range grids, seeds and shards are refused with one line.
+#[test]
+fn bad_grids_seeds_and_shards_are_refused() {
+    let plan: Plan = "residuals".parse().unwrap();
+    let refused = |grids: &[&str], seeds: &str, shard: Option<&str>, needle: &str| {
+        let grids: Vec<String> = grids.iter().map(|g| (*g).to_string()).collect();
+        let e = Sweep::new(plan.clone(), &grids, Some(seeds), shard).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+    };
+    refused(&["beta=0.1,2000"], "0..2", None, "beta");
+    refused(&["beta=0.1", "beta=1"], "0..2", None, "twice");
+    refused(&["beta=0.1,0.1"], "0..2", None, "twice");
+    refused(&["seed=1,2"], "0..2", None, "the sweep sets it");
+    refused(&["nope=1"], "0..2", None, "unknown configuration key");
+    refused(&[], "3..3", None, "--seeds expects A..B");
+    refused(&[], "0..x", None, "--seeds expects A..B");
+    refused(&[], "0..2", Some("3/3"), "--shard expects I/N");
+    refused(&[], "0..200000", None, "more than 100000 runs");
+}
+
+/// The shards `I/N` partition the runs: every run is in exactly one, whatever N.
+#[test]
+fn shards_cover_every_run_exactly_once() {
+    let all = sweep("residuals", &["beta=0.1,1", "step=1,2,4"], "10..17", None).runs();
+    for n in [1, 2, 3, 7, 50] {
+        let mut seen: Vec<u64> = (0..n)
+            .flat_map(|i| {
+                let shard = format!("{i}/{n}");
+                sweep(
+                    "residuals",
+                    &["beta=0.1,1", "step=1,2,4"],
+                    "10..17",
+                    Some(&shard),
+                )
+                .runs()
+            })
+            .map(|r| r.index)
+            .collect();
+        seen.sort_unstable();
+        let expected: Vec<u64> = all.iter().map(|r| r.index).collect();
+        assert_eq!(seen, expected, "{n} shards");
+    }
+}
+
+/// Every file under `dir`, relative, with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                if !name.ends_with(".ldyn.lock") {
+                    out.push((name, std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn ldyn_ok(args: &[&str]) {
+    let out = ldyn(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One sweep on one thread, on two, and as three shards merged: the same bytes, run
+/// folders and pooled files alike.
+#[test]
+fn jobs_and_shards_give_the_same_bytes() {
+    let dir = scratch("sweep-bytes");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let args = |out: &str| {
+        vec![
+            "sweep".to_string(),
+            "squeezing".into(),
+            "--seeds".into(),
+            "3..6".into(),
+            "--grid".into(),
+            "vocab=10,30".into(),
+            "--set".into(),
+            "frames=2".into(),
+            "--out".into(),
+            out.to_string(),
+        ]
+    };
+    let run = |extra: &[&str], out: &str| {
+        let mut all = args(out);
+        all.extend(extra.iter().map(|s| (*s).to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        ldyn_ok(&all);
+    };
+    run(&["--jobs", "1"], &path("one"));
+    run(&["--jobs", "2"], &path("two"));
+    let one = files(&dir.join("one"));
+    assert!(one.iter().any(|(n, _)| n == "sweep_claims.csv"));
+    assert!(one.iter().any(|(n, _)| n == "vocab=30/seed-5/claims.csv"));
+    assert_eq!(one, files(&dir.join("two")), "--jobs 1 and --jobs 2");
+    for i in 0..3 {
+        run(&["--shard", &format!("{i}/3")], &path(&format!("shard{i}")));
+    }
+    let (s0, s1, s2, merged) = (
+        path("shard0"),
+        path("shard1"),
+        path("shard2"),
+        path("merged"),
+    );
+    ldyn_ok(&["sweep", "merge", &s0, &s1, &s2, "--out", &merged]);
+    let pooled = |d: &str| -> Vec<(String, Vec<u8>)> {
+        files(&dir.join(d))
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("sweep"))
+            .collect()
+    };
+    assert_eq!(pooled("one").len(), 3, "claims, figure and record");
+    assert_eq!(pooled("one"), pooled("merged"), "three shards merged");
+    // A shard alone is not the sweep; shards of different sweeps are refused.
+    let out = ldyn(&["sweep", "merge", &s0, &s1, "--out", &path("part")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no shard holds run"));
+    run(&["--shard", "2/3", "--set", "inputs=3"], &path("other"));
+    let out = ldyn(&[
+        "sweep",
+        "merge",
+        &s0,
+        &s1,
+        &path("other"),
+        "--out",
+        &path("mixed"),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds another sweep"));
+}
+
+/// A run that fails (a learning rate past its bound) is recorded with its message; the
+/// sweep runs the others, writes the pooled files, and exits 1 with the count.
+#[test]
+fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
+    let dir = scratch("sweep-failing");
+    let out = dir.join("out");
+    let result = ldyn(&[
+        "sweep",
+        "lm_losses",
+        "--seeds",
+        "0..2",
+        "--grid",
+        "beta=0.1,1000",
+        "--set",
+        "model.hidden=4",
+        "--set",
+        "pretrain.steps=20",
+        "--set",
+        "dpo_updates=4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.starts_with("error: 2 of 4 runs failed"), "{stderr}");
+    let claims = std::fs::read_to_string(out.join("sweep_claims.csv")).unwrap();
+    let rows: Vec<&str> = claims.lines().collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("beta=0.1,") && r.contains(",2,0,")),
+        "{claims}"
+    );
+    let failed: Vec<&&str> = rows
+        .iter()
+        .filter(|r| r.starts_with("beta=1000,"))
+        .collect();
+    assert!(!failed.is_empty());
+    for row in failed {
+        assert!(
+            row.contains(",0,0,2,\"") && row.contains("learning rate"),
+            "{row}"
+        );
+    }
+    assert!(out.join("beta=1000/seed-1/error.txt").exists());
+    assert!(out.join("sweep.png").exists() && out.join("sweep.toml").exists());
+}
