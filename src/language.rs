@@ -46,20 +46,97 @@ pub const LIKE: usize = 6;
 pub const NEAR: usize = 7;
 /// The length of an answer `e COPULA VALUE END`.
 pub const ANSWER_LEN: usize = 4;
-/// Number of entities.
-pub const ENTITIES: usize = 12;
-/// Number of values (each with a synonym).
-pub const VALUES: usize = 8;
-/// Vocabulary size: 8 function tokens, the entities, the values and their synonyms.
-pub const VOCAB: usize = 8 + ENTITIES + 2 * VALUES;
 /// How often the pre-training corpus uses `SEEMS` and the value synonyms.
 pub const SYNONYM_RATE: f64 = 0.3;
 /// One pre-training document in `QA_EVERY` is a question with its answer.
 pub const QA_EVERY: usize = 10;
-/// Entities held out of instruction tuning (the `test_prompt` family).
-pub const TEST_ENTITIES: usize = 4;
 /// How often the "human" answers of [`Style::Human`] use `SEEMS` and the value synonyms.
 pub const HUMAN_SYNONYM_RATE: f64 = 0.5;
+
+/// The sizes of a world's language. The vocabulary follows from them: 8 function
+/// tokens, the entities, the values and their synonyms ([`Sizes::vocab`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Number of entities, each with one fact.
+    pub entities: usize,
+    /// Number of values (each with a synonym).
+    pub values: usize,
+    /// Entities held out of instruction tuning (the `test_prompt` family).
+    pub test_entities: usize,
+}
+
+impl Default for Sizes {
+    /// The gallery's world: 12 entities, 8 values, 4 entities held out.
+    fn default() -> Self {
+        Sizes {
+            entities: 12,
+            values: 8,
+            test_entities: 4,
+        }
+    }
+}
+
+impl Sizes {
+    /// The vocabulary size: 8 function tokens, the entities, the values and their
+    /// synonyms.
+    pub fn vocab(self) -> usize {
+        8 + self.entities + 2 * self.values
+    }
+
+    /// The entities instruction tuning uses: all but the held-out ones.
+    pub fn train_entities(self) -> usize {
+        self.entities.saturating_sub(self.test_entities)
+    }
+
+    /// Refuses sizes that leave no world: a probe's `other_prompt` needs two training
+    /// entities and its `test_prompt` one held out; a wrong answer needs two values.
+    ///
+    /// # Errors
+    /// Naming the keys and what is missing.
+    pub fn check(self) -> crate::error::Result<()> {
+        let problem = if self.train_entities() < 2 {
+            Some(format!(
+                "language.entities = {} with language.test_entities = {} leaves {} entities for instruction tuning; the probes need at least 2",
+                self.entities,
+                self.test_entities,
+                self.train_entities()
+            ))
+        } else if self.test_entities < 1 {
+            Some("language.test_entities must be at least 1: the test_prompt probes ask a held-out entity".into())
+        } else if self.values < 2 {
+            Some("language.values must be at least 2: a rejected answer needs a wrong value".into())
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |p| Err(crate::error::Error::InvalidArgument(p)))
+    }
+
+    /// The canonical token of value `k`, or its synonym.
+    pub fn value(self, k: usize, synonym: bool) -> usize {
+        8 + self.entities + k + if synonym { self.values } else { 0 }
+    }
+
+    /// The value a token names, whichever synonym it is (`None` for any other token).
+    pub fn value_of(self, token: usize) -> Option<usize> {
+        let first = self.value(0, false);
+        (first..first + 2 * self.values)
+            .contains(&token)
+            .then(|| (token - first) % self.values)
+    }
+
+    /// A token's name for figures: `ASK`, `IS`, `SEEMS`, `END`, `I`, `LIKE`, `NEAR`, the
+    /// entities `e0`…, the values `v0`… and their synonyms `v0'`…, and `·` for the padding.
+    pub fn token_name(self, token: usize) -> String {
+        const WORDS: [&str; 8] = ["·", "ASK", "IS", "SEEMS", "END", "I", "LIKE", "NEAR"];
+        match token {
+            t if t < WORDS.len() => WORDS[t].to_string(),
+            t if t < entity(self.entities) => format!("e{}", t - entity(0)),
+            t if t < self.value(0, true) => format!("v{}", t - self.value(0, false)),
+            t if t < self.vocab() => format!("v{}'", t - self.value(0, true)),
+            t => format!("#{t}"),
+        }
+    }
+}
 
 /// How the instruction data words its answers (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,41 +182,15 @@ impl Wording {
     }
 
     /// `[e, COPULA, VALUE, END]` for entity `j` and value `k`.
-    fn answer(self, j: usize, k: usize) -> Vec<usize> {
+    fn answer(self, sizes: Sizes, j: usize, k: usize) -> Vec<usize> {
         let copula = if self.seems { SEEMS } else { IS };
-        vec![entity(j), copula, value(k, self.synonym), END]
+        vec![entity(j), copula, sizes.value(k, self.synonym), END]
     }
 }
 
 /// The token of entity `j`.
 pub fn entity(j: usize) -> usize {
     8 + j
-}
-
-/// The canonical token of value `k`, or its synonym.
-pub fn value(k: usize, synonym: bool) -> usize {
-    8 + ENTITIES + k + if synonym { VALUES } else { 0 }
-}
-
-/// A token's name for figures: `ASK`, `IS`, `SEEMS`, `END`, `I`, `LIKE`, `NEAR`, the
-/// entities `e0`…, the values `v0`… and their synonyms `v0'`…, and `·` for the padding.
-pub fn token_name(token: usize) -> String {
-    const WORDS: [&str; 8] = ["·", "ASK", "IS", "SEEMS", "END", "I", "LIKE", "NEAR"];
-    match token {
-        t if t < WORDS.len() => WORDS[t].to_string(),
-        t if t < entity(ENTITIES) => format!("e{}", t - entity(0)),
-        t if t < value(0, true) => format!("v{}", t - value(0, false)),
-        t if t < VOCAB => format!("v{}'", t - value(0, true)),
-        t => format!("#{t}"),
-    }
-}
-
-/// The value a token names, whichever synonym it is (`None` for any other token).
-pub fn value_of(token: usize) -> Option<usize> {
-    let first = value(0, false);
-    (first..first + 2 * VALUES)
-        .contains(&token)
-        .then(|| (token - first) % VALUES)
 }
 
 /// How an answer to `ASK e` reads against the answer grammar `e COPULA VALUE END` (the
@@ -300,6 +351,8 @@ pub struct Language {
     pub train: Vec<usize>,
     /// Entities never used for instruction tuning.
     pub test: Vec<usize>,
+    /// The sizes it was drawn with.
+    pub sizes: Sizes,
 }
 
 /// One probe prompt and a response of every family (the argmax families are statistics
@@ -315,23 +368,28 @@ pub struct Probe {
 impl Language {
     /// Draws the facts, the wrong values, the train/test split and (for
     /// [`Style::Human`]) the wordings of the chosen and rejected answers, in that order.
-    pub fn random(style: Style, rng: &mut impl Rng) -> Self {
-        let facts: Vec<usize> = (0..ENTITIES).map(|_| rng.random_range(0..VALUES)).collect();
+    ///
+    /// # Panics
+    /// If `sizes` do not pass [`Sizes::check`].
+    pub fn random(style: Style, sizes: Sizes, rng: &mut impl Rng) -> Self {
+        assert!(sizes.check().is_ok(), "checked sizes");
+        let (n, values) = (sizes.entities, sizes.values);
+        let facts: Vec<usize> = (0..n).map(|_| rng.random_range(0..values)).collect();
         let wrong = facts
             .iter()
-            .map(|&f| (f + rng.random_range(1..VALUES)) % VALUES)
+            .map(|&f| (f + rng.random_range(1..values)) % values)
             .collect();
-        let mut entities: Vec<usize> = (0..ENTITIES).collect();
+        let mut entities: Vec<usize> = (0..n).collect();
         entities.shuffle(rng);
-        let test = entities.split_off(ENTITIES - TEST_ENTITIES);
+        let test = entities.split_off(sizes.train_entities());
         let (chosen_words, rejected_words) = match style {
             Style::Canonical => (
-                vec![Wording::CANONICAL; ENTITIES],
-                vec![Wording::CANONICAL.flipped(); ENTITIES],
+                vec![Wording::CANONICAL; n],
+                vec![Wording::CANONICAL.flipped(); n],
             ),
             Style::Human => (
-                (0..ENTITIES).map(|_| Wording::human(rng)).collect(),
-                (0..ENTITIES).map(|_| Wording::human(rng)).collect(),
+                (0..n).map(|_| Wording::human(rng)).collect(),
+                (0..n).map(|_| Wording::human(rng)).collect(),
             ),
         };
         Language {
@@ -342,6 +400,7 @@ impl Language {
             rejected_words,
             train: entities,
             test,
+            sizes,
         }
     }
 
@@ -352,12 +411,12 @@ impl Language {
 
     /// The chosen answer `[e, COPULA, v, END]` (canonical: `[e, IS, v, END]`).
     pub fn chosen(&self, j: usize) -> Vec<usize> {
-        self.chosen_words[j].answer(j, self.facts[j])
+        self.chosen_words[j].answer(self.sizes, j, self.facts[j])
     }
 
     /// The rejected answer `[e, COPULA, v_wrong, END]` (canonical: `[e, SEEMS, v'_wrong, END]`).
     pub fn rejected(&self, j: usize) -> Vec<usize> {
-        self.rejected_words[j].answer(j, self.wrong[j])
+        self.rejected_words[j].answer(self.sizes, j, self.wrong[j])
     }
 
     /// An SFT target for entity `j`: the chosen answer ([`Style::Canonical`]) or a fresh
@@ -365,7 +424,7 @@ impl Language {
     pub fn sft_answer(&self, j: usize, rng: &mut impl Rng) -> Vec<usize> {
         match self.style {
             Style::Canonical => self.chosen(j),
-            Style::Human => Wording::human(rng).answer(j, self.facts[j]),
+            Style::Human => Wording::human(rng).answer(self.sizes, j, self.facts[j]),
         }
     }
 
@@ -375,7 +434,7 @@ impl Language {
             &[e, copula, v, end]
                 if e == entity(j) && (copula == IS || copula == SEEMS) && end == END =>
             {
-                match value_of(v) {
+                match self.sizes.value_of(v) {
                     Some(k) if k == self.facts[j] => Answer::Correct,
                     Some(_) => Answer::Wrong,
                     None => Answer::Malformed,
@@ -391,9 +450,11 @@ impl Language {
     pub fn well_formed(&self, answer: &[usize]) -> Option<usize> {
         match *answer {
             [e, copula, v, end]
-                if (copula == IS || copula == SEEMS) && end == END && value_of(v).is_some() =>
+                if (copula == IS || copula == SEEMS)
+                    && end == END
+                    && self.sizes.value_of(v).is_some() =>
             {
-                (entity(0)..entity(ENTITIES))
+                (entity(0)..entity(self.sizes.entities))
                     .contains(&e)
                     .then(|| e - entity(0))
             }
@@ -403,12 +464,16 @@ impl Language {
 
     /// The chosen fact in the other synonyms (canonical: `[e, SEEMS, v', END]`).
     pub fn chosen_rephrase(&self, j: usize) -> Vec<usize> {
-        self.chosen_words[j].flipped().answer(j, self.facts[j])
+        self.chosen_words[j]
+            .flipped()
+            .answer(self.sizes, j, self.facts[j])
     }
 
     /// The rejected fact in the other synonyms (canonical: `[e, IS, v_wrong, END]`).
     pub fn rejected_rephrase(&self, j: usize) -> Vec<usize> {
-        self.rejected_words[j].flipped().answer(j, self.wrong[j])
+        self.rejected_words[j]
+            .flipped()
+            .answer(self.sizes, j, self.wrong[j])
     }
 
     /// The chosen tokens in the fixed order `[v, e, END, IS]`: the same words, no sentence.
@@ -421,7 +486,7 @@ impl Language {
     /// entity with random synonyms, sometimes as a question and its answer
     /// (`ASK e e IS v END`), or a filler sentence.
     pub fn corpus_sentence(&self, rng: &mut impl Rng) -> Sequence {
-        let j = rng.random_range(0..ENTITIES);
+        let j = rng.random_range(0..self.sizes.entities);
         let copula = if rng.random_bool(SYNONYM_RATE) {
             SEEMS
         } else {
@@ -430,13 +495,19 @@ impl Language {
         let fact = [
             entity(j),
             copula,
-            value(self.facts[j], rng.random_bool(SYNONYM_RATE)),
+            self.sizes
+                .value(self.facts[j], rng.random_bool(SYNONYM_RATE)),
             END,
         ];
         let tokens = match rng.random_range(0..QA_EVERY) {
             0 => [&[ASK, entity(j)][..], &fact].concat(),
             1 | 2 => vec![I, LIKE, entity(j), END],
-            3 | 4 => vec![entity(j), NEAR, entity(rng.random_range(0..ENTITIES)), END],
+            3 | 4 => vec![
+                entity(j),
+                NEAR,
+                entity(rng.random_range(0..self.sizes.entities)),
+                END,
+            ],
             _ => fact.to_vec(),
         };
         Sequence::new(&[], &tokens)
@@ -454,10 +525,12 @@ impl Language {
                 while shuffled == self.chosen(j) {
                     shuffled.shuffle(rng);
                 }
-                let format_entity = rng.random_range(0..ENTITIES);
-                let random_sentence = vec![I, LIKE, entity(rng.random_range(0..ENTITIES)), END];
-                let random_tokens: Vec<usize> =
-                    (0..4).map(|_| rng.random_range(1..VOCAB)).collect();
+                let n = self.sizes.entities;
+                let format_entity = rng.random_range(0..n);
+                let random_sentence = vec![I, LIKE, entity(rng.random_range(0..n)), END];
+                let random_tokens: Vec<usize> = (0..4)
+                    .map(|_| rng.random_range(1..self.sizes.vocab()))
+                    .collect();
                 let responses = [
                     (Family::Chosen, self.chosen(j)),
                     (Family::Rejected, self.rejected(j)),
@@ -467,7 +540,8 @@ impl Language {
                         vec![
                             entity(format_entity),
                             IS,
-                            value(rng.random_range(0..VALUES), false),
+                            self.sizes
+                                .value(rng.random_range(0..self.sizes.values), false),
                             END,
                         ],
                     ),

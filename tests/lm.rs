@@ -541,12 +541,21 @@ mod policy {
     use learning_dynamics::experiments::lm_world::{
         Dpo, LmConfig, Regime, draw_pair, pretrain, train_dpo,
     };
-    use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, Style, entity, value};
+    use learning_dynamics::language::{Answer, END, IS, Language, SEEMS, Sizes, Style, entity};
     use learning_dynamics::objective::PairLoss;
     use rand::SeedableRng;
 
     fn language() -> Language {
-        Language::random(Style::Canonical, &mut Rng64::seed_from_u64(5))
+        Language::random(
+            Style::Canonical,
+            Sizes::default(),
+            &mut Rng64::seed_from_u64(5),
+        )
+    }
+
+    /// The token of value `k` (or its synonym) in the default world.
+    fn value(k: usize, synonym: bool) -> usize {
+        Sizes::default().value(k, synonym)
     }
 
     /// Hand-made answers: the grammar accepts either synonym, a wrong fact is not
@@ -765,8 +774,8 @@ mod lm_policy {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");
         }
-        // The summary's 19 metrics for each of the 5 regimes.
-        assert_eq!(summary.len(), 5 * 19);
+        // The summary's 20 metrics for each of the 5 regimes.
+        assert_eq!(summary.len(), 5 * 20);
         assert_eq!(LmPolicy::claims(&data).len(), 13);
         // Every update of every run is in the negatives, with both coefficients.
         assert_eq!(tables[6].rows.len(), data.runs.len() * 20);
@@ -851,8 +860,8 @@ mod lm_losses {
         );
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
         assert_eq!(tables[3].header, "loss,metric,value");
-        // The first seed's 4 losses × the 19 summary metrics of lm_policy.
-        assert_eq!(tables[3].rows.len(), 4 * 19);
+        // The first seed's 4 losses × the 20 summary metrics of lm_policy.
+        assert_eq!(tables[3].rows.len(), 4 * 20);
         assert!(tables[3].rows.contains(&"sppo_hard,updates,10".to_string()));
         // 5 seeds × 4 losses × 3 tracking points (updates 0, 5, 10) × 2 prefixes × 4
         // positions, each split by whether the fixed argmax is y⁺'s token: the groups
@@ -993,4 +1002,70 @@ mod lm_ches {
         let h = lm.response_hidden_sum(&x);
         assert!((h - expected).norm() < 1e-12);
     }
+}
+
+/// The language's sizes are keys: a world of any valid size draws its facts, split and
+/// vocabulary from them; combinations that leave no world are refused with one line that
+/// names the keys; the defaults are today's world (the golden test keeps its bytes).
+#[test]
+fn the_world_size_keys_are_checked_and_used() {
+    use learning_dynamics::language::{Language, Sizes, Style};
+
+    assert_eq!(
+        Sizes::default(),
+        Sizes {
+            entities: 12,
+            values: 8,
+            test_entities: 4
+        }
+    );
+    assert_eq!(Sizes::default().vocab(), 36);
+    let sizes = Sizes {
+        entities: 30,
+        values: 5,
+        test_entities: 7,
+    };
+    assert_eq!(sizes.vocab(), 8 + 30 + 10);
+    let lang = Language::random(Style::Human, sizes, &mut crate::common::rng(9));
+    assert_eq!((lang.train.len(), lang.test.len()), (23, 7));
+    assert!(
+        lang.facts
+            .iter()
+            .zip(&lang.wrong)
+            .all(|(f, w)| f < &5 && w < &5 && f != w)
+    );
+    assert_eq!(sizes.token_name(sizes.value(4, true)), "v4'");
+    assert_eq!(sizes.value_of(sizes.value(3, true)), Some(3));
+    let dir = crate::common::scratch("world-sizes");
+    let run = |sets: &[&str]| {
+        let mut args = vec!["run", "lm_finetune", "--out", dir.to_str().unwrap()];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        crate::common::ldyn(&args)
+    };
+    crate::common::assert_fails(
+        &run(&["language.entities=5", "language.test_entities=4"]),
+        "language.entities = 5 with language.test_entities = 4 leaves 1 entities",
+    );
+    crate::common::assert_fails(&run(&["language.values=1"]), "language.values must be");
+    crate::common::assert_fails(
+        &run(&["language.test_entities=0"]),
+        "language.test_entities must be",
+    );
+    // A world twice the default size trains, and its configuration records the sizes.
+    let out = run(&[
+        "language.entities=24",
+        "model.hidden=8",
+        "pretrain.steps=100",
+        "dpo_updates=4",
+        "robustness_seeds=0",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(dir.join("lm_finetune.config.toml")).unwrap();
+    assert!(config.contains("\nlanguage.entities = 24 "), "{config}");
 }

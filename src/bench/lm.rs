@@ -59,7 +59,7 @@ impl LmWorkload {
         let (spec, sft, pairs, prompt, response) = match self {
             LmWorkload::Gallery => (
                 LmSpec {
-                    vocab: crate::language::VOCAB,
+                    vocab: crate::language::Sizes::default().vocab(),
                     window: 4,
                     embed: 8,
                     hidden: 64,

@@ -17,7 +17,7 @@
 
 use super::Table;
 use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, Split, UpdateRecord};
-use crate::language::{ANSWER_LEN, Family};
+use crate::language::{ANSWER_LEN, Family, Sizes};
 use crate::stats::median;
 
 /// A summary number of one DPO run; its [`id`](Metric::id) is the CSV contract.
@@ -29,6 +29,8 @@ pub enum Metric {
     Redraws,
     /// SFT token updates before DPO.
     SftTokenUpdates,
+    /// The share of facts the base model answers greedily, before SFT.
+    BaseFactAccuracy,
     /// Mean `‖A_m‖²_F` over the sequence families at the start of DPO.
     PeakinessAtDpoStart,
     /// Mean `log π(y⁻)` at the start of DPO.
@@ -81,6 +83,7 @@ impl Metric {
     pub const DPO: &'static [Metric] = &[
         Metric::Updates,
         Metric::Redraws,
+        Metric::BaseFactAccuracy,
         Metric::ChosenChange,
         Metric::RejectedChange,
         Metric::OthersChange,
@@ -106,6 +109,7 @@ impl Metric {
             Metric::Updates => "updates",
             Metric::Redraws => "redraws",
             Metric::SftTokenUpdates => "sft_token_updates",
+            Metric::BaseFactAccuracy => "base_fact_accuracy",
             Metric::PeakinessAtDpoStart => "peakiness_at_dpo_start",
             Metric::RejectedAtDpoStart => "rejected_at_dpo_start",
             Metric::ChosenChange => "chosen_change",
@@ -137,6 +141,7 @@ impl Metric {
             Metric::Updates => run.counts.updates as f64,
             Metric::Redraws => run.counts.redraws as f64,
             Metric::SftTokenUpdates => run.sft.token_updates as f64,
+            Metric::BaseFactAccuracy => run.sft.base_fact_accuracy,
             Metric::PeakinessAtDpoStart => peakiness(&run.first().families),
             Metric::RejectedAtDpoStart => run.first().family(Family::Rejected),
             Metric::ChosenChange => run.change(family(Family::Chosen)),
@@ -231,6 +236,8 @@ pub struct Comparison<L> {
     pub seed: u64,
     /// The updates every run was asked for.
     pub updates: usize,
+    /// The language's sizes, which name its tokens.
+    pub sizes: Sizes,
     /// Seed by seed, label by label.
     pub runs: Vec<DpoRun<L>>,
 }

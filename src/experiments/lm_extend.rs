@@ -135,6 +135,7 @@ impl Experiment for LmExtend {
             let extend_sft = SftPhase {
                 points: sft_track.points,
                 token_updates: sft_track.token_updates,
+                base_fact_accuracy: baseline.sft.base_fact_accuracy,
             };
             let arms = [
                 (
@@ -154,6 +155,7 @@ impl Experiment for LmExtend {
         })?;
         Ok(Extend {
             layout: &LAYOUT,
+            sizes: config.world.language,
             seed,
             updates: config.world.dpo_updates,
             runs,

@@ -220,6 +220,7 @@ impl Experiment for LmLosses {
         })?;
         Ok(Losses {
             layout: &LAYOUT,
+            sizes: config.world.language,
             seed,
             updates: world.dpo_updates,
             runs,

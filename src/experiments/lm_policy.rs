@@ -133,6 +133,7 @@ impl Experiment for LmPolicy {
         })?;
         Ok(Policy {
             layout: &LAYOUT,
+            sizes: config.world.language,
             seed,
             updates: world.dpo_updates,
             runs,

@@ -62,6 +62,10 @@ impl Settings for Config {
         self.world.memory_bytes()
     }
 
+    fn check_together(&self) -> Result<()> {
+        self.world.language.check()
+    }
+
     fn keys() -> Vec<Key> {
         let mut keys = world_keys_with((
             "the longest SFT, in passes over the training prompts; the lengths compared are 1, 2, 4, … up to it",

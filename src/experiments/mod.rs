@@ -29,6 +29,10 @@ macro_rules! world_settings {
                 self.world.memory_bytes()
             }
 
+            fn check_together(&self) -> $crate::error::Result<()> {
+                self.world.language.check()
+            }
+
             fn keys() -> Vec<$crate::experiments::Key> {
                 let mut keys = $crate::experiments::lm_world::world_keys();
                 let own: Vec<$crate::experiments::Key> = vec![$($key),*];

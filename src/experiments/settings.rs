@@ -142,13 +142,22 @@ pub trait Settings: Serialize + DeserializeOwned + Default + Clone {
         Ok(out)
     }
 
-    /// Checks every key against its range.
+    /// Checks what no single key's range can: keys that must fit together (none by
+    /// default).
+    ///
+    /// # Errors
+    /// Naming the keys and the conflict.
+    fn check_together(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checks every key against its range, then the keys together.
     fn validate(&self) -> Result<()> {
         let keys = Self::keys();
         for (path, value) in self.flat()? {
             key_named(&keys, &path)?.check(&value)?;
         }
-        Ok(())
+        self.check_together()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::experiments::lm_measures::{Prefix, Snapshot};
 use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
-use crate::language::{ANSWER_LEN, Family, token_name};
+use crate::language::{ANSWER_LEN, Family};
 use crate::plot::squeezing::animate;
 use crate::squeezing::{Role, Squeeze};
 use crate::stats::quantile;
@@ -405,7 +405,7 @@ pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
                         run.label.id(),
                         point.step,
                         data.updates,
-                        token_name(point.valley_copula),
+                        data.sizes.token_name(point.valley_copula),
                         e = point.valley_entity,
                     );
                     (title, squeeze)
@@ -415,9 +415,10 @@ pub fn policy_animation(data: &Policy, path: &Path) -> Result<()> {
         .collect();
     let heading = format!(
         "Where y⁻'s wrong value {} sits (its own context, seed {}): off-policy vs online DPO",
-        runs.first()
-            .map_or(String::new(), |r| token_name(r.points[0].valley_token)),
+        runs.first().map_or(String::new(), |r| data
+            .sizes
+            .token_name(r.points[0].valley_token)),
         data.seed
     );
-    animate(path, &heading, &rows, Some(&token_name))
+    animate(path, &heading, &rows, Some(&|t| data.sizes.token_name(t)))
 }

@@ -4,8 +4,9 @@ use rand::SeedableRng;
 
 use crate::Rng64;
 use crate::error::Result;
-use crate::language::{ANSWER_LEN, END, Language};
-use crate::lm::TinyLm;
+use crate::language::{ANSWER_LEN, END, IS, Language, entity};
+use crate::lm::{Sequence, TinyLm};
+use crate::model::Model;
 
 /// Greedy answers to the prompts of `entities`: generated to `END` or to twice the
 /// answer length, whichever comes first.
@@ -91,4 +92,22 @@ pub fn repeater(
         hallucination_rate: share(held_out, &other_entity),
         distinct_token_share: distinct.len() as f64 / tokens.len().max(1) as f64,
     }
+}
+
+/// The share of all entities `j` whose fact `model` answers greedily: after `[ASK e_j]`
+/// and `[e_j IS]`, its most likely next token is `j`'s true value (either synonym). A
+/// base model that does not know its world's facts says nothing about finetuning.
+pub fn fact_accuracy(model: &TinyLm, language: &Language) -> f64 {
+    let sizes = language.sizes;
+    let known = (0..sizes.entities)
+        .filter(|&j| {
+            let answer = [entity(j), IS, sizes.value(language.facts[j], false), END];
+            let logits = model.logits(&Sequence::new(&language.prompt(j), &answer));
+            let column = logits.column(2);
+            let greedy = (0..column.len())
+                .fold(0, |best, t| if column[t] > column[best] { t } else { best });
+            sizes.value_of(greedy) == Some(language.facts[j])
+        })
+        .count();
+    known as f64 / sizes.entities as f64
 }

@@ -246,6 +246,9 @@ pub struct SftPhase {
     pub points: Vec<FamilyPoint>,
     /// SFT token updates taken: SFT updates × the answer length.
     pub token_updates: usize,
+    /// The share of all entities whose fact the base model, before SFT, answers
+    /// greedily ([`fact_accuracy`](super::fact_accuracy)).
+    pub base_fact_accuracy: f64,
 }
 
 impl SftPhase {
@@ -258,6 +261,7 @@ impl SftPhase {
                 .copied()
                 .collect(),
             token_updates: self.token_updates,
+            base_fact_accuracy: self.base_fact_accuracy,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::experiments::settings::Variants;
 use crate::experiments::{Key, Range};
-use crate::language::{Style, VOCAB};
+use crate::language::{Sizes, Style};
 use crate::lm::LmSpec;
 
 /// The gallery's seed (the authors' code uses 1024).
@@ -70,7 +70,7 @@ pub fn per_seed<T: Send>(
     Ok(runs)
 }
 
-/// The network's sizes (the vocabulary is the language's, [`VOCAB`]).
+/// The network's sizes (the vocabulary is the language's, [`Sizes::vocab`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSize {
@@ -108,6 +108,8 @@ pub struct Epochs {
 pub struct LmConfig {
     /// How the instruction data words its answers (see [`crate::language`]).
     pub world: Style,
+    /// Sizes of the language: entities, values, held-out entities.
+    pub language: Sizes,
     /// Sizes of the model.
     pub model: ModelSize,
     /// Pre-training on the corpus.
@@ -129,6 +131,7 @@ impl Default for LmConfig {
     fn default() -> Self {
         LmConfig {
             world: Style::Human,
+            language: Sizes::default(),
             model: ModelSize {
                 window: 4,
                 embed: 8,
@@ -154,7 +157,8 @@ impl Default for LmConfig {
 pub const RISE_MARGIN: f64 = 0.2;
 
 /// The keys [`LmConfig::memory_bytes`] depends on, as an error names them.
-pub const WORLD_MEMORY_KEYS: &str = "model.window, model.embed and model.hidden";
+pub const WORLD_MEMORY_KEYS: &str =
+    "language.entities, language.values, model.window, model.embed and model.hidden";
 
 impl Variants for Style {
     const ALL: &'static [Style] = &[Style::Canonical, Style::Human];
@@ -170,6 +174,8 @@ impl Variants for Style {
 pub const MAX_PRETRAIN_STEPS: i64 = 100_000;
 /// See [`MAX_PRETRAIN_STEPS`].
 pub const MAX_SFT_EPOCHS: i64 = 256;
+/// See [`MAX_PRETRAIN_STEPS`]; pre-training and every epoch grow with the entities.
+pub const MAX_ENTITIES: i64 = 96;
 /// See [`MAX_PRETRAIN_STEPS`]; tracking intervals are bounded by it too.
 pub const MAX_DPO_UPDATES: i64 = 2_000;
 
@@ -191,6 +197,21 @@ pub fn world_keys_with((sft_epochs, sft_range): (&'static str, Range)) -> Vec<Ke
             Range::choice::<Style>(),
         ),
         Key::new(
+            "language.entities",
+            "entities, each with one fact (pre-training scales with them: see pretrain.steps)",
+            Range::Int(3, MAX_ENTITIES),
+        ),
+        Key::new(
+            "language.values",
+            "values an entity's fact can take, each with a synonym",
+            Range::Int(2, 64),
+        ),
+        Key::new(
+            "language.test_entities",
+            "entities held out of instruction tuning (the test_prompt probes); at least 2 must remain",
+            Range::Int(1, MAX_ENTITIES - 2),
+        ),
+        Key::new(
             "model.window",
             "context window: previous tokens that predict the next",
             Range::Int(1, 64),
@@ -207,7 +228,7 @@ pub fn world_keys_with((sft_epochs, sft_range): (&'static str, Range)) -> Vec<Ke
         ),
         Key::new(
             "pretrain.steps",
-            "pre-training SGD steps, one corpus sentence each",
+            "pre-training SGD steps, one corpus sentence each, for 12 entities: a world of E entities takes E/12 times as many (rounded up), so that each fact is seen as often",
             Range::Int(0, MAX_PRETRAIN_STEPS),
         ),
         Key::new(
@@ -236,7 +257,7 @@ impl LmConfig {
     /// their gradients and steps, the probes' forward-mode passes) of 8 bytes each.
     pub fn memory_bytes(&self) -> Option<u128> {
         let (v, w, d, h) = (
-            VOCAB as u128,
+            self.language.vocab() as u128,
             self.model.window as u128,
             self.model.embed as u128,
             self.model.hidden as u128,
@@ -248,10 +269,16 @@ impl LmConfig {
         params.checked_mul(512)
     }
 
+    /// The pre-training steps of this world: `pretrain.steps` for 12 entities, scaled
+    /// by `language.entities / 12` and rounded up, so that each fact is seen as often.
+    pub fn pretrain_steps(&self) -> usize {
+        (self.pretrain.steps * self.language.entities).div_ceil(12)
+    }
+
     /// The model's sizes, with the language's vocabulary.
     pub fn spec(&self) -> LmSpec {
         LmSpec {
-            vocab: VOCAB,
+            vocab: self.language.vocab(),
             window: self.model.window,
             embed: self.model.embed,
             hidden: self.model.hidden,

@@ -12,8 +12,8 @@ use super::config::{Epochs, LmConfig, ModelSize, Steps};
 use super::preference::Pair;
 use crate::Rng64;
 use crate::error::Result;
-use crate::experiments::lm_measures::{SftPhase, Tracker};
-use crate::language::{Language, Probe, Style};
+use crate::experiments::lm_measures::{SftPhase, Tracker, fact_accuracy};
+use crate::language::{Language, Probe, Sizes, Style};
 use crate::lm::{Sequence, TinyLm, update};
 use crate::objective::{CrossEntropy, PairLoss, Pairwise};
 use crate::trainer::{Observer, Trainer, Update};
@@ -34,13 +34,13 @@ pub struct World {
 /// Draws the language and pre-trains the base model on its corpus.
 pub fn pretrain(config: &LmConfig, seed: u64) -> Result<World> {
     let mut rng = Rng64::seed_from_u64(seed);
-    let language = Language::random(config.world, &mut rng);
+    let language = Language::random(config.world, config.language, &mut rng);
     let probes = language.probes(&mut rng);
     let mut trainer = Trainer::new(
         TinyLm::random(config.spec(), &mut rng)?,
         config.pretrain.eta,
     )?;
-    for _ in 0..config.pretrain.steps {
+    for _ in 0..config.pretrain_steps() {
         let sentence = language.corpus_sentence(&mut rng);
         let objective = CrossEntropy::sequence(sentence.response());
         trainer.step(std::slice::from_ref(&sentence), &objective, &mut [])?;
@@ -65,7 +65,7 @@ pub struct Checkpoint {
 }
 
 /// What fixes a pre-trained world: the answer style, the model, pre-training, the seed.
-type WorldKey = (Style, ModelSize, Steps, u64);
+type WorldKey = (Style, Sizes, ModelSize, Steps, u64);
 /// What fixes a checkpoint: the world's key and SFT.
 type CheckpointKey = (WorldKey, Epochs);
 
@@ -113,7 +113,13 @@ static CHECKPOINTS: Memo<CheckpointKey, Checkpoint> = Memo::new();
 /// # Errors
 /// If a step fails.
 pub fn pretrained(config: &LmConfig, seed: u64) -> Result<World> {
-    let key = (config.world, config.model, config.pretrain, seed);
+    let key = (
+        config.world,
+        config.language,
+        config.model,
+        config.pretrain,
+        seed,
+    );
     WORLDS.get(key, || pretrain(config, seed))
 }
 
@@ -125,18 +131,26 @@ pub fn pretrained(config: &LmConfig, seed: u64) -> Result<World> {
 /// # Errors
 /// If a step fails.
 pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
-    let world_key = (config.world, config.model, config.pretrain, seed);
+    let world_key = (
+        config.world,
+        config.language,
+        config.model,
+        config.pretrain,
+        seed,
+    );
     CHECKPOINTS.get((world_key, config.sft), || {
         let mut world = pretrained(config, seed)?;
         let probes = world.probes.clone();
         let mut track = Tracker::new(&probes, 1);
         let sft_model = world.sft(config, &mut [&mut track])?;
+        let base_fact_accuracy = fact_accuracy(&world.base, &world.language);
         Ok(Checkpoint {
             world,
             sft_model,
             sft: SftPhase {
                 points: track.points,
                 token_updates: track.token_updates,
+                base_fact_accuracy,
             },
         })
     })
