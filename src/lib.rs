@@ -103,7 +103,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`), and the runner (file naming, CSV tables, figures, robustness reruns, reports) |
+//! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`), the runner (file naming, CSV tables, figures, robustness reruns, reports), and sweeps (a grid times a seed range on threads or shards, claims pooled per cell) |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure; `plot::mechanism` the attribution row of the DPO comparisons |
 //! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine, one frame's rendering, the terminal loop) |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools ([`export::classifier`], [`export::lm`]: with the reference, hyperparameters, loss and coefficients) |

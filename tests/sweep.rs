@@ -239,3 +239,27 @@ fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
     assert!(out.join("beta=1000/seed-1/error.txt").exists());
     assert!(out.join("sweep.png").exists() && out.join("sweep.toml").exists());
 }
+
+/// `--jobs` runs at once must fit the memory budget together: the sweep refuses before
+/// it runs anything, naming the jobs and the estimate.
+#[test]
+fn jobs_that_would_not_fit_in_memory_are_refused() {
+    let out = scratch("sweep-memory").join("out");
+    let args = |jobs: &'static str| {
+        vec![
+            "--max-memory",
+            "0.003",
+            "sweep",
+            "lm_policy",
+            "--seeds",
+            "0..2",
+            "--jobs",
+            jobs,
+            "--out",
+        ]
+    };
+    let mut two = args("2");
+    two.push(out.to_str().unwrap());
+    crate::common::assert_fails(&ldyn(&two), "--jobs 2 runs at once");
+    assert!(!out.exists(), "nothing is written");
+}

@@ -459,10 +459,10 @@ impl Sweep {
         }
         let keys: Vec<&str> = self.grid.iter().map(|(k, _)| k.as_str()).collect();
         let title = format!(
-            "{}: claims holding per cell, seeds {}..{}",
+            "{}: on how many seeds each claim holds, per cell (seeds {} to {})",
             self.name(),
             self.seeds.0,
-            self.seeds.1
+            self.seeds.1 - 1
         );
         crate::plot::sweep::draw(pooled, (&keys, &title), &out.join("sweep.png"))?;
         let text = toml::to_string(&self.record())

@@ -231,7 +231,7 @@ pub fn heatmap_labelled(
         .caption(title, (FONT, 18))
         .margin(10)
         .x_label_area_size(40)
-        .y_label_area_size(if row_names.is_some() { 150 } else { 50 })
+        .y_label_area_size(row_names.map_or(50, label_width))
         .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)?;
     let flip = |r: usize| (rows - 1 - r) as f64;
     chart
@@ -264,6 +264,12 @@ pub fn heatmap_labelled(
         }
     }
     Ok(())
+}
+
+/// Room for row names at 14 px and the axis description beside them: at least 150 px.
+fn label_width(names: &[&str]) -> u32 {
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    (8 * longest as u32 + 40).max(150)
 }
 
 fn name(names: Option<&[&str]>, i: usize) -> String {
