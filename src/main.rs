@@ -442,6 +442,7 @@ fn execute(command: Command, budget: u64) -> Result<()> {
                     .progress_chars("=> "),
                 );
                 bar.set_prefix(format!("sweep {}", sweep.name()));
+                bar.tick();
                 bar
             });
             let progress = |done: usize, _total: usize| {
@@ -598,9 +599,12 @@ fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
 
 /// What a sweep pooled, one line per cell and claim: `k/n` seeds.
 fn sweep_report(pooled: &learning_dynamics::gallery::Pooled, out: &Path) -> String {
+    let cells = match pooled.cells.len() {
+        1 => "1 cell".to_string(),
+        n => format!("{n} cells"),
+    };
     let mut text = format!(
-        "sweep: {} cells -> {}\n",
-        pooled.cells.len(),
+        "sweep: {cells} -> {}\n",
         out.join("sweep_claims.csv").display()
     );
     for (c, cell) in pooled.cells.iter().enumerate() {

@@ -263,3 +263,32 @@ fn jobs_that_would_not_fit_in_memory_are_refused() {
     crate::common::assert_fails(&ldyn(&two), "--jobs 2 runs at once");
     assert!(!out.exists(), "nothing is written");
 }
+
+/// On a terminal one progress bar counts the runs; the runs show no progress of their
+/// own, and the bar is cleared before the report.
+#[test]
+fn a_sweep_shows_one_progress_bar_on_a_terminal() {
+    if !crate::common::has_script() {
+        return;
+    }
+    let dir = scratch("sweep-progress");
+    let command = format!(
+        "{} sweep squeezing --seeds 0..3 --set frames=2 --jobs 1 --out {}",
+        env!("CARGO_BIN_EXE_ldyn"),
+        dir.join("out").display()
+    );
+    let typescript = dir.join("typescript");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, typescript.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("sweep squeezing [") && screen.contains("/3 runs"),
+        "{screen}"
+    );
+    assert!(!screen.contains("robustness seed"), "{screen}");
+    assert!(screen.contains("sweep: 1 cell ->"), "{screen}");
+}
