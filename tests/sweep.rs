@@ -6,7 +6,7 @@ use std::path::Path;
 
 use learning_dynamics::gallery::{Plan, Sweep};
 
-use crate::common::{ldyn, scratch};
+use crate::common::{ldyn, ldyn_ok, scratch};
 
 fn sweep(name: &str, grids: &[&str], seeds: &str, shard: Option<&str>) -> Sweep {
     let plan: Plan = name.parse().unwrap();
@@ -107,7 +107,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
                 stack.push(path);
             } else {
                 let name = path.strip_prefix(dir).unwrap().display().to_string();
-                if !name.ends_with(".ldyn.lock") {
+                if !name.ends_with(learning_dynamics::io::LOCK_FILE) {
                     out.push((name, std::fs::read(&path).unwrap()));
                 }
             }
@@ -115,15 +115,6 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out.sort();
     out
-}
-
-fn ldyn_ok(args: &[&str]) {
-    let out = ldyn(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// One sweep on one thread, on two, and as three shards merged: the same bytes, run

@@ -33,6 +33,7 @@ const OWN_KEYS: [&str; 3] = ["seed", "robustness_seeds", "seeds"];
 pub struct Sweep {
     base: Plan,
     grid: Vec<(String, Vec<String>)>,
+    cells: Vec<String>,
     seeds: (u64, u64),
     shard: Option<(u64, u64)>,
 }
@@ -153,6 +154,7 @@ impl Sweep {
         }
         let mut sweep = Sweep {
             base,
+            cells: cell_names(&grid),
             grid,
             seeds,
             shard,
@@ -172,36 +174,14 @@ impl Sweep {
 
     /// The cells' names, in order: `key=value` for each grid key, joined by `;`, or
     /// `default` without a grid.
-    pub fn cells(&self) -> Vec<String> {
-        let mut cells = vec![Vec::new()];
-        for (key, values) in &self.grid {
-            cells = cells
-                .into_iter()
-                .flat_map(|cell: Vec<String>| {
-                    values.iter().map(move |v| {
-                        let mut next = cell.clone();
-                        next.push(format!("{key}={v}"));
-                        next
-                    })
-                })
-                .collect();
-        }
-        cells
-            .into_iter()
-            .map(|c| {
-                if c.is_empty() {
-                    "default".into()
-                } else {
-                    c.join(";")
-                }
-            })
-            .collect()
+    pub fn cells(&self) -> &[String] {
+        &self.cells
     }
 
     /// Every run of the sweep, in order (all shards).
     pub fn all_runs(&self) -> Vec<RunId> {
         let seeds = self.seeds.1 - self.seeds.0;
-        (0..self.cells().len())
+        (0..self.cells.len())
             .flat_map(|cell| {
                 (0..seeds).map(move |k| RunId {
                     index: cell as u64 * seeds + k,
@@ -227,10 +207,7 @@ impl Sweep {
     /// As [`Plan::set`] (the grid's values were checked when the sweep was made).
     pub fn plan(&self, run: &RunId) -> Result<Plan> {
         let mut plan = self.base.clone();
-        for assignment in self.cells()[run.cell]
-            .split(';')
-            .filter(|a| a.contains('='))
-        {
+        for assignment in self.cells[run.cell].split(';').filter(|a| a.contains('=')) {
             plan.set(assignment)?;
         }
         plan.set_seed(run.seed)?;
@@ -239,7 +216,7 @@ impl Sweep {
 
     /// The folder of one run under `out`: `CELL/seed-S`.
     pub fn folder(&self, out: &Path, run: &RunId) -> PathBuf {
-        out.join(&self.cells()[run.cell])
+        out.join(&self.cells[run.cell])
             .join(format!("seed-{}", run.seed))
     }
 
@@ -258,7 +235,7 @@ impl Sweep {
     ) -> Result<Pooled> {
         let runs = self.runs();
         let jobs = jobs.clamp(1, runs.len().max(1));
-        let budget = self.check_memory(jobs)?;
+        let budget = self.budget_per_run(jobs)?;
         let _lock = DirLock::acquire(out)?;
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
@@ -294,9 +271,9 @@ impl Sweep {
 
     /// Refuses `jobs` runs at once whose memory estimate, the largest of any cell's,
     /// would not fit the budget; returns the budget of one run.
-    fn check_memory(&self, jobs: usize) -> Result<u64> {
+    fn budget_per_run(&self, jobs: usize) -> Result<u64> {
         let mut largest: (&str, Option<u128>) = ("", Some(0));
-        for cell in 0..self.cells().len() {
+        for cell in 0..self.cells.len() {
             let (keys, bytes) = self
                 .plan(&RunId {
                     index: 0,
@@ -347,7 +324,7 @@ impl Sweep {
     /// # Errors
     /// If a run left no record (it never ran, or was killed), or a record is malformed.
     fn pool(&self, runs: &[RunId], folder: &dyn Fn(&RunId) -> PathBuf) -> Result<Pooled> {
-        let cells = self.cells();
+        let cells = self.cells.clone();
         let outcomes: Vec<Outcome> = runs
             .iter()
             .map(|run| read_outcome(&folder(run), self.name()))
@@ -546,6 +523,33 @@ pub fn merge(dirs: &[PathBuf], out: &Path, budget: u64) -> Result<Pooled> {
     let pooled = sweep.pool(&runs, &|run| folders[run.index as usize].clone())?;
     sweep.write(out, &pooled)?;
     Ok(pooled)
+}
+
+/// The names of the grid's cells (see [`Sweep::cells`]).
+fn cell_names(grid: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut cells = vec![Vec::new()];
+    for (key, values) in grid {
+        cells = cells
+            .into_iter()
+            .flat_map(|cell: Vec<String>| {
+                values.iter().map(move |v| {
+                    let mut next = cell.clone();
+                    next.push(format!("{key}={v}"));
+                    next
+                })
+            })
+            .collect();
+    }
+    cells
+        .into_iter()
+        .map(|c| {
+            if c.is_empty() {
+                "default".into()
+            } else {
+                c.join(";")
+            }
+        })
+        .collect()
 }
 
 /// The record files of one run's folder.
