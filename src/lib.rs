@@ -79,6 +79,7 @@
 //! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT); [`objective::pairwise`]: DPO, IPO, SLiC, SPPO |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
 //! | [`entk`] | the eNTK `J_o J_uᵀ` of any model from explicit Jacobians: the reference every structured kernel is tested against |
+//! | [`lens`] | the paper's proxies for `K` (App. C.2): the LBK ratio and SignDelta, and the first-order change they bound |
 //! | [`trainer`] | the SGD loop and its epochs; observers see the model before and after each step and record probes |
 //! | [`squeezing`] | the squeezing effect of one step on a distribution (the paper's App. E) |
 //! | [`stats`] | Pearson and Spearman correlation, quantiles and cosines for claims |
@@ -127,6 +128,7 @@
 // Core: the theory, for any model.
 pub mod decomposition;
 pub mod error;
+pub mod lens;
 pub mod model;
 pub mod numerics;
 pub mod objective;

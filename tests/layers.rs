@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "objective",
             "decomposition",
             "entk",
+            "lens",
             "trainer",
             "squeezing",
             "stats",

@@ -11,6 +11,7 @@ mod explore;
 mod export;
 mod gradients;
 mod layers;
+mod lens;
 mod lm;
 mod range_ends;
 mod reliability;

@@ -90,6 +90,21 @@ pub fn entk_pairwise(mlp: &Mlp, xs: &[DVector<f64>]) -> Kernel {
     }
 }
 
+/// The last-layer (feature) kernel between `x_o` and `x_u`: the output layer's share of
+/// the eNTK alone, `(a_o · a_u + β) I_V`, with `a` the last hidden features (the input for
+/// a linear model) and `β` 1 if the layer has a bias. It is what one computes when the
+/// full eNTK is out of reach; for a model whose logits are linear in its parameters it is
+/// the full kernel.
+pub fn entk_last_layer(mlp: &Mlp, x_o: &DVector<f64>, x_u: &DVector<f64>) -> DMatrix<f64> {
+    let features = |x: &DVector<f64>| {
+        let factors = mlp.layer_factors(x);
+        factors.last().expect("an MLP has a layer").1.clone()
+    };
+    let last = mlp.layers().last().expect("an MLP has a layer");
+    let scale = features(x_o).dot(&features(x_u)) + f64::from(u8::from(last.bias.is_some()));
+    DMatrix::identity(mlp.classes(), mlp.classes()) * scale
+}
+
 /// The most memory faer's GEMM keeps on a thread for packing its operands: 64 MiB
 /// (measured: the one allocation of a kernel run that failed under a `ulimit -v`). A
 /// memory estimate of work that calls [`entk_full`] counts it once per thread.

@@ -1,0 +1,127 @@
+//! The paper's lens on `K` (App. C.2), held against the exact kernel: the first-order LBK
+//! is a lower bound of `η²‖K‖²_F`, exact for a rank-one kernel; the last-layer kernel is
+//! the full one for a model linear in its parameters, where a frozen kernel predicts the
+//! logits exactly but not `log π` (A drifts); SignDelta on a hand-computed change.
+
+use learning_dynamics::entk::entk_explicit;
+use learning_dynamics::lens::{adaptation_sq, first_order_change, lbk, sign_delta};
+use learning_dynamics::mlp::Mlp;
+use learning_dynamics::mlp::kernel::entk_last_layer;
+use learning_dynamics::model::Model;
+use learning_dynamics::numerics::{adaptation_apply_columns, log_softmax_columns, softmax_columns};
+use nalgebra::{DMatrix, DVector};
+use proptest::prelude::*;
+
+use crate::common::{config, random_model, random_vector, rng};
+
+/// `π − e_y` of `model` at `x`, as a `V × 1` residual.
+fn residual(model: &Mlp, x: &DVector<f64>, y: usize) -> DMatrix<f64> {
+    let mut g = softmax_columns(&model.logits(x));
+    g[(y, 0)] -= 1.0;
+    g
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// On random models and inputs, the LBK of the first-order change `−ηAKG` is at
+    /// most `η²‖K‖²_F`, with `K` from explicit Jacobians.
+    #[test]
+    fn the_first_order_lbk_is_a_lower_bound_of_the_kernel(
+        kind in 0u8..5, seed in 0u64..1000, y in 0usize..4, eta in 1e-3f64..2.0,
+    ) {
+        let mut r = rng(seed);
+        let model = random_model(kind, 3, 5, 4, &mut r);
+        let (x_o, x_u) = (random_vector(3, &mut r), random_vector(3, &mut r));
+        let k = entk_explicit(&model, &x_o, &x_u);
+        let pi = softmax_columns(&model.logits(&x_o));
+        let g = residual(&model, &x_u, y);
+        let delta = first_order_change(&pi, &k, &g, eta);
+        let proxy = lbk(&delta, adaptation_sq(&pi), g.norm_squared());
+        let bound = eta * eta * k.norm_squared();
+        prop_assert!(proxy <= bound * (1.0 + 1e-12), "{} > {}", proxy, bound);
+    }
+}
+
+/// For a rank-one kernel `K = u vᵀ` and one position, `−ηAKG = −η (vᵀG) A u`, so the
+/// first-order LBK is `η² ‖A u‖² (vᵀG)² / (‖A‖² ‖G‖²)`, to 1e-12.
+#[test]
+fn a_rank_one_kernel_gives_the_closed_form_lbk() {
+    let mut r = rng(7);
+    for _ in 0..20 {
+        let v = 6;
+        let (u, w) = (random_vector(v, &mut r), random_vector(v, &mut r));
+        let pi = softmax_columns(&DMatrix::from_column_slice(
+            v,
+            1,
+            random_vector(v, &mut r).as_slice(),
+        ));
+        let g = DMatrix::from_column_slice(v, 1, random_vector(v, &mut r).as_slice());
+        let eta = 0.3;
+        let k = &u * w.transpose();
+        let got = lbk(
+            &first_order_change(&pi, &k, &g, eta),
+            adaptation_sq(&pi),
+            g.norm_squared(),
+        );
+        let au = adaptation_apply_columns(&pi, &DMatrix::from_column_slice(v, 1, u.as_slice()));
+        let vg = w.dot(&g.column(0));
+        let want =
+            eta * eta * au.norm_squared() * vg * vg / (adaptation_sq(&pi) * g.norm_squared());
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1e-300),
+            "{got} vs {want}"
+        );
+    }
+}
+
+/// A linear softmax (logits linear in θ): the last-layer kernel is the full kernel; over
+/// many SGD steps the frozen kernel's accumulated prediction equals the exact one (K does
+/// not move), and `Σ −η K G_t` is the actual change of the logits to 1e-12; but
+/// `Σ −η A_t K G_t` is not the change of `log π`, since `A` drifts.
+#[test]
+fn a_linear_model_has_its_last_layer_kernel_and_a_frozen_kernel_that_predicts_its_logits() {
+    let mut r = rng(11);
+    let weight = DMatrix::from_fn(5, 4, |_, _| random_vector(1, &mut r)[0]);
+    let mut model = Mlp::linear(weight, Some(random_vector(5, &mut r))).unwrap();
+    let x_o = random_vector(4, &mut r);
+    let updates: Vec<(DVector<f64>, usize)> =
+        (0..30).map(|t| (random_vector(4, &mut r), t % 5)).collect();
+    let eta = 0.5;
+    let start = model.clone();
+    let (z0, lp0) = (model.logits(&x_o), log_softmax_columns(&model.logits(&x_o)));
+    let zero = || DMatrix::<f64>::zeros(5, 1);
+    let (mut exact, mut frozen, mut logits) = (zero(), zero(), zero());
+    for (x_u, y) in &updates {
+        let pi = softmax_columns(&model.logits(&x_o));
+        let g = residual(&model, x_u, *y);
+        let k_t = entk_explicit(&model, &x_o, x_u);
+        assert!((entk_last_layer(&model, &x_o, x_u) - &k_t).abs().max() < 1e-12);
+        exact += first_order_change(&pi, &k_t, &g, eta);
+        // The frozen eNTK: the kernel of the model at the first step.
+        frozen += first_order_change(&pi, &entk_explicit(&start, &x_o, x_u), &g, eta);
+        logits -= &k_t * &g * eta;
+        let grad = model.backprop(x_u, &g);
+        model.sgd_step(&grad, eta).unwrap();
+    }
+    assert!((&frozen - &exact).abs().max() < 1e-12, "frozen = exact");
+    let dz = model.logits(&x_o) - z0;
+    assert!(
+        (&logits - &dz).abs().max() < 1e-12,
+        "Σ −ηKG is the change of the logits"
+    );
+    let dlp = log_softmax_columns(&model.logits(&x_o)) - lp0;
+    assert!(
+        (&exact - &dlp).abs().max() > 1e-3,
+        "A drifts: log π is not predicted exactly"
+    );
+}
+
+/// SignDelta is the mean over tokens and positions of the change: here
+/// `(−1 + 0.5 + 0.25 − 0.75 + 0 + 0) / 6 = −1/6`.
+#[test]
+fn sign_delta_is_the_mean_change() {
+    let delta = DMatrix::from_row_slice(3, 2, &[-1.0, 0.5, 0.25, -0.75, 0.0, 0.0]);
+    assert!((sign_delta(&delta) + 1.0 / 6.0).abs() < 1e-15);
+    assert!((lbk(&delta, 2.0, 4.0) - (1.0 + 0.25 + 0.0625 + 0.5625) / 8.0).abs() < 1e-15);
+}
