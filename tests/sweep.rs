@@ -283,3 +283,29 @@ fn a_sweep_shows_one_progress_bar_on_a_terminal() {
     assert!(!screen.contains("robustness seed"), "{screen}");
     assert!(screen.contains("sweep: 1 cell ->"), "{screen}");
 }
+
+/// `sweep merge` takes only directories and `--out`; a sweep takes one name.
+#[test]
+fn sweep_flags_that_do_not_apply_are_refused() {
+    let dir = scratch("sweep-flags");
+    let d = dir.display().to_string();
+    crate::common::assert_fails(
+        &ldyn(&["sweep", "merge", &d, "--seeds", "0..2", "--out", &d]),
+        "--seeds does not apply to sweep merge",
+    );
+    crate::common::assert_fails(&ldyn(&["sweep", "merge", &d]), "sweep merge needs --out");
+    crate::common::assert_fails(
+        &ldyn(&["sweep", "residuals", &d, "--out", &d]),
+        "is one too many (did you mean sweep merge?)",
+    );
+    crate::common::assert_fails(
+        &ldyn(&[
+            "sweep",
+            "merge",
+            &d,
+            "--out",
+            &dir.join("x").display().to_string(),
+        ]),
+        "sweep.toml",
+    );
+}
