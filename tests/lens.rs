@@ -125,3 +125,46 @@ fn sign_delta_is_the_mean_change() {
     assert!((sign_delta(&delta) + 1.0 / 6.0).abs() < 1e-15);
     assert!((lbk(&delta, 2.0, 4.0) - (1.0 + 0.25 + 0.0625 + 0.5625) / 8.0).abs() < 1e-15);
 }
+
+/// On the tiny LM, for an SFT and a DPO update (whose shared positions cancel), the lens
+/// of every probe family: the first-order LBK is at most `η²‖K‖²_F`, and the first-order
+/// change `−ηAKG` from the stacked kernel and residuals is the decomposition's prediction
+/// from forward-mode products (`A J_o dθ`, `dθ = −η∇L`) to 1e-10.
+#[test]
+fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
+    use learning_dynamics::decomposition::{gradient, predict};
+    use learning_dynamics::experiments::lm_measures::lens_point;
+    use learning_dynamics::experiments::lm_world::LmConfig;
+    use learning_dynamics::language::{Language, Sizes, Style};
+    use learning_dynamics::lm::{Sequence, TinyLm, update};
+    use learning_dynamics::objective::{Objective, PairLoss};
+
+    let mut r = rng(3);
+    let model = TinyLm::random(LmConfig::default().spec(), &mut r).unwrap();
+    let lang = Language::random(Style::Human, Sizes::default(), &mut r);
+    let probes = lang.probes(&mut r);
+    let observed: Vec<Sequence> = probes[1].responses.iter().map(|(_, s)| s.clone()).collect();
+    let j = lang.train[0];
+    let (prompt, pair) = (lang.prompt(j), (lang.chosen(j), lang.rejected(j)));
+    let (sft_inputs, sft) = update::sft(&prompt, &lang.chosen(j));
+    let (dpo_inputs, dpo) = update::pair(&model, &prompt, pair, PairLoss::Dpo, 0.1);
+    let updates: [(&[Sequence], &dyn Objective); 2] = [(&sft_inputs, &sft), (&dpo_inputs, &dpo)];
+    let eta = 0.5;
+    for (inputs, objective) in updates {
+        let g = gradient(&model, inputs, objective).unwrap();
+        let mut after = model.clone();
+        after.sgd_step(&g.grad, eta).unwrap();
+        let (_, predicted) = predict(&model, &observed, &[&g.grad * -eta]);
+        for (o, want) in observed.iter().zip(&predicted[0]) {
+            let p = lens_point((&model, &after), inputs, &g.residuals, eta, o);
+            assert!(p.lbk_first_order <= eta * eta * p.kernel_norm_sq * (1.0 + 1e-12));
+            assert!(
+                (&p.first_order - want).abs().max() < 1e-10,
+                "{}",
+                (&p.first_order - want).abs().max()
+            );
+            assert_eq!(p.sign_delta, p.actual.mean());
+            assert!(p.lbk.is_finite() && p.lbk > 0.0);
+        }
+    }
+}

@@ -8,16 +8,19 @@
 //! | `families` | [`FamilyPoint`], [`PositionPoint`], [`Tracker`], [`curve`] |
 //! | `answers` | [`greedy_answers`], [`Repeater`] |
 //! | `attribution` | [`Attribution`]: every family's change split by DPO's two terms, [`AttributionTracker`] |
+//! | `lens` | [`LensPoint`]: the paper's LBK proxy and SignDelta of one update next to the exact kernel |
 //! | `runs` | [`Snapshot`], [`SnapshotTracker`], [`SftPhase`], [`DpoRun`], [`DpoCounts`], [`UpdateRecord`] |
 
 mod answers;
 mod attribution;
 mod families;
+mod lens;
 mod runs;
 
 pub use answers::*;
 pub use attribution::*;
 pub use families::*;
+pub use lens::*;
 pub use runs::*;
 
 #[cfg(doc)]

@@ -1,0 +1,80 @@
+//! The paper's lens ([`crate::lens`]) on one update of the tiny LM, next to the exact
+//! kernel: for one observed sequence, the LBK of the actual and of the first-order change,
+//! SignDelta and `‖K‖²_F`.
+//!
+//! `G` stacks the update's residuals position by position, with their coefficients: one
+//! sequence for SFT; for a pair, `y⁺`'s and `y⁻`'s positions, where at the positions the
+//! two share ([`shared_positions`]) the two terms cancel and only their remainder is kept,
+//! on one side ([`split_terms`], as the attribution does). `K` is the eNTK between the
+//! observed sequence's positions and all of the update's, from the structured kernel.
+
+use nalgebra::DMatrix;
+
+use crate::lens::{adaptation_sq, first_order_change, lbk, sign_delta};
+use crate::lm::kernel::entk_lm_structured;
+use crate::lm::{Sequence, TinyLm};
+use crate::model::Model;
+use crate::numerics::log_softmax_columns;
+use crate::objective::pairwise::{shared_positions, split_terms};
+
+/// The lens on one update and one observed sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LensPoint {
+    /// `‖Δ‖² / (‖A‖²‖G‖²)` of the actual change, as the paper computes it.
+    pub lbk: f64,
+    /// The same ratio of the first-order change `−ηAKG`: at most `η²‖K‖²_F`.
+    pub lbk_first_order: f64,
+    /// The mean actual change of `log π` over tokens and positions.
+    pub sign_delta: f64,
+    /// The exact `‖K‖²_F`, unscaled.
+    pub kernel_norm_sq: f64,
+    /// The first-order change `−ηAKG` (`V × M`).
+    pub first_order: DMatrix<f64>,
+    /// The actual change of `log π` (`V × M`).
+    pub actual: DMatrix<f64>,
+}
+
+/// The update's residuals, stacked as `V × (Σ positions)`: see the module docs.
+pub fn stacked_residuals(update: &[Sequence], residuals: &[DMatrix<f64>]) -> DMatrix<f64> {
+    let parts: Vec<DMatrix<f64>> = match (update, residuals) {
+        ([chosen, rejected], [_, _]) => {
+            let (yp, ym) = (chosen.response(), rejected.response());
+            let [plus, minus] = split_terms(residuals, &shared_positions(yp, ym), yp);
+            vec![plus[0].clone(), minus[1].clone()]
+        }
+        _ => residuals.to_vec(),
+    };
+    let columns: Vec<_> = parts.iter().flat_map(|g| g.column_iter()).collect();
+    DMatrix::from_columns(&columns)
+}
+
+/// The lens on `observed` of the step from `before` to `after` on `update` (with its
+/// `residuals` before the step and learning rate `eta`).
+pub fn lens_point(
+    (before, after): (&TinyLm, &TinyLm),
+    update: &[Sequence],
+    residuals: &[DMatrix<f64>],
+    eta: f64,
+    observed: &Sequence,
+) -> LensPoint {
+    let kernels: Vec<DMatrix<f64>> = update
+        .iter()
+        .map(|u| entk_lm_structured(before, observed, u))
+        .collect();
+    let columns: Vec<_> = kernels.iter().flat_map(|k| k.column_iter()).collect();
+    let k = DMatrix::from_columns(&columns);
+    let g = stacked_residuals(update, residuals);
+    let log_pi = log_softmax_columns(&before.logits(observed));
+    let pi = log_pi.map(f64::exp);
+    let actual = log_softmax_columns(&after.logits(observed)) - &log_pi;
+    let first_order = first_order_change(&pi, &k, &g, eta);
+    let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
+    LensPoint {
+        lbk: lbk(&actual, a_sq, g_sq),
+        lbk_first_order: lbk(&first_order, a_sq, g_sq),
+        sign_delta: sign_delta(&actual),
+        kernel_norm_sq: k.norm_squared(),
+        first_order,
+        actual,
+    }
+}
