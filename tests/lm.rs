@@ -432,8 +432,9 @@ fn loss_strengths_behave_as_the_paper_says() {
 
 mod experiments {
     use learning_dynamics::experiments::lm_finetune::{self, LmFinetune};
-    use learning_dynamics::experiments::lm_influence::{self, LmInfluence, Signal};
+    use learning_dynamics::experiments::lm_influence::{self, LmInfluence};
     use learning_dynamics::experiments::lm_measures::{FamilyPoint, curve};
+    use learning_dynamics::experiments::lm_world::Signal;
     use learning_dynamics::experiments::lm_world::{DEFAULT_SEED, LmConfig};
     use learning_dynamics::experiments::{Experiment, Settings};
     use learning_dynamics::language::Family;
@@ -504,7 +505,7 @@ mod experiments {
         .unwrap();
         let normalised = table.normalised();
         assert_eq!(normalised.len(), 5 * 10);
-        for signal in Signal::ALL {
+        for signal in Signal::HEATMAP {
             let column: Vec<f64> = normalised
                 .iter()
                 .filter(|c| c.0 == signal)

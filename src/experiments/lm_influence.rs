@@ -11,12 +11,12 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{Checkpoint, LmConfig, MAX_SFT_EPOCHS, checkpoint, dpo_update, sft_on};
+use super::lm_world::{Checkpoint, LmConfig, MAX_SFT_EPOCHS, Signal, checkpoint};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::observe;
 use crate::error::{Error, Result};
-use crate::language::{Family, Language, Probe};
+use crate::language::{Family, Probe};
 use crate::lm::{Sequence, TinyLm};
 use crate::stats::pearson;
 use crate::trainer::{Observer, StepEvent, Trainer};
@@ -58,55 +58,6 @@ world_settings!(
         ),
     ]
 );
-
-/// A training signal of the heatmap: SFT on one response of every training prompt, or
-/// off-policy DPO.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// SFT on `y⁺`.
-    SftChosen,
-    /// SFT on `y⁻`.
-    SftRejected,
-    /// SFT on the chosen fact in synonyms.
-    SftChosenRephrase,
-    /// SFT on the chosen tokens in a fixed non-sentence order.
-    SftShuffledChosen,
-    /// Off-policy DPO from the SFT model.
-    Dpo,
-}
-
-impl Signal {
-    /// Every signal, in column order.
-    pub const ALL: [Signal; 5] = [
-        Signal::SftChosen,
-        Signal::SftRejected,
-        Signal::SftChosenRephrase,
-        Signal::SftShuffledChosen,
-        Signal::Dpo,
-    ];
-
-    /// The signal's id in CSV files and figures.
-    pub fn id(self) -> &'static str {
-        match self {
-            Signal::SftChosen => "sft_chosen",
-            Signal::SftRejected => "sft_rejected",
-            Signal::SftChosenRephrase => "sft_chosen_rephrase",
-            Signal::SftShuffledChosen => "sft_shuffled_chosen",
-            Signal::Dpo => "dpo",
-        }
-    }
-
-    /// The response an SFT signal trains on (`None` for DPO).
-    fn response(self) -> Option<fn(&Language, usize) -> Vec<usize>> {
-        match self {
-            Signal::SftChosen => Some(Language::chosen),
-            Signal::SftRejected => Some(Language::rejected),
-            Signal::SftChosenRephrase => Some(Language::chosen_rephrase),
-            Signal::SftShuffledChosen => Some(Language::chosen_permuted),
-            Signal::Dpo => None,
-        }
-    }
-}
 
 /// One cell of the heatmap: what `signal` did to `family`, accumulated over its steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -191,23 +142,17 @@ impl Experiment for LmInfluence {
         } = checkpoint(world_config, seed)?;
         let language = &world.language;
         let mut cells = Vec::new();
-        for signal in Signal::ALL {
+        for signal in Signal::HEATMAP {
             let families = Family::sequences().count();
             let mut recorder = InfluenceRecorder {
                 probes: &world.probes,
                 predicted: vec![0.0; families],
                 actual: vec![0.0; families],
             };
-            let (start, eta) = match signal {
-                Signal::Dpo => (&sft_model, world_config.dpo_eta),
-                _ => (&world.base, world_config.sft.eta),
-            };
+            let (start, eta) = signal.start((&world.base, &sft_model), world_config);
             let mut trainer = Trainer::new(start.clone(), eta * config.eta_scale)?;
             let mut rng = Rng64::seed_from_u64(seed ^ 0x5EED);
-            let update = |&j: &usize| match signal.response() {
-                Some(response) => sft_on(language, j, &response(language, j)),
-                None => dpo_update(language, &sft_model, world_config.beta, j),
-            };
+            let update = |&j: &usize| signal.update(language, &sft_model, world_config.beta, j);
             trainer.epochs(
                 config.epochs,
                 &language.train,

@@ -10,8 +10,9 @@ use super::{Area, FONT, diverging, heatmap, legend, save_png, tick, title};
 use crate::error::Result;
 use crate::experiments::lm_ches::Displacement;
 use crate::experiments::lm_finetune::LmRun;
-use crate::experiments::lm_influence::{Influence, Signal};
+use crate::experiments::lm_influence::Influence;
 use crate::experiments::lm_measures::{FamilyPoint, curve};
+use crate::experiments::lm_world::Signal;
 use crate::language::Family;
 
 /// A distinct colour per family (tab10, then four more): one arm per family, so a new
@@ -190,14 +191,14 @@ pub fn peakiness(run: &LmRun, path: &Path) -> Result<()> {
 pub fn influence(result: &Influence, path: &Path) -> Result<()> {
     let families: Vec<Family> = Family::sequences().collect();
     let normalised = result.normalised();
-    let m = DMatrix::from_fn(families.len(), Signal::ALL.len(), |r, c| {
+    let m = DMatrix::from_fn(families.len(), Signal::HEATMAP.len(), |r, c| {
         normalised
             .iter()
-            .find(|x| x.0 == Signal::ALL[c] && x.1 == families[r])
+            .find(|x| x.0 == Signal::HEATMAP[c] && x.1 == families[r])
             .map_or(0.0, |x| x.2)
     });
     let family_ids: Vec<&str> = families.iter().map(|f| f.id()).collect();
-    let signal_ids: Vec<&str> = Signal::ALL.iter().map(|s| s.id()).collect();
+    let signal_ids: Vec<&str> = Signal::HEATMAP.iter().map(|s| s.id()).collect();
     save_png(path, (1300, 900), |root| {
         let (top, body) = root.split_vertically(80);
         title(

@@ -17,11 +17,14 @@
 //! | `config` | [`LmConfig`] and its documented keys |
 //! | `world` | [`World`], [`pretrain`], the shared [`Checkpoint`]s, the world's updates |
 //! | `preference` | [`Regime`], [`draw_pair`], [`Dpo`], [`train_dpo`], [`tracked_dpo`] |
+//! | `signal` | the training [`Signal`]s of `lm_influence` and `lm_lens` |
 
 mod config;
 mod preference;
+mod signal;
 mod world;
 
 pub use config::*;
 pub use preference::*;
+pub use signal::*;
 pub use world::*;
