@@ -156,7 +156,7 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
         after.sgd_step(&g.grad, eta).unwrap();
         let (_, predicted) = predict(&model, &observed, &[&g.grad * -eta]);
         for (o, want) in observed.iter().zip(&predicted[0]) {
-            let p = lens_point((&model, &after), inputs, &g.residuals, eta, o);
+            let p = lens_point((&model, &model, &after), inputs, &g.residuals, eta, o);
             assert!(p.lbk_first_order <= eta * eta * p.kernel_norm_sq * (1.0 + 1e-12));
             assert!(
                 (&p.first_order - want).abs().max() < 1e-10,
@@ -165,6 +165,30 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
             );
             assert_eq!(p.sign_delta, p.actual.mean());
             assert!(p.lbk.is_finite() && p.lbk > 0.0);
+            // At the first step the frozen kernel is the kernel.
+            assert!((&p.frozen - &p.first_order).abs().max() < 1e-12);
         }
     }
+}
+
+/// The tiny LM's last-layer kernel is the product of the explicit Jacobians restricted to
+/// the output layer's parameters (the last `V·h + V` of θ), to 1e-10.
+#[test]
+fn the_lm_last_layer_kernel_is_the_output_layers_jacobian_product() {
+    use learning_dynamics::experiments::lm_world::LmConfig;
+    use learning_dynamics::language::{Language, Sizes, Style};
+    use learning_dynamics::lm::TinyLm;
+    use learning_dynamics::lm::kernel::entk_lm_last_layer;
+
+    let mut r = rng(5);
+    let spec = LmConfig::default().spec();
+    let model = TinyLm::random(spec, &mut r).unwrap();
+    let lang = Language::random(Style::Human, Sizes::default(), &mut r);
+    let probes = lang.probes(&mut r);
+    let (x_o, x_u) = (&probes[0].responses[3].1, &probes[2].responses[0].1);
+    let tail = spec.vocab * spec.hidden + spec.vocab;
+    let last = |j: DMatrix<f64>| j.columns(j.ncols() - tail, tail).into_owned();
+    let explicit = last(model.jacobian(x_o)) * last(model.jacobian(x_u)).transpose();
+    let structured = entk_lm_last_layer(&model, x_o, x_u);
+    assert!((explicit - structured).abs().max() < 1e-10);
 }

@@ -55,3 +55,33 @@ pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatri
     }
     k
 }
+
+/// The last-layer (feature) kernel of a [`TinyLm`] between every response position `m` of
+/// `x_o` and `l` of `x_u`: the output layer's share of the eNTK alone,
+/// `K_{m,l} = (h_m · h'_l + 1) I_V`, with `h` the hidden features at the position (the
+/// output layer's input; the `1` is its bias). It is what one computes when the full
+/// eNTK is out of reach: features frozen, only the read-out's Jacobian.
+pub fn entk_lm_last_layer(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
+    let v = lm.spec().vocab;
+    let features = |x: &Sequence| -> Vec<DVector<f64>> {
+        (x.prompt_len..x.tokens.len())
+            .map(|l| {
+                let context = lm.context_vector(&lm.context(&x.tokens, l));
+                let factors = lm.mlp().layer_factors(&context);
+                factors.last().expect("an MLP has a layer").1.clone()
+            })
+            .collect()
+    };
+    let bias = lm.mlp().layers().last().is_some_and(|l| l.bias.is_some());
+    let (ho, hu) = (features(x_o), features(x_u));
+    let mut k = DMatrix::zeros(v * ho.len(), v * hu.len());
+    for (m, a) in ho.iter().enumerate() {
+        for (l, b) in hu.iter().enumerate() {
+            let scale = a.dot(b) + f64::from(u8::from(bias));
+            for i in 0..v {
+                k[(m * v + i, l * v + i)] = scale;
+            }
+        }
+    }
+    k
+}

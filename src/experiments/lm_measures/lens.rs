@@ -7,11 +7,17 @@
 //! two share ([`shared_positions`]) the two terms cancel and only their remainder is kept,
 //! on one side ([`split_terms`], as the attribution does). `K` is the eNTK between the
 //! observed sequence's positions and all of the update's, from the structured kernel.
+//!
+//! Beside the full kernel's first-order change it computes the changes two cheaper
+//! kernels predict: the last-layer kernel ([`entk_lm_last_layer`]) and the frozen kernel,
+//! the full kernel of the model the training started from (Fig. 7's premise that `K` is
+//! "relatively stable"). The frozen kernel is recomputed from the saved start model for
+//! each pair, never stored.
 
 use nalgebra::DMatrix;
 
 use crate::lens::{adaptation_sq, first_order_change, lbk, sign_delta};
-use crate::lm::kernel::entk_lm_structured;
+use crate::lm::kernel::{entk_lm_last_layer, entk_lm_structured};
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
@@ -30,6 +36,10 @@ pub struct LensPoint {
     pub kernel_norm_sq: f64,
     /// The first-order change `−ηAKG` (`V × M`).
     pub first_order: DMatrix<f64>,
+    /// `−ηA K_last G` with the last-layer kernel.
+    pub last_layer: DMatrix<f64>,
+    /// `−ηA K_0 G` with the start model's kernel.
+    pub frozen: DMatrix<f64>,
     /// The actual change of `log π` (`V × M`).
     pub actual: DMatrix<f64>,
 }
@@ -48,32 +58,43 @@ pub fn stacked_residuals(update: &[Sequence], residuals: &[DMatrix<f64>]) -> DMa
     DMatrix::from_columns(&columns)
 }
 
+/// The kernel between `observed` and the update's sequences, their columns side by side.
+fn stacked_kernel(
+    kernel: fn(&TinyLm, &Sequence, &Sequence) -> DMatrix<f64>,
+    model: &TinyLm,
+    update: &[Sequence],
+    observed: &Sequence,
+) -> DMatrix<f64> {
+    let kernels: Vec<DMatrix<f64>> = update.iter().map(|u| kernel(model, observed, u)).collect();
+    let columns: Vec<_> = kernels.iter().flat_map(|k| k.column_iter()).collect();
+    DMatrix::from_columns(&columns)
+}
+
 /// The lens on `observed` of the step from `before` to `after` on `update` (with its
-/// `residuals` before the step and learning rate `eta`).
+/// `residuals` before the step and learning rate `eta`); `start` is the model the
+/// training started from, whose kernel is the frozen one.
 pub fn lens_point(
-    (before, after): (&TinyLm, &TinyLm),
+    (start, before, after): (&TinyLm, &TinyLm, &TinyLm),
     update: &[Sequence],
     residuals: &[DMatrix<f64>],
     eta: f64,
     observed: &Sequence,
 ) -> LensPoint {
-    let kernels: Vec<DMatrix<f64>> = update
-        .iter()
-        .map(|u| entk_lm_structured(before, observed, u))
-        .collect();
-    let columns: Vec<_> = kernels.iter().flat_map(|k| k.column_iter()).collect();
-    let k = DMatrix::from_columns(&columns);
+    let k = stacked_kernel(entk_lm_structured, before, update, observed);
     let g = stacked_residuals(update, residuals);
     let log_pi = log_softmax_columns(&before.logits(observed));
     let pi = log_pi.map(f64::exp);
     let actual = log_softmax_columns(&after.logits(observed)) - &log_pi;
     let first_order = first_order_change(&pi, &k, &g, eta);
+    let predict = |kernel: DMatrix<f64>| first_order_change(&pi, &kernel, &g, eta);
     let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
     LensPoint {
         lbk: lbk(&actual, a_sq, g_sq),
         lbk_first_order: lbk(&first_order, a_sq, g_sq),
         sign_delta: sign_delta(&actual),
         kernel_norm_sq: k.norm_squared(),
+        last_layer: predict(stacked_kernel(entk_lm_last_layer, before, update, observed)),
+        frozen: predict(stacked_kernel(entk_lm_structured, start, update, observed)),
         first_order,
         actual,
     }
