@@ -156,7 +156,7 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
         after.sgd_step(&g.grad, eta).unwrap();
         let (_, predicted) = predict(&model, &observed, &[&g.grad * -eta]);
         for (o, want) in observed.iter().zip(&predicted[0]) {
-            let p = lens_point((&model, &model, &after), inputs, &g.residuals, eta, o);
+            let p = lens_point((&model, &model, &after), inputs, &g.residuals, eta, o).unwrap();
             assert!(p.lbk_first_order <= eta * eta * p.kernel_norm_sq * (1.0 + 1e-12));
             assert!(
                 (&p.first_order - want).abs().max() < 1e-10,

@@ -145,6 +145,11 @@ fn lm_influence_stays_finite_at_the_ends_of_every_range() {
 }
 
 #[test]
+fn lm_lens_stays_finite_at_the_ends_of_every_range() {
+    scan("lm_lens", LM_BASE);
+}
+
+#[test]
 fn lm_policy_stays_finite_at_the_ends_of_every_range() {
     scan("lm_policy", LM_BASE);
 }

@@ -49,6 +49,7 @@ pub mod lm_ches;
 pub mod lm_extend;
 pub mod lm_finetune;
 pub mod lm_influence;
+pub mod lm_lens;
 pub mod lm_losses;
 pub mod lm_measures;
 pub mod lm_policy;

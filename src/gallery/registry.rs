@@ -13,6 +13,7 @@ use crate::experiments::lm_ches::LmChes;
 use crate::experiments::lm_extend::LmExtend;
 use crate::experiments::lm_finetune::LmFinetune;
 use crate::experiments::lm_influence::LmInfluence;
+use crate::experiments::lm_lens::LmLens;
 use crate::experiments::lm_losses::LmLosses;
 use crate::experiments::lm_policy::LmPolicy;
 use crate::experiments::lm_sft_length::LmSftLength;
@@ -105,6 +106,15 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         robustness_seeds: 5,
         runner: &Figures::<LmInfluence>(&[("lm_influence.png", plot::lm::influence)]),
+    },
+    Entry {
+        name: "lm_lens",
+        aliases: &[],
+        about: "App. C.2 and Fig. 8: the LBK proxy, SignDelta, the last-layer and the frozen eNTK against the exact kernel",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        runner: &Figures::<LmLens>(&[("lm_lens.png", plot::lens::draw)]),
     },
     Entry {
         name: "lm_policy",

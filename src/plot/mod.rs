@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 
 pub mod digits;
+pub mod lens;
 pub mod lm;
 pub mod mechanism;
 pub mod policy;

@@ -1,0 +1,592 @@
+//! How good is the paper's lens? Its approximations of `K` against the exact kernel on
+//! the tiny LM (App. C.2, Fig. 8; Fig. 7's premise).
+//!
+//! Each [`Signal`] trains from its start (SFT signals from the base model, DPO from the
+//! SFT checkpoint) for `epochs` passes over the training prompts. After every update, on
+//! the first `probes_per_family` probes of every sequence family, the observer takes the
+//! [`LensPoint`] ([`crate::lens`] for the formulas): the paper's LBK from the actual
+//! change, the LBK of the first-order change (at most `η²‖K‖²_F`), SignDelta and the exact
+//! `‖K‖²_F`, each a mean over the family's probes. It also accumulates, per family and
+//! response position, the change of `log π` of the response's tokens that the full, the
+//! last-layer and the frozen kernel predict, and the actual one.
+
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::lm_measures::{LensPoint, lens_point};
+use super::lm_world::{Checkpoint, LmConfig, SEEDS, Signal, checkpoint, per_seed, seeds_key};
+use super::{Claim, Experiment, Key, Range, Table, Valid};
+use crate::Rng64;
+use crate::error::{Error, Result};
+use crate::language::{ANSWER_LEN, Family};
+use crate::lm::{Sequence, TinyLm};
+use crate::stats::{median, spearman};
+use crate::trainer::{Observer, StepEvent, Trainer};
+
+/// The world, how long and how fast each signal trains, and how many probes it is
+/// measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The language-model world.
+    #[serde(flatten)]
+    pub world: LmConfig,
+    /// Passes over the training prompts that each signal trains for.
+    pub epochs: usize,
+    /// Learning rates of the signals, relative to the world's SFT and DPO rates.
+    pub eta_scale: f64,
+    /// Probes of every family the lens is measured on, after every update.
+    pub probes_per_family: usize,
+    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
+    pub seeds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            world: LmConfig::default(),
+            epochs: 4,
+            eta_scale: 0.2,
+            probes_per_family: 2,
+            seeds: SEEDS,
+        }
+    }
+}
+
+impl Config {
+    /// About how many multiply-adds the lens takes: per update of every signal and seed,
+    /// two kernels (the current and the frozen) between every measured probe's `4V`
+    /// outputs and the update's up to `8V`, each entry a sum over the hidden layer and
+    /// the window's slot pairs, plus a fixed cost per entry.
+    pub fn lens_work(&self) -> f64 {
+        let sizes = self.world.language;
+        let v = sizes.vocab() as f64;
+        let (w, d, h) = (
+            self.world.model.window as f64,
+            self.world.model.embed as f64,
+            self.world.model.hidden as f64,
+        );
+        let train = sizes.train_entities() as f64;
+        let updates = 6.0 * self.epochs as f64 * train * self.seeds as f64;
+        let probes = 10.0 * (self.probes_per_family as f64).min(train);
+        updates * probes * 2.0 * (4.0 * v) * (8.0 * v) * (2.0 * h + w * w * d + 64.0)
+    }
+}
+
+/// The most lens work a run may take ([`Config::lens_work`]): about half a minute on a
+/// laptop's two cores (the defaults take 5e11, 10 s).
+pub const MAX_LENS_WORK: f64 = 1.5e12;
+
+world_settings!(
+    Config,
+    [
+        Key::new(
+            "epochs",
+            "passes over the training prompts per signal (at most 16: the lens costs two kernels per probe and update, about 2 s an epoch at the defaults)",
+            Range::Int(1, 16),
+        ),
+        Key::new(
+            "eta_scale",
+            "learning rate of each signal relative to the world's SFT or DPO rate",
+            Range::positive(10.0),
+        ),
+        Key::new(
+            "probes_per_family",
+            "probes of every family measured after every update (at most the training prompts)",
+            Range::Int(1, 94),
+        ),
+        seeds_key(),
+    ]
+);
+
+/// Which kernel predicts the accumulated change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The exact eNTK of the current model.
+    Full,
+    /// The output layer's share alone, features frozen.
+    LastLayer,
+    /// The exact eNTK of the model the signal started from.
+    Frozen,
+}
+
+impl Kernel {
+    /// The three kernels, in CSV order.
+    pub const ALL: [Kernel; 3] = [Kernel::Full, Kernel::LastLayer, Kernel::Frozen];
+
+    /// The id in CSV files.
+    pub fn id(self) -> &'static str {
+        match self {
+            Kernel::Full => "full",
+            Kernel::LastLayer => "last_layer",
+            Kernel::Frozen => "frozen",
+        }
+    }
+}
+
+/// The lens on one family after one update: means over its probes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepLens {
+    /// Updates taken.
+    pub step: usize,
+    /// The observed family.
+    pub family: Family,
+    /// LBK of the actual change.
+    pub lbk: f64,
+    /// LBK of the first-order change.
+    pub lbk_first_order: f64,
+    /// SignDelta.
+    pub sign_delta: f64,
+    /// Exact `‖K‖²_F`.
+    pub kernel_norm_sq: f64,
+}
+
+/// A family's change of `log π(y | χ)` accumulated from the start to `step`, as a kernel
+/// predicts it and as it happened (means over the family's probes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KernelPoint {
+    /// Updates taken.
+    pub step: usize,
+    /// The kernel.
+    pub kernel: Kernel,
+    /// The observed family.
+    pub family: Family,
+    /// The accumulated prediction.
+    pub predicted: f64,
+    /// The accumulated actual change.
+    pub actual: f64,
+}
+
+/// The relative errors of the frozen kernel's accumulated prediction that are reported.
+pub const FROZEN_THRESHOLDS: [f64; 3] = [0.10, 0.25, 0.50];
+
+/// One signal trained on one seed.
+#[derive(Clone, Debug)]
+pub struct SignalRun {
+    /// The signal.
+    pub signal: Signal,
+    /// The seed of its world.
+    pub seed: u64,
+    /// Its learning rate.
+    pub eta: f64,
+    /// Updates per epoch: the training prompts.
+    pub epoch: usize,
+    /// The lens after every update, family by family.
+    pub steps: Vec<StepLens>,
+    /// The accumulated predictions at the end of every epoch.
+    pub kernels: Vec<KernelPoint>,
+    /// Per [`FROZEN_THRESHOLDS`] entry, the first update after which the frozen kernel's
+    /// accumulated prediction is that far from the exact one (`None`: never).
+    pub frozen_exceeds: [Option<usize>; 3],
+}
+
+/// Every signal on every seed of a run.
+#[derive(Clone, Debug)]
+pub struct Lens {
+    /// Seed by seed, signal by signal.
+    pub runs: Vec<SignalRun>,
+}
+
+/// The accumulated per-position changes of one family: `[full, last layer, frozen,
+/// actual][position]`.
+type Accumulated = [[f64; ANSWER_LEN]; 4];
+
+/// Records the lens after every update.
+struct LensObserver<'a> {
+    start: &'a TinyLm,
+    families: Vec<(Family, Vec<Sequence>)>,
+    run: SignalRun,
+    accumulated: Vec<Accumulated>,
+}
+
+impl LensObserver<'_> {
+    /// `‖frozen − exact‖ / ‖exact‖` over every family and position, once `‖exact‖`
+    /// exceeds 1e-3 nats.
+    fn frozen_error(&self) -> Option<f64> {
+        let norm = |k: usize| -> f64 {
+            (self.accumulated.iter())
+                .flat_map(|a| {
+                    a[0].iter()
+                        .zip(&a[k])
+                        .map(move |(e, x)| if k == 0 { *e } else { x - e })
+                })
+                .map(|x| x * x)
+                .sum::<f64>()
+                .sqrt()
+        };
+        let exact = norm(0);
+        (exact > 1e-3).then(|| norm(2) / exact)
+    }
+}
+
+impl Observer<TinyLm> for LensObserver<'_> {
+    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
+        let step = e.step + 1;
+        let models = (self.start, e.before, e.after);
+        for ((family, seqs), acc) in self.families.iter().zip(&mut self.accumulated) {
+            // A step whose residuals are zero moves nothing and has no LBK: left out.
+            let points: Vec<(LensPoint, &Sequence)> = (seqs.iter())
+                .filter_map(|o| Some((lens_point(models, e.update, e.residuals, e.eta, o)?, o)))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let n = points.len() as f64;
+            let mean = |f: fn(&LensPoint) -> f64| points.iter().map(|(p, _)| f(p)).sum::<f64>() / n;
+            self.run.steps.push(StepLens {
+                step,
+                family: *family,
+                lbk: mean(|p| p.lbk),
+                lbk_first_order: mean(|p| p.lbk_first_order),
+                sign_delta: mean(|p| p.sign_delta),
+                kernel_norm_sq: mean(|p| p.kernel_norm_sq),
+            });
+            for (p, o) in &points {
+                let changes = [&p.first_order, &p.last_layer, &p.frozen, &p.actual];
+                for (kind, change) in changes.into_iter().enumerate() {
+                    for (m, &t) in o.response().iter().enumerate() {
+                        acc[kind][m] += change[(t, m)] / n;
+                    }
+                }
+            }
+        }
+        if let Some(error) = self.frozen_error() {
+            for (k, &threshold) in FROZEN_THRESHOLDS.iter().enumerate() {
+                if error > threshold && self.run.frozen_exceeds[k].is_none() {
+                    self.run.frozen_exceeds[k] = Some(step);
+                }
+            }
+        }
+        if step.is_multiple_of(self.run.epoch) {
+            for (kernel, (k, (family, _))) in Kernel::ALL
+                .iter()
+                .flat_map(|k| std::iter::repeat(*k).zip(self.families.iter().enumerate()))
+            {
+                let acc = &self.accumulated[k];
+                let kind = Kernel::ALL
+                    .iter()
+                    .position(|x| *x == kernel)
+                    .expect("a kernel");
+                self.run.kernels.push(KernelPoint {
+                    step,
+                    kernel,
+                    family: *family,
+                    predicted: acc[kind].iter().sum(),
+                    actual: acc[3].iter().sum(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The lens of every signal of one seed.
+fn signal_runs(config: &Config, seed: u64) -> Result<Vec<SignalRun>> {
+    let world = &config.world;
+    let Checkpoint {
+        world: w,
+        sft_model,
+        ..
+    } = checkpoint(world, seed)?;
+    let language = &w.language;
+    let k = config.probes_per_family.min(w.probes.len());
+    let families: Vec<(Family, Vec<Sequence>)> = Family::sequences()
+        .map(|f| {
+            let seqs = w.probes[..k]
+                .iter()
+                .flat_map(|p| p.responses.iter().filter(|r| r.0 == f).map(|r| r.1.clone()))
+                .collect();
+            (f, seqs)
+        })
+        .collect();
+    let mut runs = Vec::new();
+    for signal in Signal::ALL {
+        let (start, eta) = signal.start((&w.base, &sft_model), world);
+        let eta = eta * config.eta_scale;
+        let mut observer = LensObserver {
+            start,
+            accumulated: vec![[[0.0; ANSWER_LEN]; 4]; families.len()],
+            families: families.clone(),
+            run: SignalRun {
+                signal,
+                seed,
+                eta,
+                epoch: language.train.len(),
+                steps: Vec::new(),
+                kernels: Vec::new(),
+                frozen_exceeds: [None; 3],
+            },
+        };
+        let mut trainer = Trainer::new(start.clone(), eta)?;
+        let mut rng = Rng64::seed_from_u64(seed ^ 0x5EED);
+        let update = |&j: &usize| signal.update(language, &sft_model, world.beta, j);
+        trainer.epochs(
+            config.epochs,
+            &language.train,
+            &mut rng,
+            update,
+            &mut [&mut observer],
+        )?;
+        runs.push(observer.run);
+    }
+    Ok(runs)
+}
+
+/// The paper's lens against the exact kernel.
+pub struct LmLens;
+
+impl Experiment for LmLens {
+    type Config = Config;
+    type Data = Lens;
+
+    fn run(config: &Valid<Config>, seed: u64) -> Result<Lens> {
+        let world = &config.world;
+        for (key, eta) in [("sft.eta", world.sft.eta), ("dpo_eta", world.dpo_eta)] {
+            if eta * config.eta_scale == 0.0 {
+                return Err(Error::InvalidArgument(format!(
+                    "{key} = {eta:e} times eta_scale = {:e} is a learning rate of 0 (below the smallest double); raise one of them",
+                    config.eta_scale
+                )));
+            }
+        }
+        let work = config.lens_work();
+        if work > MAX_LENS_WORK {
+            return Err(Error::InvalidArgument(format!(
+                "the lens would take about {work:.1e} multiply-adds, above {MAX_LENS_WORK:.1e} (about half a minute): lower epochs, probes_per_family, seeds, language.entities, language.values, model.window, model.embed or model.hidden"
+            )));
+        }
+        let runs = per_seed((seed, config.seeds), |seed| signal_runs(config, seed))?;
+        Ok(Lens { runs })
+    }
+
+    fn claims(data: &Lens) -> Vec<Claim> {
+        data.claims()
+    }
+
+    fn tables(data: &Lens) -> Vec<Table> {
+        let fig8 = (data.runs.iter())
+            .flat_map(|r| {
+                r.steps.iter().map(move |s| {
+                    format!(
+                        "{},{},{},{},{},{},{},{},{}",
+                        r.signal.id(),
+                        r.seed,
+                        s.step,
+                        s.family.id(),
+                        r.eta,
+                        s.lbk,
+                        s.lbk_first_order,
+                        s.sign_delta,
+                        s.kernel_norm_sq
+                    )
+                })
+            })
+            .collect();
+        let kernels = (data.runs.iter())
+            .flat_map(|r| {
+                r.kernels.iter().map(move |k| {
+                    format!(
+                        "{},{},{},{},{},{},{}",
+                        r.signal.id(),
+                        r.seed,
+                        k.step,
+                        k.kernel.id(),
+                        k.family.id(),
+                        k.predicted,
+                        k.actual
+                    )
+                })
+            })
+            .collect();
+        let frozen = (data.runs.iter())
+            .flat_map(|r| {
+                FROZEN_THRESHOLDS
+                    .iter()
+                    .zip(r.frozen_exceeds)
+                    .map(move |(t, s)| {
+                        let step = s.map_or("never".to_string(), |s| s.to_string());
+                        format!("{},{},{t},{step}", r.signal.id(), r.seed)
+                    })
+            })
+            .collect();
+        vec![
+            Table::new(
+                "lm_lens_fig8",
+                "signal,seed,step,family,eta,lbk,lbk_first_order,sign_delta,kernel_norm_sq",
+                fig8,
+            ),
+            Table::new(
+                "lm_lens_kernel",
+                "signal,seed,step,kernel,family,predicted_change,actual_change",
+                kernels,
+            ),
+            Table::new(
+                "lm_lens_frozen",
+                "signal,seed,relative_error,first_step",
+                frozen,
+            ),
+        ]
+    }
+}
+
+impl Lens {
+    /// The per-step Spearman correlations, across families, of LBK and of `‖K‖²_F`, of
+    /// one run.
+    pub fn proxy_spearman(run: &SignalRun) -> Vec<(usize, f64)> {
+        let families = Family::sequences().count();
+        run.steps
+            .chunks(families)
+            .map(|c| {
+                let lbk: Vec<f64> = c.iter().map(|s| s.lbk).collect();
+                let k: Vec<f64> = c.iter().map(|s| s.kernel_norm_sq).collect();
+                (c[0].step, spearman(&lbk, &k))
+            })
+            .collect()
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        let families = Family::sequences().count();
+        let points: Vec<&StepLens> = self.runs.iter().flat_map(|r| &r.steps).collect();
+        let bound = |s: &StepLens, r: &SignalRun| r.eta * r.eta * s.kernel_norm_sq;
+        let (mut within, mut above) = (0usize, 0usize);
+        for r in &self.runs {
+            for s in &r.steps {
+                within += usize::from(s.lbk_first_order <= bound(s, r) * (1.0 + 1e-9));
+                above += usize::from(s.lbk > bound(s, r));
+            }
+        }
+        let proxy: Vec<f64> = (self.runs.iter())
+            .flat_map(|r| Self::proxy_spearman(r).into_iter().map(|p| p.1))
+            .filter(|x| x.is_finite())
+            .collect();
+        let stability: Vec<f64> = (self.runs.iter())
+            .filter(|r| r.steps.len() >= 2 * families * r.epoch)
+            .map(|r| {
+                // Mean ‖K‖²_F per family over an epoch's updates: every epoch pairs the
+                // families with the same update prompts, so only the kernel differs.
+                let span = families * r.epoch;
+                let mean = |c: &[StepLens]| -> Vec<f64> {
+                    Family::sequences()
+                        .map(|f| {
+                            c.iter()
+                                .filter(|s| s.family == f)
+                                .map(|s| s.kernel_norm_sq)
+                                .sum()
+                        })
+                        .collect()
+                };
+                spearman(
+                    &mean(&r.steps[..span]),
+                    &mean(&r.steps[r.steps.len() - span..]),
+                )
+            })
+            .collect();
+        let negative: Vec<f64> = (self.runs.iter())
+            .filter(|r| r.signal == Signal::Dpo)
+            .map(|r| {
+                let fams = Family::sequences();
+                fams.filter(|&f| {
+                    let deltas: Vec<f64> = r
+                        .steps
+                        .iter()
+                        .filter(|s| s.family == f)
+                        .map(|s| s.sign_delta)
+                        .collect();
+                    deltas.iter().sum::<f64>() < 0.0
+                })
+                .count() as f64
+            })
+            .collect();
+        let error = |kernel: Kernel| -> f64 {
+            let last: Vec<&KernelPoint> = (self.runs.iter())
+                .flat_map(|r| {
+                    let end = r.kernels.last().map_or(0, |k| k.step);
+                    r.kernels
+                        .iter()
+                        .filter(move |k| k.step == end && k.kernel == kernel)
+                })
+                .collect();
+            let num: f64 = last.iter().map(|k| (k.predicted - k.actual).powi(2)).sum();
+            let den: f64 = last.iter().map(|k| k.actual.powi(2)).sum();
+            (num / den).sqrt()
+        };
+        let never = |k: usize| {
+            self.runs
+                .iter()
+                .filter(|r| r.frozen_exceeds[k].is_none())
+                .count()
+        };
+        let runs = self.runs.len();
+        let proxy_median = median(&proxy);
+        let stable_median = median(&stability);
+        let dpo_negative = median(&negative);
+        let (full, last_layer, frozen) = (
+            error(Kernel::Full),
+            error(Kernel::LastLayer),
+            error(Kernel::Frozen),
+        );
+        vec![
+            Claim::new(
+                "first_order_bound",
+                within == points.len(),
+                format!(
+                    "the LBK of the first-order change is at most η²‖K‖²_F at {within}/{} family-steps; the paper's LBK, from the actual change, exceeds η²‖K‖²_F at {above}",
+                    points.len()
+                ),
+            ),
+            match proxy.len() {
+                0 => Claim::new(
+                    "proxy_ranks",
+                    false,
+                    "whether LBK ranks the families as ‖K‖²_F does: undefined (no update separates the families)".into(),
+                ),
+                n => Claim::new(
+                    "proxy_ranks",
+                    proxy_median >= 0.5,
+                    format!(
+                        "LBK ranks the families as ‖K‖²_F does, Spearman ≥ 0.5 per step (median over {n} steps {proxy_median:.2}; quartiles {:.2} to {:.2})",
+                        crate::stats::quantile(&proxy, 0.25),
+                        crate::stats::quantile(&proxy, 0.75)
+                    ),
+                ),
+            },
+            match stability.len() {
+                0 => Claim::new(
+                    "kernel_stable",
+                    false,
+                    "the paper's premise, that the families' ranking by ‖K‖²_F is stable: undefined (every signal trained for fewer than two epochs)".into(),
+                ),
+                n => Claim::new(
+                    "kernel_stable",
+                    stable_median >= 0.8,
+                    format!(
+                        "the paper's premise: the families' ranking by mean ‖K‖²_F over the first epoch matches the last epoch's, Spearman ≥ 0.8 (median over {n} signal runs {stable_median:.2})"
+                    ),
+                ),
+            },
+            Claim::new(
+                "dpo_sign_delta",
+                dpo_negative >= 8.0,
+                format!(
+                    "under DPO almost every family has a negative SignDelta summed over the run: at least 8 of {families} (median {dpo_negative:.0})"
+                ),
+            ),
+            Claim::new(
+                "last_layer",
+                last_layer <= 0.5,
+                format!(
+                    "the last-layer kernel predicts the accumulated change within 50% (relative error {last_layer:.2}; the full kernel {full:.2}, the frozen kernel {frozen:.2})"
+                ),
+            ),
+            Claim::new(
+                "frozen_stays",
+                never(1) * 5 >= runs * 4,
+                format!(
+                    "a frozen eNTK keeps the accumulated prediction within 25% of the exact one for the whole run on at least 4/5 of the signal runs ({}/{runs}; within 10%: {}, within 50%: {})",
+                    never(1),
+                    never(0),
+                    never(2)
+                ),
+            ),
+        ]
+    }
+}
