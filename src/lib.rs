@@ -97,7 +97,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches` |
+//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_lens`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches` |
 //! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (`config`; `world`: the world, its pre-trained models and SFT checkpoints shared per seed; `preference`: the DPO update rule of every regime), `lm_measures` (`families`, `answers`: greedy answers and the repeater, `attribution`: every update's change split by DPO's two terms, `runs`: snapshots and updates of DPO runs), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
 //!
 //! **Outputs: everything that touches files, streams or the clock.**
