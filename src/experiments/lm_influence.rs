@@ -11,11 +11,13 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_world::{Checkpoint, LmConfig, MAX_SFT_EPOCHS, Signal, checkpoint};
+use super::lm_world::{
+    Checkpoint, LmConfig, MAX_SFT_EPOCHS, Signal, check_scaled_rates, checkpoint,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::Rng64;
 use crate::decomposition::observe;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::language::{Family, Probe};
 use crate::lm::{Sequence, TinyLm};
 use crate::stats::pearson;
@@ -126,17 +128,7 @@ impl Experiment for LmInfluence {
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Influence> {
         let world_config = &config.world;
-        for (key, eta) in [
-            ("sft.eta", world_config.sft.eta),
-            ("dpo_eta", world_config.dpo_eta),
-        ] {
-            if eta * config.eta_scale == 0.0 {
-                return Err(Error::InvalidArgument(format!(
-                    "{key} = {eta:e} times eta_scale = {:e} is a learning rate of 0 (below the smallest double); raise one of them",
-                    config.eta_scale
-                )));
-            }
-        }
+        check_scaled_rates(&config.world, config.eta_scale)?;
         let Checkpoint {
             world, sft_model, ..
         } = checkpoint(world_config, seed)?;

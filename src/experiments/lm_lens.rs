@@ -14,7 +14,9 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{LensPoint, lens_point};
-use super::lm_world::{Checkpoint, LmConfig, SEEDS, Signal, checkpoint, per_seed, seeds_key};
+use super::lm_world::{
+    Checkpoint, LmConfig, SEEDS, Signal, check_scaled_rates, checkpoint, per_seed, seeds_key,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::Rng64;
 use crate::error::{Error, Result};
@@ -339,15 +341,7 @@ impl Experiment for LmLens {
     type Data = Lens;
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Lens> {
-        let world = &config.world;
-        for (key, eta) in [("sft.eta", world.sft.eta), ("dpo_eta", world.dpo_eta)] {
-            if eta * config.eta_scale == 0.0 {
-                return Err(Error::InvalidArgument(format!(
-                    "{key} = {eta:e} times eta_scale = {:e} is a learning rate of 0 (below the smallest double); raise one of them",
-                    config.eta_scale
-                )));
-            }
-        }
+        check_scaled_rates(&config.world, config.eta_scale)?;
         let work = config.lens_work();
         if work > MAX_LENS_WORK {
             return Err(Error::InvalidArgument(format!(

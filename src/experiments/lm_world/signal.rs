@@ -4,6 +4,7 @@
 
 use super::config::LmConfig;
 use super::world::{dpo_update, sft_on};
+use crate::error::{Error, Result};
 use crate::language::Language;
 use crate::lm::TinyLm;
 use crate::trainer::Update;
@@ -83,4 +84,20 @@ impl Signal {
         };
         sft_on(language, j, &response)
     }
+}
+
+/// Refuses a scale of the world's learning rates (`eta_scale`) that makes the SFT or the
+/// DPO signal's rate 0 (below the smallest double), naming the keys.
+///
+/// # Errors
+/// Naming the key and the scale.
+pub fn check_scaled_rates(world: &LmConfig, eta_scale: f64) -> Result<()> {
+    for (key, eta) in [("sft.eta", world.sft.eta), ("dpo_eta", world.dpo_eta)] {
+        if eta * eta_scale == 0.0 {
+            return Err(Error::InvalidArgument(format!(
+                "{key} = {eta:e} times eta_scale = {eta_scale:e} is a learning rate of 0 (below the smallest double); raise one of them"
+            )));
+        }
+    }
+    Ok(())
 }
