@@ -408,7 +408,7 @@ fn execute(command: Command, budget: u64) -> Result<()> {
                         "sweep merge needs --out DIR for the pooled files".into(),
                     )
                 })?;
-                let pooled = learning_dynamics::gallery::merge(&dirs, &out, budget)?;
+                let pooled = learning_dynamics::gallery::merge(&dirs, &out)?;
                 return emit(&sweep_report(&pooled, &out));
             }
             if let Some(dir) = dirs.first() {

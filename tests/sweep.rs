@@ -235,6 +235,8 @@ fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
 /// it runs anything, naming the jobs and the estimate.
 #[test]
 fn jobs_that_would_not_fit_in_memory_are_refused() {
+    // One default lm_policy run is estimated at about 2.4 MB (4,772 parameters × 512
+    // bytes, `LmConfig::memory_bytes`): 0.003 GiB (3.2 MB) holds one run, not two.
     let out = scratch("sweep-memory").join("out");
     let args = |jobs: &'static str| {
         vec![

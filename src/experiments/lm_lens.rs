@@ -13,7 +13,9 @@
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::lm_measures::{LensPoint, lens_point};
+use nalgebra::DMatrix;
+
+use super::lm_measures::{LensPoint, lens_point, stacked_residuals};
 use super::lm_world::{
     Checkpoint, LmConfig, SEEDS, Signal, check_scaled_rates, checkpoint, per_seed, seeds_key,
 };
@@ -200,42 +202,35 @@ struct LensObserver<'a> {
     accumulated: Vec<Accumulated>,
 }
 
+/// Where the actual change sits in an [`Accumulated`], after the [`Kernel::ALL`]
+/// predictions.
+const ACTUAL: usize = 3;
+
 impl LensObserver<'_> {
     /// `‖frozen − exact‖ / ‖exact‖` over every family and position, once `‖exact‖`
     /// exceeds 1e-3 nats.
     fn frozen_error(&self) -> Option<f64> {
-        let norm = |k: usize| -> f64 {
-            (self.accumulated.iter())
-                .flat_map(|a| {
-                    a[0].iter()
-                        .zip(&a[k])
-                        .map(move |(e, x)| if k == 0 { *e } else { x - e })
-                })
-                .map(|x| x * x)
-                .sum::<f64>()
-                .sqrt()
-        };
-        let exact = norm(0);
-        (exact > 1e-3).then(|| norm(2) / exact)
+        let (mut exact, mut apart) = (0.0, 0.0);
+        for a in &self.accumulated {
+            for (e, f) in a[0].iter().zip(&a[2]) {
+                exact += e * e;
+                apart += (f - e) * (f - e);
+            }
+        }
+        (exact.sqrt() > 1e-3).then(|| (apart / exact).sqrt())
     }
-}
 
-impl Observer<TinyLm> for LensObserver<'_> {
-    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
-        let step = e.step + 1;
+    /// The lens of one step on every family, and the accumulated changes.
+    fn observe(&mut self, e: &StepEvent<'_, TinyLm>, g: &DMatrix<f64>) {
         let models = (self.start, e.before, e.after);
         for ((family, seqs), acc) in self.families.iter().zip(&mut self.accumulated) {
-            // A step whose residuals are zero moves nothing and has no LBK: left out.
             let points: Vec<(LensPoint, &Sequence)> = (seqs.iter())
-                .filter_map(|o| Some((lens_point(models, e.update, e.residuals, e.eta, o)?, o)))
+                .map(|o| (lens_point(models, e.update, g, e.eta, o), o))
                 .collect();
-            if points.is_empty() {
-                continue;
-            }
             let n = points.len() as f64;
             let mean = |f: fn(&LensPoint) -> f64| points.iter().map(|(p, _)| f(p)).sum::<f64>() / n;
             self.run.steps.push(StepLens {
-                step,
+                step: e.step + 1,
                 family: *family,
                 lbk: mean(|p| p.lbk),
                 lbk_first_order: mean(|p| p.lbk_first_order),
@@ -251,6 +246,18 @@ impl Observer<TinyLm> for LensObserver<'_> {
                 }
             }
         }
+    }
+}
+
+impl Observer<TinyLm> for LensObserver<'_> {
+    fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
+        let step = e.step + 1;
+        // A step whose residuals are zero (an underflowed DPO coefficient) moves nothing
+        // and has no LBK: it is left out.
+        let g = stacked_residuals(e.update, e.residuals);
+        if g.norm_squared() > 0.0 {
+            self.observe(e, &g);
+        }
         if let Some(error) = self.frozen_error() {
             for (k, &threshold) in FROZEN_THRESHOLDS.iter().enumerate() {
                 if error > threshold && self.run.frozen_exceeds[k].is_none() {
@@ -259,22 +266,16 @@ impl Observer<TinyLm> for LensObserver<'_> {
             }
         }
         if step.is_multiple_of(self.run.epoch) {
-            for (kernel, (k, (family, _))) in Kernel::ALL
-                .iter()
-                .flat_map(|k| std::iter::repeat(*k).zip(self.families.iter().enumerate()))
-            {
-                let acc = &self.accumulated[k];
-                let kind = Kernel::ALL
-                    .iter()
-                    .position(|x| *x == kernel)
-                    .expect("a kernel");
-                self.run.kernels.push(KernelPoint {
-                    step,
-                    kernel,
-                    family: *family,
-                    predicted: acc[kind].iter().sum(),
-                    actual: acc[3].iter().sum(),
-                });
+            for (kind, &kernel) in Kernel::ALL.iter().enumerate() {
+                for ((family, _), acc) in self.families.iter().zip(&self.accumulated) {
+                    self.run.kernels.push(KernelPoint {
+                        step,
+                        kernel,
+                        family: *family,
+                        predicted: acc[kind].iter().sum(),
+                        actual: acc[ACTUAL].iter().sum(),
+                    });
+                }
             }
         }
         Ok(())

@@ -419,7 +419,11 @@ impl Sweep {
             "cell,claim_id,holds,seeds,failed,error",
             rows,
         )?;
-        if !pooled.summary.is_empty() {
+        let summary_path = out.join("sweep_summary.csv");
+        if pooled.summary.is_empty() {
+            // No run had a summary: an old sweep's file would not describe this one.
+            remove_if_present(&summary_path)?;
+        } else {
             let rows = pooled.summary.iter().map(|(c, seed, metric, value)| {
                 format!(
                     "{},{seed},{},{}",
@@ -428,11 +432,7 @@ impl Sweep {
                     csv_field(value)
                 )
             });
-            write_csv(
-                &out.join("sweep_summary.csv"),
-                "cell,seed,metric,value",
-                rows,
-            )?;
+            write_csv(&summary_path, "cell,seed,metric,value", rows)?;
         }
         let keys: Vec<&str> = self.grid.iter().map(|(k, _)| k.as_str()).collect();
         let title = format!(
@@ -459,7 +459,7 @@ impl Sweep {
 /// # Errors
 /// Shards of different sweeps, a run no shard holds, `out` among `dirs`, or a file that
 /// cannot be read or written.
-pub fn merge(dirs: &[PathBuf], out: &Path, budget: u64) -> Result<Pooled> {
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Pooled> {
     let mut records = Vec::new();
     for dir in dirs {
         let path = dir.join("sweep.toml");
@@ -495,7 +495,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, budget: u64) -> Result<Pooled> {
     }
     let mut base: Plan = first.experiment.parse()?;
     base.apply_toml(&first.settings, &dirs[0].join("sweep.toml"))?;
-    base.set_memory_budget(budget);
     let grid: Vec<String> = first
         .grid
         .iter()
@@ -556,41 +555,32 @@ fn cell_names(grid: &[(String, Vec<String>)]) -> Vec<String> {
 const CLAIMS: &str = "claims.csv";
 const ERROR: &str = "error.txt";
 
-/// `A..B` with `A < B`, as in Rust: the seeds `A, A + 1, …, B − 1`.
+/// `A..B` with `A < B ≤ i64::MAX`, as in Rust: the seeds `A, A + 1, …, B − 1`.
 fn parse_range(text: &str) -> Result<(u64, u64)> {
-    let bad = || {
-        Error::InvalidArgument(format!(
-            "--seeds expects A..B with whole numbers A < B ≤ {} (A included, B not), got '{}'",
-            i64::MAX,
-            quote(text)
-        ))
-    };
-    let (a, b) = text.split_once("..").ok_or_else(bad)?;
-    let (a, b): (u64, u64) = (
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
+    let expects = format!(
+        "--seeds expects A..B with whole numbers A < B ≤ {} (A included, B not)",
+        i64::MAX
     );
-    if a < b && b <= i64::MAX as u64 {
-        Ok((a, b))
-    } else {
-        Err(bad())
-    }
+    parse_ordered_pair(text, "..", &expects, i64::MAX as u64)
 }
 
 /// `I/N` with `I < N`.
 fn parse_shard(text: &str) -> Result<(u64, u64)> {
-    let bad = || {
-        Error::InvalidArgument(format!(
-            "--shard expects I/N with whole numbers 0 ≤ I < N, got '{}'",
-            quote(text)
-        ))
-    };
-    let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u64, u64) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if i < n { Ok((i, n)) } else { Err(bad()) }
+    let expects = "--shard expects I/N with whole numbers 0 ≤ I < N";
+    parse_ordered_pair(text, "/", expects, u64::MAX)
+}
+
+/// Two whole numbers `a < b ≤ max` joined by `separator`; the error says what `expects`.
+fn parse_ordered_pair(text: &str, separator: &str, expects: &str, max: u64) -> Result<(u64, u64)> {
+    let bad = || Error::InvalidArgument(format!("{expects}, got '{}'", quote(text)));
+    let (a, b) = text.split_once(separator).ok_or_else(bad)?;
+    let number = |x: &str| x.trim().parse::<u64>().map_err(|_| bad());
+    let (a, b) = (number(a)?, number(b)?);
+    if a < b && b <= max {
+        Ok((a, b))
+    } else {
+        Err(bad())
+    }
 }
 
 /// The record one run left in `folder`.

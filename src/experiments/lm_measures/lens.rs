@@ -70,30 +70,24 @@ fn stacked_kernel(
     DMatrix::from_columns(&columns)
 }
 
-/// The lens on `observed` of the step from `before` to `after` on `update` (with its
-/// `residuals` before the step and learning rate `eta`); `start` is the model the
-/// training started from, whose kernel is the frozen one. `None` when the residuals are
-/// zero (a DPO pair whose coefficients underflowed): the step moves nothing, and the LBK
-/// ratio is undefined.
+/// The lens on `observed` of the step from `before` to `after` on `update`, whose
+/// residuals before the step are `g` ([`stacked_residuals`], not zero) and learning rate
+/// `eta`; `start` is the model the training started from, whose kernel is the frozen one.
 pub fn lens_point(
     (start, before, after): (&TinyLm, &TinyLm, &TinyLm),
     update: &[Sequence],
-    residuals: &[DMatrix<f64>],
+    g: &DMatrix<f64>,
     eta: f64,
     observed: &Sequence,
-) -> Option<LensPoint> {
-    let g = stacked_residuals(update, residuals);
-    if g.norm_squared() == 0.0 {
-        return None;
-    }
+) -> LensPoint {
     let k = stacked_kernel(entk_lm_structured, before, update, observed);
     let log_pi = log_softmax_columns(&before.logits(observed));
     let pi = log_pi.map(f64::exp);
     let actual = log_softmax_columns(&after.logits(observed)) - &log_pi;
-    let first_order = first_order_change(&pi, &k, &g, eta);
-    let predict = |kernel: DMatrix<f64>| first_order_change(&pi, &kernel, &g, eta);
+    let first_order = first_order_change(&pi, &k, g, eta);
+    let predict = |kernel: DMatrix<f64>| first_order_change(&pi, &kernel, g, eta);
     let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
-    Some(LensPoint {
+    LensPoint {
         lbk: lbk(&actual, a_sq, g_sq),
         lbk_first_order: lbk(&first_order, a_sq, g_sq),
         sign_delta: sign_delta(&actual),
@@ -102,5 +96,5 @@ pub fn lens_point(
         frozen: predict(stacked_kernel(entk_lm_structured, start, update, observed)),
         first_order,
         actual,
-    })
+    }
 }
