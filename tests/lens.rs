@@ -158,7 +158,7 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
         let g_stacked = stacked_residuals(inputs, &g.residuals);
         for (o, want) in observed.iter().zip(&predicted[0]) {
             let p = lens_point((&model, &model, &after), inputs, &g_stacked, eta, o);
-            assert!(p.lbk_first_order <= eta * eta * p.kernel_norm_sq * (1.0 + 1e-12));
+            assert!(p.lbk_first_order <= eta * eta * p.kernel.norm_squared() * (1.0 + 1e-12));
             assert!(
                 (&p.first_order - want).abs().max() < 1e-10,
                 "{}",
@@ -176,6 +176,7 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
 /// the output layer's parameters (the last `V·h + V` of θ), to 1e-10.
 #[test]
 fn the_lm_last_layer_kernel_is_the_output_layers_jacobian_product() {
+    use learning_dynamics::experiments::lm_lens::token_diagonal;
     use learning_dynamics::experiments::lm_world::LmConfig;
     use learning_dynamics::language::{Language, Sizes, Style};
     use learning_dynamics::lm::TinyLm;
@@ -191,5 +192,22 @@ fn the_lm_last_layer_kernel_is_the_output_layers_jacobian_product() {
     let last = |j: DMatrix<f64>| j.columns(j.ncols() - tail, tail).into_owned();
     let explicit = last(model.jacobian(x_o)) * last(model.jacobian(x_u)).transpose();
     let structured = entk_lm_last_layer(&model, x_o, x_u);
-    assert!((explicit - structured).abs().max() < 1e-10);
+    assert!((explicit - &structured).abs().max() < 1e-10);
+    // Its token diagonal holds every entry that is not zero.
+    let diagonal = token_diagonal(&structured, spec.vocab);
+    assert_eq!(diagonal.len(), structured.len() / spec.vocab);
+    let diagonal_sq: f64 = diagonal.iter().map(|x| x * x).sum();
+    assert!((diagonal_sq - structured.norm_squared()).abs() <= 1e-12 * diagonal_sq);
+}
+
+/// The token diagonal of a kernel between two positions and two positions, `V = 2`: the
+/// entries `(m·2 + v, l·2 + v)`, position pair by position pair.
+#[test]
+fn the_token_diagonal_takes_each_token_against_itself() {
+    use learning_dynamics::experiments::lm_lens::token_diagonal;
+    let k = DMatrix::from_fn(4, 4, |i, j| (10 * i + j) as f64);
+    assert_eq!(
+        token_diagonal(&k, 2),
+        [0.0, 11.0, 2.0, 13.0, 20.0, 31.0, 22.0, 33.0]
+    );
 }

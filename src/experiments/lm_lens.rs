@@ -8,7 +8,9 @@
 //! change, the LBK of the first-order change (at most `η²‖K‖²_F`), SignDelta and the exact
 //! `‖K‖²_F`, each a mean over the family's probes. It also accumulates, per family and
 //! response position, the change of `log π` of the response's tokens that the full, the
-//! last-layer and the frozen kernel predict, and the actual one.
+//! last-layer and the frozen kernel predict, and the actual one. At every epoch's end, on
+//! each family's first probe, it holds the last-layer kernel against the full one
+//! ([`LastLayerPoint`]): their sizes and the rank correlation of their entries.
 
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -160,6 +162,51 @@ pub struct KernelPoint {
     pub actual: f64,
 }
 
+/// The last-layer kernel against the full one on a family's first probe, at an epoch's
+/// end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LastLayerPoint {
+    /// Updates taken.
+    pub step: usize,
+    /// The observed family.
+    pub family: Family,
+    /// `‖K‖²_F` of the full kernel.
+    pub kernel_norm_sq: f64,
+    /// `‖K‖²_F` of the last-layer kernel.
+    pub last_layer_norm_sq: f64,
+    /// The Spearman correlation of the two kernels' entries.
+    pub entry_spearman: f64,
+    /// The same over the entries where the last-layer kernel can be nonzero: a token
+    /// against itself ([`token_diagonal`]).
+    pub diagonal_spearman: f64,
+}
+
+impl LastLayerPoint {
+    /// The two kernels of `point`, after `step` updates.
+    fn new(step: usize, family: Family, point: &LensPoint, vocab: usize) -> Self {
+        let (full, last) = (&point.kernel, &point.last_layer_kernel);
+        LastLayerPoint {
+            step,
+            family,
+            kernel_norm_sq: full.norm_squared(),
+            last_layer_norm_sq: last.norm_squared(),
+            entry_spearman: spearman(full.as_slice(), last.as_slice()),
+            diagonal_spearman: spearman(&token_diagonal(full, vocab), &token_diagonal(last, vocab)),
+        }
+    }
+}
+
+/// The entries `K[(m·V + v, l·V + v)]` of a kernel between positions `m` and `l`: each
+/// token against itself, the only entries of the last-layer kernel
+/// `(h_m · h'_l + 1) I_V` that are not zero.
+pub fn token_diagonal(kernel: &DMatrix<f64>, vocab: usize) -> Vec<f64> {
+    let (rows, columns) = (kernel.nrows() / vocab, kernel.ncols() / vocab);
+    (0..rows)
+        .flat_map(|m| (0..columns).flat_map(move |l| (0..vocab).map(move |v| (m, l, v))))
+        .map(|(m, l, v)| kernel[(m * vocab + v, l * vocab + v)])
+        .collect()
+}
+
 /// The relative errors of the frozen kernel's accumulated prediction that are reported.
 pub const FROZEN_THRESHOLDS: [f64; 3] = [0.10, 0.25, 0.50];
 
@@ -178,6 +225,8 @@ pub struct SignalRun {
     pub steps: Vec<StepLens>,
     /// The accumulated predictions at the end of every epoch.
     pub kernels: Vec<KernelPoint>,
+    /// The last-layer kernel against the full one at the end of every epoch.
+    pub last_layer: Vec<LastLayerPoint>,
     /// Per [`FROZEN_THRESHOLDS`] entry, the first update after which the frozen kernel's
     /// accumulated prediction is that far from the exact one (`None`: never).
     pub frozen_exceeds: [Option<usize>; 3],
@@ -235,8 +284,13 @@ impl LensObserver<'_> {
                 lbk: mean(|p| p.lbk),
                 lbk_first_order: mean(|p| p.lbk_first_order),
                 sign_delta: mean(|p| p.sign_delta),
-                kernel_norm_sq: mean(|p| p.kernel_norm_sq),
+                kernel_norm_sq: mean(|p| p.kernel.norm_squared()),
             });
+            if (e.step + 1).is_multiple_of(self.run.epoch) {
+                let vocab = e.before.spec().vocab;
+                let point = LastLayerPoint::new(e.step + 1, *family, &points[0].0, vocab);
+                self.run.last_layer.push(point);
+            }
             for (p, o) in &points {
                 let changes = [&p.first_order, &p.last_layer, &p.frozen, &p.actual];
                 for (kind, change) in changes.into_iter().enumerate() {
@@ -316,6 +370,7 @@ fn signal_runs(config: &Config, seed: u64) -> Result<Vec<SignalRun>> {
                 epoch: language.train.len(),
                 steps: Vec::new(),
                 kernels: Vec::new(),
+                last_layer: Vec::new(),
                 frozen_exceeds: [None; 3],
             },
         };
@@ -392,6 +447,23 @@ impl Experiment for LmLens {
                 })
             })
             .collect();
+        let last_layer = (data.runs.iter())
+            .flat_map(|r| {
+                r.last_layer.iter().map(move |p| {
+                    format!(
+                        "{},{},{},{},{},{},{},{}",
+                        r.signal.id(),
+                        r.seed,
+                        p.step,
+                        p.family.id(),
+                        p.kernel_norm_sq,
+                        p.last_layer_norm_sq,
+                        p.entry_spearman,
+                        p.diagonal_spearman
+                    )
+                })
+            })
+            .collect();
         let frozen = (data.runs.iter())
             .flat_map(|r| {
                 FROZEN_THRESHOLDS
@@ -413,6 +485,11 @@ impl Experiment for LmLens {
                 "lm_lens_kernel",
                 "signal,seed,step,kernel,family,predicted_change,actual_change",
                 kernels,
+            ),
+            Table::new(
+                "lm_lens_last_layer",
+                "signal,seed,step,family,kernel_norm_sq,last_layer_norm_sq,entry_spearman,diagonal_spearman",
+                last_layer,
             ),
             Table::new(
                 "lm_lens_frozen",
@@ -504,6 +581,25 @@ impl Lens {
             let den: f64 = last.iter().map(|k| k.actual.powi(2)).sum();
             (num / den).sqrt()
         };
+        let families_of = |r: &SignalRun| -> Vec<f64> {
+            (r.last_layer.chunks(families))
+                .map(|c| {
+                    let full: Vec<f64> = c.iter().map(|p| p.kernel_norm_sq).collect();
+                    let last: Vec<f64> = c.iter().map(|p| p.last_layer_norm_sq).collect();
+                    spearman(&full, &last)
+                })
+                .collect()
+        };
+        let norm_ranks: Vec<f64> = self.runs.iter().flat_map(families_of).collect();
+        let of_points = |f: fn(&LastLayerPoint) -> f64| -> Vec<f64> {
+            (self.runs.iter())
+                .flat_map(|r| r.last_layer.iter().map(f))
+                .collect()
+        };
+        let (entry_ranks, diagonal_ranks) = (
+            of_points(|p| p.entry_spearman),
+            of_points(|p| p.diagonal_spearman),
+        );
         let never = |k: usize| {
             self.runs
                 .iter()
@@ -570,6 +666,27 @@ impl Lens {
                 last_layer <= 0.5,
                 format!(
                     "the last-layer kernel predicts the accumulated change within 50% (relative error {last_layer:.2}; the full kernel {full:.2}, the frozen kernel {frozen:.2})"
+                ),
+            ),
+            Claim::new(
+                "last_layer_ranks_sizes",
+                median(&norm_ranks) >= 0.5,
+                format!(
+                    "the last-layer kernel ranks the families by ‖K‖²_F as the full kernel does, Spearman ≥ 0.5 at an epoch's end (median over {} epoch ends {:.2}; first probe of each family)",
+                    norm_ranks.len(),
+                    median(&norm_ranks)
+                ),
+            ),
+            Claim::new(
+                "last_layer_entries",
+                median(&entry_ranks) >= 0.5,
+                format!(
+                    "the last-layer kernel's entries rank as the full kernel's, Spearman ≥ 0.5 (median over {} probe kernels {:.2}, quartiles {:.2} to {:.2}; it is (h·h' + 1)·I per position pair, and over those token-diagonal entries alone the median is {:.2})",
+                    entry_ranks.len(),
+                    median(&entry_ranks),
+                    crate::stats::quantile(&entry_ranks, 0.25),
+                    crate::stats::quantile(&entry_ranks, 0.75),
+                    median(&diagonal_ranks)
                 ),
             ),
             Claim::new(

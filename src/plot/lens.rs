@@ -3,7 +3,7 @@
 //! family, for DPO and SFT on `y⁺`, on log scales. Middle: the per-update Spearman
 //! correlation, across families, of the LBK and `‖K‖²_F`, per signal. Right: each family's
 //! accumulated change of `log π(y | χ)` under DPO, actual and as the full, last-layer and
-//! frozen kernels predict it.
+//! frozen kernels predict it, as horizontal bars whose family names read upright.
 
 use std::path::Path;
 
@@ -199,6 +199,8 @@ fn kernel_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
     let hi = all.iter().copied().fold(0.0, f64::max);
     let pad = ((hi - lo) * 0.08).max(1e-3);
     let n = families.len() as f64;
+    // Families top to bottom, bars horizontal so that their names read upright.
+    let row = |i: usize| n - 1.0 - i as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!(
@@ -208,36 +210,35 @@ fn kernel_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
             (FONT, 17),
         )
         .margin(10)
-        .x_label_area_size(110)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5..n - 0.5, (lo - pad)..(hi + pad))?;
+        .x_label_area_size(50)
+        .y_label_area_size(140)
+        .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..n - 0.5)?;
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(families.len())
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < families.len() {
+        .disable_y_mesh()
+        .y_labels(families.len())
+        .y_label_formatter(&|y| {
+            let i = (n - 1.0 - y).round();
+            if (n - 1.0 - y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < families.len() {
                 families[i as usize].id().to_string()
             } else {
                 String::new()
             }
         })
         .label_style((FONT, 13))
-        .x_label_style((FONT, 12).into_font().transform(FontTransform::Rotate90))
-        .y_desc("nats")
-        .y_label_formatter(&tick)
+        .x_desc("change of log π(y | χ) from the signal's start (nats)")
+        .x_label_formatter(&tick)
         .axis_desc_style((FONT, 14))
         .draw()?;
     let width = 0.2;
     for (b, (kernel, name, colour)) in bars.iter().enumerate() {
         let colour = *colour;
-        let offset = (b as f64 - 1.5) * width;
+        let offset = (1.5 - b as f64) * width;
         chart
             .draw_series(families.iter().enumerate().map(|(i, &f)| {
-                let x = i as f64 + offset;
+                let y = row(i) + offset;
                 Rectangle::new(
-                    [(x - width / 2.0, 0.0), (x + width / 2.0, value(f, *kernel))],
+                    [(0.0, y - width / 2.0), (value(f, *kernel), y + width / 2.0)],
                     colour.filled(),
                 )
             }))?

@@ -162,8 +162,12 @@ pub fn tick(v: &f64) -> String {
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {
+        // 0.9999 is drawn "1", never "1." or "1.000"; −0.0001 is drawn "0".
         let s = format!("{v:.3}");
-        s.trim_end_matches('0').to_string()
+        match s.trim_end_matches('0').trim_end_matches('.') {
+            "-0" => "0".to_string(),
+            t => t.to_string(),
+        }
     }
 }
 

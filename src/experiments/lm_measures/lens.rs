@@ -32,8 +32,10 @@ pub struct LensPoint {
     pub lbk_first_order: f64,
     /// The mean actual change of `log π` over tokens and positions.
     pub sign_delta: f64,
-    /// The exact `‖K‖²_F`, unscaled.
-    pub kernel_norm_sq: f64,
+    /// The exact eNTK `K` between the observed positions and the update's.
+    pub kernel: DMatrix<f64>,
+    /// The last-layer kernel in its place ([`entk_lm_last_layer`]).
+    pub last_layer_kernel: DMatrix<f64>,
     /// The first-order change `−ηAKG` (`V × M`).
     pub first_order: DMatrix<f64>,
     /// `−ηA K_last G` with the last-layer kernel.
@@ -85,15 +87,17 @@ pub fn lens_point(
     let pi = log_pi.map(f64::exp);
     let actual = log_softmax_columns(&after.logits(observed)) - &log_pi;
     let first_order = first_order_change(&pi, &k, g, eta);
-    let predict = |kernel: DMatrix<f64>| first_order_change(&pi, &kernel, g, eta);
+    let predict = |kernel: &DMatrix<f64>| first_order_change(&pi, kernel, g, eta);
     let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
+    let last_layer_kernel = stacked_kernel(entk_lm_last_layer, before, update, observed);
     LensPoint {
         lbk: lbk(&actual, a_sq, g_sq),
         lbk_first_order: lbk(&first_order, a_sq, g_sq),
         sign_delta: sign_delta(&actual),
-        kernel_norm_sq: k.norm_squared(),
-        last_layer: predict(stacked_kernel(entk_lm_last_layer, before, update, observed)),
-        frozen: predict(stacked_kernel(entk_lm_structured, start, update, observed)),
+        last_layer: predict(&last_layer_kernel),
+        frozen: predict(&stacked_kernel(entk_lm_structured, start, update, observed)),
+        kernel: k,
+        last_layer_kernel,
         first_order,
         actual,
     }
