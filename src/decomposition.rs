@@ -82,16 +82,19 @@ pub fn gradient<M: Model>(
 ) -> Result<Gradient> {
     check_len("number of updating inputs", objective.arity(), update.len())?;
     update.iter().try_for_each(|x| model.check_input(x))?;
-    let (logits, residuals, grad) = model.gradient_batch(update, &mut |logits| {
+    let mut loss = 0.0;
+    let (_, residuals, grad) = model.gradient_batch(update, &mut |logits| {
         if !logits.iter().all(|z| z.iter().all(|v| v.is_finite())) {
             return Err(Error::NonFinite("logits"));
         }
         let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();
         objective.check(&shapes)?;
-        Ok(objective.residuals(logits))
+        let (l, g) = objective.loss_and_residuals(logits);
+        loss = l;
+        Ok(g)
     })?;
     Ok(Gradient {
-        loss: objective.loss(&logits),
+        loss,
         residuals,
         grad,
     })

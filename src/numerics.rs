@@ -116,7 +116,11 @@ pub fn entropy_from_log(log_pi: &[f64]) -> f64 {
 /// Teacher-forced log-probability of a response, `log π(y | χ) = Σ_l log π_l(y_l)`,
 /// from a sequence model's logits (`V × |y|`, one column per response position).
 pub fn sequence_log_prob(logits: &DMatrix<f64>, response: &[usize]) -> f64 {
-    let log_pi = log_softmax_columns(logits);
+    sequence_log_prob_of(&log_softmax_columns(logits), response)
+}
+
+/// [`sequence_log_prob`] from the log-probabilities `log π` (`V × |y|`) themselves.
+pub fn sequence_log_prob_of(log_pi: &DMatrix<f64>, response: &[usize]) -> f64 {
     response
         .iter()
         .enumerate()

@@ -304,6 +304,11 @@ proptest! {
         prop_assert!(z.iter().zip(&z_ref).all(|(a, b)| close(a, b)));
         let grad = lm.backprop_batch(&xs, &gs);
         prop_assert!((&grad - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
+        // The training step's own pass: the embedding folded into the first layer when
+        // the batch has more positions than the 7 tokens, unfolded otherwise.
+        let (z_step, _, grad_step) = lm.gradient_batch(&xs, &mut |_| Ok(gs.clone())).unwrap();
+        prop_assert!((&grad_step - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
+        prop_assert!(z_step.iter().zip(&z_ref).all(|(a, b)| close(a, b)));
         for ((z0, dz), (z1, dz1)) in lm.logits_and_jvp_batch(&xs, &dtheta).iter().zip(z_ref.iter().zip(&dz_ref)) {
             prop_assert!(close(z0, z1) && close(dz, dz1));
         }
@@ -311,8 +316,9 @@ proptest! {
 }
 
 /// A batch large enough to be split into two halves on two threads gives the
-/// per-position path's gradient, and one gradient evaluation (one forward pass) gives the
-/// same logits and gradient as the logits and the backward pass taken apart.
+/// per-position path's gradient, and one gradient evaluation (one forward pass, the
+/// embedding folded into the first layer) gives the same logits and gradient, to
+/// rounding, as the logits and the backward pass taken apart.
 #[test]
 fn chunked_gradients_equal_the_per_position_path() {
     let lm = small_lm(3, 7, 3);
@@ -331,7 +337,7 @@ fn chunked_gradients_equal_the_per_position_path() {
     assert!((&grad - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
     let (logits, residuals, grad_once) = lm.gradient_batch(&xs, &mut |_| Ok(gs.clone())).unwrap();
     assert_eq!(residuals, gs);
-    assert_eq!(grad_once, grad);
+    assert!((&grad_once - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
     for (z, z1) in logits.iter().zip(&z_ref) {
         assert!((z - z1).amax() <= 1e-12 * (1.0 + z1.amax()));
     }

@@ -23,6 +23,7 @@ use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
 
 pub mod kernel;
+mod step;
 pub mod update;
 
 use crate::error::{Error, Result};
@@ -380,18 +381,10 @@ impl Model for TinyLm {
         self.backward(xs, &contexts, &self.forward_chunks(&u), gs)
     }
 
-    /// One forward pass over all positions of `xs`, kept for the backward pass.
+    /// One forward pass over all positions of `xs`, kept for the backward pass; the
+    /// first layer folded into the embedding when that is cheaper ([`step`]).
     fn gradient_batch(&self, xs: &[Sequence], residuals: &mut Residuals<'_>) -> Result<Gradients> {
-        let (contexts, u) = self.positions(xs);
-        let traces = self.forward_chunks(&u);
-        let columns: Vec<_> = traces
-            .iter()
-            .flat_map(|(_, t)| t.logits.column_iter())
-            .collect();
-        let logits = split_columns(&DMatrix::from_columns(&columns), xs);
-        let gs = residuals(&logits)?;
-        let grad = self.backward(xs, &contexts, &traces, &gs);
-        Ok((logits, gs, grad))
+        step::gradient_batch(self, xs, residuals)
     }
 
     fn logits_and_jvp_batch(

@@ -32,6 +32,13 @@ pub trait Objective {
 
     /// The residuals `G_s = ∂L/∂z_s`, one `V × L` matrix per input `s`.
     fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>>;
+
+    /// The loss and the residuals together, as [`Objective::loss`] and
+    /// [`Objective::residuals`] give them. Objectives whose two share a log-softmax
+    /// override it to compute that once (a training step needs both).
+    fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
+        (self.loss(logits), self.residuals(logits))
+    }
 }
 
 /// A minibatch: the sum of several objectives, each reading its own inputs in turn
@@ -70,6 +77,17 @@ impl Objective for Batch {
         self.parts(logits)
             .flat_map(|(o, z)| o.residuals(z))
             .collect()
+    }
+
+    fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
+        let mut residuals = Vec::with_capacity(logits.len());
+        let mut loss = 0.0;
+        for (o, z) in self.parts(logits) {
+            let (l, g) = o.loss_and_residuals(z);
+            loss += l;
+            residuals.extend(g);
+        }
+        (loss, residuals)
     }
 }
 
@@ -175,21 +193,34 @@ impl Objective for CrossEntropy {
     }
 
     fn loss(&self, logits: &[DMatrix<f64>]) -> f64 {
-        let log_pi = log_softmax_columns(&logits[0]);
-        self.labels
-            .iter()
-            .map(|t| -t.weight * log_pi[(t.class, t.position)])
-            .sum()
+        self.loss_and_residuals(logits).0
     }
 
     fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
-        let pi = log_softmax_columns(&logits[0]).map(f64::exp);
+        self.loss_and_residuals(logits).1
+    }
+
+    /// One log-softmax for both: `L = −Σ_k w_k log π_{l_k}(y_k)`, and
+    /// `G_l = Σ_k w_k (π_l − e_{y_k})`, with `π = exp(log π)` taken only at labelled
+    /// positions (the others' residual is zero).
+    fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
+        let log_pi = log_softmax_columns(&logits[0]);
+        let mut labelled = vec![false; log_pi.ncols()];
+        self.labels.iter().for_each(|t| labelled[t.position] = true);
+        let mut pi = DMatrix::zeros(log_pi.nrows(), log_pi.ncols());
+        for (c, _) in labelled.iter().enumerate().filter(|(_, l)| **l) {
+            pi.column_mut(c)
+                .zip_apply(&log_pi.column(c), |p, l| *p = l.exp());
+        }
         let mut g = DMatrix::zeros(pi.nrows(), pi.ncols());
         for t in &self.labels {
             let mut col = g.column_mut(t.position);
             col.axpy(t.weight, &pi.column(t.position), 1.0);
             col[t.class] -= t.weight;
         }
-        vec![g]
+        let loss = (self.labels.iter())
+            .map(|t| -t.weight * log_pi[(t.class, t.position)])
+            .sum();
+        (loss, vec![g])
     }
 }

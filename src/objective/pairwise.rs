@@ -8,7 +8,7 @@ use nalgebra::DMatrix;
 use super::CrossEntropy;
 use super::Objective;
 use crate::error::{Error, Result, check_class};
-use crate::numerics::log_softmax_columns;
+use crate::numerics::{log_softmax_columns, sequence_log_prob_of};
 
 /// A preference loss on a chosen and a rejected sequence. Its names are this crate's;
 /// [`PairLoss::TRL_ALIASES`] lists the names of TRL's `DPOTrainer` (`loss_type`) that
@@ -277,19 +277,33 @@ impl Objective for Pairwise {
     }
 
     fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
-        let (lp_plus, lp_minus) = self.log_probs(logits);
-        let (_, s_plus, s_minus) = self.strengths(lp_plus, lp_minus);
-        let push = |z: &DMatrix<f64>, targets: &[usize], s: f64| {
-            let mut g = log_softmax_columns(z).map(f64::exp);
+        self.loss_and_residuals(logits).1
+    }
+
+    /// One log-softmax per sequence gives its log-probability, hence `(L, s⁺, s⁻)`, and
+    /// its `π` for `G = s (π − e_y)`.
+    fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
+        let log_pi = [&logits[0], &logits[1]].map(log_softmax_columns);
+        let (lp_plus, lp_minus) = (
+            sequence_log_prob_of(&log_pi[0], &self.chosen),
+            sequence_log_prob_of(&log_pi[1], &self.rejected),
+        );
+        let (loss, s_plus, s_minus) = self.strengths(lp_plus, lp_minus);
+        let push = |log_pi: &DMatrix<f64>, targets: &[usize], s: f64| {
+            let mut g = log_pi.map(f64::exp);
             for (l, &t) in targets.iter().enumerate() {
                 g[(t, l)] -= 1.0;
             }
             g * s
         };
-        vec![
-            push(&logits[0], &self.chosen, s_plus),
-            push(&logits[1], &self.rejected, -s_minus),
-        ]
+        let [plus, minus] = &log_pi;
+        (
+            loss,
+            vec![
+                push(plus, &self.chosen, s_plus),
+                push(minus, &self.rejected, -s_minus),
+            ],
+        )
     }
 }
 
