@@ -51,6 +51,30 @@ pub fn log_softmax_columns(z: &DMatrix<f64>) -> DMatrix<f64> {
     out
 }
 
+/// Column-wise softmax and log-softmax of a `V × L` logit matrix, with one `exp` per
+/// entry: with `m` the column's maximum, `e = exp(z − m)` and `s = Σ e`,
+/// `π = e · (1/s)` and `log π = (z − m) − log s` (as [`log_softmax_columns`]). A column
+/// whose maximum is not finite falls back to `π = exp(log π)`.
+pub fn softmax_and_log_columns(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    let (mut pi, mut log_pi) = (z.clone(), z.clone());
+    let v = z.nrows().max(1);
+    let columns = pi.as_mut_slice().chunks_exact_mut(v);
+    for (p, lp) in columns.zip(log_pi.as_mut_slice().chunks_exact_mut(v)) {
+        let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !m.is_finite() {
+            log_softmax_in_place(lp);
+            p.iter_mut().zip(lp.iter()).for_each(|(p, l)| *p = l.exp());
+            continue;
+        }
+        p.iter_mut().for_each(|x| *x = (*x - m).exp());
+        let sum: f64 = p.iter().sum();
+        let (log_s, inverse) = (sum.ln(), 1.0 / sum);
+        p.iter_mut().for_each(|x| *x *= inverse);
+        lp.iter_mut().for_each(|x| *x = (*x - m) - log_s);
+    }
+    (pi, log_pi)
+}
+
 /// Column-wise softmax `π = exp(log_softmax(z))` of a `V × L` logit matrix.
 pub fn softmax_columns(z: &DMatrix<f64>) -> DMatrix<f64> {
     log_softmax_columns(z).map(f64::exp)
@@ -151,6 +175,51 @@ mod tests {
         let pi = softmax_columns(&DMatrix::from_column_slice(2, 1, z.as_slice()));
         assert_relative_eq!(pi[1], 1e-300, max_relative = 1e-12);
         assert_relative_eq!(pi[0], 1.0);
+    }
+
+    /// The one-`exp` softmax agrees with `log_softmax_columns` bit for bit on `log π`
+    /// and with `exp(log π)` to a few ulp on `π`, at logits of ±1e3, at a probability
+    /// of 1e-300, and falls back for an infinite logit.
+    #[test]
+    fn softmax_and_log_agree_with_log_softmax_at_the_extremes() {
+        let tiny = (1e-300f64).ln();
+        let z = DMatrix::from_column_slice(
+            3,
+            3,
+            &[
+                1000.0,
+                -1000.0,
+                999.0,
+                0.0,
+                tiny,
+                0.5,
+                f64::INFINITY,
+                0.0,
+                1.0,
+            ],
+        );
+        let (pi, log_pi) = softmax_and_log_columns(&z);
+        let reference = log_softmax_columns(&z);
+        for c in 0..3 {
+            for r in 0..3 {
+                let (lp, want) = (log_pi[(r, c)], reference[(r, c)]);
+                assert!(
+                    lp == want || (lp.is_nan() && want.is_nan()),
+                    "{lp} vs {want}"
+                );
+            }
+        }
+        for c in 0..2 {
+            for r in 0..3 {
+                assert_relative_eq!(pi[(r, c)], reference[(r, c)].exp(), max_relative = 1e-15);
+            }
+        }
+        assert_relative_eq!(
+            pi[(1, 1)],
+            1e-300 / (1.0 + 1e-300 + 0.5f64.exp()),
+            max_relative = 1e-13
+        );
+        assert_eq!(pi[(1, 0)], 0.0);
     }
 
     #[test]

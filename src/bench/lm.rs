@@ -3,12 +3,14 @@
 
 use rand::{RngExt, SeedableRng};
 
-use super::median_seconds;
+use faer::Par;
+
+use super::{GemmBench, median_pair};
 use crate::Rng64;
 use crate::decomposition::gradient;
 use crate::error::{Error, Result};
 use crate::export::lm_model_json;
-use crate::lm::{LmSpec, Sequence, TinyLm, update};
+use crate::lm::{LmSpec, Sequence, TinyLm, gradient_flops, update};
 use crate::model::Model;
 use crate::numerics::sequence_log_prob;
 use crate::objective::{Batch, CrossEntropy, Objective, PairLoss};
@@ -190,25 +192,46 @@ pub struct LmBench {
     pub dpo_seconds: f64,
     /// Scored tokens per SFT step and per DPO step.
     pub tokens: (usize, usize),
+    /// The flops the products of one SFT and one DPO step execute
+    /// ([`gradient_flops`](crate::lm::gradient_flops)).
+    pub flops: (f64, f64),
+    /// faer's two-thread GEMM rate in GFLOP/s, measured between the steps: the higher
+    /// of the two medians (one beside each step), so the share is not flattered.
+    pub gemm_two_threads: f64,
 }
 
 /// Times one SFT and one DPO step of `workload` (gradient and SGD update), each on its
-/// own trainer started from the workload's model.
+/// own trainer started from the workload's model, alternating with the square GEMM
+/// that measures the machine's rate, so that both see the same load.
 pub fn bench_lm(workload: LmWorkload, reps: usize) -> Result<LmBench> {
     let batch = workload.build()?;
-    let time_step = |(inputs, objective): (Vec<Sequence>, Batch)| -> Result<f64> {
+    let gemm = GemmBench::new();
+    let mut gemm_seconds = Vec::new();
+    let mut time_step = |(inputs, objective): (Vec<Sequence>, Batch)| -> Result<f64> {
         let mut trainer = Trainer::new(batch.model.clone(), batch.eta)?;
         trainer.step(&inputs, &objective, &mut [])?;
-        Ok(median_seconds(reps, || {
+        let step = || {
             let step = trainer.step(&inputs, &objective, &mut []);
             step.expect("the same step succeeded before timing");
-        }))
+        };
+        let (seconds, gemm) = median_pair(reps, step, || gemm.run(Par::rayon(2)));
+        gemm_seconds.push(gemm);
+        Ok(seconds)
     };
+    let (sft_seconds, dpo_seconds) = (
+        time_step(batch.sft_update())?,
+        time_step(batch.dpo_update())?,
+    );
+    let (sft, dpo) = batch.tokens();
+    let spec = batch.model.spec();
+    gemm_seconds.sort_by(f64::total_cmp);
     Ok(LmBench {
         workload,
-        sft_seconds: time_step(batch.sft_update())?,
-        dpo_seconds: time_step(batch.dpo_update())?,
-        tokens: batch.tokens(),
+        sft_seconds,
+        dpo_seconds,
+        tokens: (sft, dpo),
+        flops: (gradient_flops(spec, sft), gradient_flops(spec, dpo)),
+        gemm_two_threads: gemm.flops / gemm_seconds[0] / 1e9,
     })
 }
 
@@ -227,6 +250,23 @@ impl std::fmt::Display for LmBench {
                 tokens as f64 / seconds
             )?;
         }
-        Ok(())
+        for (name, seconds, flops) in [
+            ("SFT", self.sft_seconds, self.flops.0),
+            ("DPO", self.dpo_seconds, self.flops.1),
+        ] {
+            let rate = flops / seconds / 1e9;
+            writeln!(
+                f,
+                "  {name} step executes {:.2} MFLOP in its products: {rate:.1} GFLOP/s, {:.0}% of the GEMM rate",
+                flops / 1e6,
+                100.0 * rate / self.gemm_two_threads
+            )?;
+        }
+        writeln!(
+            f,
+            "  dense f64 GEMM {n}×{n}, measured between the steps: faer {:.1} GFLOP/s on 2 threads",
+            self.gemm_two_threads,
+            n = super::GEMM_SIZE
+        )
     }
 }

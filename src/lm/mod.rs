@@ -26,6 +26,8 @@ pub mod kernel;
 mod step;
 pub mod update;
 
+pub use step::gradient_flops;
+
 use crate::error::{Error, Result};
 use crate::mlp::{Activation, Mlp, Trace, normal};
 use crate::model::{Gradients, Model, Residuals};

@@ -28,7 +28,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use nalgebra::{DMatrix, DVector};
 
-use super::{PARALLEL_POSITIONS, Sequence, TinyLm, chunks, split_columns};
+use super::{LmSpec, PARALLEL_POSITIONS, Sequence, TinyLm, chunks, split_columns};
 use crate::error::Result;
 use crate::model::{Gradients, Residuals};
 
@@ -107,13 +107,22 @@ impl<'a> Net<'a> {
 
     /// The folded first layer: `T_s = W_{1,s} Eᵀ` for every slot (`h × V` each, side by
     /// side), and `c = b_1 + Σ_s W_{1,s} P_s`.
-    fn tables(&self) -> (Vec<f64>, Vec<f64>) {
+    fn tables(&self, groups: &[std::ops::Range<usize>]) -> (Vec<f64>, Vec<f64>) {
         let (v, h) = (self.v, self.h);
         let (embed, slots) = self.lm.embeddings();
         let e = view(embed.as_slice(), v, self.d);
         let mut tables = vec![0.0; h * v * self.w];
-        for (s, t) in tables.chunks_exact_mut(h * v).enumerate() {
-            product(t, false, self.w1_slot(s), e.transpose());
+        let fill = |slots: std::ops::Range<usize>, out: &mut [f64]| {
+            for (s, t) in slots.zip(out.chunks_exact_mut(h * v)) {
+                product(t, false, self.w1_slot(s), e.transpose());
+            }
+        };
+        match groups {
+            [first, second] => {
+                let (a, b) = tables.split_at_mut(first.len() * h * v);
+                rayon::join(|| fill(first.clone(), a), || fill(second.clone(), b));
+            }
+            _ => fill(0..self.w, &mut tables),
         }
         let mut c = self.b1.to_vec();
         for s in 0..self.w {
@@ -300,6 +309,33 @@ fn folded_slots(
     (per_slot, grad_e)
 }
 
+/// Whether a batch of `positions` scored positions folds the embedding into the first
+/// layer: when it has more positions than the vocabulary has tokens.
+fn folds(spec: LmSpec, positions: usize) -> bool {
+    spec.vocab < positions
+}
+
+/// The floating-point operations the products of one gradient evaluation on `positions`
+/// scored positions execute (two per multiply-add; the element-wise work is not
+/// counted): the output layer's three products `2·V·h·N` each, and the first layer's,
+/// folded (`T_s`, `M_s E` and `M_sᵀ W_{1,s}`: `3 · 2·h·d·V·W`) or not (`W_1 U`, `δ Uᵀ`
+/// and `W_1ᵀ δ`: `3 · 2·h·W·d·N`).
+pub fn gradient_flops(spec: LmSpec, positions: usize) -> f64 {
+    let (v, w, d, h, n) = (
+        spec.vocab as f64,
+        spec.window as f64,
+        spec.embed as f64,
+        spec.hidden as f64,
+        positions as f64,
+    );
+    let first = if folds(spec, positions) {
+        3.0 * 2.0 * h * d * v * w
+    } else {
+        3.0 * 2.0 * h * w * d * n
+    };
+    3.0 * 2.0 * v * h * n + first
+}
+
 /// The gradient of `xs` under `residuals`; see the module docs.
 pub(super) fn gradient_batch(
     lm: &TinyLm,
@@ -314,8 +350,13 @@ pub(super) fn gradient_batch(
         .flat_map(|x| (x.prompt_len..x.tokens.len()).flat_map(|l| lm.context(&x.tokens, l)))
         .collect();
     let n = ctx.len() / w;
-    let folded = v < n;
-    let tables = folded.then(|| net.tables());
+    let folded = folds(lm.spec(), n);
+    let groups: Vec<std::ops::Range<usize>> = if n >= PARALLEL_POSITIONS {
+        vec![0..w / 2, w / 2..w]
+    } else {
+        std::iter::once(0..w).collect()
+    };
+    let tables = folded.then(|| net.tables(&groups));
     let halves = chunks(n);
     let forwards = in_parallel(&halves, |r| {
         net.forward(&ctx[r.start * w..r.end * w], tables.as_ref())
@@ -353,11 +394,6 @@ pub(super) fn gradient_batch(
     if folded {
         let mut delta = Vec::with_capacity(net.h * n);
         backs.iter().for_each(|(_, dl)| delta.extend_from_slice(dl));
-        let groups = if n >= PARALLEL_POSITIONS {
-            vec![0..w / 2, w / 2..w]
-        } else {
-            std::iter::once(0..w).collect()
-        };
         let results = in_parallel(&groups, |slots| {
             folded_slots(&net, &ctx, &delta, slots.clone())
         });

@@ -17,10 +17,11 @@ use nalgebra::DMatrix;
 pub use pairwise::{LmObjective, OneTerm, PairLoss, Pairwise, Term, shared_positions, split_terms};
 
 use crate::error::{Error, Result, check_class};
-use crate::numerics::log_softmax_columns;
+use crate::numerics::softmax_and_log_columns;
 
-/// A loss over the logits of `arity()` inputs, each `V × L`.
-pub trait Objective {
+/// A loss over the logits of `arity()` inputs, each `V × L`. Objectives are plain data,
+/// shared by the threads that compute a batch's parts.
+pub trait Objective: Send + Sync {
     /// How many inputs (sequences) the loss reads.
     fn arity(&self) -> usize;
 
@@ -40,6 +41,11 @@ pub trait Objective {
         (self.loss(logits), self.residuals(logits))
     }
 }
+
+/// Batches with at least this many logits compute their parts' residuals on rayon's
+/// pool ([`Batch`]); smaller ones, as every update of the gallery's experiments, on the
+/// calling thread.
+pub const PARALLEL_ENTRIES: usize = 1 << 15;
 
 /// A minibatch: the sum of several objectives, each reading its own inputs in turn
 /// (`L = Σ_k L_k`, so each input's residual is its own objective's).
@@ -79,11 +85,21 @@ impl Objective for Batch {
             .collect()
     }
 
+    /// The parts in parallel when the batch has at least [`PARALLEL_ENTRIES`] logits;
+    /// their losses are summed in order either way.
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
+        use rayon::prelude::*;
+        let parts: Vec<_> = self.parts(logits).collect();
+        let each = |&(o, z): &(&dyn Objective, &[DMatrix<f64>])| o.loss_and_residuals(z);
+        let entries: usize = logits.iter().map(DMatrix::len).sum();
+        let results: Vec<_> = if entries >= PARALLEL_ENTRIES {
+            parts.par_iter().map(each).collect()
+        } else {
+            parts.iter().map(each).collect()
+        };
         let mut residuals = Vec::with_capacity(logits.len());
         let mut loss = 0.0;
-        for (o, z) in self.parts(logits) {
-            let (l, g) = o.loss_and_residuals(z);
+        for (l, g) in results {
             loss += l;
             residuals.extend(g);
         }
@@ -200,18 +216,10 @@ impl Objective for CrossEntropy {
         self.loss_and_residuals(logits).1
     }
 
-    /// One log-softmax for both: `L = −Σ_k w_k log π_{l_k}(y_k)`, and
-    /// `G_l = Σ_k w_k (π_l − e_{y_k})`, with `π = exp(log π)` taken only at labelled
-    /// positions (the others' residual is zero).
+    /// One softmax for both ([`softmax_and_log_columns`]): `L = −Σ_k w_k log π_{l_k}(y_k)`
+    /// and `G_l = Σ_k w_k (π_l − e_{y_k})` (zero at unlabelled positions).
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
-        let log_pi = log_softmax_columns(&logits[0]);
-        let mut labelled = vec![false; log_pi.ncols()];
-        self.labels.iter().for_each(|t| labelled[t.position] = true);
-        let mut pi = DMatrix::zeros(log_pi.nrows(), log_pi.ncols());
-        for (c, _) in labelled.iter().enumerate().filter(|(_, l)| **l) {
-            pi.column_mut(c)
-                .zip_apply(&log_pi.column(c), |p, l| *p = l.exp());
-        }
+        let (pi, log_pi) = softmax_and_log_columns(&logits[0]);
         let mut g = DMatrix::zeros(pi.nrows(), pi.ncols());
         for t in &self.labels {
             let mut col = g.column_mut(t.position);

@@ -8,7 +8,7 @@ use nalgebra::DMatrix;
 use super::CrossEntropy;
 use super::Objective;
 use crate::error::{Error, Result, check_class};
-use crate::numerics::{log_softmax_columns, sequence_log_prob_of};
+use crate::numerics::{sequence_log_prob_of, softmax_and_log_columns};
 
 /// A preference loss on a chosen and a rejected sequence. Its names are this crate's;
 /// [`PairLoss::TRL_ALIASES`] lists the names of TRL's `DPOTrainer` (`loss_type`) that
@@ -280,28 +280,27 @@ impl Objective for Pairwise {
         self.loss_and_residuals(logits).1
     }
 
-    /// One log-softmax per sequence gives its log-probability, hence `(L, s⁺, s⁻)`, and
-    /// its `π` for `G = s (π − e_y)`.
+    /// One softmax per sequence ([`softmax_and_log_columns`]) gives its log-probability,
+    /// hence `(L, s⁺, s⁻)`, and its `π` for `G = s (π − e_y)`.
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
-        let log_pi = [&logits[0], &logits[1]].map(log_softmax_columns);
+        let [(pi_plus, log_plus), (pi_minus, log_minus)] =
+            [&logits[0], &logits[1]].map(softmax_and_log_columns);
         let (lp_plus, lp_minus) = (
-            sequence_log_prob_of(&log_pi[0], &self.chosen),
-            sequence_log_prob_of(&log_pi[1], &self.rejected),
+            sequence_log_prob_of(&log_plus, &self.chosen),
+            sequence_log_prob_of(&log_minus, &self.rejected),
         );
         let (loss, s_plus, s_minus) = self.strengths(lp_plus, lp_minus);
-        let push = |log_pi: &DMatrix<f64>, targets: &[usize], s: f64| {
-            let mut g = log_pi.map(f64::exp);
+        let push = |mut g: DMatrix<f64>, targets: &[usize], s: f64| {
             for (l, &t) in targets.iter().enumerate() {
                 g[(t, l)] -= 1.0;
             }
             g * s
         };
-        let [plus, minus] = &log_pi;
         (
             loss,
             vec![
-                push(plus, &self.chosen, s_plus),
-                push(minus, &self.rejected, -s_minus),
+                push(pi_plus, &self.chosen, s_plus),
+                push(pi_minus, &self.rejected, -s_minus),
             ],
         )
     }
