@@ -4,7 +4,8 @@
 #   benches/compare_peers.sh S|M|L [REPS]         the full eNTK: ldyn bench entk, then
 #                                                 neural-tangents and numpy (../shared/bench/entk_peers.py)
 #   benches/compare_peers.sh lm gallery|large [REPS]
-#                                                 one SFT and one DPO step of the tiny LM: ldyn bench lm,
+#                                                 one SFT and one DPO step of the tiny LM, and the JVP
+#                                                 of log pi along one direction: ldyn bench lm [--jvp],
 #                                                 then the jitted JAX mirror (benches/peers/tinylm_jax.py)
 #                                                 on the same weights and batches, which it checks first
 #
@@ -19,6 +20,7 @@ if [ "${1:-M}" = lm ]; then
   trap 'rm -f "$export_file"' EXIT
   echo "== learning-dynamics (ldyn bench lm --workload $workload)"
   ./target/release/ldyn bench lm --workload "$workload" --reps "$reps" --export "$export_file"
+  ./target/release/ldyn bench lm --workload "$workload" --reps "$reps" --jvp
   echo "== JAX (benches/peers/tinylm_jax.py, jax.jit, 64-bit)"
   JAX_PLATFORMS=cpu python3 benches/peers/tinylm_jax.py "$export_file" "$reps" 2>/dev/null
   exit 0

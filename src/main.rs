@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use learning_dynamics::bench::{LmWorkload, Workload, bench_entk, bench_lm, bench_one_step};
+use learning_dynamics::bench::{
+    LmWorkload, Workload, bench_entk, bench_jvp, bench_lm, bench_one_step,
+};
 use learning_dynamics::error::quote;
 use learning_dynamics::export::{LmFlags, ModelKind, Reference, SizeFlags, akg};
 use learning_dynamics::gallery::{Plan, REGISTRY};
@@ -189,7 +191,8 @@ enum BenchCommand {
         #[command(flatten)]
         size: BenchSize,
     },
-    /// Time one SFT step and one DPO step of the tiny LM, in scored tokens per second.
+    /// Time one SFT step and one DPO step of the tiny LM, in scored tokens per second
+    /// (or, with --jvp, the first-order change of log π along one direction).
     Lm {
         /// `gallery` (the gallery's LM and batch size) or `large` (V = 256, hidden 256,
         /// 64 SFT sequences and 32 DPO pairs of 16 tokens).
@@ -202,6 +205,11 @@ enum BenchCommand {
         /// gradients) as JSON here, for a peer implementation.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Time instead the JVP the attribution and the lens repeat: the first-order
+        /// change of log π on the SFT sequences along the DPO step's direction, against a
+        /// forward pass over the same sequences.
+        #[arg(long)]
+        jvp: bool,
     },
     /// Time the one-step decomposition on many observed inputs.
     OneStep {
@@ -548,12 +556,18 @@ fn execute(command: Command, budget: u64) -> Result<()> {
                     workload,
                     reps,
                     export,
+                    jvp,
                 } => {
                     if let Some(path) = export {
                         check_outputs(&[&path], &[])?;
                         write_json(&path, &workload.build()?.to_json()?)?;
                     }
-                    emit(&bench_lm(workload, reps as usize)?.to_string())?
+                    let report = if jvp {
+                        bench_jvp(workload, reps as usize)?.to_string()
+                    } else {
+                        bench_lm(workload, reps as usize)?.to_string()
+                    };
+                    emit(&report)?
                 }
             }
             Ok(())

@@ -9,9 +9,11 @@ z = W2 tanh(W1 u + b1) + b2; log pi = log_softmax(z). SFT is the sum over sequen
 positions of -log pi(y_l); DPO is the sum over pairs of -log sigmoid(beta * m) with
 m = (lp+ - lp-) - (ref+ - ref-) and the starting model as the frozen reference.
 
-Before timing, it checks in 64-bit mode that its log-probabilities, losses and gradients
-equal the crate's (in the JSON) to 1e-10, then times jitted SFT and DPO steps (jax.grad and
-the SGD update), medians of REPS runs, and prints scored tokens per second.
+Before timing, it checks in 64-bit mode that its log-probabilities, losses, gradients and
+JVP equal the crate's (in the JSON) to 1e-10, then times jitted SFT and DPO steps (jax.grad
+and the SGD update), medians of REPS runs, and prints scored tokens per second; then the
+JVP of `ldyn bench lm --jvp` (jax.jvp of log pi on the SFT sequences along the DPO step's
+direction) against a jitted forward pass.
 """
 import json
 import os
@@ -125,7 +127,28 @@ def median_seconds(step):
     return float(np.median(times))
 
 
+def all_log_probs(p, ctx):
+    u = (p["E"][ctx] + p["P"][None, :, :]).reshape(ctx.shape[0], W * D)
+    h = jnp.tanh(u @ p["W1"].T + p["b1"])
+    return jax.nn.log_softmax(h @ p["W2"].T + p["b2"], axis=-1)
+
+
+# The JVP bench (ldyn bench lm --jvp): the first-order change of log pi on every position
+# of the SFT sequences along the DPO step's direction, against a forward pass to log pi.
+direction = jax.tree_util.tree_map(lambda g: -eta * g, jax.grad(dpo_loss)(params))
+ctx_sft, tgt_sft, owner_sft = sft
+jvp_fn = jax.jit(lambda p, dp: jax.jvp(lambda q: all_log_probs(q, ctx_sft), (p,), (dp,))[1])
+forward_fn = jax.jit(lambda p: all_log_probs(p, ctx_sft))
+tangent = jvp_fn(params, direction)
+per_sequence = jax.ops.segment_sum(tangent[jnp.arange(tgt_sft.shape[0]), tgt_sft], owner_sft, num_segments=n_sft)
+check("jvp of the sft log-probabilities", per_sequence, c["jvp"])
+
 tokens = {"SFT": int(sft[1].shape[0]), "DPO": int(dpo[1].shape[0])}
 for name, loss in [("SFT", sft_loss), ("DPO", dpo_loss)]:
     s = median_seconds(stepper(loss))
     print(f"  jax.jit {name} step: {s * 1e3:9.3f} ms  {tokens[name]:>5} scored tokens  {tokens[name] / s:10.0f} tokens/s")
+jvp_s = median_seconds(lambda p: jvp_fn(p, direction))
+forward_s = median_seconds(forward_fn)
+print(f"  jax.jit JVP:          {jvp_s * 1e3:9.3f} ms")
+print(f"  jax.jit forward pass: {forward_s * 1e3:9.3f} ms")
+print(f"  ratio: the JVP costs {jvp_s / forward_s:.2f} forward passes")

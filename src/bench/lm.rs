@@ -1,18 +1,19 @@
 //! The tiny-LM workloads: one SFT step and one DPO step (gradient and SGD update), and
 //! the workload as JSON for a peer implementation to time on the same numbers.
 
+use nalgebra::DVector;
 use rand::{RngExt, SeedableRng};
 
 use faer::Par;
 
-use super::{GemmBench, median_pair};
+use super::{GemmBench, median_pair, median_pair_even};
 use crate::Rng64;
-use crate::decomposition::gradient;
+use crate::decomposition::{gradient, predict};
 use crate::error::{Error, Result};
 use crate::export::lm_model_json;
 use crate::lm::{LmSpec, Sequence, TinyLm, gradient_flops, update};
 use crate::model::Model;
-use crate::numerics::sequence_log_prob;
+use crate::numerics::{log_softmax_columns, sequence_log_prob};
 use crate::objective::{Batch, CrossEntropy, Objective, PairLoss};
 use crate::trainer::Trainer;
 
@@ -167,8 +168,18 @@ impl LmBatch {
                 "sft_log_probs": log_probs,
                 "sft": step(self.sft_update())?,
                 "dpo": step(self.dpo_update())?,
+                "jvp": jvp_check(&self.model, &self.sft, &self.jvp_direction()?),
             },
         }))
+    }
+
+    /// The direction of the JVP bench: the DPO step's parameter change `dθ = −η ∇L`.
+    ///
+    /// # Errors
+    /// If the gradient cannot be computed (never for a built workload).
+    pub fn jvp_direction(&self) -> Result<DVector<f64>> {
+        let (inputs, objective) = self.dpo_update();
+        Ok(gradient(&self.model, &inputs, &objective)?.grad * -self.eta)
     }
 
     /// Scored tokens per step: response positions of the SFT batch and of the DPO pairs.
@@ -177,6 +188,76 @@ impl LmBatch {
         (
             count(&mut self.sft.iter()),
             count(&mut self.pairs.iter().flat_map(|(a, b)| [a, b])),
+        )
+    }
+}
+
+/// What the JVP bench computes, to check a peer against: per probe sequence, the
+/// directional derivative of `log π(y | χ)` along `dθ` (the first-order change's sum
+/// over the response's tokens).
+fn jvp_check(model: &TinyLm, probes: &[Sequence], dtheta: &DVector<f64>) -> Vec<f64> {
+    let (_, changes) = predict(model, probes, std::slice::from_ref(dtheta));
+    (changes[0].iter())
+        .zip(probes)
+        .map(|(change, x)| {
+            let response = x.response().iter().enumerate();
+            response.map(|(l, &t)| change[(t, l)]).sum()
+        })
+        .collect()
+}
+
+/// The JVP bench: the first-order change `A J dθ` of `log π` on every position of the
+/// SFT sequences along the DPO step's direction ([`predict`], the unit the attribution
+/// and the lens repeat), against a forward pass to `log π` over the same sequences.
+#[derive(Clone, Debug)]
+pub struct JvpBench {
+    /// The workload timed.
+    pub workload: LmWorkload,
+    /// Median seconds of the JVP.
+    pub jvp_seconds: f64,
+    /// Median seconds of the forward pass.
+    pub forward_seconds: f64,
+    /// Scored positions of the probes.
+    pub positions: usize,
+}
+
+/// Times the JVP and the forward pass of `workload`, alternating.
+///
+/// # Errors
+/// If the workload cannot be built.
+pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
+    let batch = workload.build()?;
+    let dtheta = batch.jvp_direction()?;
+    let (model, probes) = (&batch.model, &batch.sft);
+    let jvp = || {
+        std::hint::black_box(predict(model, probes, std::slice::from_ref(&dtheta)));
+    };
+    let forward = || {
+        let logits = model.logits_batch(probes);
+        std::hint::black_box(logits.iter().map(log_softmax_columns).count());
+    };
+    let (jvp_seconds, forward_seconds) = median_pair_even(reps, jvp, forward);
+    Ok(JvpBench {
+        workload,
+        jvp_seconds,
+        forward_seconds,
+        positions: batch.tokens().0,
+    })
+}
+
+impl std::fmt::Display for JvpBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "tiny LM, workload {:?}: the first-order change of log π on {} positions along one direction",
+            self.workload, self.positions
+        )?;
+        writeln!(f, "  JVP:          {:9.3} ms", self.jvp_seconds * 1e3)?;
+        writeln!(f, "  forward pass: {:9.3} ms", self.forward_seconds * 1e3)?;
+        writeln!(
+            f,
+            "  ratio: the JVP costs {:.2} forward passes",
+            self.jvp_seconds / self.forward_seconds
         )
     }
 }

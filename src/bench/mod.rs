@@ -16,7 +16,7 @@ use rand::SeedableRng;
 
 use faer::Par;
 
-pub use lm::{LmBatch, LmBench, LmWorkload, bench_lm};
+pub use lm::{JvpBench, LmBatch, LmBench, LmWorkload, bench_jvp, bench_lm};
 pub use mlp::{EntkBench, OneStepBench, Workload, bench_entk, bench_one_step};
 
 use crate::Rng64;
@@ -134,6 +134,22 @@ pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f6
             b.push(time(&mut g));
         }
     }
+    (median(&mut a), median(&mut b))
+}
+
+/// Median wall times in seconds of `f` and `g`, each run `reps` times, alternating (after
+/// one warm-up run each), so both see the same load.
+pub fn median_pair_even(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+    let time = |h: &mut dyn FnMut()| {
+        let t = Instant::now();
+        h();
+        t.elapsed().as_secs_f64()
+    };
+    f();
+    g();
+    let (mut a, mut b): (Vec<f64>, Vec<f64>) = (0..reps.max(1))
+        .map(|_| (time(&mut f), time(&mut g)))
+        .unzip();
     (median(&mut a), median(&mut b))
 }
 
