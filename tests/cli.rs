@@ -573,6 +573,9 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
         "{text}"
     );
     assert!(text.contains("tokens/s"), "{text}");
+    // The executed rate of the products, against a GEMM rate measured in the same run.
+    assert!(text.contains("% of the GEMM rate"), "{text}");
+    assert!(text.contains("measured between the steps"), "{text}");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(doc["model"]["vocab"], 36);
@@ -590,6 +593,22 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
         params
     );
     assert!(doc["check"]["sft"]["loss"].as_f64().unwrap() > 0.0);
+    // One JVP value per SFT sequence, for the peer's check.
+    assert_eq!(doc["check"]["jvp"].as_array().unwrap().len(), 1);
+    let jvp = ldyn_ok(&[
+        "bench",
+        "lm",
+        "--workload",
+        "gallery",
+        "--reps",
+        "1",
+        "--jvp",
+    ]);
+    let text = String::from_utf8_lossy(&jvp.stdout);
+    assert!(
+        text.contains("the JVP costs") && text.contains("forward passes"),
+        "{text}"
+    );
     assert_fails(
         &ldyn(&["bench", "lm", "--workload", "huge"]),
         "unknown LM workload 'huge'",
