@@ -135,6 +135,7 @@ pub mod objective;
 pub mod squeezing;
 pub mod stats;
 pub mod trainer;
+pub mod vecmath;
 
 // Models: concrete networks, their kernels and their data.
 pub mod digits;

@@ -17,3 +17,4 @@ mod range_ends;
 mod reliability;
 mod squeezing;
 mod sweep;
+mod vecmath;

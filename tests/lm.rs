@@ -1083,7 +1083,7 @@ fn the_world_size_keys_are_checked_and_used() {
 /// `6·h·d·V·W` = 442 368 whatever the batch.
 #[test]
 fn the_step_counts_the_flops_of_its_products() {
-    use learning_dynamics::lm::gradient_flops;
+    use learning_dynamics::lm::step::gradient_flops;
     let spec = learning_dynamics::experiments::lm_world::LmConfig::default().spec();
     assert_eq!(gradient_flops(spec, 4), 55_296.0 + 49_152.0);
     assert_eq!(

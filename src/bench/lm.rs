@@ -11,7 +11,8 @@ use crate::Rng64;
 use crate::decomposition::{gradient, predict};
 use crate::error::{Error, Result};
 use crate::export::lm_model_json;
-use crate::lm::{LmSpec, Sequence, TinyLm, gradient_flops, update};
+use crate::lm::step::gradient_flops;
+use crate::lm::{LmSpec, Sequence, TinyLm, update};
 use crate::model::Model;
 use crate::numerics::{log_softmax_columns, sequence_log_prob};
 use crate::objective::{Batch, CrossEntropy, Objective, PairLoss};
@@ -274,7 +275,7 @@ pub struct LmBench {
     /// Scored tokens per SFT step and per DPO step.
     pub tokens: (usize, usize),
     /// The flops the products of one SFT and one DPO step execute
-    /// ([`gradient_flops`](crate::lm::gradient_flops)).
+    /// ([`gradient_flops`]).
     pub flops: (f64, f64),
     /// faer's two-thread GEMM rate in GFLOP/s, measured between the steps: the higher
     /// of the two medians (one beside each step), so the share is not flattered.

@@ -23,10 +23,8 @@ use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
 
 pub mod kernel;
-mod step;
+pub mod step;
 pub mod update;
-
-pub use step::gradient_flops;
 
 use crate::error::{Error, Result};
 use crate::mlp::{Activation, Mlp, Trace, normal};

@@ -161,7 +161,7 @@ impl<'a> Net<'a> {
             }
             product(&mut a, true, view(self.w1, h, w * d), view(&u, w * d, n));
         }
-        a.iter_mut().for_each(|x| *x = x.tanh());
+        crate::vecmath::tanh(&mut a);
         let mut z = vec![0.0; v * n];
         for col in z.chunks_exact_mut(v) {
             col.copy_from_slice(self.b2);
