@@ -17,8 +17,9 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::error::{Error, Result, check_len, check_step};
 use crate::model::Model;
-use crate::numerics::{adaptation_apply_columns, log_softmax_columns};
+use crate::numerics::{adaptation_apply_columns, log_softmax_columns, softmax_and_log_columns};
 use crate::objective::Objective;
+use crate::objective::PARALLEL_ENTRIES;
 
 /// What one step did to one observed input. All matrices are `V × M` (`M` observed positions).
 #[derive(Clone, Debug)]
@@ -142,15 +143,31 @@ pub fn predict<M: Model>(
     observed: &[M::Input],
     dthetas: &[DVector<f64>],
 ) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
+    use rayon::prelude::*;
     let (logits, jvps) = model.logits_and_jvps_batch(observed, dthetas);
-    let log_pi: Vec<DMatrix<f64>> = logits.iter().map(log_softmax_columns).collect();
-    let changes = (jvps.iter())
-        .map(|direction| {
-            (direction.iter().zip(&log_pi))
-                .map(|(jvp, lp)| adaptation_apply_columns(&lp.map(f64::exp), jvp))
-                .collect()
-        })
-        .collect();
+    // Each input's softmax and its share of the changes, on rayon's pool when the
+    // batch is large enough to pay for it.
+    let entries: usize = logits.iter().map(DMatrix::len).sum();
+    let each = |i: usize| {
+        let (pi, log_pi) = softmax_and_log_columns(&logits[i]);
+        let changes: Vec<DMatrix<f64>> = (jvps.iter())
+            .map(|direction| adaptation_apply_columns(&pi, &direction[i]))
+            .collect();
+        (log_pi, changes)
+    };
+    let per_input: Vec<(DMatrix<f64>, Vec<DMatrix<f64>>)> = if entries >= PARALLEL_ENTRIES {
+        (0..logits.len()).into_par_iter().map(each).collect()
+    } else {
+        (0..logits.len()).map(each).collect()
+    };
+    let mut changes: Vec<Vec<DMatrix<f64>>> = vec![Vec::with_capacity(logits.len()); dthetas.len()];
+    let mut log_pi = Vec::with_capacity(logits.len());
+    for (lp, change) in per_input {
+        log_pi.push(lp);
+        for (k, c) in change.into_iter().enumerate() {
+            changes[k].push(c);
+        }
+    }
     (log_pi, changes)
 }
 

@@ -75,6 +75,7 @@
 //! |---|---|
 //! | [`error`] | the crate's one error type |
 //! | [`numerics`] | log-sum-exp, (log-)softmax per column, log-sigmoid, sequence log-probabilities, the adaptation matrix `A` |
+//! | [`vecmath`] | `exp` (≤ 1 ulp) and `tanh` (≤ 2 ulp) over slices, written to vectorise, with the same bits on every machine |
 //! | [`model`] | the [`Model`](model::Model) trait: logits, backprop `Jᵀg`, forward-mode `J dθ`, Jacobian, parameters, SGD |
 //! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT); [`objective::pairwise`]: DPO, IPO, SLiC, SPPO |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
@@ -89,7 +90,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait; [`mlp::kernel`]: their layer-wise eNTK and the batched full kernel of many inputs |
-//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK; [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
+//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK; [`lm::step`]: its training step's gradient, forward pass and JVPs, the first layer folded into the embeddings for large batches, on faer; [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
 //! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response [`Family`](language::Family)s |
 //! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |
 //!

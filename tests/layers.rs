@@ -12,6 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "error",
             "numerics",
+            "vecmath",
             "model",
             "objective",
             "decomposition",

@@ -373,7 +373,10 @@ impl Model for TinyLm {
     }
 
     fn logits_batch(&self, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
-        split_columns(&self.mlp.logits_batch(&self.positions(xs).1), xs)
+        let ctx = step::contexts(self, xs);
+        let n = ctx.len() / self.spec.window;
+        let z = DMatrix::from_vec(self.spec.vocab, n, step::logits(self, &ctx));
+        split_columns(&z, xs)
     }
 
     fn backprop_batch(&self, xs: &[Sequence], gs: &[DMatrix<f64>]) -> DVector<f64> {
@@ -423,6 +426,17 @@ impl Model for TinyLm {
                 })
             })
             .collect();
+        let gather = |m: &DMatrix<f64>| {
+            let columns: Vec<_> = column_of.iter().map(|&c| m.column(c)).collect();
+            split_columns(&DMatrix::from_columns(&columns), xs)
+        };
+        if step::folds(self.spec, contexts.len()) {
+            let flat = contexts.concat();
+            let (z, dzs) = step::folded_logits_and_tangents(self, &flat, dthetas);
+            let matrix = |m: Vec<f64>| DMatrix::from_vec(v, contexts.len(), m);
+            let tangents = dzs.into_iter().map(|dz| gather(&matrix(dz))).collect();
+            return (gather(&matrix(z)), tangents);
+        }
         let mut u = DMatrix::zeros(w * d, contexts.len());
         for (mut col, context) in u.column_iter_mut().zip(&contexts) {
             col.copy_from(&self.context_vector(context));
@@ -441,10 +455,6 @@ impl Model for TinyLm {
             .map(|(dtheta, du)| (&dtheta.as_slice()[mlp_start..], Some(du)))
             .collect();
         let (z, dzs) = self.mlp.forward_tangents_batch(&u, &directions);
-        let gather = |m: &DMatrix<f64>| {
-            let columns: Vec<_> = column_of.iter().map(|&c| m.column(c)).collect();
-            split_columns(&DMatrix::from_columns(&columns), xs)
-        };
         (gather(&z), dzs.iter().map(gather).collect())
     }
 

@@ -25,6 +25,8 @@
 //! split depends only on the batch, so the bytes do not depend on the machine.
 
 use faer::linalg::matmul::matmul;
+use std::ops::Range;
+
 use faer::{Accum, MatMut, MatRef, Par};
 use nalgebra::{DMatrix, DVector};
 
@@ -105,47 +107,88 @@ impl<'a> Net<'a> {
         view(&self.w1[s * size..(s + 1) * size], self.h, self.d)
     }
 
-    /// The folded first layer: `T_s = W_{1,s} Eᵀ` for every slot (`h × V` each, side by
-    /// side), and `c = b_1 + Σ_s W_{1,s} P_s`.
-    fn tables(&self, groups: &[std::ops::Range<usize>]) -> (Vec<f64>, Vec<f64>) {
-        let (v, h) = (self.v, self.h);
+    /// The folded first layer of the model's weights: `T_s = W_{1,s} Eᵀ` and
+    /// `c = b_1 + Σ_s W_{1,s} P_s`.
+    fn tables(&self, groups: &[Range<usize>]) -> Folded {
         let (embed, slots) = self.lm.embeddings();
-        let e = view(embed.as_slice(), v, self.d);
-        let mut tables = vec![0.0; h * v * self.w];
-        let fill = |slots: std::ops::Range<usize>, out: &mut [f64]| {
+        let mut folded = Folded::new(self, self.b1);
+        self.fold_into(
+            &mut folded,
+            self.w1,
+            embed.as_slice(),
+            slots.as_slice(),
+            groups,
+        );
+        folded
+    }
+
+    /// The folded first layer's tangent along `dθ = (dE, dP, dW_1, db_1, …)`:
+    /// `dT_s = W_{1,s} dEᵀ + dW_{1,s} Eᵀ` and
+    /// `dc = db_1 + Σ_s (W_{1,s} dP_s + dW_{1,s} P_s)`.
+    fn tangent_tables(&self, at: &Offsets, dtheta: &[f64], groups: &[Range<usize>]) -> Folded {
+        let (embed, slots) = self.lm.embeddings();
+        let mut folded = Folded::new(self, &dtheta[at.b1..at.w2]);
+        let (de, dp, dw1) = (&dtheta[..at.p], &dtheta[at.p..at.w1], &dtheta[at.w1..at.b1]);
+        self.fold_into(&mut folded, self.w1, de, dp, groups);
+        self.fold_into(&mut folded, dw1, embed.as_slice(), slots.as_slice(), groups);
+        folded
+    }
+
+    /// Adds the first layer `w1` (`h × W·d`) folded with the token embeddings `e`
+    /// (`V × d`) and slot embeddings `p` (`W × d`), both column-major:
+    /// `T_s += w1_s eᵀ` and `c += Σ_s w1_s p_s`, the slots of each group on one thread.
+    fn fold_into(
+        &self,
+        out: &mut Folded,
+        w1: &[f64],
+        e: &[f64],
+        p: &[f64],
+        groups: &[Range<usize>],
+    ) {
+        let (v, w, d, h) = (self.v, self.w, self.d, self.h);
+        let slot = |s: usize| view(&w1[s * h * d..(s + 1) * h * d], h, d);
+        let e = view(e, v, d);
+        let fill = |slots: Range<usize>, out: &mut [f64]| {
             for (s, t) in slots.zip(out.chunks_exact_mut(h * v)) {
-                product(t, false, self.w1_slot(s), e.transpose());
+                product(t, true, slot(s), e.transpose());
             }
         };
         match groups {
             [first, second] => {
-                let (a, b) = tables.split_at_mut(first.len() * h * v);
+                let (a, b) = out.tables.split_at_mut(first.len() * h * v);
                 rayon::join(|| fill(first.clone(), a), || fill(second.clone(), b));
             }
-            _ => fill(0..self.w, &mut tables),
+            _ => fill(0..w, &mut out.tables),
         }
-        let mut c = self.b1.to_vec();
-        for s in 0..self.w {
-            let p: Vec<f64> = slots.row(s).iter().copied().collect();
-            product(&mut c, true, self.w1_slot(s), view(&p, self.d, 1));
+        for s in 0..w {
+            let p_s: Vec<f64> = (0..d).map(|k| p[s + k * w]).collect();
+            product(&mut out.c, true, slot(s), view(&p_s, d, 1));
         }
-        (tables, c)
     }
 
-    /// The forward pass of the positions whose contexts are `ctx` (`W` tokens each).
-    fn forward(&self, ctx: &[usize], tables: Option<&(Vec<f64>, Vec<f64>)>) -> Forward {
+    /// The first layer's pre-activations of the positions `ctx` from folded tables: each
+    /// column `c + Σ_s T_s[:, t_s]` (`h × n`).
+    fn gather(&self, ctx: &[usize], folded: &Folded) -> Vec<f64> {
+        let (v, w, h) = (self.v, self.w, self.h);
+        let mut out = vec![0.0; h * (ctx.len() / w)];
+        for (col, context) in out.chunks_exact_mut(h).zip(ctx.chunks_exact(w)) {
+            col.copy_from_slice(&folded.c);
+            for (s, &token) in context.iter().enumerate() {
+                let table = &folded.tables[(s * v + token) * h..(s * v + token + 1) * h];
+                col.iter_mut().zip(table).for_each(|(x, y)| *x += y);
+            }
+        }
+        out
+    }
+
+    /// The forward pass of the positions whose contexts are `ctx` (`W` tokens each),
+    /// through the folded tables if given.
+    fn forward(&self, ctx: &[usize], tables: Option<&Folded>) -> Forward {
         let (v, w, d, h) = (self.v, self.w, self.d, self.h);
         let n = ctx.len() / w;
-        let mut a = vec![0.0; h * n];
         let mut u = Vec::new();
-        if let Some((t, c)) = tables {
-            for (col, context) in a.chunks_exact_mut(h).zip(ctx.chunks_exact(w)) {
-                col.copy_from_slice(c);
-                for (s, &token) in context.iter().enumerate() {
-                    let table = &t[(s * v + token) * h..(s * v + token + 1) * h];
-                    col.iter_mut().zip(table).for_each(|(x, y)| *x += y);
-                }
-            }
+        let mut a = if let Some(folded) = tables {
+            self.gather(ctx, folded)
         } else {
             let (embed, slots) = self.lm.embeddings();
             u = vec![0.0; w * d * n];
@@ -156,11 +199,13 @@ impl<'a> Net<'a> {
                     }
                 }
             }
+            let mut a = vec![0.0; h * n];
             for col in a.chunks_exact_mut(h) {
                 col.copy_from_slice(self.b1);
             }
             product(&mut a, true, view(self.w1, h, w * d), view(&u, w * d, n));
-        }
+            a
+        };
         crate::vecmath::tanh(&mut a);
         let mut z = vec![0.0; v * n];
         for col in z.chunks_exact_mut(v) {
@@ -168,6 +213,49 @@ impl<'a> Net<'a> {
         }
         product(&mut z, true, view(self.w2, v, h), view(&a, h, n));
         Forward { u, a, z }
+    }
+
+    /// The logits' tangent (`V × n`) of the positions `ctx` with activations `fwd.a`,
+    /// along a direction whose first layer is folded in `dfold`:
+    /// `dz = dW_2 a + db_2 + W_2 (σ' ⊙ dh)`.
+    fn tangent(
+        &self,
+        ctx: &[usize],
+        fwd: &Forward,
+        dfold: &Folded,
+        dw2: &[f64],
+        db2: &[f64],
+    ) -> Vec<f64> {
+        let (v, h) = (self.v, self.h);
+        let n = fwd.a.len() / h;
+        let mut dh = self.gather(ctx, dfold);
+        dh.iter_mut()
+            .zip(&fwd.a)
+            .for_each(|(x, a)| *x *= 1.0 - a * a);
+        let mut dz = vec![0.0; v * n];
+        for col in dz.chunks_exact_mut(v) {
+            col.copy_from_slice(db2);
+        }
+        product(&mut dz, true, view(self.w2, v, h), view(&dh, h, n));
+        product(&mut dz, true, view(dw2, v, h), view(&fwd.a, h, n));
+        dz
+    }
+}
+
+/// A first layer folded into the embeddings: the tables `T_s` (`h × V` each, slot after
+/// slot) and the constant column `c` (`h`).
+struct Folded {
+    tables: Vec<f64>,
+    c: Vec<f64>,
+}
+
+impl Folded {
+    /// Zero tables and the constant `c`.
+    fn new(net: &Net<'_>, c: &[f64]) -> Self {
+        Folded {
+            tables: vec![0.0; net.h * net.v * net.w],
+            c: c.to_vec(),
+        }
     }
 }
 
@@ -311,7 +399,7 @@ fn folded_slots(
 
 /// Whether a batch of `positions` scored positions folds the embedding into the first
 /// layer: when it has more positions than the vocabulary has tokens.
-fn folds(spec: LmSpec, positions: usize) -> bool {
+pub(super) fn folds(spec: LmSpec, positions: usize) -> bool {
     spec.vocab < positions
 }
 
@@ -336,6 +424,77 @@ pub fn gradient_flops(spec: LmSpec, positions: usize) -> f64 {
     3.0 * 2.0 * v * h * n + first
 }
 
+/// The slot groups of a batch of `n` positions: the window's two halves, each on its
+/// own thread, from [`PARALLEL_POSITIONS`] on; the whole window otherwise.
+fn slot_groups(w: usize, n: usize) -> Vec<Range<usize>> {
+    if n >= PARALLEL_POSITIONS {
+        vec![0..w / 2, w / 2..w]
+    } else {
+        std::iter::once(0..w).collect()
+    }
+}
+
+/// The contexts of every response position of `xs`, in order, flat (`W` tokens each).
+pub(super) fn contexts(lm: &TinyLm, xs: &[Sequence]) -> Vec<usize> {
+    xs.iter()
+        .flat_map(|x| (x.prompt_len..x.tokens.len()).flat_map(|l| lm.context(&x.tokens, l)))
+        .collect()
+}
+
+/// The logits (`V × n`, column-major) of the positions whose contexts are `ctx`,
+/// through the folded first layer when that is cheaper, halves on two threads.
+pub(super) fn logits(lm: &TinyLm, ctx: &[usize]) -> Vec<f64> {
+    let net = Net::new(lm);
+    let n = ctx.len() / net.w;
+    let tables = folds(lm.spec(), n).then(|| net.tables(&slot_groups(net.w, n)));
+    let halves = chunks(n);
+    let parts = in_parallel(&halves, |r| {
+        net.forward(&ctx[r.start * net.w..r.end * net.w], tables.as_ref())
+            .z
+    });
+    parts.concat()
+}
+
+/// The logits (`V × n`) of the positions whose contexts are `ctx`, and their tangents
+/// `J dθ` along each of `dthetas`, through the folded first layer (for batches that
+/// [`folds`]), halves on two threads.
+pub(super) fn folded_logits_and_tangents(
+    lm: &TinyLm,
+    ctx: &[usize],
+    dthetas: &[DVector<f64>],
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let net = Net::new(lm);
+    let at = Offsets::of(&net);
+    let n = ctx.len() / net.w;
+    let groups = slot_groups(net.w, n);
+    let tables = net.tables(&groups);
+    let directions: Vec<Folded> = (dthetas.iter())
+        .map(|d| net.tangent_tables(&at, d.as_slice(), &groups))
+        .collect();
+    let halves = chunks(n);
+    let parts = in_parallel(&halves, |r| {
+        let ctx = &ctx[r.start * net.w..r.end * net.w];
+        let fwd = net.forward(ctx, Some(&tables));
+        let tangents: Vec<Vec<f64>> = (dthetas.iter().zip(&directions))
+            .map(|(d, dfold)| {
+                let d = d.as_slice();
+                net.tangent(ctx, &fwd, dfold, &d[at.w2..at.b2], &d[at.b2..])
+            })
+            .collect();
+        (fwd.z, tangents)
+    });
+    let z = parts.iter().flat_map(|(z, _)| z.iter().copied()).collect();
+    let tangents = (0..dthetas.len())
+        .map(|k| {
+            parts
+                .iter()
+                .flat_map(|(_, t)| t[k].iter().copied())
+                .collect()
+        })
+        .collect();
+    (z, tangents)
+}
+
 /// The gradient of `xs` under `residuals`; see the module docs.
 pub(super) fn gradient_batch(
     lm: &TinyLm,
@@ -345,17 +504,10 @@ pub(super) fn gradient_batch(
     let net = Net::new(lm);
     let at = Offsets::of(&net);
     let (v, w, d) = (net.v, net.w, net.d);
-    let ctx: Vec<usize> = xs
-        .iter()
-        .flat_map(|x| (x.prompt_len..x.tokens.len()).flat_map(|l| lm.context(&x.tokens, l)))
-        .collect();
+    let ctx = contexts(lm, xs);
     let n = ctx.len() / w;
     let folded = folds(lm.spec(), n);
-    let groups: Vec<std::ops::Range<usize>> = if n >= PARALLEL_POSITIONS {
-        vec![0..w / 2, w / 2..w]
-    } else {
-        std::iter::once(0..w).collect()
-    };
+    let groups = slot_groups(w, n);
     let tables = folded.then(|| net.tables(&groups));
     let halves = chunks(n);
     let forwards = in_parallel(&halves, |r| {
