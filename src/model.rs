@@ -152,19 +152,45 @@ pub trait Model: Clone {
     /// If the new parameters would not be finite (the step overflows them); the model is
     /// then left as it was.
     fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) -> Result<()> {
-        if !grad.iter().all(|v| v.is_finite()) {
-            return Err(crate::error::Error::InvalidArgument(
-                "the gradient is not finite: the loss or its residual overflowed at these parameters (a smaller β or learning rate keeps it finite)".into(),
-            ));
-        }
-        let theta = self.params() - grad * eta;
-        if !theta.iter().all(|v| v.is_finite()) {
-            return Err(crate::error::Error::InvalidArgument(format!(
-                "the step η·‖g‖ = {eta:e} × {:e} is too large: the parameters after it overflow",
-                grad.norm()
-            )));
-        }
+        let mut theta = self.params();
+        sgd_in_place(vec![theta.as_mut_slice()], grad.as_slice(), eta)?;
         self.set_params(&theta);
         Ok(())
     }
+}
+
+/// `θ ← θ − η g` on the parameter blocks `blocks`, which hold `θ` in order, in place.
+/// The model's `sgd_step` in a few passes and no allocation.
+///
+/// # Errors
+/// If `g` is not finite, or the new parameters would not be (the step overflows them);
+/// the blocks are then left as they were.
+pub fn sgd_in_place(mut blocks: Vec<&mut [f64]>, grad: &[f64], eta: f64) -> Result<()> {
+    if !grad.iter().all(|v| v.is_finite()) {
+        return Err(crate::error::Error::InvalidArgument(
+            "the gradient is not finite: the loss or its residual overflowed at these parameters (a smaller β or learning rate keeps it finite)".into(),
+        ));
+    }
+    let pairs = || {
+        let mut rest = grad;
+        blocks.iter().map(move |b| {
+            let (g, tail) = rest.split_at(b.len());
+            rest = tail;
+            (b, g)
+        })
+    };
+    let finite = pairs().all(|(b, g)| b.iter().zip(g).all(|(t, g)| (t - g * eta).is_finite()));
+    if !finite {
+        let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "the step η·‖g‖ = {eta:e} × {norm:e} is too large: the parameters after it overflow"
+        )));
+    }
+    let mut rest = grad;
+    for b in &mut blocks {
+        let (g, tail) = rest.split_at(b.len());
+        rest = tail;
+        b.iter_mut().zip(g).for_each(|(t, g)| *t -= g * eta);
+    }
+    Ok(())
 }

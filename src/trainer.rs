@@ -87,13 +87,18 @@ impl<M: Model> Trainer<M> {
         observers: &mut [&mut dyn Observer<M>],
     ) -> Result<f64> {
         let g = gradient(&self.model, update, objective)?;
-        let before = self.model.clone();
+        // The model before the step is kept only for observers to compare with.
+        let before = (!observers.is_empty()).then(|| self.model.clone());
         self.model.sgd_step(&g.grad, self.eta).map_err(|e| {
             crate::error::Error::InvalidArgument(format!(
                 "training diverged at step {}: {e} (lower the learning rate)",
                 self.steps
             ))
         })?;
+        let Some(before) = before else {
+            self.steps += 1;
+            return Ok(g.loss);
+        };
         let event = StepEvent {
             step: self.steps,
             before: &before,

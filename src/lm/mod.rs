@@ -132,10 +132,15 @@ impl TinyLm {
     /// The context tokens of position `l` (an index into `tokens`): the `W` tokens
     /// before it, oldest first, padded with [`PAD`].
     pub fn context(&self, tokens: &[usize], l: usize) -> Vec<usize> {
+        let mut context = Vec::with_capacity(self.spec.window);
+        self.context_into(tokens, l, &mut context);
+        context
+    }
+
+    /// [`TinyLm::context`], appended to `out`.
+    fn context_into(&self, tokens: &[usize], l: usize, out: &mut Vec<usize>) {
         let w = self.spec.window;
-        (0..w)
-            .map(|s| (l + s).checked_sub(w).map_or(PAD, |i| tokens[i]))
-            .collect()
+        out.extend((0..w).map(|s| (l + s).checked_sub(w).map_or(PAD, |i| tokens[i])));
     }
 
     /// The MLP input `u` for a context.
@@ -464,6 +469,19 @@ impl Model for TinyLm {
         theta.extend_from_slice(self.slots.as_slice());
         theta.extend_from_slice(self.mlp.params().as_slice());
         DVector::from_vec(theta)
+    }
+
+    /// In place: `E`, `P`, then the MLP's layers
+    /// ([`sgd_in_place`](crate::model::sgd_in_place)).
+    fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) -> Result<()> {
+        assert_eq!(
+            grad.len(),
+            self.num_params(),
+            "gradient length does not match"
+        );
+        let mut blocks = vec![self.embed.as_mut_slice(), self.slots.as_mut_slice()];
+        blocks.extend(self.mlp.param_blocks());
+        crate::model::sgd_in_place(blocks, grad.as_slice(), eta)
     }
 
     fn set_params(&mut self, theta: &DVector<f64>) {

@@ -284,8 +284,7 @@ impl Offsets {
     }
 }
 
-/// One half's backward pass: its share of the gradient, and the first layer's residuals
-/// `δ` (`h × n`) when the embedding is folded.
+/// One half's backward pass: its share of the gradient ([`Share`]).
 fn backward(
     net: &Net<'_>,
     at: &Offsets,
@@ -293,14 +292,24 @@ fn backward(
     fwd: &Forward,
     g: &[f64],
     folded: bool,
-) -> (Vec<f64>, Vec<f64>) {
+) -> Share {
     let (v, w, d, h) = (net.v, net.w, net.d, net.h);
     let n = ctx.len() / w;
-    let mut grad = vec![0.0; at.b2 + v];
+    // Folded, this half adds to `b_1`, `W_2` and `b_2` only: its share starts at `b_1`.
+    let from = if folded { at.b1 } else { 0 };
+    let mut grad = vec![0.0; at.b2 + v - from];
     let (gm, am) = (view(g, v, n), view(&fwd.a, h, n));
-    product(&mut grad[at.w2..at.b2], false, gm, am.transpose());
+    product(
+        &mut grad[at.w2 - from..at.b2 - from],
+        false,
+        gm,
+        am.transpose(),
+    );
     for col in g.chunks_exact(v) {
-        grad[at.b2..].iter_mut().zip(col).for_each(|(x, y)| *x += y);
+        grad[at.b2 - from..]
+            .iter_mut()
+            .zip(col)
+            .for_each(|(x, y)| *x += y);
     }
     let mut delta = vec![0.0; h * n];
     product(&mut delta, false, view(net.w2, v, h).transpose(), gm);
@@ -309,13 +318,13 @@ fn backward(
         .zip(&fwd.a)
         .for_each(|(x, a)| *x *= 1.0 - a * a);
     for col in delta.chunks_exact(h) {
-        grad[at.b1..at.w2]
+        grad[at.b1 - from..at.w2 - from]
             .iter_mut()
             .zip(col)
             .for_each(|(x, y)| *x += y);
     }
     if folded {
-        return (grad, delta);
+        return Share { from, grad, delta };
     }
     let dm = view(&delta, h, n);
     let um = view(&fwd.u, w * d, n);
@@ -330,7 +339,19 @@ fn backward(
             }
         }
     }
-    (grad, Vec::new())
+    Share {
+        from,
+        grad,
+        delta: Vec::new(),
+    }
+}
+
+/// One half's share of the gradient: `grad` holds `θ[from..]`'s entries.
+struct Share {
+    from: usize,
+    grad: Vec<f64>,
+    /// The first layer's residuals `δ` (`h × n`), when the embedding is folded.
+    delta: Vec<f64>,
 }
 
 /// The folded first layer's gradient for one slot.
@@ -436,9 +457,12 @@ fn slot_groups(w: usize, n: usize) -> Vec<Range<usize>> {
 
 /// The contexts of every response position of `xs`, in order, flat (`W` tokens each).
 pub(super) fn contexts(lm: &TinyLm, xs: &[Sequence]) -> Vec<usize> {
-    xs.iter()
-        .flat_map(|x| (x.prompt_len..x.tokens.len()).flat_map(|l| lm.context(&x.tokens, l)))
-        .collect()
+    let positions: usize = xs.iter().map(|x| x.tokens.len() - x.prompt_len).sum();
+    let mut ctx = Vec::with_capacity(positions * lm.spec().window);
+    for x in xs {
+        (x.prompt_len..x.tokens.len()).for_each(|l| lm.context_into(&x.tokens, l, &mut ctx));
+    }
+    ctx
 }
 
 /// The logits (`V × n`, column-major) of the positions whose contexts are `ctx`,
@@ -540,12 +564,14 @@ pub(super) fn gradient_batch(
         )
     });
     let mut grad = vec![0.0; at.b2 + v];
-    for (part, _) in &backs {
-        grad.iter_mut().zip(part).for_each(|(x, y)| *x += y);
+    for share in &backs {
+        (grad[share.from..].iter_mut())
+            .zip(&share.grad)
+            .for_each(|(x, y)| *x += y);
     }
     if folded {
         let mut delta = Vec::with_capacity(net.h * n);
-        backs.iter().for_each(|(_, dl)| delta.extend_from_slice(dl));
+        backs.iter().for_each(|b| delta.extend_from_slice(&b.delta));
         let results = in_parallel(&groups, |slots| {
             folded_slots(&net, &ctx, &delta, slots.clone())
         });

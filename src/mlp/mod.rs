@@ -383,6 +383,18 @@ impl Mlp {
         (z.column(0).into_owned(), dz.column(0).into_owned())
     }
 
+    /// The parameters as mutable blocks in `θ`'s order: each layer's `W_l`, then `b_l`.
+    pub(crate) fn param_blocks(&mut self) -> Vec<&mut [f64]> {
+        let mut blocks = Vec::with_capacity(2 * self.layers.len());
+        for layer in &mut self.layers {
+            blocks.push(layer.weight.as_mut_slice());
+            if let Some(b) = &mut layer.bias {
+                blocks.push(b.as_mut_slice());
+            }
+        }
+        blocks
+    }
+
     /// Splits a flat parameter vector into per-layer `(W_l, b_l)` slices.
     fn split<'a>(&self, theta: &'a [f64]) -> Vec<(&'a [f64], &'a [f64])> {
         let mut rest = theta;
@@ -483,6 +495,16 @@ impl Model for Mlp {
             }
         }
         DVector::from_vec(theta)
+    }
+
+    /// In place, layer by layer ([`sgd_in_place`](crate::model::sgd_in_place)).
+    fn sgd_step(&mut self, grad: &DVector<f64>, eta: f64) -> Result<()> {
+        assert_eq!(
+            grad.len(),
+            self.num_params(),
+            "gradient length does not match"
+        );
+        crate::model::sgd_in_place(self.param_blocks(), grad.as_slice(), eta)
     }
 
     fn set_params(&mut self, theta: &DVector<f64>) {
