@@ -54,27 +54,46 @@ pub fn log_softmax_columns(z: &DMatrix<f64>) -> DMatrix<f64> {
     out
 }
 
-/// Column-wise softmax and log-softmax of a `V × L` logit matrix, with one `exp` per
-/// entry: with `m` the column's maximum, `e = exp(z − m)` and `s = Σ e`,
-/// `π = e · (1/s)` and `log π = (z − m) − log s` (as [`log_softmax_columns`]). A column
-/// whose maximum is not finite falls back to `π = exp(log π)`.
-pub fn softmax_and_log_columns(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
-    let (mut pi, mut log_pi) = (z.clone(), z.clone());
+/// Column-wise softmax of a `V × L` logit matrix with one `exp` per entry, and each
+/// column's shift `(m, log s)`: with `m` the column's maximum, `e = exp(z − m)` and
+/// `s = Σ e`, `π = e · (1/s)`, and `log π = (z − m) − log s` exactly as
+/// [`log_softmax_columns`] computes it ([`log_prob`]). A column whose maximum is not
+/// finite falls back to `π = exp(log π)`.
+pub fn softmax_columns_shifted(z: &DMatrix<f64>) -> (DMatrix<f64>, Vec<(f64, f64)>) {
+    let mut pi = z.clone();
     let v = z.nrows().max(1);
-    let columns = pi.as_mut_slice().chunks_exact_mut(v);
-    for (p, lp) in columns.zip(log_pi.as_mut_slice().chunks_exact_mut(v)) {
-        let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !m.is_finite() {
-            log_softmax_in_place(lp);
-            p.iter_mut().zip(lp.iter()).for_each(|(p, l)| *p = l.exp());
-            continue;
-        }
-        p.iter_mut().for_each(|x| *x -= m);
-        crate::vecmath::exp(p);
-        let sum: f64 = p.iter().sum();
-        let (log_s, inverse) = (sum.ln(), 1.0 / sum);
-        p.iter_mut().for_each(|x| *x *= inverse);
-        lp.iter_mut().for_each(|x| *x = (*x - m) - log_s);
+    let shifts = (pi.as_mut_slice().chunks_exact_mut(v))
+        .map(|p| {
+            let m = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if !m.is_finite() {
+                log_softmax_in_place(p);
+                p.iter_mut().for_each(|x| *x = exp1(*x));
+                return (m, 0.0);
+            }
+            p.iter_mut().for_each(|x| *x -= m);
+            crate::vecmath::exp(p);
+            let sum: f64 = p.iter().sum();
+            let inverse = 1.0 / sum;
+            p.iter_mut().for_each(|x| *x *= inverse);
+            (m, sum.ln())
+        })
+        .collect();
+    (pi, shifts)
+}
+
+/// `log π` of logit `z` in a column of shift `(m, log s)` ([`softmax_columns_shifted`]).
+pub fn log_prob(z: f64, (m, log_s): (f64, f64)) -> f64 {
+    (z - m) - log_s
+}
+
+/// Column-wise softmax and log-softmax of a `V × L` logit matrix with one `exp` per
+/// entry ([`softmax_columns_shifted`]); `log π` is [`log_softmax_columns`]'s, bit for bit.
+pub fn softmax_and_log_columns(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    let (pi, shifts) = softmax_columns_shifted(z);
+    let mut log_pi = z.clone();
+    let v = z.nrows().max(1);
+    for (lp, &shift) in log_pi.as_mut_slice().chunks_exact_mut(v).zip(&shifts) {
+        lp.iter_mut().for_each(|x| *x = log_prob(*x, shift));
     }
     (pi, log_pi)
 }
@@ -144,11 +163,7 @@ pub fn entropy_from_log(log_pi: &[f64]) -> f64 {
 /// Teacher-forced log-probability of a response, `log π(y | χ) = Σ_l log π_l(y_l)`,
 /// from a sequence model's logits (`V × |y|`, one column per response position).
 pub fn sequence_log_prob(logits: &DMatrix<f64>, response: &[usize]) -> f64 {
-    sequence_log_prob_of(&log_softmax_columns(logits), response)
-}
-
-/// [`sequence_log_prob`] from the log-probabilities `log π` (`V × |y|`) themselves.
-pub fn sequence_log_prob_of(log_pi: &DMatrix<f64>, response: &[usize]) -> f64 {
+    let log_pi = log_softmax_columns(logits);
     response
         .iter()
         .enumerate()

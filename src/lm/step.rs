@@ -30,7 +30,7 @@ use std::ops::Range;
 use faer::{Accum, MatMut, MatRef, Par};
 use nalgebra::{DMatrix, DVector};
 
-use super::{LmSpec, PARALLEL_POSITIONS, Sequence, TinyLm, chunks, split_columns};
+use super::{LmSpec, PARALLEL_POSITIONS, Sequence, TinyLm, chunks};
 use crate::error::Result;
 use crate::model::{Gradients, Residuals};
 
@@ -465,10 +465,11 @@ pub(super) fn contexts(lm: &TinyLm, xs: &[Sequence]) -> Vec<usize> {
     ctx
 }
 
-/// The logits (`V × n`, column-major) of the positions whose contexts are `ctx`,
-/// through the folded first layer when that is cheaper, halves on two threads.
-pub(super) fn logits(lm: &TinyLm, ctx: &[usize]) -> Vec<f64> {
+/// The logits of every sequence of `xs` (`V × |y|` each), through the folded first layer
+/// when that is cheaper, halves on two threads.
+pub(super) fn logits(lm: &TinyLm, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
     let net = Net::new(lm);
+    let ctx = contexts(lm, xs);
     let n = ctx.len() / net.w;
     let tables = folds(lm.spec(), n).then(|| net.tables(&slot_groups(net.w, n)));
     let halves = chunks(n);
@@ -476,7 +477,23 @@ pub(super) fn logits(lm: &TinyLm, ctx: &[usize]) -> Vec<f64> {
         net.forward(&ctx[r.start * net.w..r.end * net.w], tables.as_ref())
             .z
     });
-    parts.concat()
+    per_sequence(parts.iter().map(Vec::as_slice), net.v, xs)
+}
+
+/// The columns of `parts` (`V` rows each, in order) as one matrix per sequence of `xs`.
+fn per_sequence<'a>(
+    parts: impl Iterator<Item = &'a [f64]>,
+    v: usize,
+    xs: &[Sequence],
+) -> Vec<DMatrix<f64>> {
+    let mut columns = parts.flat_map(|z| z.chunks_exact(v));
+    (xs.iter())
+        .map(|x| {
+            let len = x.tokens.len() - x.prompt_len;
+            let values = columns.by_ref().take(len).flatten().copied();
+            DMatrix::from_iterator(v, len, values)
+        })
+        .collect()
 }
 
 /// The logits (`V × n`) of the positions whose contexts are `ctx`, and their tangents
@@ -537,9 +554,7 @@ pub(super) fn gradient_batch(
     let forwards = in_parallel(&halves, |r| {
         net.forward(&ctx[r.start * w..r.end * w], tables.as_ref())
     });
-    let mut z = Vec::with_capacity(v * n);
-    forwards.iter().for_each(|f| z.extend_from_slice(&f.z));
-    let logits = split_columns(&DMatrix::from_vec(v, n, z), xs);
+    let logits = per_sequence(forwards.iter().map(|f| f.z.as_slice()), v, xs);
     let gs = residuals(&logits)?;
     for (x, g) in xs.iter().zip(&gs) {
         assert_eq!(

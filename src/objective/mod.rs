@@ -17,7 +17,7 @@ use nalgebra::DMatrix;
 pub use pairwise::{LmObjective, OneTerm, PairLoss, Pairwise, Term, shared_positions, split_terms};
 
 use crate::error::{Error, Result, check_class};
-use crate::numerics::softmax_and_log_columns;
+use crate::numerics::{log_prob, softmax_columns_shifted};
 
 /// A loss over the logits of `arity()` inputs, each `V × L`. Objectives are plain data,
 /// shared by the threads that compute a batch's parts.
@@ -216,18 +216,24 @@ impl Objective for CrossEntropy {
         self.loss_and_residuals(logits).1
     }
 
-    /// One softmax for both ([`softmax_and_log_columns`]): `L = −Σ_k w_k log π_{l_k}(y_k)`
-    /// and `G_l = Σ_k w_k (π_l − e_{y_k})` (zero at unlabelled positions).
+    /// One softmax for both ([`softmax_columns_shifted`]): `L = −Σ_k w_k log π_{l_k}(y_k)`
+    /// and `G_l = Σ_k w_k (π_l − e_{y_k})`, formed in place as `(Σ_{k: l_k = l} w_k) π_l`
+    /// less the labels (zero at unlabelled positions).
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
-        let (pi, log_pi) = softmax_and_log_columns(&logits[0]);
-        let mut g = DMatrix::zeros(pi.nrows(), pi.ncols());
+        let z = &logits[0];
+        let (mut g, shifts) = softmax_columns_shifted(z);
+        let mut weights = vec![0.0; z.ncols()];
+        self.labels
+            .iter()
+            .for_each(|t| weights[t.position] += t.weight);
+        for (mut col, w) in g.column_iter_mut().zip(weights) {
+            col *= w;
+        }
         for t in &self.labels {
-            let mut col = g.column_mut(t.position);
-            col.axpy(t.weight, &pi.column(t.position), 1.0);
-            col[t.class] -= t.weight;
+            g[(t.class, t.position)] -= t.weight;
         }
         let loss = (self.labels.iter())
-            .map(|t| -t.weight * log_pi[(t.class, t.position)])
+            .map(|t| -t.weight * log_prob(z[(t.class, t.position)], shifts[t.position]))
             .sum();
         (loss, vec![g])
     }

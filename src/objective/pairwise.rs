@@ -8,7 +8,7 @@ use nalgebra::DMatrix;
 use super::CrossEntropy;
 use super::Objective;
 use crate::error::{Error, Result, check_class};
-use crate::numerics::{sequence_log_prob_of, softmax_and_log_columns};
+use crate::numerics::{log_prob, softmax_columns_shifted};
 
 /// A preference loss on a chosen and a rejected sequence. Its names are this crate's;
 /// [`PairLoss::TRL_ALIASES`] lists the names of TRL's `DPOTrainer` (`loss_type`) that
@@ -280,21 +280,27 @@ impl Objective for Pairwise {
         self.loss_and_residuals(logits).1
     }
 
-    /// One softmax per sequence ([`softmax_and_log_columns`]) gives its log-probability,
+    /// One softmax per sequence ([`softmax_columns_shifted`]) gives its log-probability,
     /// hence `(L, s⁺, s⁻)`, and its `π` for `G = s (π − e_y)`.
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
-        let [(pi_plus, log_plus), (pi_minus, log_minus)] =
-            [&logits[0], &logits[1]].map(softmax_and_log_columns);
+        let [(pi_plus, shift_plus), (pi_minus, shift_minus)] =
+            [&logits[0], &logits[1]].map(softmax_columns_shifted);
+        let log_prob_of = |z: &DMatrix<f64>, shifts: &[(f64, f64)], y: &[usize]| -> f64 {
+            (y.iter().enumerate())
+                .map(|(l, &t)| log_prob(z[(t, l)], shifts[l]))
+                .sum()
+        };
         let (lp_plus, lp_minus) = (
-            sequence_log_prob_of(&log_plus, &self.chosen),
-            sequence_log_prob_of(&log_minus, &self.rejected),
+            log_prob_of(&logits[0], &shift_plus, &self.chosen),
+            log_prob_of(&logits[1], &shift_minus, &self.rejected),
         );
         let (loss, s_plus, s_minus) = self.strengths(lp_plus, lp_minus);
         let push = |mut g: DMatrix<f64>, targets: &[usize], s: f64| {
             for (l, &t) in targets.iter().enumerate() {
                 g[(t, l)] -= 1.0;
             }
-            g * s
+            g *= s;
+            g
         };
         (
             loss,
