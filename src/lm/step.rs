@@ -489,9 +489,11 @@ fn per_sequence<'a>(
     let mut columns = parts.flat_map(|z| z.chunks_exact(v));
     (xs.iter())
         .map(|x| {
-            let len = x.tokens.len() - x.prompt_len;
-            let values = columns.by_ref().take(len).flatten().copied();
-            DMatrix::from_iterator(v, len, values)
+            let mut m = DMatrix::zeros(v, x.tokens.len() - x.prompt_len);
+            for (out, column) in m.as_mut_slice().chunks_exact_mut(v).zip(columns.by_ref()) {
+                out.copy_from_slice(column);
+            }
+            m
         })
         .collect()
 }
