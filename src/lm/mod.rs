@@ -16,8 +16,12 @@
 //!
 //! Every pass is batched: the context vectors of all response positions of all sequences
 //! of a call are the columns of one matrix `U`, so the forward, backward and forward-mode
-//! passes are a few matrix products per layer ([`Mlp::backprop_batch_into`]), and the
-//! embedding gradients are scattered back from `∂L/∂U`.
+//! passes are a few matrix products per layer, and the embedding gradients are scattered
+//! back from `∂L/∂U`. The training step, the forward pass and the JVPs run in [`step`]:
+//! faer's products, the first layer folded into the embeddings when a batch has more
+//! positions than the vocabulary has tokens. The reverse mode of [`Model::backprop_batch`]
+//! keeps the unfolded form ([`Mlp::backprop_batch_into`]), which the tests hold the
+//! step against.
 
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
