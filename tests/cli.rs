@@ -557,17 +557,15 @@ fn bench_entk_reports_efficiency_against_a_measured_gemm_rate() {
 fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
     let dir = scratch("bench-lm");
     let path = dir.join("gallery.json");
-    let out = ldyn_ok(&[
-        "bench",
-        "lm",
-        "--workload",
-        "gallery",
-        "--reps",
-        "1",
-        "--export",
-        path.to_str().unwrap(),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let bench = |extra: &[&str]| {
+        let args = [
+            &["bench", "lm", "--workload", "gallery", "--reps", "1"],
+            extra,
+        ]
+        .concat();
+        String::from_utf8_lossy(&ldyn_ok(&args).stdout).into_owned()
+    };
+    let text = bench(&["--export", path.to_str().unwrap()]);
     assert!(
         text.contains("SFT step") && text.contains("DPO step"),
         "{text}"
@@ -595,16 +593,7 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
     assert!(doc["check"]["sft"]["loss"].as_f64().unwrap() > 0.0);
     // One JVP value per SFT sequence, for the peer's check.
     assert_eq!(doc["check"]["jvp"].as_array().unwrap().len(), 1);
-    let jvp = ldyn_ok(&[
-        "bench",
-        "lm",
-        "--workload",
-        "gallery",
-        "--reps",
-        "1",
-        "--jvp",
-    ]);
-    let text = String::from_utf8_lossy(&jvp.stdout);
+    let text = bench(&["--jvp"]);
     assert!(
         text.contains("the JVP costs") && text.contains("forward passes"),
         "{text}"

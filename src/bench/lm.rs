@@ -6,7 +6,7 @@ use rand::{RngExt, SeedableRng};
 
 use faer::Par;
 
-use super::{GemmBench, median_pair, median_pair_even};
+use super::{GemmBench, median_pair, median_pair_with};
 use crate::Rng64;
 use crate::decomposition::{gradient, predict};
 use crate::error::{Error, Result};
@@ -237,7 +237,7 @@ pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
         let logits = model.logits_batch(probes);
         std::hint::black_box(logits.iter().map(log_softmax_columns).count());
     };
-    let (jvp_seconds, forward_seconds) = median_pair_even(reps, jvp, forward);
+    let (jvp_seconds, forward_seconds) = median_pair_with(reps, reps, jvp, forward);
     Ok(JvpBench {
         workload,
         jvp_seconds,

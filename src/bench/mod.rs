@@ -117,7 +117,18 @@ pub const BASELINE_REPS: usize = 7;
 /// Median wall times in seconds of `f`, run `reps` times, and of the baseline `g`, run
 /// between them at most [`BASELINE_REPS`] times, spread evenly (after one warm-up run
 /// each), so both see the same load on a noisy machine.
-pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+pub fn median_pair(reps: usize, f: impl FnMut(), g: impl FnMut()) -> (f64, f64) {
+    median_pair_with(reps, BASELINE_REPS, f, g)
+}
+
+/// [`median_pair`] with the baseline run at most `baseline` times (`reps`: after every
+/// run of `f`).
+pub fn median_pair_with(
+    reps: usize,
+    baseline: usize,
+    mut f: impl FnMut(),
+    mut g: impl FnMut(),
+) -> (f64, f64) {
     let time = |h: &mut dyn FnMut()| {
         let t = Instant::now();
         h();
@@ -126,7 +137,7 @@ pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f6
     f();
     g();
     let reps = reps.max(1);
-    let stride = reps.div_ceil(BASELINE_REPS);
+    let stride = reps.div_ceil(baseline.max(1));
     let (mut a, mut b) = (Vec::with_capacity(reps), Vec::new());
     for k in 0..reps {
         a.push(time(&mut f));
@@ -134,22 +145,6 @@ pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f6
             b.push(time(&mut g));
         }
     }
-    (median(&mut a), median(&mut b))
-}
-
-/// Median wall times in seconds of `f` and `g`, each run `reps` times, alternating (after
-/// one warm-up run each), so both see the same load.
-pub fn median_pair_even(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
-    let time = |h: &mut dyn FnMut()| {
-        let t = Instant::now();
-        h();
-        t.elapsed().as_secs_f64()
-    };
-    f();
-    g();
-    let (mut a, mut b): (Vec<f64>, Vec<f64>) = (0..reps.max(1))
-        .map(|_| (time(&mut f), time(&mut g)))
-        .unzip();
     (median(&mut a), median(&mut b))
 }
 

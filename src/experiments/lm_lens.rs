@@ -413,57 +413,36 @@ impl Experiment for LmLens {
     }
 
     fn tables(data: &Lens) -> Vec<Table> {
-        let fig8 = (data.runs.iter())
-            .flat_map(|r| {
-                r.steps.iter().map(move |s| {
-                    format!(
-                        "{},{},{},{},{},{},{},{},{}",
-                        r.signal.id(),
-                        r.seed,
-                        s.step,
-                        s.family.id(),
-                        r.eta,
-                        s.lbk,
-                        s.lbk_first_order,
-                        s.sign_delta,
-                        s.kernel_norm_sq
-                    )
-                })
-            })
-            .collect();
-        let kernels = (data.runs.iter())
-            .flat_map(|r| {
-                r.kernels.iter().map(move |k| {
-                    format!(
-                        "{},{},{},{},{},{},{}",
-                        r.signal.id(),
-                        r.seed,
-                        k.step,
-                        k.kernel.id(),
-                        k.family.id(),
-                        k.predicted,
-                        k.actual
-                    )
-                })
-            })
-            .collect();
-        let last_layer = (data.runs.iter())
-            .flat_map(|r| {
-                r.last_layer.iter().map(move |p| {
-                    format!(
-                        "{},{},{},{},{},{},{},{}",
-                        r.signal.id(),
-                        r.seed,
-                        p.step,
-                        p.family.id(),
-                        p.kernel_norm_sq,
-                        p.last_layer_norm_sq,
-                        p.entry_spearman,
-                        p.diagonal_spearman
-                    )
-                })
-            })
-            .collect();
+        let fig8 = data.rows(
+            |r| &r.steps,
+            |r, s| {
+                let (lbk, first, sign) = (s.lbk, s.lbk_first_order, s.sign_delta);
+                let (step, family, eta) = (s.step, s.family.id(), r.eta);
+                format!(
+                    "{step},{family},{eta},{lbk},{first},{sign},{}",
+                    s.kernel_norm_sq
+                )
+            },
+        );
+        let kernels = data.rows(
+            |r| &r.kernels,
+            |_, k| {
+                let (step, kernel, family) = (k.step, k.kernel.id(), k.family.id());
+                format!("{step},{kernel},{family},{},{}", k.predicted, k.actual)
+            },
+        );
+        let last_layer = data.rows(
+            |r| &r.last_layer,
+            |_, p| {
+                let (full, last) = (p.kernel_norm_sq, p.last_layer_norm_sq);
+                let (entries, diagonal) = (p.entry_spearman, p.diagonal_spearman);
+                format!(
+                    "{},{},{full},{last},{entries},{diagonal}",
+                    p.step,
+                    p.family.id()
+                )
+            },
+        );
         let frozen = (data.runs.iter())
             .flat_map(|r| {
                 FROZEN_THRESHOLDS
@@ -501,6 +480,23 @@ impl Experiment for LmLens {
 }
 
 impl Lens {
+    /// One CSV row per item of every run, `signal,seed,` then what `row` writes.
+    fn rows<T>(
+        &self,
+        items: impl Fn(&SignalRun) -> &[T],
+        row: impl Fn(&SignalRun, &T) -> String,
+    ) -> Vec<String> {
+        let row = &row;
+        (self.runs.iter())
+            .flat_map(|r| {
+                let prefix = format!("{},{}", r.signal.id(), r.seed);
+                items(r)
+                    .iter()
+                    .map(move |item| format!("{prefix},{}", row(r, item)))
+            })
+            .collect()
+    }
+
     /// The per-step Spearman correlations, across families, of LBK and of `‖K‖²_F`, of
     /// one run.
     pub fn proxy_spearman(run: &SignalRun) -> Vec<(usize, f64)> {
