@@ -61,8 +61,10 @@ impl Default for Config {
 impl Config {
     /// About how many multiply-adds the lens takes: per update of every signal and seed,
     /// two kernels (the current and the frozen) between every measured probe's `4V`
-    /// outputs and the update's up to `8V`, each entry a sum over the hidden layer and
-    /// the window's slot pairs, plus a fixed cost per entry.
+    /// outputs and the update's up to `8V`. Each entry costs a sum over the hidden layer
+    /// (`2h`) and the embedding product (`2W·d`), plus the slot pairs' column sums spread
+    /// over the `V` entries of a row (`W²·d / V`) and a fixed cost
+    /// ([`entk_lm_structured`](crate::lm::kernel::entk_lm_structured)).
     pub fn lens_work(&self) -> f64 {
         let sizes = self.world.language;
         let v = sizes.vocab() as f64;
@@ -74,13 +76,17 @@ impl Config {
         let train = sizes.train_entities() as f64;
         let updates = 6.0 * self.epochs as f64 * train * self.seeds as f64;
         let probes = 10.0 * (self.probes_per_family as f64).min(train);
-        updates * probes * 2.0 * (4.0 * v) * (8.0 * v) * (2.0 * h + w * w * d + 64.0)
+        let per_entry = 2.0 * h + 2.0 * w * d + w * w * d / v + ENTRY_COST;
+        updates * probes * 2.0 * (4.0 * v) * (8.0 * v) * per_entry
     }
 }
 
 /// The most lens work a run may take ([`Config::lens_work`]): about half a minute on a
 /// laptop's two cores (the defaults take 5e11, 10 s).
 pub const MAX_LENS_WORK: f64 = 1.5e12;
+
+/// The fixed cost of a kernel entry in [`Config::lens_work`], in multiply-adds.
+const ENTRY_COST: f64 = 64.0;
 
 world_settings!(
     Config,

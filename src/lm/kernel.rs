@@ -18,7 +18,9 @@ type PositionFactors = (Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f
 /// where `K_MLP` is [`entk_layerwise`](crate::mlp::kernel::entk_layerwise)'s formula on the context vectors and
 /// `C_{m,s} = ∂z_m/∂u_{m,s} = (B_1 W_1)[:, slot s]` is the Jacobian with respect to the
 /// input slot `s`: a token embedding is shared by every slot holding that token, and a
-/// slot embedding by every position.
+/// slot embedding by every position. The embedding terms are one product per position
+/// pair, `C_m Y_lᵀ` with `Y_{l,s} = Σ_{s'} n(s, s') C'_{l,s'}` and `n` the count of shared
+/// parameters: `2V·W·d·V` multiply-adds and `W²` column sums, not `W²` products.
 pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
     let spec = lm.spec();
     let (v, d) = (spec.vocab, spec.embed);
@@ -34,23 +36,25 @@ pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatri
     };
     let (po, pu) = (parts(x_o), parts(x_u));
     let mut k = DMatrix::zeros(v * po.len(), v * pu.len());
+    let mut shared_cu = DMatrix::zeros(v, lm.spec().window * d);
     for (m, (ctx_o, fo, co)) in po.iter().enumerate() {
         for (l, (ctx_u, fu, cu)) in pu.iter().enumerate() {
             let mut block = k.view_mut((m * v, l * v), (v, v));
             add_layerwise(&mut block, lm.mlp(), fo, fu);
+            // The embedding terms as one product: C · Y'ᵀ with Y'_s = Σ_{s'} n(s, s') C'_{s'}.
+            shared_cu.fill(0.0);
             for (s, &to) in ctx_o.iter().enumerate() {
                 for (s2, &tu) in ctx_u.iter().enumerate() {
                     let shared = f64::from(u8::from(to == tu)) + f64::from(u8::from(s == s2));
                     if shared > 0.0 {
-                        block.gemm(
-                            shared,
-                            &co.columns(s * d, d),
-                            &cu.columns(s2 * d, d).transpose(),
-                            1.0,
-                        );
+                        // Slot columns are contiguous: `V·d` values from `s·d·V`.
+                        let y = &mut shared_cu.as_mut_slice()[s * d * v..(s + 1) * d * v];
+                        let c = &cu.as_slice()[s2 * d * v..(s2 + 1) * d * v];
+                        y.iter_mut().zip(c).for_each(|(y, c)| *y += shared * c);
                     }
                 }
             }
+            block.gemm(1.0, co, &shared_cu.transpose(), 1.0);
         }
     }
     k
