@@ -706,17 +706,11 @@ fn progress_shows_on_a_terminal() {
         env!("CARGO_BIN_EXE_ldyn"),
         dir.join("out").display()
     );
-    let typescript = dir.join("typescript");
     if !crate::common::has_script() {
         return;
     }
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, typescript.to_str().unwrap()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script runs");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let (success, screen) = crate::common::on_a_terminal(&command, &dir.join("typescript"));
+    assert!(success, "{screen}");
     // The second rerun shows an estimate of the time left.
     assert!(
         screen.contains("squeezing: robustness seed 2/2 (about "),

@@ -118,6 +118,18 @@ pub fn has_script() -> bool {
     requires("script", found)
 }
 
+/// Runs the shell `command` on a pseudo-terminal (`script`, its record to `typescript`)
+/// and returns whether it succeeded and what the terminal showed.
+pub fn on_a_terminal(command: &str, typescript: &std::path::Path) -> (bool, String) {
+    let out = Command::new("script")
+        .args(["-qec", command, typescript.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), screen)
+}
+
 /// Whether the tests run as root, or may skip what needs it ([`requires`]).
 pub fn has_root() -> bool {
     let root =

@@ -189,12 +189,7 @@ fn a_terminal_that_cannot_be_set_up_is_an_error() {
         "setsid {} explore < /dev/null; echo status=$?",
         env!("CARGO_BIN_EXE_ldyn")
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script runs");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = crate::common::on_a_terminal(&command, std::path::Path::new("/dev/null"));
     assert!(
         text.contains("error: the terminal cannot be set up"),
         "{text}"

@@ -270,14 +270,8 @@ fn a_sweep_shows_one_progress_bar_on_a_terminal() {
         env!("CARGO_BIN_EXE_ldyn"),
         dir.join("out").display()
     );
-    let typescript = dir.join("typescript");
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, typescript.to_str().unwrap()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script runs");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let (success, screen) = crate::common::on_a_terminal(&command, &dir.join("typescript"));
+    assert!(success, "{screen}");
     assert!(
         screen.contains("sweep squeezing [") && screen.contains("/3 runs"),
         "{screen}"

@@ -363,21 +363,18 @@ struct SlotGradient {
     p: Vec<f64>,
 }
 
-/// The folded first layer's gradient for a group of slots: per slot, and this group's
-/// share of `∇E` (`V × d`).
+/// The folded first layer's gradient for a group of slots, from the first layer's
+/// residuals `δ` and their sum `δ̄` (which is `∇b_1`): per slot, and this group's share of
+/// `∇E` (`V × d`).
 fn folded_slots(
     net: &Net<'_>,
     ctx: &[usize],
-    delta: &[f64],
+    (delta, delta_sum): (&[f64], &[f64]),
     slots: std::ops::Range<usize>,
 ) -> (Vec<SlotGradient>, Vec<f64>) {
     let (v, w, d, h) = (net.v, net.w, net.d, net.h);
     let (embed, p) = net.lm.embeddings();
     let e = view(embed.as_slice(), v, d);
-    let mut delta_sum = vec![0.0; h];
-    for col in delta.chunks_exact(h) {
-        delta_sum.iter_mut().zip(col).for_each(|(x, y)| *x += y);
-    }
     let mut grad_e = vec![0.0; v * d];
     let mut m = vec![0.0; h * v];
     let per_slot = slots
@@ -397,7 +394,7 @@ fn folded_slots(
                 let pk = p[(s, k)];
                 grad_w1[k * h..(k + 1) * h]
                     .iter_mut()
-                    .zip(&delta_sum)
+                    .zip(delta_sum)
                     .for_each(|(x, y)| *x += y * pk);
             }
             product(&mut grad_e, true, mm.transpose(), net.w1_slot(s));
@@ -406,7 +403,7 @@ fn folded_slots(
                 &mut grad_p,
                 false,
                 net.w1_slot(s).transpose(),
-                view(&delta_sum, h, 1),
+                view(delta_sum, h, 1),
             );
             SlotGradient {
                 slot: s,
@@ -589,8 +586,9 @@ pub(super) fn gradient_batch(
     if folded {
         let mut delta = Vec::with_capacity(net.h * n);
         backs.iter().for_each(|b| delta.extend_from_slice(&b.delta));
+        let delta_sum = &grad[at.b1..at.w2];
         let results = in_parallel(&groups, |slots| {
-            folded_slots(&net, &ctx, &delta, slots.clone())
+            folded_slots(&net, &ctx, (&delta, delta_sum), slots.clone())
         });
         let size = net.h * d;
         for (per_slot, grad_e) in results {
