@@ -26,7 +26,16 @@ fn shifted_lse(z: &[f64]) -> (f64, f64) {
     if !m.is_finite() {
         return (m, 0.0);
     }
-    (m, z.iter().map(|&zi| exp1(zi - m)).sum::<f64>().ln())
+    // `exp` in chunks, so that it runs in vector lanes; summed in order as before.
+    let mut shifted = [0.0; 64];
+    let mut sum = 0.0;
+    for chunk in z.chunks(shifted.len()) {
+        let part = &mut shifted[..chunk.len()];
+        part.iter_mut().zip(chunk).for_each(|(e, &zi)| *e = zi - m);
+        crate::vecmath::exp(part);
+        sum = part.iter().fold(sum, |acc, &e| acc + e);
+    }
+    (m, sum.ln())
 }
 
 /// Log-softmax in place: `log π_i = (z_i − m) − log Σ_j exp(z_j − m)`.

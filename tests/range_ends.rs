@@ -7,7 +7,8 @@
 
 use crate::common::{ldyn, ldyn_within, scratch};
 
-/// A small world for the language-model experiments: a key at its end costs seconds.
+/// A small world for the language-model experiments, one seed and one probe per family:
+/// a key at its end costs seconds.
 const LM_BASE: &[(&str, &str)] = &[
     ("model.window", "2"),
     ("model.embed", "2"),
@@ -18,6 +19,8 @@ const LM_BASE: &[(&str, &str)] = &[
     ("track_every", "2000"),
     ("epochs", "1"),
     ("robustness_seeds", "0"),
+    ("seeds", "1"),
+    ("probes_per_family", "1"),
 ];
 
 /// One epoch of a narrow digits MLP, checkpoints that fit in it.

@@ -31,7 +31,8 @@ pub fn entk_layerwise(mlp: &Mlp, x_o: &DVector<f64>, x_u: &DVector<f64>) -> DMat
 }
 
 /// Adds `Σ_l (a_o · a_u + β_l) B_o B_uᵀ` to `k`, from the layer factors `(B_l, a_{l−1})`
-/// of two inputs ([`Mlp::layer_factors`]).
+/// of two inputs ([`Mlp::layer_factors`]). The last layer's `B = I` adds on the diagonal,
+/// not through a `V × V × V` product.
 pub fn add_layerwise<S>(
     k: &mut nalgebra::Matrix<f64, nalgebra::Dyn, nalgebra::Dyn, S>,
     mlp: &Mlp,
@@ -40,9 +41,16 @@ pub fn add_layerwise<S>(
 ) where
     S: nalgebra::StorageMut<f64, nalgebra::Dyn, nalgebra::Dyn>,
 {
-    for (layer, ((bo, ao), (bu, au))) in mlp.layers().iter().zip(fo.iter().zip(fu)) {
+    let last = mlp.layers().len() - 1;
+    for (l, (layer, ((bo, ao), (bu, au)))) in mlp.layers().iter().zip(fo.iter().zip(fu)).enumerate()
+    {
         let scale = ao.dot(au) + f64::from(u8::from(layer.bias.is_some()));
-        k.gemm(scale, bo, &bu.transpose(), 1.0);
+        if l == last {
+            // `B_last = I`: the product `I Iᵀ` is the identity, added on the diagonal.
+            (0..k.nrows()).for_each(|i| k[(i, i)] += scale);
+        } else {
+            k.gemm(scale, bo, &bu.transpose(), 1.0);
+        }
     }
 }
 

@@ -246,11 +246,17 @@ impl Mlp {
     pub fn layer_factors(&self, x: &DVector<f64>) -> Vec<(DMatrix<f64>, DVector<f64>)> {
         let trace = self.forward(&column(x));
         let v = self.classes();
+        let last = self.layers.len() - 1;
         let mut b = DMatrix::identity(v, v);
         let mut factors = Vec::with_capacity(self.layers.len());
         for l in (0..self.layers.len()).rev() {
             let next = (l > 0).then(|| {
-                let mut nb = &b * &self.layers[l].weight;
+                // `B_last W_last = W_last`: no `V × V` product with the identity.
+                let mut nb = if l == last {
+                    self.layers[l].weight.clone()
+                } else {
+                    &b * &self.layers[l].weight
+                };
                 for (mut col, d) in nb.column_iter_mut().zip(trace.derivs[l - 1].iter()) {
                     col *= *d;
                 }
