@@ -2,14 +2,14 @@
 # Side-by-side timings in one command on one machine: the crate next to its Python peers.
 #
 #   benches/compare_peers.sh S|M|L [REPS]         the full eNTK: ldyn bench entk, then
-#                                                 neural-tangents and numpy (../shared/bench/entk_peers.py)
+#                                                 neural-tangents and numpy (benches/peers/entk_peers.py)
 #   benches/compare_peers.sh lm gallery|large [REPS]
 #                                                 one SFT and one DPO step of the tiny LM, and the JVP
 #                                                 of log pi along one direction: ldyn bench lm [--jvp],
 #                                                 then the jitted JAX mirror (benches/peers/tinylm_jax.py)
 #                                                 on the same weights and batches, which it checks first
 #
-# Needs `pip install -r ../shared/bench/requirements.txt` (JAX, neural-tangents, numpy).
+# Needs `pip install -r benches/peers/requirements.txt` (JAX, neural-tangents, numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -33,7 +33,7 @@ case "$workload" in
   L) dims="64 256 100 64" ;;
   *) echo "error: workload must be S, M, L or lm" >&2; exit 2 ;;
 esac
-peers=${PEERS_SCRIPT:-../shared/bench/entk_peers.py}
+peers=${PEERS_SCRIPT:-benches/peers/entk_peers.py}
 echo "== learning-dynamics (ldyn bench entk --workload $workload)"
 ./target/release/ldyn bench entk --workload "$workload" --reps "$reps"
 echo "== peers ($peers $dims $reps)"

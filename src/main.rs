@@ -42,6 +42,9 @@ struct Cli {
     max_memory: f64,
 }
 
+/// Where `run` and `gallery` write by default: the repository's committed figures.
+const COMMITTED_FIGURES: &str = "plots";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run one experiment: its CSV tables, PNG figures and NAME.config.toml go to --out.
@@ -58,8 +61,9 @@ enum Command {
         /// Override one key, `key=value` (dotted for nested keys); repeatable, applied in order.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
-        /// Output directory.
-        #[arg(long, default_value = "plots")]
+        /// Output directory: `plots/`, the committed figures, unless given (a terminal is
+        /// warned when settings other than the seed would replace them).
+        #[arg(long, default_value = COMMITTED_FIGURES)]
         out: PathBuf,
     },
     /// Run one experiment over a grid of settings and a range of seeds, in parallel, and
@@ -96,8 +100,8 @@ enum Command {
     },
     /// Run every experiment with its defaults.
     Gallery {
-        /// Output directory.
-        #[arg(long, default_value = "plots")]
+        /// Output directory: `plots/`, the committed figures, unless given.
+        #[arg(long, default_value = COMMITTED_FIGURES)]
         out: PathBuf,
     },
     /// List the experiments.
@@ -376,12 +380,23 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             sets,
             out,
         } => {
+            let mut defaults = plan.clone();
             if let Some(path) = config {
                 plan.load(&path)?;
             }
             sets.iter().try_for_each(|s| plan.set(s))?;
             if let Some(seed) = seed {
                 plan.set_seed(seed)?;
+            }
+            defaults.set_seed(plan.seed())?;
+            if out == Path::new(COMMITTED_FIGURES)
+                && plan.to_toml() != defaults.to_toml()
+                && std::io::stderr().is_terminal()
+            {
+                eprintln!(
+                    "warning: these settings are not the defaults of {}, and --out is {COMMITTED_FIGURES}/, which holds the committed figures: this run replaces them (give --out DIR to keep them)",
+                    plan.name()
+                );
             }
             plan.set_memory_budget(budget);
             emit(&run_with_progress(&plan, &out)?.to_string())

@@ -1,5 +1,5 @@
 //! The squeezing effect: what one positive or negative gradient step does to a whole
-//! softmax distribution (the paper's §3.3 and App. E; theory.md §7).
+//! softmax distribution (the paper's §3.3 and App. E).
 //!
 //! For softmax regression the step on a label `k` with size `c = η‖x‖² > 0` moves the
 //! logits by
@@ -8,8 +8,11 @@
 //! `Δz = −c (π − e_k)` (positive gradient: `π_k` is pulled up),
 //!
 //! and each class is rescaled by `π'_i / π_i = exp(Δz_i) / Z` with `Z = Σ_j π_j exp(Δz_j)`
-//! (Lemma 1). A negative gradient always lowers `π_k` and always raises
-//! `y* = argmax_{i≠k} π_i`; the freed mass is *squeezed* toward `y*`, more so the peakier
+//! (Lemma 1: exact, since `Δz` is). A negative gradient always lowers `π_k`
+//! (every `i ≠ k` gains `c π_i > 0 > −c(1 − π_k)`, so `Z > exp(Δz_k)`) and always raises
+//! `y* = argmax_{i≠k} π_i` (every exponent is at most `c π_{y*}`, so `Z < exp(Δz_{y*})`);
+//! a class `i ≠ k` rises exactly when `π_i > log Z / c`, a threshold between
+//! `‖π‖² − π_k` and `π_{y*}`; the freed mass is *squeezed* toward `y*`, more so the peakier
 //! `π` and the smaller `π_k`. [`Squeeze`] records the distribution before and after
 //! such a step, in the log domain so that nothing underflows.
 

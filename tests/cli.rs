@@ -756,3 +756,32 @@ fn akg_help_maps_the_objectives_to_trl_names() {
         "{help}"
     );
 }
+
+/// On a terminal, a run whose settings differ from the defaults (other than the seed) and
+/// that writes into the default `plots/` is warned that it replaces the committed figures;
+/// a run with the defaults and another seed is not. (The scratch working directory's
+/// `plots/` stands in for the repository's.)
+#[test]
+fn a_what_if_run_into_plots_is_warned_on_a_terminal() {
+    if !crate::common::has_script() {
+        return;
+    }
+    let dir = scratch("what-if");
+    let ldyn = env!("CARGO_BIN_EXE_ldyn");
+    let cd = format!("cd {} && ", dir.display());
+    let what_if = format!("{cd}{ldyn} run residuals --set step=0.5");
+    let (success, screen) = crate::common::on_a_terminal(&what_if, &dir.join("t1"));
+    assert!(success, "{screen}");
+    assert!(
+        screen.contains("warning: these settings are not the defaults of residuals"),
+        "{screen}"
+    );
+    assert!(dir.join("plots/residuals.png").exists());
+    for quiet in [
+        format!("{cd}{ldyn} run residuals --seed 7"),
+        format!("{cd}{ldyn} run residuals --set step=0.5 --out elsewhere"),
+    ] {
+        let (success, screen) = crate::common::on_a_terminal(&quiet, &dir.join("t2"));
+        assert!(success && !screen.contains("warning"), "{quiet}: {screen}");
+    }
+}

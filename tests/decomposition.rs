@@ -1,6 +1,6 @@
 //! Proposition 1 against reality: the prediction −ηAKG is the first-order part of the
 //! actual step, exact at the logit level for linear models, and the log-probability
-//! gap is a non-positive constant shift (theory.md §2–3, claims 1–4).
+//! gap is a non-positive constant shift (the paper's Proposition 1 and its exact forms at the logit, log-prob and probability levels).
 
 use learning_dynamics::decomposition::{OneStep, one_step};
 use learning_dynamics::entk::entk_explicit;

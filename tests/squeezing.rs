@@ -1,4 +1,4 @@
-//! The squeezing theorems (theory.md §7.2, the paper's App. E) on random distributions:
+//! The squeezing theorems (the paper's App. E; stated in `learning_dynamics::squeezing`) on random distributions:
 //! V from 2 to 200, peakiness from flat to near one-hot, step sizes c from 0.01 to 20.
 //!
 //! A class is only declared to have risen or fallen where the theory's margin exceeds
@@ -107,7 +107,7 @@ proptest! {
         prop_assert!(falling(log_hi - gap) >= falling(log_hi));
     }
 
-    /// Positive gradient (theory.md §7.3): π(y) always rises, and among the other classes
+    /// Positive gradient: π(y) always rises, and among the other classes
     /// the log-change −c p_i − log Z is largest for the least likely ones.
     #[test]
     fn positive_gradient_raises_its_class(
@@ -262,6 +262,31 @@ fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
         assert_eq!(case.frames.len(), 13);
         assert_eq!(case.frames[0].log_p_after, case.frames[0].log_p_before);
     }
+    // The marks are read from the drawn distribution (`log_p_after`): on the argmax
+    // case the ▲ sits on its tallest bar, the class the next step pushes, and y* is the
+    // tallest of the rest; on the valley case the ▲ stays on the valley.
+    let argmax_of = |lp: &[f64], skip: Option<usize>| {
+        (0..lp.len())
+            .filter(|&i| Some(i) != skip)
+            .max_by(|&a, &b| lp[a].total_cmp(&lp[b]))
+            .unwrap()
+    };
+    let pushed = |f: &learning_dynamics::squeezing::Squeeze| f.summary().pushed;
+    for (k, frame) in argmax.frames.iter().enumerate() {
+        let drawn = &frame.log_p_after;
+        assert_eq!(pushed(frame), argmax_of(drawn, None), "frame {k}");
+        let y_star = learning_dynamics::plot::squeezing::y_star(frame, true);
+        assert_eq!(y_star, argmax_of(drawn, Some(pushed(frame))), "frame {k}");
+    }
+    // The argmax moves while the steps flatten π, so the marks do move.
+    assert!(
+        argmax
+            .frames
+            .iter()
+            .any(|f| pushed(f) != pushed(&argmax.frames[0]))
+    );
+    let valley_class = pushed(&valley.frames[0]);
+    assert!(valley.frames.iter().all(|f| pushed(f) == valley_class));
     let top = valley.frames[0].summary().y_star;
     let p_top: Vec<f64> = valley.frames.iter().map(|f| f.log_p_after[top]).collect();
     assert!(p_top.windows(2).all(|w| w[1] >= w[0]), "{p_top:?}");
@@ -271,4 +296,30 @@ fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
     assert_eq!(table.header, "case,frame,class,p,log_p");
     // 2 cases × 13 frames (0..=12 steps) × V = 50 classes.
     assert_eq!(table.rows.len(), 2 * 13 * 50);
+}
+
+/// `squeeze --plot` labels its x axis with one tick per class up to 20 classes (the
+/// tutorial's five-class example reads 0 1 2 3 4), and with evenly spaced class indices
+/// from 0 beyond, never more than 20 labels and never a label between two classes.
+#[test]
+fn the_squeeze_plot_labels_whole_classes() {
+    use learning_dynamics::plot::squeezing::class_ticks;
+    assert_eq!(class_ticks(5), [0, 1, 2, 3, 4]);
+    assert_eq!(class_ticks(2), [0, 1]);
+    assert_eq!(class_ticks(50), (0..50).step_by(5).collect::<Vec<_>>());
+    assert_eq!(
+        class_ticks(1000),
+        (0..1000).step_by(100).collect::<Vec<_>>()
+    );
+    for classes in 2..=3000 {
+        let ticks = class_ticks(classes);
+        assert_eq!(ticks[0], 0);
+        assert!(
+            ticks.len() <= 20 && ticks.iter().all(|&t| t < classes),
+            "{classes}"
+        );
+        let step = ticks.get(1).map_or(1, |t| t - ticks[0]);
+        assert!(ticks.windows(2).all(|w| w[1] - w[0] == step), "{classes}");
+        assert!(ticks.len() >= classes.min(5), "{classes}: {ticks:?}");
+    }
 }

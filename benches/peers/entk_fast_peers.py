@@ -1,4 +1,4 @@
-"""The two peers of ../shared/bench/entk_peers.py that finish in minutes on the L workload:
+"""The two peers of entk_peers.py that finish in minutes on the L workload:
 numpy's layer-wise formula and neural-tangents' NTK-vector products, on the same seeded
 tanh MLP d -> h -> h -> V (numpy default_rng(0), drawn in the same order). The shared
 script also runs the Jacobian contraction, which takes over ten minutes on L here.

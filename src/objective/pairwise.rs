@@ -173,7 +173,7 @@ impl std::fmt::Display for LmObjective {
 /// A pairwise preference objective on `[χ⁺, χ⁻]` (chosen, rejected), with sequence
 /// log-probabilities `lp± = Σ_l log π_l(y±_l)` and frozen reference values `ref±`.
 ///
-/// Every such loss has the template of theory.md §1:
+/// Every such loss has the same template (the paper's §3.2 and App. B):
 ///
 /// `G⁺ = s⁺ (π⁺ − e_{y⁺})`   and   `G⁻ = −s⁻ (π⁻ − e_{y⁻})`,
 ///

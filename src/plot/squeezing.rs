@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -66,6 +68,7 @@ fn draw_rows(
     draw_legend(&top, (20, 62), positive, log_floor.is_some())?;
     let panels = body.split_evenly((rows.len(), 2));
     for (r, (title, squeeze)) in rows.iter().enumerate() {
+        let y_star = y_star(squeeze, log_floor.is_some());
         let linear = |lp: &[f64]| lp.iter().map(|v| v.exp()).collect::<Vec<_>>();
         let (b, a) = (&squeeze.log_p_before, &squeeze.log_p_after);
         distribution_panel(
@@ -73,9 +76,8 @@ fn draw_rows(
             &format!("{title} — linear"),
             "π",
             squeeze,
-            &linear(b),
-            &linear(a),
-            ((-0.05, 1.05), names),
+            (&linear(b), &linear(a), y_star),
+            ((-0.05, 1.05, true), names),
         )?;
         let (before, after) = (log10(b), log10(a));
         let lo = log_floor.unwrap_or_else(|| floor_of(&[&before, &after]));
@@ -84,12 +86,71 @@ fn draw_rows(
             &format!("{title} — log scale"),
             "log₁₀ π",
             squeeze,
-            &before,
-            &after,
-            ((lo, 0.8), names),
+            (&before, &after, y_star),
+            ((lo, 0.8, false), names),
         )?;
     }
     Ok(())
+}
+
+/// From how many classes a linear panel draws stems rather than a staircase.
+const STEMS_FROM: usize = 200;
+
+/// The x axis of a distribution: class `i` at `i` on `−0.5..V − 0.5`, labelled at `ticks`.
+struct ClassAxis {
+    range: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for ClassAxis {
+    type ValueType = f64;
+    type FormatOption = DefaultFormatting;
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.range.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+}
+
+/// The classes whose index labels a distribution's x axis: every class up to 20, else
+/// every `step`-th from 0 with `step` the first of 2, 5, 10, 20, 50, … that leaves at most
+/// 11 labels, so that a label never spans two classes or collides with the next.
+pub fn class_ticks(classes: usize) -> Vec<usize> {
+    let step = if classes <= 20 {
+        1
+    } else {
+        (0..)
+            .flat_map(|e| [2, 5, 10].map(|m| m * 10usize.pow(e)))
+            .find(|&step| classes.div_ceil(step) <= 11)
+            .expect("some step leaves at most 11 labels")
+    };
+    (0..classes).step_by(step).collect()
+}
+
+/// The class a panel circles as `y*`, the most likely class that is not pushed: in the
+/// distribution before the step for one step (the theory's `y*`), and in the drawn one,
+/// `log_p_after`, for an animation frame, whose `roles` mark the class the next step
+/// pushes.
+pub fn y_star(squeeze: &Squeeze, animated: bool) -> usize {
+    if !animated {
+        return squeeze.summary().y_star;
+    }
+    let lp = &squeeze.log_p_after;
+    (0..lp.len())
+        .filter(|&i| squeeze.roles[i] == Role::Other)
+        .max_by(|&a, &b| lp[a].total_cmp(&lp[b]))
+        .unwrap_or(0)
 }
 
 fn log10(lp: &[f64]) -> Vec<f64> {
@@ -173,17 +234,25 @@ fn distribution_panel(
     title: &str,
     y_label: &str,
     squeeze: &Squeeze,
-    before: &[f64],
-    after: &[f64],
-    ((y_lo, y_hi), names): ((f64, f64), Names<'_>),
+    (before, after, y_star): (&[f64], &[f64], usize),
+    ((y_lo, y_hi, linear), names): ((f64, f64, bool), Names<'_>),
 ) -> Result<()> {
     let v = before.len() as f64;
+    let ticks = if names.is_some() {
+        (0..before.len()).collect()
+    } else {
+        class_ticks(before.len())
+    };
+    let x = ClassAxis {
+        range: (-0.5..v - 0.5).into(),
+        ticks: ticks.into_iter().map(|i| i as f64).collect(),
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 18))
         .margin(8)
         .x_label_area_size(if names.is_some() { 62 } else { 38 })
         .y_label_area_size(62)
-        .build_cartesian_2d(-0.5..v - 0.5, y_lo..y_hi)?;
+        .build_cartesian_2d(x, y_lo..y_hi)?;
     let name_of = |x: &f64| match names {
         Some(name) if (x - x.round()).abs() < 1e-6 && *x >= 0.0 => name(x.round() as usize),
         Some(_) => String::new(),
@@ -203,27 +272,43 @@ fn distribution_panel(
     if names.is_some() {
         // One label per token, turned upright so that every name fits.
         let upright = (FONT, 11).into_font().transform(FontTransform::Rotate90);
-        mesh.x_labels(before.len()).x_label_style(upright);
+        mesh.x_label_style(upright);
     }
     mesh.draw()?;
-    chart.draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))?;
-    chart.draw_series(LineSeries::new(staircase(after), AFTER.stroke_width(2)))?;
-    let y_star = squeeze.summary().y_star;
+    if linear && before.len() > STEMS_FROM {
+        // A class is narrower than a pixel: one stem per class, so that a lone tall
+        // class shows (the log panel's staircase shows them all).
+        for (values, colour) in [(before, BEFORE), (after, AFTER)] {
+            chart.draw_series(values.iter().enumerate().map(|(i, &p)| {
+                PathElement::new(vec![(i as f64, 0.0), (i as f64, p)], colour.stroke_width(2))
+            }))?;
+        }
+    } else {
+        chart.draw_series(LineSeries::new(staircase(before), BEFORE.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(staircase(after), AFTER.stroke_width(2)))?;
+    }
     chart.draw_series([Circle::new(
         (y_star as f64, after[y_star]),
         6,
         AFTER.stroke_width(2),
     )])?;
+    let (side, anchor) = if (y_star as f64) < 0.75 * v {
+        (1.0, HPos::Left)
+    } else {
+        (-1.0, HPos::Right)
+    };
     chart.draw_series([Text::new(
         format!(
             "y* = {}",
             names.map_or(y_star.to_string(), |name| name(y_star))
         ),
-        (y_star as f64, after[y_star] + 0.03 * (y_hi - y_lo)),
+        // Beside the circle, so that it stays inside the panel at the top; on the side
+        // with more room, so that it stays inside at the edges.
+        (y_star as f64 + side * 0.012 * v.max(50.0), after[y_star]),
         (FONT, 15)
             .into_font()
             .color(&AFTER)
-            .pos(Pos::new(HPos::Left, VPos::Bottom)),
+            .pos(Pos::new(anchor, VPos::Center)),
     )])?;
     let marker_y = y_hi - 0.06 * (y_hi - y_lo);
     for (role, colour) in [(Role::Negative, NEGATIVE), (Role::Positive, POSITIVE)] {
@@ -243,7 +328,7 @@ fn draw_legend(area: &Area<'_>, (x, y): (i32, i32), positive: bool, animated: bo
     let mut at = x;
     // An animation draws every frame against the first.
     let lines = if animated {
-        [(BEFORE, "π at the first frame"), (AFTER, "π at this frame")]
+        [(BEFORE, "π at the start"), (AFTER, "π at this step")]
     } else {
         [(BEFORE, "π before the step"), (AFTER, "π after the step")]
     };

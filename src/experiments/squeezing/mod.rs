@@ -1,4 +1,4 @@
-//! The authors' squeezing toy (theory.md §8, the paper's App. E figure), run through the
+//! The authors' squeezing toy (the paper's App. E figure), run through the
 //! crate's linear model and one-step decomposition.
 //!
 //! A linear softmax model `z = W x` (no bias, by default `V = 50`, `d = 4`) takes one SGD step with
@@ -182,7 +182,8 @@ pub struct AnimatedCase {
     pub id: Case,
     /// The row title.
     pub title: String,
-    /// Frame `k`: the first distribution and the one after `k` steps.
+    /// Frame `k`: the first distribution, the one after `k` steps, and the class the
+    /// next step pushes (see `repeated`).
     pub frames: Vec<Squeeze>,
 }
 
@@ -199,23 +200,29 @@ pub struct SqueezingResult {
 
 /// `frames` negative steps of size `c` in a row from the logits `z`, each on the class
 /// `target` picks from the current log-probabilities. Frame `k` holds the first
-/// distribution and the one after `k` steps.
+/// distribution (`log_p_before`), the one after `k` steps (`log_p_after`, the one drawn)
+/// and, as its negative role, the class that `target` picks from the drawn one: the
+/// class the next step pushes.
 fn repeated(
     z: &[f64],
     target: impl Fn(&[f64]) -> usize,
     c: f64,
     frames: usize,
 ) -> Result<Vec<Squeeze>> {
-    let mut frame = Squeeze::from_logit_step(z, target(z), Direction::Negative, c)?;
-    frame.log_p_after = frame.log_p_before.clone();
-    let mut out = vec![frame];
-    for _ in 0..frames {
-        let last = &out[out.len() - 1];
-        let lp = &last.log_p_after;
-        let step = Squeeze::from_logit_step(lp, target(lp), Direction::Negative, c)?;
+    let first = Squeeze::from_logit_step(z, target(z), Direction::Negative, c)?.log_p_before;
+    let mut current = first.clone();
+    let mut out = Vec::with_capacity(frames + 1);
+    for k in 0..=frames {
+        if k > 0 {
+            current = Squeeze::from_logit_step(&current, target(&current), Direction::Negative, c)?
+                .log_p_after;
+        }
+        let mut roles = vec![Role::Other; current.len()];
+        roles[target(&current)] = Role::Negative;
         out.push(Squeeze {
-            log_p_before: out[0].log_p_before.clone(),
-            ..step
+            log_p_before: first.clone(),
+            log_p_after: current.clone(),
+            roles,
         });
     }
     Ok(out)
