@@ -341,6 +341,13 @@ fn chunked_gradients_equal_the_per_position_path() {
     for (z, z1) in logits.iter().zip(&z_ref) {
         assert!((z - z1).amax() <= 1e-12 * (1.0 + z1.amax()));
     }
+    // The step reuses its buffers (with stale contents) from one call to the next: after
+    // a batch of another size, the same batch gives the same bits.
+    let (_, _, _) = lm
+        .gradient_batch(&xs[..70], &mut |_| Ok(gs[..70].to_vec()))
+        .unwrap();
+    let (logits_again, _, grad_again) = lm.gradient_batch(&xs, &mut |_| Ok(gs.clone())).unwrap();
+    assert_eq!((logits_again, grad_again), (logits, grad_once));
 }
 
 /// A minibatch objective is the sum of its parts: its gradient is the sum of theirs.

@@ -56,6 +56,49 @@ fn in_parallel<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync + Send)
     }
 }
 
+/// The large buffers that steps have finished with, for the next step ([`take`]).
+static POOL: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
+
+/// The most buffers [`POOL`] keeps: about three steps' worth, whatever the threads.
+const POOL_BUFFERS: usize = 32;
+
+/// A buffer of `len` values from the pool (the smallest that holds `len`, else a fresh
+/// one), **with stale contents**: its users overwrite every entry before they read one.
+/// A step takes its tables, activations and logits from here and [`recycle`]s them, so
+/// that it neither zeroes nor faults in fresh memory.
+fn take(len: usize) -> Vec<f64> {
+    let reused = {
+        let mut pool = POOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fits = (0..pool.len())
+            .filter(|&i| pool[i].capacity() >= len)
+            .min_by_key(|&i| pool[i].capacity());
+        fits.map(|i| pool.swap_remove(i))
+    };
+    match reused {
+        Some(mut buffer) => {
+            // Growing within the capacity writes the new tail once; shrinking writes nothing.
+            buffer.resize(len, 0.0);
+            buffer
+        }
+        None => vec![0.0; len],
+    }
+}
+
+/// Gives `buffers` back to the pool ([`take`]), up to [`POOL_BUFFERS`] (empty ones are
+/// dropped: they would only take a place).
+fn recycle(buffers: impl IntoIterator<Item = Vec<f64>>) {
+    let mut pool = POOL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for buffer in buffers {
+        if pool.len() < POOL_BUFFERS && buffer.capacity() > 0 {
+            pool.push(buffer);
+        }
+    }
+}
+
 /// The sizes and weights the step reads.
 struct Net<'a> {
     v: usize,
@@ -75,6 +118,13 @@ struct Forward {
     u: Vec<f64>,
     a: Vec<f64>,
     z: Vec<f64>,
+}
+
+impl Forward {
+    /// Its buffers, back to the pool.
+    fn recycle(self) {
+        recycle([self.u, self.a, self.z]);
+    }
 }
 
 impl<'a> Net<'a> {
@@ -114,7 +164,7 @@ impl<'a> Net<'a> {
         let mut folded = Folded::new(self, self.b1);
         self.fold_into(
             &mut folded,
-            self.w1,
+            (self.w1, false),
             embed.as_slice(),
             slots.as_slice(),
             groups,
@@ -129,18 +179,25 @@ impl<'a> Net<'a> {
         let (embed, slots) = self.lm.embeddings();
         let mut folded = Folded::new(self, &dtheta[at.b1..at.w2]);
         let (de, dp, dw1) = (&dtheta[..at.p], &dtheta[at.p..at.w1], &dtheta[at.w1..at.b1]);
-        self.fold_into(&mut folded, self.w1, de, dp, groups);
-        self.fold_into(&mut folded, dw1, embed.as_slice(), slots.as_slice(), groups);
+        self.fold_into(&mut folded, (self.w1, false), de, dp, groups);
+        self.fold_into(
+            &mut folded,
+            (dw1, true),
+            embed.as_slice(),
+            slots.as_slice(),
+            groups,
+        );
         folded
     }
 
-    /// Adds the first layer `w1` (`h × W·d`) folded with the token embeddings `e`
-    /// (`V × d`) and slot embeddings `p` (`W × d`), both column-major:
-    /// `T_s += w1_s eᵀ` and `c += Σ_s w1_s p_s`, the slots of each group on one thread.
+    /// Folds the first layer `w1` (`h × W·d`) with the token embeddings `e` (`V × d`) and
+    /// slot embeddings `p` (`W × d`), both column-major, into `out`: `T_s = w1_s eᵀ` (or
+    /// `+=` with `add`: without it the tables' old contents are never read) and
+    /// `c += Σ_s w1_s p_s`, the slots of each group on one thread.
     fn fold_into(
         &self,
         out: &mut Folded,
-        w1: &[f64],
+        (w1, add): (&[f64], bool),
         e: &[f64],
         p: &[f64],
         groups: &[Range<usize>],
@@ -150,7 +207,7 @@ impl<'a> Net<'a> {
         let e = view(e, v, d);
         let fill = |slots: Range<usize>, out: &mut [f64]| {
             for (s, t) in slots.zip(out.chunks_exact_mut(h * v)) {
-                product(t, true, slot(s), e.transpose());
+                product(t, add, slot(s), e.transpose());
             }
         };
         match groups {
@@ -170,7 +227,7 @@ impl<'a> Net<'a> {
     /// column `c + Σ_s T_s[:, t_s]` (`h × n`).
     fn gather(&self, ctx: &[usize], folded: &Folded) -> Vec<f64> {
         let (v, w, h) = (self.v, self.w, self.h);
-        let mut out = vec![0.0; h * (ctx.len() / w)];
+        let mut out = take(h * (ctx.len() / w));
         for (col, context) in out.chunks_exact_mut(h).zip(ctx.chunks_exact(w)) {
             col.copy_from_slice(&folded.c);
             for (s, &token) in context.iter().enumerate() {
@@ -191,7 +248,7 @@ impl<'a> Net<'a> {
             self.gather(ctx, folded)
         } else {
             let (embed, slots) = self.lm.embeddings();
-            u = vec![0.0; w * d * n];
+            u = take(w * d * n);
             for (col, context) in u.chunks_exact_mut(w * d).zip(ctx.chunks_exact(w)) {
                 for (s, &token) in context.iter().enumerate() {
                     for k in 0..d {
@@ -199,7 +256,7 @@ impl<'a> Net<'a> {
                     }
                 }
             }
-            let mut a = vec![0.0; h * n];
+            let mut a = take(h * n);
             for col in a.chunks_exact_mut(h) {
                 col.copy_from_slice(self.b1);
             }
@@ -207,7 +264,7 @@ impl<'a> Net<'a> {
             a
         };
         crate::vecmath::tanh(&mut a);
-        let mut z = vec![0.0; v * n];
+        let mut z = take(v * n);
         for col in z.chunks_exact_mut(v) {
             col.copy_from_slice(self.b2);
         }
@@ -232,12 +289,13 @@ impl<'a> Net<'a> {
         dh.iter_mut()
             .zip(&fwd.a)
             .for_each(|(x, a)| *x *= 1.0 - a * a);
-        let mut dz = vec![0.0; v * n];
+        let mut dz = take(v * n);
         for col in dz.chunks_exact_mut(v) {
             col.copy_from_slice(db2);
         }
         product(&mut dz, true, view(self.w2, v, h), view(&dh, h, n));
         product(&mut dz, true, view(dw2, v, h), view(&fwd.a, h, n));
+        recycle([dh]);
         dz
     }
 }
@@ -250,10 +308,15 @@ struct Folded {
 }
 
 impl Folded {
-    /// Zero tables and the constant `c`.
+    /// Its tables, back to the pool.
+    fn recycle(self) {
+        recycle([self.tables]);
+    }
+
+    /// Tables with stale contents (the first fold replaces them) and the constant `c`.
     fn new(net: &Net<'_>, c: &[f64]) -> Self {
         Folded {
-            tables: vec![0.0; net.h * net.v * net.w],
+            tables: take(net.h * net.v * net.w),
             c: c.to_vec(),
         }
     }
@@ -311,7 +374,7 @@ fn backward(
             .zip(col)
             .for_each(|(x, y)| *x += y);
     }
-    let mut delta = vec![0.0; h * n];
+    let mut delta = take(h * n);
     product(&mut delta, false, view(net.w2, v, h).transpose(), gm);
     delta
         .iter_mut()
@@ -376,16 +439,24 @@ fn folded_slots(
     let (embed, p) = net.lm.embeddings();
     let e = view(embed.as_slice(), v, d);
     let mut grad_e = vec![0.0; v * d];
-    let mut m = vec![0.0; h * v];
+    let mut m = take(h * v);
+    let mut seen = vec![false; v];
     let per_slot = slots
         .map(|s| {
-            m.iter_mut().for_each(|x| *x = 0.0);
+            // Each token's column is its first residual, plus the others; a token that
+            // no position holds in slot `s` gets a zero column.
+            seen.fill(false);
             for (col, context) in delta.chunks_exact(h).zip(ctx.chunks_exact(w)) {
                 let t = context[s];
-                m[t * h..(t + 1) * h]
-                    .iter_mut()
-                    .zip(col)
-                    .for_each(|(x, y)| *x += y);
+                let column = &mut m[t * h..(t + 1) * h];
+                if std::mem::replace(&mut seen[t], true) {
+                    column.iter_mut().zip(col).for_each(|(x, y)| *x += y);
+                } else {
+                    column.copy_from_slice(col);
+                }
+            }
+            for t in (0..v).filter(|&t| !seen[t]) {
+                m[t * h..(t + 1) * h].fill(0.0);
             }
             let mm = view(&m, h, v);
             let mut grad_w1 = vec![0.0; h * d];
@@ -412,6 +483,7 @@ fn folded_slots(
             }
         })
         .collect();
+    recycle([m]);
     (per_slot, grad_e)
 }
 
@@ -470,11 +542,13 @@ pub(super) fn logits(lm: &TinyLm, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
     let n = ctx.len() / net.w;
     let tables = folds(lm.spec(), n).then(|| net.tables(&slot_groups(net.w, n)));
     let halves = chunks(n);
-    let parts = in_parallel(&halves, |r| {
+    let forwards = in_parallel(&halves, |r| {
         net.forward(&ctx[r.start * net.w..r.end * net.w], tables.as_ref())
-            .z
     });
-    per_sequence(parts.iter().map(Vec::as_slice), net.v, xs)
+    let logits = per_sequence(forwards.iter().map(|f| f.z.as_slice()), net.v, xs);
+    forwards.into_iter().for_each(Forward::recycle);
+    tables.into_iter().for_each(Folded::recycle);
+    logits
 }
 
 /// The columns of `parts` (`V` rows each, in order) as one matrix per sequence of `xs`.
@@ -521,8 +595,11 @@ pub(super) fn folded_logits_and_tangents(
                 net.tangent(ctx, &fwd, dfold, &d[at.w2..at.b2], &d[at.b2..])
             })
             .collect();
+        recycle([fwd.u, fwd.a]);
         (fwd.z, tangents)
     });
+    tables.recycle();
+    directions.into_iter().for_each(Folded::recycle);
     let z = parts.iter().flat_map(|(z, _)| z.iter().copied()).collect();
     let tangents = (0..dthetas.len())
         .map(|k| {
@@ -532,6 +609,11 @@ pub(super) fn folded_logits_and_tangents(
                 .collect()
         })
         .collect();
+    recycle(
+        parts
+            .into_iter()
+            .flat_map(|(z, t)| std::iter::once(z).chain(t)),
+    );
     (z, tangents)
 }
 
@@ -583,9 +665,12 @@ pub(super) fn gradient_batch(
             .zip(&share.grad)
             .for_each(|(x, y)| *x += y);
     }
+    forwards.into_iter().for_each(Forward::recycle);
+    tables.into_iter().for_each(Folded::recycle);
     if folded {
         let mut delta = Vec::with_capacity(net.h * n);
         backs.iter().for_each(|b| delta.extend_from_slice(&b.delta));
+        recycle(backs.into_iter().map(|b| b.delta));
         let delta_sum = &grad[at.b1..at.w2];
         let results = in_parallel(&groups, |slots| {
             folded_slots(&net, &ctx, (&delta, delta_sum), slots.clone())
