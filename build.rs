@@ -4,13 +4,15 @@
 
 use std::path::Path;
 
-/// The figures the tutorial's chapters end with.
-const FIGURES: [&str; 6] = [
-    "residuals",
+/// The figures the tutorial's chapters end with, in chapter order.
+const FIGURES: [&str; 8] = [
     "digits_one_step",
+    "digits_entk",
     "squeezing",
-    "lm_dpo",
+    "residuals",
+    "lm_sft",
     "lm_policy",
+    "lm_extend",
     "lm_losses",
 ];
 
@@ -42,8 +44,10 @@ fn main() {
         let path = format!("plots/{name}.png");
         println!("cargo:rerun-if-changed={path}");
         let markdown = match std::fs::read(&path) {
+            // At its own pixel size (tick labels 14 px and up), in a box that scrolls
+            // sideways on a narrow page, rather than shrunk to the page's width.
             Ok(png) => format!(
-                "\n\n![The figure {name}.png](data:image/png;base64,{})\n",
+                "\n\n<div style=\"overflow-x: auto\"><img alt=\"The figure {name}.png\" style=\"max-width: none\" src=\"data:image/png;base64,{}\"></div>\n\n*The figure above is `plots/{name}.png` at full size; scroll sideways on a narrow screen.*\n",
                 base64(&png)
             ),
             Err(_) => format!("\n\n*(`{path}` is missing: `ldyn gallery` draws it.)*\n"),

@@ -86,6 +86,7 @@ fn run_writes_csv_and_png_and_is_deterministic() {
 #[test]
 fn default_runs_reproduce_the_committed_figures() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots");
+    let mut written = std::collections::HashMap::new();
     for entry in learning_dynamics::gallery::REGISTRY {
         let dir = scratch(&format!("golden-{}", entry.name));
         let mut plan = entry.plan(entry.name).unwrap();
@@ -103,6 +104,47 @@ fn default_runs_reproduce_the_committed_figures() {
                 assert!(ours == theirs, "{file} differs from plots/{file}");
             }
         }
+        written.insert(entry.name, files_in(&dir));
+    }
+    tutorial_chapters_end_with_a_command_that_draws_their_figure(&written);
+}
+
+/// Each tutorial chapter ends with `ldyn run NAME` in a code block, and the run of `NAME`
+/// (in `written`, the files each experiment's default run wrote) draws the figure that
+/// `src/tutorial.rs` embeds after the chapter.
+fn tutorial_chapters_end_with_a_command_that_draws_their_figure(
+    written: &std::collections::HashMap<&str, Vec<String>>,
+) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let index = std::fs::read_to_string(root.join("src/tutorial.rs")).unwrap();
+    let quoted = |line: &str, from: &str| {
+        let rest = &line[line.find(from).unwrap() + from.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let chapters: Vec<String> = (index.lines())
+        .filter(|l| l.contains("include_str!(\"tutorial/"))
+        .map(|l| quoted(l, "include_str!(\""))
+        .collect();
+    let figures: Vec<String> = (index.lines())
+        .filter(|l| l.contains("OUT_DIR"))
+        .map(|l| quoted(l, "\"/").replace(".md", ".png"))
+        .collect();
+    assert_eq!(chapters.len(), 8, "{chapters:?}");
+    assert_eq!(chapters.len(), figures.len());
+    for (chapter, figure) in chapters.iter().zip(&figures) {
+        let text = std::fs::read_to_string(root.join("src").join(chapter)).unwrap();
+        let last = text.trim_end().rsplit("```text").next().unwrap();
+        let command = last.trim().trim_end_matches("```").trim();
+        let name = command
+            .strip_prefix("ldyn run ")
+            .unwrap_or_else(|| panic!("{chapter} ends with `{command}`, not `ldyn run NAME`"));
+        let files = written
+            .get(name)
+            .unwrap_or_else(|| panic!("{chapter}: {name} is not an experiment"));
+        assert!(
+            files.contains(figure),
+            "{chapter}: `ldyn run {name}` does not draw {figure}"
+        );
     }
 }
 

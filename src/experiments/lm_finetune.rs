@@ -197,7 +197,13 @@ impl LmRun {
                 "sft_hallucination",
                 other > test,
                 format!(
-                    "SFT: another training prompt's answer rises more than a held-out prompt's ({other:+.2} vs {test:+.2}): the hallucination mechanism"
+                    "SFT: another training prompt's answer {} a held-out prompt's ({other:+.2} vs {test:+.2} nats): the hallucination mechanism",
+                    match (other > 0.0, test > 0.0) {
+                        (true, true) => "rises more than",
+                        (false, false) => "falls less than",
+                        (true, false) => "rises, unlike",
+                        (false, true) => "falls, unlike",
+                    }
                 ),
             ),
             Claim::new(
