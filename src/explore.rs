@@ -1,7 +1,10 @@
 //! `ldyn explore`: an interactive squeezing explorer in the terminal.
 //!
-//! A distribution `π = softmax(z)` is shown as bars, linear and log. The learner picks a
-//! class and takes gradient steps on the logits, as in [`crate::squeezing`]:
+//! A distribution `π = softmax(z)` is shown as bars, linear and log (the log panel reaches
+//! down to the smallest `π` on screen, 1e-300 at most), each beside a gray ghost of `π`
+//! before the last step; the status line names the classes that rose, and `?` opens an
+//! overlay that explains every symbol. The learner picks a class and takes gradient steps
+//! on the logits, as in [`crate::squeezing`]:
 //!
 //! * a positive or negative step on the selected class, `Δz = ∓C(π − e_k)`;
 //! * an SFT step, positive on the marked `y⁺`;
@@ -59,6 +62,8 @@ pub enum Action {
     Smaller,
     /// Back to the loaded logits, which also become DPO's reference.
     Reset,
+    /// Show or hide the help overlay that explains every symbol on screen.
+    Help,
 }
 
 /// The explorer's state.
@@ -80,6 +85,8 @@ pub struct Explorer {
     last: Option<Squeeze>,
     /// A one-line note on the last key (an error, or what happened).
     pub message: String,
+    /// Whether the help overlay is shown.
+    pub help: bool,
 }
 
 impl Explorer {
@@ -113,6 +120,7 @@ impl Explorer {
             beta: 0.1,
             last: None,
             message: String::new(),
+            help: false,
         })
     }
 
@@ -137,6 +145,27 @@ impl Explorer {
     /// How many classes rose on the last step (`None` before the first).
     pub fn rose(&self) -> Option<usize> {
         self.last.as_ref().map(|s| s.risen().len())
+    }
+
+    /// The classes that rose on the last step (empty before the first).
+    pub fn risen(&self) -> Vec<usize> {
+        self.last.as_ref().map_or_else(Vec::new, Squeeze::risen)
+    }
+
+    /// `log π` before the last step (the ghost on screen), if there was one.
+    pub fn previous(&self) -> Option<&[f64]> {
+        self.last.as_ref().map(|s| s.log_p_before.as_slice())
+    }
+
+    /// The log panel's lower limit in `log₁₀ π`: a tenth below the smallest `π` on screen
+    /// (now or in the ghost), so that its bar still shows, at most −1 and at least −330,
+    /// so that `π` down to 1e-300 is drawn.
+    pub fn log_floor(&self) -> f64 {
+        let smallest = (self.log_pi().iter())
+            .chain(self.previous().into_iter().flatten())
+            .map(|l| l / std::f64::consts::LN_10)
+            .fold(0.0, f64::min);
+        (1.1 * smallest.max(-300.0)).floor().min(-1.0)
     }
 
     /// Applies one key's action. A step that cannot be taken (too large for a double)
@@ -174,6 +203,10 @@ impl Explorer {
             }
             Action::Smaller => {
                 self.step = (self.step / 2.0).max(1.0 / 1024.0);
+                Ok(None)
+            }
+            Action::Help => {
+                self.help = !self.help;
                 Ok(None)
             }
             Action::Reset => {
@@ -232,100 +265,299 @@ fn log_pi(logits: &[f64]) -> Vec<f64> {
 
 /// The key help, as shown on screen.
 pub const HELP: &str =
-    "←/→ class  p/n +/− step  c/r mark y⁺/y⁻  s SFT  d DPO  +/- size  0 reset  q quit";
+    "←/→ class  p/n +/− step  c/r y⁺/y⁻  s SFT  d DPO  +/- C  0 reset  ? help  q quit";
 
-/// The bars of `values` (each in `0..=max`), coloured by role.
-fn bars(explorer: &Explorer, values: &[u64]) -> Vec<Bar<'static>> {
-    let y_star = explorer.y_star();
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &value)| {
-            let colour = if i == explorer.selected {
-                Color::Yellow
-            } else if i == explorer.chosen {
-                Color::Green
-            } else if i == explorer.rejected {
-                Color::Red
-            } else if i == y_star {
-                Color::Cyan
-            } else {
-                Color::Blue
-            };
-            Bar::default()
-                .value(value)
-                .text_value(String::new())
-                .label(Line::from(format!("{i}")))
-                .style(Style::default().fg(colour))
-        })
-        .collect()
+/// What every symbol on screen means: the `?` overlay.
+pub const SYMBOLS: [&str; 11] = [
+    "bars       π = softmax(z) of each class: linear on top, log₁₀ π below",
+    "gray bar   π before the last step (the ghost), left of π now",
+    "▲          the selected class (←/→), which p and n push",
+    "y*         cyan: the most likely class now",
+    "y⁺         green: the chosen class, pulled up by s (SFT) and d (DPO)",
+    "y⁻         red: the rejected class, pushed down by d (DPO)",
+    "C          the step size: each step moves the logits by C·(π − e_k)",
+    "β          DPO's inverse temperature: how hard the margin is pushed",
+    "ρ          K(χ⁻, χ⁺) / K(χ⁻, χ⁻): how alike y⁺'s and y⁻'s contexts are",
+    "           (at ρ = 1 DPO's two π terms cancel; here ρ = 0.5)",
+    "reference  π at the last reset (0): DPO's frozen reference model",
+];
+
+/// `π` from its log, readable at any size: four decimals from 1e-3 up, else scientific
+/// notation read off `log₁₀ π` (so that 1e-320 shows, though it underflows a double).
+pub fn probability(log_p: f64) -> String {
+    let p = log_p.exp();
+    if p >= 1e-3 {
+        return format!("{p:.4}");
+    }
+    let l = log_p / std::f64::consts::LN_10;
+    let mut exponent = l.floor();
+    let mut mantissa = 10f64.powf(l - exponent);
+    if mantissa >= 9.9995 {
+        mantissa /= 10.0;
+        exponent += 1.0;
+    }
+    format!("{mantissa:.3}e{exponent:.0}")
 }
 
-/// Renders one frame: the linear and log bars, the numbers, the key help.
+/// A step size as it reads: whole numbers from 1, three decimals to 0.01, else two
+/// significant digits in scientific notation.
+fn step_text(c: f64) -> String {
+    if c >= 1.0 {
+        format!("{c:.0}")
+    } else if c >= 1e-2 {
+        format!("{c:.3}")
+    } else {
+        format!("{c:.1e}")
+    }
+}
+
+/// The colour of class `i`'s bar: its role, so that the cursor hides none.
+fn role_colour(explorer: &Explorer, i: usize) -> Color {
+    if i == explorer.chosen {
+        Color::Green
+    } else if i == explorer.rejected {
+        Color::Red
+    } else if i == explorer.y_star() {
+        Color::Cyan
+    } else {
+        Color::Blue
+    }
+}
+
+/// Where the classes' bars sit in a chart's inner width: the width of each bar and
+/// whether each class shows the ghost beside it (when two bars a class fit).
+struct Columns {
+    bar: u16,
+    ghost: bool,
+    gap: u16,
+}
+
+impl Columns {
+    fn fit(width: u16, classes: u16, ghost: bool) -> Self {
+        let classes = classes.max(1);
+        let gap = u16::from(width >= 2 * classes);
+        let per_class = (width + gap) / classes;
+        let ghost = ghost && per_class >= 2 + gap;
+        let bar = (per_class.saturating_sub(gap) / if ghost { 2 } else { 1 }).max(1);
+        Columns { bar, ghost, gap }
+    }
+
+    /// The column where class `i`'s first bar starts.
+    fn start(&self, i: u16) -> u16 {
+        i * (self.bar * if self.ghost { 2 } else { 1 } + self.gap)
+    }
+
+    /// The column of class `i`'s bar of π now.
+    fn now(&self, i: u16) -> u16 {
+        self.start(i) + if self.ghost { self.bar } else { 0 }
+    }
+}
+
+/// A bar chart of `values` (each in `0..=max`) and, beside each, the ghost's.
+fn chart<'a>(
+    explorer: &Explorer,
+    title: String,
+    (values, ghost): (&[u64], Option<&[u64]>),
+    max: u64,
+    columns: &Columns,
+) -> BarChart<'a> {
+    let mut chart = BarChart::default()
+        .block(Block::bordered().title(title))
+        .bar_width(columns.bar)
+        .bar_gap(0)
+        .group_gap(columns.gap)
+        .max(max);
+    for (i, &value) in values.iter().enumerate() {
+        let mut bars = Vec::with_capacity(2);
+        if let (true, Some(ghost)) = (columns.ghost, ghost) {
+            bars.push(bar(ghost[i], Color::DarkGray));
+        }
+        bars.push(bar(value, role_colour(explorer, i)));
+        chart = chart.data(BarGroup::default().bars(&bars));
+    }
+    chart
+}
+
+fn bar(value: u64, colour: Color) -> Bar<'static> {
+    Bar::default()
+        .value(value)
+        .text_value(String::new())
+        .style(Style::default().fg(colour))
+}
+
+/// The class axis under the charts: class indices where they fit without touching, the
+/// selected one always, and a ▲ under the selected class.
+fn axis(explorer: &Explorer, columns: &Columns, width: u16) -> [Line<'static>; 2] {
+    let width = usize::from(width);
+    if width == 0 {
+        return [Line::from(""), Line::from("")];
+    }
+    let mut labels = vec![' '; width];
+    let mut free_from = 0;
+    let v = explorer.log_pi().len();
+    let at = |i: usize| usize::from(columns.now(i as u16)) + 1;
+    for i in (0..v).filter(|&i| i != explorer.selected) {
+        let text = i.to_string();
+        let x = at(i);
+        let clear_of_selected = {
+            let s = at(explorer.selected);
+            x + text.len() < s || x > s + explorer.selected.to_string().len()
+        };
+        if x >= free_from && x + text.len() <= width && clear_of_selected {
+            labels[x..x + text.len()]
+                .iter_mut()
+                .zip(text.chars())
+                .for_each(|(c, t)| *c = t);
+            free_from = x + text.len() + 1;
+        }
+    }
+    let s = at(explorer.selected).min(width.saturating_sub(1));
+    let selected = explorer.selected.to_string();
+    for (k, ch) in selected.chars().enumerate() {
+        if s + k < width {
+            labels[s + k] = ch;
+        }
+    }
+    let mut cursor = vec![' '; width];
+    cursor[s] = '▲';
+    [
+        Line::from(labels.into_iter().collect::<String>()),
+        Line::from(cursor.into_iter().collect::<String>())
+            .style(Style::default().fg(Color::Yellow)),
+    ]
+}
+
+/// Renders one frame: the linear and log bars with the ghost, the class axis, the
+/// numbers, the key help, and the `?` overlay on top when it is on.
 pub fn draw(frame: &mut Frame<'_>, explorer: &Explorer) {
-    let [title, linear, log, info, help] = Layout::vertical([
+    let [title, linear, log, axis_area, info, help] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(3),
         Constraint::Fill(2),
+        Constraint::Length(2),
         Constraint::Length(3),
         Constraint::Length(1),
     ])
     .areas(frame.area());
     frame.render_widget(
-        Paragraph::new("ldyn explore   yellow: selected   green: y⁺   red: y⁻   cyan: y*"),
+        Paragraph::new(
+            "ldyn explore   green y⁺   red y⁻   cyan y*   gray: before the last step   ? help",
+        ),
         title,
     );
     let lp = explorer.log_pi();
     let v = lp.len() as u16;
-    let width = (linear.width.saturating_sub(2) / v.max(1))
-        .saturating_sub(1)
-        .max(1);
-    let chart = |block: &'static str, values: Vec<u64>, max: u64| {
-        BarChart::default()
-            .block(Block::bordered().title(block))
-            .data(BarGroup::default().bars(&bars(explorer, &values)))
-            .bar_width(width)
-            .bar_gap(1)
-            .max(max)
+    let columns = Columns::fit(
+        linear.width.saturating_sub(2),
+        v,
+        explorer.previous().is_some(),
+    );
+    let scaled =
+        |lp: &[f64], f: &dyn Fn(f64) -> u64| lp.iter().map(|&l| f(l)).collect::<Vec<u64>>();
+    let linear_of = |l: f64| (l.exp() * 1000.0).round() as u64;
+    let floor = explorer.log_floor();
+    let log_of = |l: f64| {
+        let l10 = (l / std::f64::consts::LN_10).max(floor);
+        ((l10 - floor) / -floor * 1000.0).round() as u64
     };
-    let linear_values: Vec<u64> = lp
-        .iter()
-        .map(|l| (l.exp() * 1000.0).round() as u64)
-        .collect();
-    frame.render_widget(chart("π (linear, 0 to 1)", linear_values, 1000), linear);
-    // log₁₀ π from −8 (and below) to 0, in hundredths.
-    let log_values: Vec<u64> = lp
-        .iter()
-        .map(|l| (((l / std::f64::consts::LN_10).max(-8.0) + 8.0) * 100.0).round() as u64)
-        .collect();
-    frame.render_widget(chart("log₁₀ π (from −8 to 0)", log_values, 800), log);
-    let rose = explorer
-        .rose()
-        .map_or("–".to_string(), |r| format!("{r}/{}", lp.len()));
+    let previous = explorer.previous();
+    let ghost = |f: &dyn Fn(f64) -> u64| previous.map(|p| scaled(p, f));
+    let (now_linear, ghost_linear) = (scaled(&lp, &linear_of), ghost(&linear_of));
+    frame.render_widget(
+        chart(
+            explorer,
+            "π (linear, 0 to 1)".into(),
+            (&now_linear, ghost_linear.as_deref()),
+            1000,
+            &columns,
+        ),
+        linear,
+    );
+    let (now_log, ghost_log) = (scaled(&lp, &log_of), ghost(&log_of));
+    let log_title = format!("log₁₀ π (from −{} to 0)", -floor);
+    frame.render_widget(
+        chart(
+            explorer,
+            log_title,
+            (&now_log, ghost_log.as_deref()),
+            1000,
+            &columns,
+        ),
+        log,
+    );
+    frame.render_widget(
+        Paragraph::new(axis(explorer, &columns, axis_area.width).to_vec()),
+        axis_area,
+    );
+    let risen = explorer.risen();
+    let rose = match explorer.rose() {
+        None => "–".to_string(),
+        Some(0) => "none".to_string(),
+        Some(_) if risen.len() <= 6 => format!(
+            "class {}",
+            risen
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(n) => format!("{n} of {}", lp.len()),
+    };
+    let entropy = explorer.entropy();
     let text = vec![
         Line::from(format!(
-            "y* = {}  entropy {:.3} nats  rose on last step: {rose}  class {}: π = {:.4}",
+            "y* = {}   entropy {:.3} nats   ▲ class {}: π = {}",
             explorer.y_star(),
-            explorer.entropy(),
+            if entropy.abs() < 5e-4 { 0.0 } else { entropy },
             explorer.selected,
-            lp[explorer.selected].exp()
+            probability(lp[explorer.selected])
         )),
         Line::from(format!(
-            "step C = {}  DPO: β = {}  ρ = {SIMILARITY}  y⁺ = {} (ref π {:.3})  y⁻ = {} (ref π {:.1e})",
-            explorer.step,
+            "rose on the last step: {rose}   {}",
+            explorer.message
+        )),
+        Line::from(format!(
+            "C = {}  β = {}  ρ = {SIMILARITY}  y⁺ = {} (ref π {})  y⁻ = {} (ref π {})",
+            step_text(explorer.step),
             explorer.beta,
             explorer.chosen,
-            explorer.reference[explorer.chosen].exp(),
+            probability(explorer.reference[explorer.chosen]),
             explorer.rejected,
-            explorer.reference[explorer.rejected].exp(),
-        )),
-        Line::from(format!(
-            "reference π: the last reset.  {}",
-            explorer.message
+            probability(explorer.reference[explorer.rejected]),
         )),
     ];
     frame.render_widget(Paragraph::new(text), info);
     frame.render_widget(Paragraph::new(HELP), help);
+    if explorer.help {
+        overlay(frame);
+    }
+}
+
+/// The `?` overlay: every symbol on screen, then the keys, in a box over the middle.
+fn overlay(frame: &mut Frame<'_>) {
+    let area = frame.area();
+    let width = area.width.min(84);
+    let mut lines: Vec<Line> = SYMBOLS.iter().map(|s| Line::from(*s)).collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(HELP));
+    lines.push(Line::from("? closes this help"));
+    // Each line takes as many rows as it wraps to, inside the border.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let height = (rows as u16 + 2).min(area.height);
+    let box_area = ratatui::layout::Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    frame.render_widget(ratatui::widgets::Clear, box_area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title("what is on screen"))
+            .wrap(ratatui::widgets::Wrap { trim: false }),
+        box_area,
+    );
 }
 
 /// Runs the explorer on `logits` in the terminal until `q`, `Esc` or Ctrl-C, and
@@ -406,6 +638,7 @@ fn key_loop(
             KeyCode::Char('+') | KeyCode::Char('=') => Action::Larger,
             KeyCode::Char('-') => Action::Smaller,
             KeyCode::Char('0') => Action::Reset,
+            KeyCode::Char('?') => Action::Help,
             _ => continue,
         };
         explorer.apply(action);

@@ -42,6 +42,18 @@ struct Cli {
     max_memory: f64,
 }
 
+/// `ldyn explore --help`'s list of keys.
+const EXPLORE_KEYS: &str = "Keys:
+  ←/→ or h/l   select a class (▲)
+  p / n        a positive / negative gradient step on the selected class
+  c / r        mark the selected class as y⁺ (chosen) / y⁻ (rejected)
+  s            an SFT step: positive on y⁺
+  d            a DPO step on y⁺ and y⁻, against the reference (π at the last reset)
+  + / -        double / halve the step size C
+  0            reset to the loaded logits, which become DPO's reference
+  ?            show / hide what every symbol on screen means
+  q, Esc       quit";
+
 /// Where `run` and `gallery` write by default: the repository's committed figures.
 const COMMITTED_FIGURES: &str = "plots";
 
@@ -134,6 +146,7 @@ enum Command {
         plot: Option<PathBuf>,
     },
     /// Take gradient steps on a softmax interactively, in the terminal (q quits).
+    #[command(after_help = EXPLORE_KEYS)]
     Explore {
         /// Your own logits: a comma list (`2,1,0.5`) or a file, as for `squeeze`.
         #[arg(long, allow_hyphen_values = true)]

@@ -199,3 +199,143 @@ fn a_terminal_that_cannot_be_set_up_is_an_error() {
         "{text}"
     );
 }
+
+/// The screen of `e` at `width × height`, row by row.
+fn screen(e: &Explorer, width: u16, height: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw(frame, e)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// `?` opens an overlay that explains every symbol on screen (ρ, β, y*, y⁺, y⁻, the
+/// reference, the ghost, C) and lists the keys; `?` again closes it.
+#[test]
+fn the_help_overlay_explains_every_symbol() {
+    let mut e = explorer();
+    e.apply(Action::Help);
+    let text = screen(&e, 80, 24).join("\n");
+    for symbol in [
+        "ρ ",
+        "β ",
+        "y* ",
+        "y⁺ ",
+        "y⁻ ",
+        "reference ",
+        "gray bar ",
+        "C ",
+    ] {
+        assert!(text.contains(symbol), "{symbol}: {text}");
+    }
+    assert!(text.contains("K(χ⁻, χ⁺) / K(χ⁻, χ⁻)"), "{text}");
+    assert!(text.contains("? closes this help"));
+    e.apply(Action::Help);
+    assert!(!screen(&e, 80, 24).join("\n").contains("? closes this help"));
+    // `explore --help` lists the keys, the overlay's among them.
+    let out = ldyn(&["explore", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for key in ["p / n", "c / r", "+ / -", "?  ", "q, Esc"] {
+        assert!(help.contains(key), "{key}: {help}");
+    }
+}
+
+/// With a class at π = 1e-200 the log panel reaches below it (its floor follows the
+/// smallest π on screen), the class's bar shows, and its readout is 1.000e-200.
+#[test]
+fn the_log_panel_reaches_a_probability_of_1e_minus_200() {
+    let (half, tiny) = (0.5f64.ln(), -200.0 * std::f64::consts::LN_10);
+    let mut e = Explorer::new(vec![half, half, tiny]).unwrap();
+    assert!((e.log_pi()[2] / std::f64::consts::LN_10 + 200.0).abs() < 1e-9);
+    let floor = e.log_floor();
+    assert!((-230.0..-200.0).contains(&floor), "{floor}");
+    e.selected = 2;
+    let rows = screen(&e, 80, 24);
+    let text = rows.join("\n");
+    assert!(
+        text.contains(&format!("log₁₀ π (from −{} to 0)", -floor)),
+        "{text}"
+    );
+    assert!(text.contains("π = 1.000e-200"), "{text}");
+    // The log panel's bottom row has a bar for each of the three classes.
+    let log_bottom = rows.iter().rposition(|r| r.contains('█')).unwrap();
+    assert!(
+        rows[log_bottom].matches('█').count() >= 3,
+        "{}",
+        rows[log_bottom]
+    );
+    // Ten negative steps on a class push it below 1e-300; the floor stops at −330.
+    e.selected = 1;
+    for _ in 0..30 {
+        e.apply(Action::Larger);
+        e.apply(Action::Negative);
+    }
+    assert!(e.log_pi()[1] / std::f64::consts::LN_10 < -300.0);
+    assert_eq!(e.log_floor(), -330.0);
+}
+
+/// The readouts: scientific notation below 1e-3, no −0.000, rounded step sizes, and the
+/// classes that rose by name; the ghost of the last step's π is drawn in gray.
+#[test]
+fn readouts_name_what_changed() {
+    use learning_dynamics::explore::probability;
+    assert_eq!(probability(0.5f64.ln()), "0.5000");
+    assert_eq!(probability(2e-4f64.ln()), "2.000e-4");
+    assert_eq!(probability(-1000.0), "5.076e-435");
+    let mut e = Explorer::new(vec![30.0, 0.0]).unwrap();
+    let text = screen(&e, 80, 24).join("\n");
+    assert!(text.contains("entropy 0.000 nats"), "{text}");
+    for _ in 0..11 {
+        e.apply(Action::Smaller);
+    }
+    assert!(screen(&e, 80, 24).join("\n").contains("C = 9.8e-4"));
+    let mut e = explorer();
+    e.selected = e.rejected;
+    e.apply(Action::Negative);
+    let text = screen(&e, 80, 24).join("\n");
+    assert!(
+        text.contains(&format!("rose on the last step: class {}", e.y_star())),
+        "{text}"
+    );
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|frame| draw(frame, &e)).unwrap();
+    let gray = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .filter(|c| c.symbol() == "█" && c.fg == ratatui::style::Color::DarkGray);
+    assert!(gray.count() > 0, "the ghost");
+}
+
+/// At 50 classes every bar has its own column, the class labels do not run together
+/// (every label on the axis is a whole class index), and the ▲ sits under the selected
+/// class, whose index is always labelled.
+#[test]
+fn fifty_classes_read() {
+    let logits: Vec<f64> = (0..50).map(|i| (i as f64 * 0.7).sin() * 3.0).collect();
+    let mut e = Explorer::new(logits).unwrap();
+    e.selected = 37;
+    let rows = screen(&e, 80, 24);
+    let axis = rows.iter().position(|r| r.contains('▲')).unwrap() - 1;
+    let labels: Vec<usize> = rows[axis]
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert!(labels.len() >= 8, "{}", rows[axis]);
+    assert!(labels.windows(2).all(|w| w[0] < w[1]), "{}", rows[axis]);
+    assert!(labels.contains(&37));
+    let cursor = rows[axis + 1].chars().position(|c| c == '▲').unwrap();
+    assert_eq!(
+        rows[axis].chars().nth(cursor),
+        Some('3'),
+        "{}\n{}",
+        rows[axis],
+        rows[axis + 1]
+    );
+}
