@@ -82,6 +82,7 @@
 //! | [`entk`] | the eNTK `J_o J_uᵀ` of any model from explicit Jacobians: the reference every structured kernel is tested against |
 //! | [`lens`] | the paper's proxies for `K` (App. C.2): the LBK ratio and SignDelta, and the first-order change they bound |
 //! | [`trainer`] | the SGD loop and its epochs; observers see the model before and after each step and record probes |
+//! | [`progress`] | the stage a long run has reached (pre-training, SFT, DPO regime and update), for a terminal that watches |
 //! | [`squeezing`] | the squeezing effect of one step on a distribution (the paper's App. E) |
 //! | [`stats`] | Pearson and Spearman correlation, quantiles and cosines for claims |
 //!
@@ -133,6 +134,7 @@ pub mod lens;
 pub mod model;
 pub mod numerics;
 pub mod objective;
+pub mod progress;
 pub mod squeezing;
 pub mod stats;
 pub mod trainer;

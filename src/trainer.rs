@@ -125,7 +125,8 @@ impl<M: Model> Trainer<M> {
         observers: &mut [&mut dyn Observer<M>],
     ) -> Result<()> {
         self.start(observers)?;
-        for _ in 0..epochs {
+        for epoch in 0..epochs {
+            crate::progress::stage(1, || format!("epoch {}/{epochs}", epoch + 1));
             let mut order = items.to_vec();
             order.shuffle(rng);
             for item in &order {

@@ -765,6 +765,38 @@ fn progress_shows_on_a_terminal() {
     assert!(screen.contains("squeezing: 6/6 claims hold"), "{screen}");
 }
 
+/// On a terminal, a long run shows the stage it has reached inside the run: the seed's
+/// pre-training, SFT, the DPO regime k/n and its update i/N; not on a pipe.
+#[test]
+fn a_long_run_shows_its_stage_on_a_terminal() {
+    let dir = scratch("stages");
+    let args = format!(
+        "run lm_policy --set pretrain.steps=300 --set sft.epochs=1 --set seeds=1 --out {}",
+        dir.join("out").display()
+    );
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_ldyn"));
+    if crate::common::has_script() {
+        let (success, screen) = crate::common::on_a_terminal(&command, &dir.join("typescript"));
+        assert!(success, "{screen}");
+        for stage in [
+            "seed 1024: pre-training",
+            "seed 1024: SFT",
+            "seed 1024: DPO regime 1/5 (off_policy)",
+            "DPO regime 5/5 (off_policy_rejected_only)",
+            "/320",
+        ] {
+            assert!(screen.contains(stage), "{stage}: {screen}");
+        }
+    }
+    let args: Vec<&str> = args.split(' ').collect();
+    let out = crate::common::ldyn_ok(&args);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// For every registered experiment, the documented keys (`ldyn config NAME`) are exactly
 /// the fields of its configuration, in order, after the plan's own two; and each default
 /// value lies in its key's range.

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "entk",
             "lens",
             "trainer",
+            "progress",
             "squeezing",
             "stats",
             "Rng64",

@@ -145,8 +145,11 @@ impl Experiment for LmExtend {
                 ),
                 (Arm::Extend, &extend_model, extend_sft),
             ];
-            (arms.into_iter())
-                .map(|(arm, model, sft)| {
+            (arms.into_iter().enumerate())
+                .map(|(k, (arm, model, sft))| {
+                    crate::progress::stage(0, || {
+                        format!("seed {seed}: DPO, arm {}/2 ({})", k + 1, arm.id())
+                    });
                     // Both arms see the same pairs in the same order.
                     let dpo = Dpo::off_policy(world);
                     Ok(tracked_dpo((arm, seed), &baseline, (model, sft), &dpo, tracking)?.1)

@@ -205,8 +205,13 @@ impl Experiment for LmLosses {
         let runs = per_seed((seed, config.seeds), |seed| {
             let start = checkpoint(world, seed)?;
             let from = || (&start.sft_model, start.sft.every(every));
-            (config.losses().into_iter())
-                .map(|(loss, beta, eta)| {
+            let losses = config.losses();
+            let n = losses.len();
+            (losses.into_iter().enumerate())
+                .map(|(k, (loss, beta, eta))| {
+                    crate::progress::stage(0, || {
+                        format!("seed {seed}: loss {}/{n} ({})", k + 1, loss.id())
+                    });
                     // Every loss sees the same pairs in the same order.
                     let dpo = Dpo {
                         loss,

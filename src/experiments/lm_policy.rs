@@ -120,8 +120,12 @@ impl Experiment for LmPolicy {
         let runs = per_seed((seed, config.seeds), |seed| {
             let start = checkpoint(world, seed)?;
             let from = || (&start.sft_model, start.sft.every(every));
-            (Regime::ALL.iter())
-                .map(|&regime| {
+            (Regime::ALL.iter().enumerate())
+                .map(|(k, &regime)| {
+                    crate::progress::stage(0, || {
+                        let n = Regime::ALL.len();
+                        format!("seed {seed}: DPO regime {}/{n} ({})", k + 1, regime.id())
+                    });
                     let dpo = Dpo {
                         regime,
                         max_redraws: config.max_redraws,

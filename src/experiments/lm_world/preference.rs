@@ -211,6 +211,7 @@ pub fn train_dpo(
                 };
                 trainer.step(&inputs, objective.as_ref(), observers)?;
                 counts.updates += 1;
+                crate::progress::stage(1, || format!("update {}/{}", counts.updates, dpo.updates));
             }
         }
         if counts.updates == before {

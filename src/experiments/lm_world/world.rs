@@ -40,7 +40,12 @@ pub fn pretrain(config: &LmConfig, seed: u64) -> Result<World> {
         TinyLm::random(config.spec(), &mut rng)?,
         config.pretrain.eta,
     )?;
-    for _ in 0..config.pretrain_steps() {
+    let steps = config.pretrain_steps();
+    crate::progress::stage(0, || format!("seed {seed}: pre-training"));
+    for step in 0..steps {
+        if step % (steps / 100).max(1) == 0 {
+            crate::progress::stage(1, || format!("step {step}/{steps}"));
+        }
         let sentence = language.corpus_sentence(&mut rng);
         let objective = CrossEntropy::sequence(sentence.response());
         trainer.step(std::slice::from_ref(&sentence), &objective, &mut [])?;
@@ -142,6 +147,7 @@ pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
         let mut world = pretrained(config, seed)?;
         let probes = world.probes.clone();
         let mut track = Tracker::new(&probes, 1);
+        crate::progress::stage(0, || format!("seed {seed}: SFT"));
         let sft_model = world.sft(config, &mut [&mut track])?;
         let base_fact_accuracy = fact_accuracy(&world.base, &world.language);
         Ok(Checkpoint {
