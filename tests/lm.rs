@@ -475,6 +475,7 @@ mod experiments {
         let config = lm_finetune::Config {
             world: fast_world(),
             track_every: 8,
+            band_seeds: 3,
         };
         for seed in [DEFAULT_SEED, 7] {
             let r = LmFinetune::run(
@@ -499,8 +500,24 @@ mod experiments {
             }
             let tables = LmFinetune::tables(&r);
             let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-            assert_eq!(names, ["lm_sft", "lm_dpo", "lm_peakiness", "lm_dpo_end"]);
+            assert_eq!(
+                names,
+                [
+                    "lm_sft",
+                    "lm_sft_seeds",
+                    "lm_dpo",
+                    "lm_peakiness",
+                    "lm_dpo_end"
+                ]
+            );
             assert_eq!(tables[0].rows.len(), r.sft.len());
+            // The band's seeds: the run's own first, then the next two, on the same steps.
+            assert_eq!(r.sft_seeds.len(), 3);
+            assert_eq!(r.sft_seeds[0], r.sft);
+            assert!(r.sft_seeds.iter().all(|s| s.len() == r.sft.len()));
+            assert_ne!(r.sft_seeds[1], r.sft);
+            assert_eq!(tables[1].rows.len(), 3 * r.sft.len());
+            assert!(tables[1].rows[r.sft.len()].starts_with(&format!("{},", seed + 1)));
         }
     }
 

@@ -5,13 +5,16 @@
 //! `(y⁺, y⁻)` from the SFT checkpoint with the SFT model as the frozen reference. A
 //! [`Tracker`] records, for every probe family, the mean teacher-forced `log π(y | χ)`
 //! over the probe prompts and the mean `‖A‖²_F` over their response positions. The
-//! three figures (`lm_sft`, `lm_dpo`, `lm_peakiness`) read the same run.
+//! three figures (`lm_sft`, `lm_dpo`, `lm_peakiness`) read the same run; the SFT figure
+//! draws the median and interquartile band of the SFT curves over `band_seeds` seeds (the
+//! seeds' checkpoints are the ones every LM experiment shares).
 
 use serde::{Deserialize, Serialize};
 
 use super::lm_measures::{FamilyPoint, Tracker, curve};
 use super::lm_world::{
-    Checkpoint, Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, World, checkpoint, train_dpo,
+    Checkpoint, Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, SEEDS, World, checkpoint, per_seed,
+    seeds, train_dpo,
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
@@ -28,6 +31,9 @@ pub struct Config {
     pub world: LmConfig,
     /// SGD steps between two tracking points.
     pub track_every: usize,
+    /// Seeds the SFT figure's median and interquartile band cover (`seed, seed + 1, …`);
+    /// the claims read the first seed alone.
+    pub band_seeds: u64,
 }
 
 impl Default for Config {
@@ -35,17 +41,25 @@ impl Default for Config {
         Config {
             world: LmConfig::default(),
             track_every: 4,
+            band_seeds: SEEDS,
         }
     }
 }
 
 world_settings!(
     Config,
-    [Key::new(
-        "track_every",
-        "SGD steps between two tracking points",
-        Range::Int(1, MAX_DPO_UPDATES),
-    )]
+    [
+        Key::new(
+            "track_every",
+            "SGD steps between two tracking points",
+            Range::Int(1, MAX_DPO_UPDATES),
+        ),
+        Key::new(
+            "band_seeds",
+            "seeds the SFT figure's median and interquartile band cover, seed, seed + 1, …; the claims read the first alone",
+            Range::Int(1, 100),
+        ),
+    ]
 );
 
 /// Tracked curves of one SFT-then-DPO run.
@@ -55,6 +69,8 @@ pub struct LmRun {
     pub seed: u64,
     /// Tracked during SFT.
     pub sft: Vec<FamilyPoint>,
+    /// Tracked during SFT on each seed of the band, `seed` first (its points are `sft`).
+    pub sft_seeds: Vec<Vec<FamilyPoint>>,
     /// Tracked during DPO (steps counted from its start).
     pub dpo: Vec<FamilyPoint>,
     /// The world the run trained in.
@@ -73,7 +89,7 @@ impl Experiment for LmFinetune {
     type Data = LmRun;
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<LmRun> {
-        let (every, config) = (config.track_every, &config.world);
+        let (every, band_seeds, config) = (config.track_every, config.band_seeds, &config.world);
         let Checkpoint {
             mut world,
             sft_model,
@@ -88,9 +104,15 @@ impl Experiment for LmFinetune {
             &mut [&mut dpo_track],
         )?;
         dpo_track.finish(&dpo_model, counts.updates);
+        let sft = sft.every(every).points;
+        let mut sft_seeds = vec![sft.clone()];
+        sft_seeds.extend(per_seed((seed.wrapping_add(1), band_seeds - 1), |s| {
+            Ok(vec![checkpoint(config, s)?.sft.every(every).points])
+        })?);
         Ok(LmRun {
             seed,
-            sft: sft.every(every).points,
+            sft,
+            sft_seeds,
             dpo: dpo_track.points,
             world,
             sft_model,
@@ -133,8 +155,19 @@ impl Experiment for LmFinetune {
             format!("dpo,chosen,{}", end_dpo.0),
             format!("dpo,rejected,{}", end_dpo.1),
         ];
+        let seeds = (data
+            .sft_seeds
+            .iter()
+            .zip(seeds(data.seed, data.sft_seeds.len() as u64)))
+        .flat_map(|(points, seed)| {
+            points
+                .iter()
+                .map(move |p| format!("{seed},{},{},{}", p.step, p.family.id(), p.log_prob))
+        })
+        .collect();
         vec![
             Table::new("lm_sft", CURVES_HEADER, curves(&data.sft)),
+            Table::new("lm_sft_seeds", SEED_CURVES_HEADER, seeds),
             Table::new("lm_dpo", CURVES_HEADER, curves(&data.dpo)),
             Table::new("lm_peakiness", PEAKINESS_HEADER, peakiness),
             Table::new("lm_dpo_end", "model,answer,mean_log_prob_end", ends),
@@ -144,6 +177,8 @@ impl Experiment for LmFinetune {
 
 /// The CSV header of `lm_sft.csv` and `lm_dpo.csv`.
 pub const CURVES_HEADER: &str = "step,family,mean_log_prob";
+/// The CSV header of `lm_sft_seeds.csv`: the SFT curves of every seed of the band.
+pub const SEED_CURVES_HEADER: &str = "seed,step,family,mean_log_prob";
 /// The CSV header of `lm_peakiness.csv`.
 pub const PEAKINESS_HEADER: &str = "phase,step,family,mean_a_fro_sq,mean_log_prob";
 

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use nalgebra::{DMatrix, DVector};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    AFTER, Area, BEFORE, FONT, blues, colourbar, diverging, heatmap, legend, save_png, tick,
+    AFTER, Area, BEFORE, FONT, blues, colourbar, diverging, heatmap, legend, log_ticks, save_png,
+    tick,
 };
 use crate::digits::CLASSES;
 use crate::error::Result;
@@ -320,7 +322,12 @@ pub fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..last_step, (lo * 0.8..hi * 1.25).log_scale())?;
+            .build_cartesian_2d(
+                0.0..last_step,
+                (lo * 0.8..hi * 1.25)
+                    .log_scale()
+                    .with_key_points(log_ticks(lo * 0.8, hi * 1.25)),
+            )?;
         chart
             .configure_mesh()
             .x_desc("SGD step")
@@ -396,11 +403,19 @@ fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((xl * 0.8..xh * 1.25).log_scale(), (yl * 0.5..yh * 2.0).log_scale())?;
+        .build_cartesian_2d(
+            (xl * 0.8..xh * 1.25)
+                .log_scale()
+                .with_key_points(log_ticks(xl * 0.8, xh * 1.25)),
+            (yl * 0.5..yh * 2.0)
+                .log_scale()
+                .with_key_points(log_ticks(yl * 0.5, yh * 2.0)),
+        )?;
     chart
         .configure_mesh()
         .x_desc("final mean ‖K‖_F of the pair")
         .x_label_formatter(&tick)
+        .y_label_formatter(&|y| format!("{y:e}"))
         .y_desc("mean π the pair's classes give each other")
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
@@ -410,12 +425,28 @@ fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<(
             .iter()
             .map(|&(x, y, _, _)| Circle::new((x, y), 4, AFTER.filled())),
     )?;
+    // The five most confused pairs by name, right of their point, or left of it when the
+    // right is taken by a label placed before (in log units: a label spans about 0.08
+    // decades of x and 0.15 of y).
     let mut top: Vec<_> = points.clone();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
-    chart.draw_series(
-        top.iter()
-            .take(5)
-            .map(|&(x, y, u, o)| Text::new(format!(" {u}&{o}"), (x, y), (FONT, 13))),
-    )?;
+    let mut placed: Vec<(f64, f64)> = Vec::new();
+    for &(x, y, u, o) in top.iter().take(5) {
+        let (lx, ly) = (x.log10(), y.log10());
+        let clashes = |cx: f64| {
+            (placed.iter()).any(|&(px, py)| (px - cx).abs() < 0.08 && (py - ly).abs() < 0.15)
+        };
+        let (text, anchor, cx) = if clashes(lx + 0.04) {
+            (format!("{u}&{o} "), HPos::Right, lx - 0.04)
+        } else {
+            (format!(" {u}&{o}"), HPos::Left, lx + 0.04)
+        };
+        placed.push((cx, ly));
+        let style = (FONT, 13)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(anchor, VPos::Center));
+        chart.draw_series([Text::new(text, (x, y), style)])?;
+    }
     Ok(())
 }

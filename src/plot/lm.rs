@@ -14,6 +14,7 @@ use crate::experiments::lm_influence::Influence;
 use crate::experiments::lm_measures::{FamilyPoint, curve};
 use crate::experiments::lm_world::Signal;
 use crate::language::Family;
+use crate::stats::quantile;
 
 /// A distinct colour per family (tab10, then four more): one arm per family, so a new
 /// family cannot be drawn without a colour.
@@ -36,18 +37,52 @@ fn colour(family: Family) -> RGBColor {
     }
 }
 
-/// One panel of curves `(step, value)` per family, with a legend.
+/// A point of a curve over seeds: `(step, first quartile, median, third quartile)`; one
+/// seed's curve has all three equal.
+type Band = (f64, f64, f64, f64);
+
+/// One seed's curve `(step, value)` as [`Band`]s.
+fn single(points: Vec<(f64, f64)>) -> Vec<Band> {
+    points.into_iter().map(|(x, y)| (x, y, y, y)).collect()
+}
+
+/// `family`'s curve over the runs of several seeds (the same steps in each): median and
+/// interquartile range at every step.
+fn band(seeds: &[&[FamilyPoint]], family: Family) -> Vec<Band> {
+    let curves: Vec<Vec<(f64, f64)>> = seeds.iter().map(|points| curve(points, family)).collect();
+    (0..curves.first().map_or(0, Vec::len))
+        .map(|k| {
+            let values: Vec<f64> = curves.iter().map(|c| c[k].1).collect();
+            let q = |p: f64| quantile(&values, p);
+            (curves[0][k].0, q(0.25), q(0.5), q(0.75))
+        })
+        .collect()
+}
+
+/// One panel of curves per family (with their interquartile bands, if over seeds), with
+/// a legend.
 fn panel(
     area: &Area<'_>,
     caption: &str,
     y_desc: &str,
-    series: &[(Family, Vec<(f64, f64)>)],
+    series: &[(Family, Vec<Band>)],
+) -> Result<()> {
+    panel_with(area, (caption, y_desc), series, true)
+}
+
+/// [`panel`], with its legend in its lower left corner or (without `legend`) none: a
+/// figure whose panels share one legend draws it once beside them ([`family_legend`]).
+fn panel_with(
+    area: &Area<'_>,
+    (caption, y_desc): (&str, &str),
+    series: &[(Family, Vec<Band>)],
+    with_legend: bool,
 ) -> Result<()> {
     let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
     let x_max = xs.fold(1.0f64, f64::max);
     let ys: Vec<f64> = series
         .iter()
-        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .flat_map(|s| s.1.iter().flat_map(|p| [p.1, p.3]))
         .collect();
     let (lo, hi) = ys
         .iter()
@@ -72,32 +107,61 @@ fn panel(
         .draw()?;
     for (family, points) in series {
         let c = colour(*family);
+        if points.iter().any(|p| p.1 < p.3) {
+            let outline = (points.iter().map(|p| (p.0, p.3)))
+                .chain(points.iter().rev().map(|p| (p.0, p.1)))
+                .collect::<Vec<_>>();
+            chart.draw_series([Polygon::new(outline, c.mix(0.18).filled())])?;
+        }
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(3)))?
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, p.2)),
+                c.stroke_width(3),
+            ))?
             .label(family.id())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
     }
-    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    if with_legend {
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    }
+    Ok(())
+}
+
+/// One legend for `families`, a line of each one's colour and its id, from the top of
+/// `area`.
+fn family_legend(area: &Area<'_>, families: &[Family]) -> Result<()> {
+    let font = (FONT, 15).into_font().color(&BLACK);
+    for (i, &family) in families.iter().enumerate() {
+        let y = 70 + 26 * i as i32;
+        let c = colour(family);
+        area.draw(&PathElement::new(vec![(10, y), (40, y)], c.stroke_width(3)))?;
+        area.draw_text(family.id(), &font, (48, y - 8))?;
+    }
+    Ok(())
 }
 
 /// Fig. 3: the SFT curves of every family.
 pub fn sft(run: &LmRun, path: &Path) -> Result<()> {
-    let heading = "SFT: mean log π(y | χ) of each probe family on the training prompts";
-    curves(path, heading, &run.sft)
+    let seeds: Vec<&[FamilyPoint]> = run.sft_seeds.iter().map(Vec::as_slice).collect();
+    let heading = format!(
+        "SFT: mean log π(y | χ) of each probe family on the training prompts, median and interquartile band over {} seeds",
+        seeds.len()
+    );
+    curves(path, &heading, &seeds)
 }
 
 /// Fig. 4: the DPO curves of every family.
 pub fn dpo(run: &LmRun, path: &Path) -> Result<()> {
     let heading = "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family";
-    curves(path, heading, &run.dpo)
+    curves(path, heading, &[&run.dpo])
 }
 
-/// Three panels of family curves.
-fn curves(path: &Path, heading: &str, points: &[FamilyPoint]) -> Result<()> {
+/// Three panels of family curves over the runs of `seeds` (one or more).
+fn curves(path: &Path, heading: &str, seeds: &[&[FamilyPoint]]) -> Result<()> {
     let group = |families: &[Family]| {
         families
             .iter()
-            .map(|&f| (f, curve(points, f)))
+            .map(|&f| (f, band(seeds, f)))
             .collect::<Vec<_>>()
     };
     save_png(path, (1800, 620), |root| {
@@ -139,50 +203,39 @@ fn curves(path: &Path, heading: &str, points: &[FamilyPoint]) -> Result<()> {
 
 /// Fig. 9: peakiness ‖A‖²_F during SFT, and argmax vs except_argmax in SFT and DPO.
 pub fn peakiness(run: &LmRun, path: &Path) -> Result<()> {
-    let a_series: Vec<(Family, Vec<(f64, f64)>)> = Family::sequences()
-        .map(|f| {
-            (
-                f,
-                run.sft
-                    .iter()
+    let a_series = |points: &[FamilyPoint]| -> Vec<(Family, Vec<Band>)> {
+        Family::sequences()
+            .map(|f| {
+                let series = (points.iter())
                     .filter(|p| p.family == f)
                     .map(|p| (p.step as f64, p.a_fro_sq))
-                    .collect(),
-            )
-        })
-        .collect();
-    let arg = |points: &[FamilyPoint]| {
-        [Family::Argmax, Family::ExceptArgmax]
-            .iter()
-            .map(|&f| (f, curve(points, f)))
-            .collect::<Vec<_>>()
+                    .collect();
+                (f, single(series))
+            })
+            .collect()
     };
     save_png(path, (1800, 620), |root| {
         let (top, body) = root.split_vertically(50);
         title(
             &top,
-            "Peakiness: SFT makes the model more confident; in DPO the mass off the argmax (except_argmax) falls",
-            24,
+            "Peakiness: ‖A_m‖²_F = V − 2 + V‖π_m‖² grows as π gets peakier (SFT), then DPO moves it family by family",
+            22,
         )?;
-        let panels = body.split_evenly((1, 3));
-        panel(
+        let (panels, key) = body.split_horizontally(1560);
+        let panels = panels.split_evenly((1, 2));
+        panel_with(
             &panels[0],
-            "SFT: mean ‖A_m‖²_F = V − 2 + V‖π_m‖² per family",
-            "‖A‖²_F",
-            &a_series,
+            ("SFT: mean ‖A_m‖²_F per family", "‖A‖²_F"),
+            &a_series(&run.sft),
+            false,
         )?;
-        panel(
+        panel_with(
             &panels[1],
-            "SFT: argmax vs except_argmax",
-            "nats",
-            &arg(&run.sft),
+            ("off-policy DPO: mean ‖A_m‖²_F per family", "‖A‖²_F"),
+            &a_series(&run.dpo),
+            false,
         )?;
-        panel(
-            &panels[2],
-            "DPO: argmax vs except_argmax",
-            "nats",
-            &arg(&run.dpo),
-        )
+        family_legend(&key, &Family::sequences().collect::<Vec<_>>())
     })
 }
 
@@ -244,13 +297,29 @@ pub fn ches(data: &Displacement, path: &Path) -> Result<()> {
         (lo - pad)..(hi + pad)
     };
     let xs = range(data.pairs.iter().map(|p| p.ches).collect());
-    let ys = range(data.pairs.iter().map(|p| p.chosen_change).collect());
+    // The y axis spans the points within 3 interquartile ranges of the quartiles; a pair
+    // beyond is drawn on the edge as a triangle with its value, so that it cannot squash
+    // the others.
+    let changes: Vec<f64> = data.pairs.iter().map(|p| p.chosen_change).collect();
+    let (q1, q3) = (quantile(&changes, 0.25), quantile(&changes, 0.75));
+    let fence = (q1 - 3.0 * (q3 - q1), q3 + 3.0 * (q3 - q1));
+    let inside = |y: f64| y >= fence.0 && y <= fence.1;
+    let ys = range(changes.iter().copied().filter(|&y| inside(y)).collect());
+    let (y_lo, y_hi) = (ys.start, ys.end);
+    let nudge = (xs.end - xs.start) * 0.012;
     let mut seeds: Vec<u64> = data.pairs.iter().map(|p| p.seed).collect();
     seeds.dedup();
+    use crate::experiments::{Experiment, lm_ches::LmChes};
+    let reproduced = LmChes::claims(data).iter().all(|c| c.holds);
     let heading = format!(
-        "Likelihood displacement in off-policy DPO against CHES (Razin et al.): Spearman {:.2} over {} pairs",
+        "Likelihood displacement against CHES (Razin et al.): Spearman {:.2} over {} pairs, {}",
         Displacement::rho(&data.pairs),
-        data.pairs.len()
+        data.pairs.len(),
+        if reproduced {
+            "as predicted (below −0.3)"
+        } else {
+            "NOT reproduced (predicted below −0.3)"
+        }
     );
     save_png(path, (1100, 760), |root| {
         let (top, body) = root.split_vertically(50);
@@ -275,11 +344,32 @@ pub fn ches(data: &Displacement, path: &Path) -> Result<()> {
                 .draw_series(
                     data.pairs
                         .iter()
-                        .filter(|p| p.seed == *seed)
+                        .filter(|p| p.seed == *seed && inside(p.chosen_change))
                         .map(|p| Circle::new((p.ches, p.chosen_change), 6, c.filled())),
                 )?
                 .label(format!("seed {seed}"))
                 .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
+            for p in data
+                .pairs
+                .iter()
+                .filter(|p| p.seed == *seed && !inside(p.chosen_change))
+            {
+                let below = p.chosen_change < fence.0;
+                let edge =
+                    if below { y_lo } else { y_hi } * 0.98 + if below { y_hi } else { y_lo } * 0.02;
+                chart.draw_series([TriangleMarker::new((p.ches, edge), 8, c.filled())])?;
+                chart.draw_series([Text::new(
+                    format!("{} {:.1}", if below { "↓" } else { "↑" }, p.chosen_change),
+                    (p.ches + nudge, edge),
+                    (FONT, 14)
+                        .into_font()
+                        .color(&c)
+                        .pos(plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Left,
+                            plotters::style::text_anchor::VPos::Center,
+                        )),
+                )])?;
+            }
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })

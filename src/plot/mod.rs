@@ -153,6 +153,22 @@ pub fn staircase(values: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The labelled values of a log axis from `lo` to `hi`: 1, 2 and 5 times each power of
+/// ten in range, or the powers of ten alone when that would be more than 12 labels.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let decades = (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32);
+    let within = |v: &f64| *v >= lo && *v <= hi;
+    let nice: Vec<f64> = (decades.clone())
+        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+        .filter(within)
+        .collect();
+    if nice.len() <= 12 {
+        nice
+    } else {
+        decades.map(|e| 10f64.powi(e)).filter(within).collect()
+    }
+}
+
 /// An axis tick label: whole numbers without decimals, small values with up to three
 /// significant decimals, and never `-0`.
 pub fn tick(v: &f64) -> String {

@@ -336,9 +336,21 @@ fn sweep_panel(
 
 /// `plots/lm_sft_length.png`: each metric against the SFT length.
 pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
+    use crate::experiments::{Experiment, lm_sft_length::LmSftLength};
     let seeds = data.runs.len() / data.lengths.len().max(1);
+    let claims = LmSftLength::claims(data);
+    let verdict = |id: &str| {
+        let holds = claims.iter().any(|c| c.id == id && c.holds);
+        if holds {
+            "reproduced"
+        } else {
+            "NOT reproduced"
+        }
+    };
     let heading = format!(
-        "Longer SFT before the same off-policy DPO: median and interquartile range over {seeds} seeds"
+        "Longer SFT before the same off-policy DPO (median and IQR over {seeds} seeds): peakier, {}; squeezes more, {}",
+        verdict("peakier"),
+        verdict("squeezes_more")
     );
     let panels = [
         (

@@ -43,6 +43,9 @@ pub fn per_seed<T: Send>(
     run: impl Fn(u64) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
     let all: Vec<u64> = seeds(first, count).collect();
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.clamp(1, all.len());
     let mut results: Vec<(usize, Result<Vec<T>>)> = std::thread::scope(|scope| {
