@@ -46,8 +46,9 @@ pub fn residuals(data: &Residuals, path: &Path) -> Result<()> {
 /// circle on `y*`, the most likely class that was not pushed.
 pub fn figure(path: &Path, heading: &str, rows: &[(&str, &Squeeze)]) -> Result<()> {
     let height = 90 + 300 * rows.len() as u32;
+    let positive = (rows.iter()).any(|(_, s)| s.roles.contains(&Role::Positive));
     save_png(path, (1500, height), |root| {
-        draw_rows(root, (heading, true), rows, (None, None))
+        draw_rows(root, (heading, positive), rows, (None, None))
     })
 }
 
