@@ -302,7 +302,7 @@ fn the_comparison_figure_draws_runs_that_ended_short() {
     short.counts.records.truncate(short.counts.updates);
     let dir = crate::common::scratch("short-runs");
     let path = dir.join("policy.png");
-    learning_dynamics::plot::policy::comparison(&data, &path).unwrap();
+    learning_dynamics::plot::policy::policy(&data, &path).unwrap();
     // A drawn figure of 1800 × 1740 pixels; an empty or failed one is far smaller.
     assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
 }

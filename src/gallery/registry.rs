@@ -124,7 +124,7 @@ pub static REGISTRY: &[Entry] = &[
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
         runner: &Figures::<LmPolicy>(&[
-            ("lm_policy.png", plot::policy::comparison),
+            ("lm_policy.png", plot::policy::policy),
             ("lm_policy.gif", plot::policy::policy_animation),
         ]),
     },
@@ -135,7 +135,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::comparison)]),
+        runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::losses)]),
     },
     Entry {
         name: "lm_sft_length",
@@ -153,7 +153,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
-        runner: &Figures::<LmExtend>(&[("lm_extend.png", plot::policy::comparison)]),
+        runner: &Figures::<LmExtend>(&[("lm_extend.png", plot::policy::extend)]),
     },
     Entry {
         name: "lm_ches",

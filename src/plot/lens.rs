@@ -9,7 +9,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{FONT, legend, save_png, tick, title};
+use super::{FONT, header, legend, save_png, tick};
 use crate::error::Result;
 use crate::experiments::lm_lens::{Kernel, Lens, SignalRun};
 use crate::experiments::lm_world::Signal;
@@ -37,14 +37,17 @@ pub fn draw(data: &Lens, path: &Path) -> Result<()> {
     let first = data.runs.first().map_or(0, |r| r.seed);
     let runs: Vec<&SignalRun> = data.runs.iter().filter(|r| r.seed == first).collect();
     let of = |s: Signal| runs.iter().copied().find(|r| r.signal == s);
+    let claims =
+        <crate::experiments::lm_lens::LmLens as crate::experiments::Experiment>::claims(data);
     save_png(path, (1800, 1000), |root| {
         let (top, body) = root.split_vertically(50);
-        title(
+        header(
             &top,
             &format!(
                 "How good is the paper's lens? LBK, ‖K‖² and three kernels on the tiny LM (seed {first})"
             ),
             22,
+            &claims,
         )?;
         let (left, rest) = body.split_horizontally(700);
         let (middle, right) = rest.split_horizontally(500);

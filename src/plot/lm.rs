@@ -6,8 +6,9 @@ use std::path::Path;
 use nalgebra::DMatrix;
 use plotters::prelude::*;
 
-use super::{Area, FONT, diverging, heatmap, legend, save_png, tick, title};
+use super::{Area, FONT, diverging, header, heatmap, legend, save_png, tick, title};
 use crate::error::Result;
+use crate::experiments::Claim;
 use crate::experiments::lm_ches::Displacement;
 use crate::experiments::lm_finetune::LmRun;
 use crate::experiments::lm_influence::Influence;
@@ -147,17 +148,28 @@ pub fn sft(run: &LmRun, path: &Path) -> Result<()> {
         "SFT: mean log π(y | χ) of each probe family on the training prompts, median and interquartile band over {} seeds",
         seeds.len()
     );
-    curves(path, &heading, &seeds)
+    let claims: Vec<Claim> = (run.sft_claims().into_iter())
+        .filter(|c| c.id.starts_with("sft_"))
+        .collect();
+    curves(path, (&heading, &claims), &seeds)
 }
 
 /// Fig. 4: the DPO curves of every family.
 pub fn dpo(run: &LmRun, path: &Path) -> Result<()> {
     let heading = "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family";
-    curves(path, heading, &[&run.dpo])
+    let claims: Vec<Claim> = (run.dpo_claims().into_iter())
+        .filter(|c| c.id.starts_with("dpo_"))
+        .collect();
+    curves(path, (heading, &claims), &[&run.dpo])
 }
 
-/// Three panels of family curves over the runs of `seeds` (one or more).
-fn curves(path: &Path, heading: &str, seeds: &[&[FamilyPoint]]) -> Result<()> {
+/// Three panels of family curves over the runs of `seeds` (one or more), under `heading`
+/// and the claims it draws that fail ([`header`]).
+fn curves(
+    path: &Path,
+    (heading, claims): (&str, &[Claim]),
+    seeds: &[&[FamilyPoint]],
+) -> Result<()> {
     let group = |families: &[Family]| {
         families
             .iter()
@@ -166,7 +178,7 @@ fn curves(path: &Path, heading: &str, seeds: &[&[FamilyPoint]]) -> Result<()> {
     };
     save_png(path, (1800, 620), |root| {
         let (top, body) = root.split_vertically(50);
-        title(&top, heading, 24)?;
+        header(&top, heading, 22, claims)?;
         let panels = body.split_evenly((1, 3));
         panel(
             &panels[0],

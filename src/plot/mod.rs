@@ -17,6 +17,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
+use crate::experiments::Claim;
 use crate::io::write_atomic;
 
 pub mod digits;
@@ -59,6 +60,24 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for Error
 /// A figure's bold title across the top of `area`.
 pub fn title(area: &Area<'_>, text: &str, size: u32) -> Result<()> {
     area.titled(text, (FONT, size).into_font().style(FontStyle::Bold))?;
+    Ok(())
+}
+
+/// A figure's title, and under it, in red, the ids of the claims of `claims` that fail
+/// ("not reproduced here: …"), so that a figure never shows a failed claim as if it
+/// held. Fits a 50-pixel header with a title of size 22 or less.
+pub fn header(area: &Area<'_>, text: &str, size: u32, claims: &[Claim]) -> Result<()> {
+    title(area, text, size)?;
+    let failed: Vec<&str> = claims.iter().filter(|c| !c.holds).map(|c| c.id).collect();
+    if !failed.is_empty() {
+        let line = format!("not reproduced here: {}", failed.join(", "));
+        let width = area.dim_in_pixel().0 as i32;
+        let font = (FONT, 14)
+            .into_font()
+            .color(&RED)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        area.draw_text(&line, &font, (width / 2, size as i32 + 10))?;
+    }
     Ok(())
 }
 

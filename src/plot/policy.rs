@@ -7,13 +7,17 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{Area, FONT, legend, save_png, tick, title};
+use super::{Area, FONT, header, legend, save_png, tick, title};
 use crate::error::Result;
 use crate::experiments::comparison::{Comparison, Label, Metric};
+use crate::experiments::lm_extend::{Extend, LmExtend};
+use crate::experiments::lm_losses::{LmLosses, Losses};
 use crate::experiments::lm_measures::{Prefix, Snapshot};
+use crate::experiments::lm_policy::LmPolicy;
 use crate::experiments::lm_policy::Policy;
 use crate::experiments::lm_sft_length::SftLength;
 use crate::experiments::lm_world::Regime;
+use crate::experiments::{Claim, Experiment};
 use crate::language::{ANSWER_LEN, Family};
 use crate::plot::squeezing::animate;
 use crate::squeezing::{Role, Squeeze};
@@ -198,10 +202,26 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
+/// `plots/lm_policy.png`: [`comparison`] under `lm_policy`'s claims.
+pub fn policy(data: &Policy, path: &Path) -> Result<()> {
+    comparison(data, path, &LmPolicy::claims(data))
+}
+
+/// `plots/lm_losses.png`: [`comparison`] under `lm_losses`' claims.
+pub fn losses(data: &Losses, path: &Path) -> Result<()> {
+    comparison(data, path, &LmLosses::claims(data))
+}
+
+/// `plots/lm_extend.png`: [`comparison`] under `lm_extend`'s claims.
+pub fn extend(data: &Extend, path: &Path) -> Result<()> {
+    comparison(data, path, &LmExtend::claims(data))
+}
+
 /// `plots/NAME.png` of a comparison (`lm_policy`, `lm_losses`, `lm_extend`): the panels
-/// of [`figure`], one group per label, under the comparison's heading. Every panel draws
-/// a table the comparison writes ([`Comparison::tables`]).
-pub fn comparison<L: Label>(data: &Comparison<L>, path: &Path) -> Result<()> {
+/// of [`figure`], one group per label, under the comparison's heading and the ids of its
+/// `claims` that fail ([`header`]). Every panel draws a table the comparison writes
+/// ([`Comparison::tables`]).
+fn comparison<L: Label>(data: &Comparison<L>, path: &Path, claims: &[Claim]) -> Result<()> {
     let groups: Vec<Group<'_>> = data
         .drawn()
         .into_iter()
@@ -211,11 +231,11 @@ pub fn comparison<L: Label>(data: &Comparison<L>, path: &Path) -> Result<()> {
         })
         .collect();
     if !data.layout.mechanism {
-        return figure(path, &data.heading(), &groups);
+        return figure(path, (&data.heading(), claims), &groups);
     }
     save_png(path, (1800, 1740), |root| {
         let (top, body) = root.split_vertically(50);
-        title(&top, &data.heading(), 22)?;
+        header(&top, &data.heading(), 22, claims)?;
         let (measures, mechanism) = body.split_vertically(1110);
         panels(&measures, &groups)?;
         super::mechanism::row(&mechanism.split_evenly((1, 3)), data)
@@ -224,10 +244,14 @@ pub fn comparison<L: Label>(data: &Comparison<L>, path: &Path) -> Result<()> {
 
 /// Six panels of `groups`: chosen, the other families, rejected, the argmax per position
 /// on the rejected prefixes, the repeater and the entropy.
-pub fn figure(path: &Path, heading: &str, groups: &[Group<'_>]) -> Result<()> {
+pub fn figure(
+    path: &Path,
+    (heading, claims): (&str, &[Claim]),
+    groups: &[Group<'_>],
+) -> Result<()> {
     save_png(path, (1800, 1160), |root| {
         let (top, body) = root.split_vertically(50);
-        title(&top, heading, 22)?;
+        header(&top, heading, 22, claims)?;
         panels(&body, groups)
     })
 }
@@ -336,7 +360,7 @@ fn sweep_panel(
 
 /// `plots/lm_sft_length.png`: each metric against the SFT length.
 pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
-    use crate::experiments::{Experiment, lm_sft_length::LmSftLength};
+    use crate::experiments::lm_sft_length::LmSftLength;
     let seeds = data.runs.len() / data.lengths.len().max(1);
     let claims = LmSftLength::claims(data);
     let verdict = |id: &str| {
