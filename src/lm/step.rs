@@ -22,7 +22,10 @@
 //!
 //! Batches of at least [`PARALLEL_POSITIONS`] positions run as two halves, each on its
 //! own thread with single-threaded products, and the folded slots as two groups; the
-//! split depends only on the batch, so the bytes do not depend on the machine.
+//! split depends only on the batch, so the bytes do not depend on the machine. The large
+//! temporaries (tables, activations, logits, scatters) come from a small pool of reused
+//! buffers with stale contents that every user overwrites, so a step neither zeroes nor
+//! faults in fresh memory.
 
 use faer::linalg::matmul::matmul;
 use std::ops::Range;
