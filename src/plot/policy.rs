@@ -202,17 +202,17 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
-/// `plots/lm_policy.png`: [`comparison`] under `lm_policy`'s claims.
+/// `plots/lm_policy.png`: the comparison figure under `lm_policy`'s claims.
 pub fn policy(data: &Policy, path: &Path) -> Result<()> {
     comparison(data, path, &LmPolicy::claims(data))
 }
 
-/// `plots/lm_losses.png`: [`comparison`] under `lm_losses`' claims.
+/// `plots/lm_losses.png`: the comparison figure under `lm_losses`' claims.
 pub fn losses(data: &Losses, path: &Path) -> Result<()> {
     comparison(data, path, &LmLosses::claims(data))
 }
 
-/// `plots/lm_extend.png`: [`comparison`] under `lm_extend`'s claims.
+/// `plots/lm_extend.png`: the comparison figure under `lm_extend`'s claims.
 pub fn extend(data: &Extend, path: &Path) -> Result<()> {
     comparison(data, path, &LmExtend::claims(data))
 }
