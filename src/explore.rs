@@ -311,13 +311,14 @@ fn step_text(c: f64) -> String {
     }
 }
 
-/// The colour of class `i`'s bar: its role, so that the cursor hides none.
-fn role_colour(explorer: &Explorer, i: usize) -> Color {
+/// The colour of class `i`'s bar: its role (`y_star` is the explorer's), so that the
+/// cursor hides none.
+fn role_colour(explorer: &Explorer, y_star: usize, i: usize) -> Color {
     if i == explorer.chosen {
         Color::Green
     } else if i == explorer.rejected {
         Color::Red
-    } else if i == explorer.y_star() {
+    } else if i == y_star {
         Color::Cyan
     } else {
         Color::Blue
@@ -367,12 +368,13 @@ fn chart<'a>(
         .bar_gap(0)
         .group_gap(columns.gap)
         .max(max);
+    let y_star = explorer.y_star();
     for (i, &value) in values.iter().enumerate() {
         let mut bars = Vec::with_capacity(2);
         if let (true, Some(ghost)) = (columns.ghost, ghost) {
             bars.push(bar(ghost[i], Color::DarkGray));
         }
-        bars.push(bar(value, role_colour(explorer, i)));
+        bars.push(bar(value, role_colour(explorer, y_star, i)));
         chart = chart.data(BarGroup::default().bars(&bars));
     }
     chart

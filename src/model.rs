@@ -171,25 +171,24 @@ pub fn sgd_in_place(mut blocks: Vec<&mut [f64]>, grad: &[f64], eta: f64) -> Resu
             "the gradient is not finite: the loss or its residual overflowed at these parameters (a smaller β or learning rate keeps it finite)".into(),
         ));
     }
-    let pairs = || {
-        let mut rest = grad;
-        blocks.iter().map(move |b| {
+    // Each block beside its part of the gradient.
+    let mut rest = grad;
+    let pairs: Vec<(&mut [f64], &[f64])> = (blocks.iter_mut())
+        .map(|b| {
             let (g, tail) = rest.split_at(b.len());
             rest = tail;
-            (b, g)
+            (&mut **b, g)
         })
-    };
-    let finite = pairs().all(|(b, g)| b.iter().zip(g).all(|(t, g)| (t - g * eta).is_finite()));
+        .collect();
+    let finite =
+        (pairs.iter()).all(|(b, g)| b.iter().zip(*g).all(|(t, g)| (t - g * eta).is_finite()));
     if !finite {
         let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         return Err(crate::error::Error::InvalidArgument(format!(
             "the step η·‖g‖ = {eta:e} × {norm:e} is too large: the parameters after it overflow"
         )));
     }
-    let mut rest = grad;
-    for b in &mut blocks {
-        let (g, tail) = rest.split_at(b.len());
-        rest = tail;
+    for (b, g) in pairs {
         b.iter_mut().zip(g).for_each(|(t, g)| *t -= g * eta);
     }
     Ok(())

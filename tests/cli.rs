@@ -783,7 +783,7 @@ fn a_long_run_shows_its_stage_on_a_terminal() {
             "seed 1024: SFT",
             "seed 1024: DPO regime 1/5 (off_policy)",
             "DPO regime 5/5 (off_policy_rejected_only)",
-            "/320",
+            "/320", // an update of the world's default 320
         ] {
             assert!(screen.contains(stage), "{stage}: {screen}");
         }

@@ -252,6 +252,7 @@ fn the_log_panel_reaches_a_probability_of_1e_minus_200() {
     let (half, tiny) = (0.5f64.ln(), -200.0 * std::f64::consts::LN_10);
     let mut e = Explorer::new(vec![half, half, tiny]).unwrap();
     assert!((e.log_pi()[2] / std::f64::consts::LN_10 + 200.0).abs() < 1e-9);
+    // A tenth below log₁₀ π = −200, rounded down: −220 or −221 (rounding of the log).
     let floor = e.log_floor();
     assert!((-230.0..-200.0).contains(&floor), "{floor}");
     e.selected = 2;
@@ -286,6 +287,7 @@ fn readouts_name_what_changed() {
     use learning_dynamics::explore::probability;
     assert_eq!(probability(0.5f64.ln()), "0.5000");
     assert_eq!(probability(2e-4f64.ln()), "2.000e-4");
+    // e^−1000 = 10^−434.2945 = 5.076e-435: far below the smallest double, read off log π.
     assert_eq!(probability(-1000.0), "5.076e-435");
     let mut e = Explorer::new(vec![30.0, 0.0]).unwrap();
     let text = screen(&e, 80, 24).join("\n");
@@ -327,6 +329,8 @@ fn fifty_classes_read() {
         .split_whitespace()
         .map(|w| w.parse().unwrap())
         .collect();
+    // 50 one-column classes in 78 columns: a label of up to two digits and a space fits
+    // at least every third class, so 17 labels; 8 leaves room for the selected one's.
     assert!(labels.len() >= 8, "{}", rows[axis]);
     assert!(labels.windows(2).all(|w| w[0] < w[1]), "{}", rows[axis]);
     assert!(labels.contains(&37));

@@ -145,10 +145,11 @@ impl Experiment for LmExtend {
                 ),
                 (Arm::Extend, &extend_model, extend_sft),
             ];
+            let n = arms.len();
             (arms.into_iter().enumerate())
                 .map(|(k, (arm, model, sft))| {
                     crate::progress::stage(0, || {
-                        format!("seed {seed}: DPO, arm {}/2 ({})", k + 1, arm.id())
+                        format!("seed {seed}: DPO, arm {}/{n} ({})", k + 1, arm.id())
                     });
                     // Both arms see the same pairs in the same order.
                     let dpo = Dpo::off_policy(world);

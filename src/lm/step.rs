@@ -430,12 +430,12 @@ struct SlotGradient {
 }
 
 /// The folded first layer's gradient for a group of slots, from the first layer's
-/// residuals `δ` and their sum `δ̄` (which is `∇b_1`): per slot, and this group's share of
-/// `∇E` (`V × d`).
+/// residuals `δ` (the halves' parts, in order) and their sum `δ̄` (which is `∇b_1`): per
+/// slot, and this group's share of `∇E` (`V × d`).
 fn folded_slots(
     net: &Net<'_>,
     ctx: &[usize],
-    (delta, delta_sum): (&[f64], &[f64]),
+    (delta, delta_sum): (&[&[f64]], &[f64]),
     slots: std::ops::Range<usize>,
 ) -> (Vec<SlotGradient>, Vec<f64>) {
     let (v, w, d, h) = (net.v, net.w, net.d, net.h);
@@ -449,7 +449,8 @@ fn folded_slots(
             // Each token's column is its first residual, plus the others; a token that
             // no position holds in slot `s` gets a zero column.
             seen.fill(false);
-            for (col, context) in delta.chunks_exact(h).zip(ctx.chunks_exact(w)) {
+            let columns = delta.iter().flat_map(|part| part.chunks_exact(h));
+            for (col, context) in columns.zip(ctx.chunks_exact(w)) {
                 let t = context[s];
                 let column = &mut m[t * h..(t + 1) * h];
                 if std::mem::replace(&mut seen[t], true) {
@@ -671,13 +672,12 @@ pub(super) fn gradient_batch(
     forwards.into_iter().for_each(Forward::recycle);
     tables.into_iter().for_each(Folded::recycle);
     if folded {
-        let mut delta = Vec::with_capacity(net.h * n);
-        backs.iter().for_each(|b| delta.extend_from_slice(&b.delta));
-        recycle(backs.into_iter().map(|b| b.delta));
+        let delta: Vec<&[f64]> = backs.iter().map(|b| b.delta.as_slice()).collect();
         let delta_sum = &grad[at.b1..at.w2];
         let results = in_parallel(&groups, |slots| {
             folded_slots(&net, &ctx, (&delta, delta_sum), slots.clone())
         });
+        recycle(backs.into_iter().map(|b| b.delta));
         let size = net.h * d;
         for (per_slot, grad_e) in results {
             grad[..at.p]
