@@ -317,18 +317,6 @@ impl TinyLm {
     }
 }
 
-/// Splits the columns of `m` into one matrix per sequence of `xs` (its response length).
-fn split_columns(m: &DMatrix<f64>, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
-    let mut start = 0;
-    xs.iter()
-        .map(|x| {
-            let len = x.tokens.len() - x.prompt_len;
-            start += len;
-            m.columns(start - len, len).into_owned()
-        })
-        .collect()
-}
-
 /// Draws an index from log-probabilities by inverse transform sampling.
 fn sample(log_p: &DVector<f64>, rng: &mut impl Rng) -> usize {
     let u: f64 = rng.random();
@@ -432,16 +420,13 @@ impl Model for TinyLm {
                 })
             })
             .collect();
-        let gather = |m: &DMatrix<f64>| {
-            let columns: Vec<_> = column_of.iter().map(|&c| m.column(c)).collect();
-            split_columns(&DMatrix::from_columns(&columns), xs)
-        };
         if step::folds(self.spec, contexts.len()) {
-            let flat = contexts.concat();
-            let (z, dzs) = step::folded_logits_and_tangents(self, &flat, dthetas);
-            let matrix = |m: Vec<f64>| DMatrix::from_vec(v, contexts.len(), m);
-            let tangents = dzs.into_iter().map(|dz| gather(&matrix(dz))).collect();
-            return (gather(&matrix(z)), tangents);
+            return step::folded_logits_and_tangents(
+                self,
+                (&contexts.concat(), &column_of),
+                xs,
+                dthetas,
+            );
         }
         let mut u = DMatrix::zeros(w * d, contexts.len());
         for (mut col, context) in u.column_iter_mut().zip(&contexts) {
@@ -461,6 +446,10 @@ impl Model for TinyLm {
             .map(|(dtheta, du)| (&dtheta.as_slice()[mlp_start..], Some(du)))
             .collect();
         let (z, dzs) = self.mlp.forward_tangents_batch(&u, &directions);
+        let gather = |m: &DMatrix<f64>| {
+            let columns = column_of.iter().map(|&c| &m.as_slice()[c * v..(c + 1) * v]);
+            step::per_sequence(columns, v, xs)
+        };
         (gather(&z), dzs.iter().map(gather).collect())
     }
 

@@ -549,38 +549,43 @@ pub(super) fn logits(lm: &TinyLm, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
     let forwards = in_parallel(&halves, |r| {
         net.forward(&ctx[r.start * net.w..r.end * net.w], tables.as_ref())
     });
-    let logits = per_sequence(forwards.iter().map(|f| f.z.as_slice()), net.v, xs);
+    let columns = forwards.iter().flat_map(|f| f.z.chunks_exact(net.v));
+    let logits = per_sequence(columns, net.v, xs);
     forwards.into_iter().for_each(Forward::recycle);
     tables.into_iter().for_each(Folded::recycle);
     logits
 }
 
-/// The columns of `parts` (`V` rows each, in order) as one matrix per sequence of `xs`.
-fn per_sequence<'a>(
-    parts: impl Iterator<Item = &'a [f64]>,
+/// `columns` (`V` entries each, one per scored position of `xs`, in order) as one
+/// matrix per sequence of `xs`: each column is copied once.
+pub(super) fn per_sequence<'a>(
+    mut columns: impl Iterator<Item = &'a [f64]>,
     v: usize,
     xs: &[Sequence],
 ) -> Vec<DMatrix<f64>> {
-    let mut columns = parts.flat_map(|z| z.chunks_exact(v));
     (xs.iter())
         .map(|x| {
-            let mut m = DMatrix::zeros(v, x.tokens.len() - x.prompt_len);
-            for (out, column) in m.as_mut_slice().chunks_exact_mut(v).zip(columns.by_ref()) {
-                out.copy_from_slice(column);
-            }
-            m
+            let len = x.tokens.len() - x.prompt_len;
+            let mut m = Vec::with_capacity(v * len);
+            columns
+                .by_ref()
+                .take(len)
+                .for_each(|c| m.extend_from_slice(c));
+            DMatrix::from_vec(v, len, m)
         })
         .collect()
 }
 
-/// The logits (`V × n`) of the positions whose contexts are `ctx`, and their tangents
-/// `J dθ` along each of `dthetas`, through the folded first layer (for batches that
-/// [`folds`]), halves on two threads.
+/// The logits of every sequence of `xs` (`V × |y|` each) and their tangents `J dθ` along
+/// each of `dthetas`, through the folded first layer (for batches that [`folds`]), halves
+/// on two threads. The forward pass runs once per distinct context of `ctx` (`W` tokens
+/// each); scored position `p` of `xs` reads distinct context `column_of[p]`.
 pub(super) fn folded_logits_and_tangents(
     lm: &TinyLm,
-    ctx: &[usize],
+    (ctx, column_of): (&[usize], &[usize]),
+    xs: &[Sequence],
     dthetas: &[DVector<f64>],
-) -> (Vec<f64>, Vec<Vec<f64>>) {
+) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
     let net = Net::new(lm);
     let at = Offsets::of(&net);
     let n = ctx.len() / net.w;
@@ -604,21 +609,23 @@ pub(super) fn folded_logits_and_tangents(
     });
     tables.recycle();
     directions.into_iter().for_each(Folded::recycle);
-    let z = parts.iter().flat_map(|(z, _)| z.iter().copied()).collect();
+    let gather = |part: &dyn Fn(&(Vec<f64>, Vec<Vec<f64>>)) -> &[f64]| {
+        let distinct: Vec<&[f64]> = parts
+            .iter()
+            .flat_map(|p| part(p).chunks_exact(net.v))
+            .collect();
+        per_sequence(column_of.iter().map(|&c| distinct[c]), net.v, xs)
+    };
+    let logits = gather(&|(z, _)| z);
     let tangents = (0..dthetas.len())
-        .map(|k| {
-            parts
-                .iter()
-                .flat_map(|(_, t)| t[k].iter().copied())
-                .collect()
-        })
+        .map(|k| gather(&|(_, t)| &t[k]))
         .collect();
     recycle(
         parts
             .into_iter()
             .flat_map(|(z, t)| std::iter::once(z).chain(t)),
     );
-    (z, tangents)
+    (logits, tangents)
 }
 
 /// The gradient of `xs` under `residuals`; see the module docs.
@@ -639,7 +646,7 @@ pub(super) fn gradient_batch(
     let forwards = in_parallel(&halves, |r| {
         net.forward(&ctx[r.start * w..r.end * w], tables.as_ref())
     });
-    let logits = per_sequence(forwards.iter().map(|f| f.z.as_slice()), v, xs);
+    let logits = per_sequence(forwards.iter().flat_map(|f| f.z.chunks_exact(v)), v, xs);
     let gs = residuals(&logits)?;
     for (x, g) in xs.iter().zip(&gs) {
         assert_eq!(
