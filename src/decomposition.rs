@@ -17,7 +17,9 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::error::{Error, Result, check_len, check_step};
 use crate::model::Model;
-use crate::numerics::{adaptation_apply_columns, log_softmax_columns, softmax_and_log_columns};
+use crate::numerics::{
+    adaptation_apply_columns, log_softmax_and_adapt_columns, log_softmax_columns,
+};
 use crate::objective::Objective;
 use crate::objective::PARALLEL_ENTRIES;
 
@@ -145,23 +147,28 @@ pub fn predict<M: Model>(
 ) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
     use rayon::prelude::*;
     let (logits, jvps) = model.logits_and_jvps_batch(observed, dthetas);
-    // Each input's softmax and its share of the changes, on rayon's pool when the
-    // batch is large enough to pay for it.
+    // Input by input (each its logits and its changes along every direction), in place,
+    // on rayon's pool when the batch is large enough to pay for it.
     let entries: usize = logits.iter().map(DMatrix::len).sum();
-    let each = |i: usize| {
-        let (pi, log_pi) = softmax_and_log_columns(&logits[i]);
-        let changes: Vec<DMatrix<f64>> = (jvps.iter())
-            .map(|direction| adaptation_apply_columns(&pi, &direction[i]))
-            .collect();
-        (log_pi, changes)
+    let mut per_input: Vec<(DMatrix<f64>, Vec<DMatrix<f64>>)> = (logits.into_iter())
+        .map(|z| (z, Vec::with_capacity(dthetas.len())))
+        .collect();
+    for direction in jvps {
+        (per_input.iter_mut())
+            .zip(direction)
+            .for_each(|((_, changes), change)| changes.push(change));
+    }
+    let each = |(z, changes): &mut (DMatrix<f64>, Vec<DMatrix<f64>>)| {
+        log_softmax_and_adapt_columns(z, changes);
     };
-    let per_input: Vec<(DMatrix<f64>, Vec<DMatrix<f64>>)> = if entries >= PARALLEL_ENTRIES {
-        (0..logits.len()).into_par_iter().map(each).collect()
+    if entries >= PARALLEL_ENTRIES {
+        per_input.par_iter_mut().for_each(each);
     } else {
-        (0..logits.len()).map(each).collect()
-    };
-    let mut changes: Vec<Vec<DMatrix<f64>>> = vec![Vec::with_capacity(logits.len()); dthetas.len()];
-    let mut log_pi = Vec::with_capacity(logits.len());
+        per_input.iter_mut().for_each(each);
+    }
+    let mut changes: Vec<Vec<DMatrix<f64>>> =
+        vec![Vec::with_capacity(per_input.len()); dthetas.len()];
+    let mut log_pi = Vec::with_capacity(per_input.len());
     for (lp, change) in per_input {
         log_pi.push(lp);
         for (k, c) in change.into_iter().enumerate() {

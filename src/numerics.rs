@@ -72,39 +72,60 @@ pub fn softmax_columns_shifted(z: &DMatrix<f64>) -> (DMatrix<f64>, Vec<(f64, f64
     let mut pi = z.clone();
     let v = z.nrows().max(1);
     let shifts = (pi.as_mut_slice().chunks_exact_mut(v))
-        .map(|p| {
-            let m = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if !m.is_finite() {
-                log_softmax_in_place(p);
-                p.iter_mut().for_each(|x| *x = exp1(*x));
-                return (m, 0.0);
-            }
-            p.iter_mut().for_each(|x| *x -= m);
-            crate::vecmath::exp(p);
-            let sum: f64 = p.iter().sum();
-            let inverse = 1.0 / sum;
-            p.iter_mut().for_each(|x| *x *= inverse);
-            (m, sum.ln())
-        })
+        .map(softmax_in_place_shifted)
         .collect();
     (pi, shifts)
+}
+
+/// One column of [`softmax_columns_shifted`]: the logits `p` become `π`; returns the
+/// shift `(m, log s)`.
+fn softmax_in_place_shifted(p: &mut [f64]) -> (f64, f64) {
+    let m = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        log_softmax_in_place(p);
+        p.iter_mut().for_each(|x| *x = exp1(*x));
+        return (m, 0.0);
+    }
+    p.iter_mut().for_each(|x| *x -= m);
+    crate::vecmath::exp(p);
+    let sum: f64 = p.iter().sum();
+    let inverse = 1.0 / sum;
+    p.iter_mut().for_each(|x| *x *= inverse);
+    (m, sum.ln())
+}
+
+/// In place, column by column: the logits `z` (`V × L`) become `log π`
+/// ([`log_softmax_columns`]'s, bit for bit) and each of `changes` (`V × L`, a change of
+/// the logits) becomes `A_l v_l` ([`adaptation_apply_columns`]'s, bit for bit), with one
+/// `exp` per entry of `z` and no matrix allocated.
+///
+/// # Panics
+/// If a matrix of `changes` is not the shape of `z`.
+pub fn log_softmax_and_adapt_columns(z: &mut DMatrix<f64>, changes: &mut [DMatrix<f64>]) {
+    let v = z.nrows();
+    for change in changes.iter() {
+        assert_eq!(
+            change.shape(),
+            z.shape(),
+            "a change is not the logits' shape"
+        );
+    }
+    let mut pi = vec![0.0; v];
+    for (l, column) in z.as_mut_slice().chunks_exact_mut(v.max(1)).enumerate() {
+        pi.copy_from_slice(column);
+        let shift = softmax_in_place_shifted(&mut pi);
+        column.iter_mut().for_each(|x| *x = log_prob(*x, shift));
+        for change in changes.iter_mut() {
+            let mut col = change.column_mut(l);
+            let dot = DVectorView::from_slice(&pi, v).dot(&col);
+            col.add_scalar_mut(-dot);
+        }
+    }
 }
 
 /// `log π` of logit `z` in a column of shift `(m, log s)` ([`softmax_columns_shifted`]).
 pub fn log_prob(z: f64, (m, log_s): (f64, f64)) -> f64 {
     (z - m) - log_s
-}
-
-/// Column-wise softmax and log-softmax of a `V × L` logit matrix with one `exp` per
-/// entry ([`softmax_columns_shifted`]); `log π` is [`log_softmax_columns`]'s, bit for bit.
-pub fn softmax_and_log_columns(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
-    let (pi, shifts) = softmax_columns_shifted(z);
-    let mut log_pi = z.clone();
-    let v = z.nrows().max(1);
-    for (lp, &shift) in log_pi.as_mut_slice().chunks_exact_mut(v).zip(&shifts) {
-        lp.iter_mut().for_each(|x| *x = log_prob(*x, shift));
-    }
-    (pi, log_pi)
 }
 
 /// Column-wise softmax `π = exp(log_softmax(z))` of a `V × L` logit matrix.
@@ -205,13 +226,10 @@ mod tests {
         assert_relative_eq!(pi[0], 1.0);
     }
 
-    /// The one-`exp` softmax agrees with `log_softmax_columns` bit for bit on `log π`
-    /// and with `exp(log π)` to a few ulp on `π`, at logits of ±1e3, at a probability
-    /// of 1e-300, and falls back for an infinite logit.
-    #[test]
-    fn softmax_and_log_agree_with_log_softmax_at_the_extremes() {
+    /// Logits at the extremes: ±1e3, a probability of 1e-300, an infinite logit.
+    fn extreme_logits() -> DMatrix<f64> {
         let tiny = (1e-300f64).ln();
-        let z = DMatrix::from_column_slice(
+        DMatrix::from_column_slice(
             3,
             3,
             &[
@@ -225,12 +243,20 @@ mod tests {
                 0.0,
                 1.0,
             ],
-        );
-        let (pi, log_pi) = softmax_and_log_columns(&z);
+        )
+    }
+
+    /// The one-`exp` softmax agrees with `log_softmax_columns` bit for bit on `log π`
+    /// (through [`log_prob`]) and with `exp(log π)` to a few ulp on `π`, at the extremes,
+    /// and falls back for an infinite logit.
+    #[test]
+    fn softmax_shifted_agrees_with_log_softmax_at_the_extremes() {
+        let z = extreme_logits();
+        let (pi, shifts) = softmax_columns_shifted(&z);
         let reference = log_softmax_columns(&z);
         for c in 0..3 {
             for r in 0..3 {
-                let (lp, want) = (log_pi[(r, c)], reference[(r, c)]);
+                let (lp, want) = (log_prob(z[(r, c)], shifts[c]), reference[(r, c)]);
                 assert!(
                     lp == want || (lp.is_nan() && want.is_nan()),
                     "{lp} vs {want}"
@@ -248,6 +274,31 @@ mod tests {
             max_relative = 1e-13
         );
         assert_eq!(pi[(1, 0)], 0.0);
+    }
+
+    /// The fused, in-place form gives `log_softmax_columns`' `log π` and
+    /// `adaptation_apply_columns`' `A v` bit for bit, for every change, at the extremes.
+    #[test]
+    fn fused_log_softmax_and_adaptation_agree_bit_for_bit() {
+        let z = extreme_logits();
+        let changes: Vec<DMatrix<f64>> = (0..2)
+            .map(|k| DMatrix::from_fn(3, 3, |r, c| (r as f64 - 1.3 * c as f64) * (k as f64 + 0.7)))
+            .collect();
+        let (mut log_pi, mut adapted) = (z.clone(), changes.clone());
+        log_softmax_and_adapt_columns(&mut log_pi, &mut adapted);
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        let reference = log_softmax_columns(&z);
+        assert!(
+            log_pi
+                .iter()
+                .zip(reference.iter())
+                .all(|(&a, &b)| same(a, b))
+        );
+        let pi = softmax_columns_shifted(&z).0;
+        for (change, got) in changes.iter().zip(&adapted) {
+            let want = adaptation_apply_columns(&pi, change);
+            assert!(got.iter().zip(want.iter()).all(|(&a, &b)| same(a, b)));
+        }
     }
 
     #[test]

@@ -609,17 +609,15 @@ pub(super) fn folded_logits_and_tangents(
     });
     tables.recycle();
     directions.into_iter().for_each(Folded::recycle);
-    let gather = |part: &dyn Fn(&(Vec<f64>, Vec<Vec<f64>>)) -> &[f64]| {
-        let distinct: Vec<&[f64]> = parts
-            .iter()
-            .flat_map(|p| part(p).chunks_exact(net.v))
+    // The logits (`None`) or the tangent along direction `k`, per sequence.
+    let gather = |k: Option<usize>| {
+        let distinct: Vec<&[f64]> = (parts.iter())
+            .flat_map(|(z, t)| k.map_or(z.as_slice(), |k| &t[k]).chunks_exact(net.v))
             .collect();
         per_sequence(column_of.iter().map(|&c| distinct[c]), net.v, xs)
     };
-    let logits = gather(&|(z, _)| z);
-    let tangents = (0..dthetas.len())
-        .map(|k| gather(&|(_, t)| &t[k]))
-        .collect();
+    let logits = gather(None);
+    let tangents = (0..dthetas.len()).map(|k| gather(Some(k))).collect();
     recycle(
         parts
             .into_iter()
