@@ -231,11 +231,23 @@ impl<'a> Net<'a> {
     fn gather(&self, ctx: &[usize], folded: &Folded) -> Vec<f64> {
         let (v, w, h) = (self.v, self.w, self.h);
         let mut out = take(h * (ctx.len() / w));
+        let mut columns: Vec<&[f64]> = Vec::with_capacity(w);
         for (col, context) in out.chunks_exact_mut(h).zip(ctx.chunks_exact(w)) {
-            col.copy_from_slice(&folded.c);
-            for (s, &token) in context.iter().enumerate() {
-                let table = &folded.tables[(s * v + token) * h..(s * v + token + 1) * h];
-                col.iter_mut().zip(table).for_each(|(x, y)| *x += y);
+            columns.clear();
+            columns.extend(context.iter().enumerate().map(|(s, &token)| {
+                &folded.tables[(s * v + token) * h..(s * v + token + 1) * h]
+            }));
+            // Entry by entry `c + T_0 + T_1 + …` in slot order, a block of lanes at a time.
+            const LANES: usize = 16;
+            for (start, block) in (0..h).step_by(LANES).zip(col.chunks_mut(LANES)) {
+                let lanes = block.len();
+                let mut acc = [0.0; LANES];
+                acc[..lanes].copy_from_slice(&folded.c[start..start + lanes]);
+                for table in &columns {
+                    let table = &table[start..start + lanes];
+                    acc[..lanes].iter_mut().zip(table).for_each(|(x, y)| *x += y);
+                }
+                block.copy_from_slice(&acc[..lanes]);
             }
         }
         out
