@@ -217,17 +217,11 @@ impl TinyLm {
     /// The contexts of every response position of `xs`, in order, and their context
     /// vectors as the columns of `U` (`W·d × positions`).
     fn positions(&self, xs: &[Sequence]) -> (Vec<Vec<usize>>, DMatrix<f64>) {
-        self.positions_of(xs, true)
-    }
-
-    /// The contexts of every response position of `xs`, and their `U` if `vectors`.
-    fn positions_of(&self, xs: &[Sequence], vectors: bool) -> (Vec<Vec<usize>>, DMatrix<f64>) {
         let contexts: Vec<Vec<usize>> = xs
             .iter()
             .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| self.context(&x.tokens, l)))
             .collect();
-        let rows = self.spec.window * self.spec.embed;
-        let mut u = DMatrix::zeros(rows, if vectors { contexts.len() } else { 0 });
+        let mut u = DMatrix::zeros(self.spec.window * self.spec.embed, contexts.len());
         for (mut col, context) in u.column_iter_mut().zip(&contexts) {
             col.copy_from(&self.context_vector(context));
         }
@@ -409,25 +403,22 @@ impl Model for TinyLm {
         let (slot_start, mlp_start) = self.offsets();
         // Many positions of a batch share their context (every response's first position
         // after one prompt does): each distinct context is passed once.
-        let (all, _) = self.positions_of(xs, false);
-        let mut contexts: Vec<Vec<usize>> = Vec::new();
+        let all = step::contexts(self, xs);
+        let mut flat: Vec<usize> = Vec::new();
         let mut index = std::collections::HashMap::new();
-        let column_of: Vec<usize> = (all.into_iter())
+        let column_of: Vec<usize> = (all.chunks_exact(w))
             .map(|c| {
-                *index.entry(c.clone()).or_insert_with(|| {
-                    contexts.push(c);
-                    contexts.len() - 1
+                let next = index.len();
+                *index.entry(c).or_insert_with(|| {
+                    flat.extend_from_slice(c);
+                    next
                 })
             })
             .collect();
-        if step::folds(self.spec, contexts.len()) {
-            return step::folded_logits_and_tangents(
-                self,
-                (&contexts.concat(), &column_of),
-                xs,
-                dthetas,
-            );
+        if step::folds(self.spec, index.len()) {
+            return step::folded_logits_and_tangents(self, (&flat, &column_of), xs, dthetas);
         }
+        let contexts: Vec<&[usize]> = flat.chunks_exact(w).collect();
         let mut u = DMatrix::zeros(w * d, contexts.len());
         for (mut col, context) in u.column_iter_mut().zip(&contexts) {
             col.copy_from(&self.context_vector(context));

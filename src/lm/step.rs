@@ -234,9 +234,11 @@ impl<'a> Net<'a> {
         let mut columns: Vec<&[f64]> = Vec::with_capacity(w);
         for (col, context) in out.chunks_exact_mut(h).zip(ctx.chunks_exact(w)) {
             columns.clear();
-            columns.extend(context.iter().enumerate().map(|(s, &token)| {
-                &folded.tables[(s * v + token) * h..(s * v + token + 1) * h]
-            }));
+            columns.extend(
+                context.iter().enumerate().map(|(s, &token)| {
+                    &folded.tables[(s * v + token) * h..(s * v + token + 1) * h]
+                }),
+            );
             // Entry by entry `c + T_0 + T_1 + …` in slot order, a block of lanes at a time.
             const LANES: usize = 16;
             for (start, block) in (0..h).step_by(LANES).zip(col.chunks_mut(LANES)) {
@@ -245,7 +247,10 @@ impl<'a> Net<'a> {
                 acc[..lanes].copy_from_slice(&folded.c[start..start + lanes]);
                 for table in &columns {
                     let table = &table[start..start + lanes];
-                    acc[..lanes].iter_mut().zip(table).for_each(|(x, y)| *x += y);
+                    acc[..lanes]
+                        .iter_mut()
+                        .zip(table)
+                        .for_each(|(x, y)| *x += y);
                 }
                 block.copy_from_slice(&acc[..lanes]);
             }
