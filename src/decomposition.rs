@@ -18,7 +18,7 @@ use nalgebra::{DMatrix, DVector};
 use crate::error::{Error, Result, check_len, check_step};
 use crate::model::Model;
 use crate::numerics::{
-    adaptation_apply_columns, log_softmax_and_adapt_columns, log_softmax_columns,
+    adaptation_apply_columns, all_finite, log_softmax_and_adapt_columns, log_softmax_columns,
 };
 use crate::objective::Objective;
 use crate::objective::PARALLEL_ENTRIES;
@@ -87,7 +87,7 @@ pub fn gradient<M: Model>(
     update.iter().try_for_each(|x| model.check_input(x))?;
     let mut loss = 0.0;
     let (_, residuals, grad) = model.gradient_batch(update, &mut |logits| {
-        if !logits.iter().all(|z| z.iter().all(|v| v.is_finite())) {
+        if !logits.iter().all(|z| all_finite(z.as_slice())) {
             return Err(Error::NonFinite("logits"));
         }
         let shapes: Vec<_> = logits.iter().map(DMatrix::shape).collect();

@@ -159,6 +159,18 @@ pub trait Model: Clone {
     }
 }
 
+/// Whether every `θ_i − η g_i` is finite, block by block as
+/// [`all_finite`](crate::numerics::all_finite) checks.
+fn finite_after(theta: &[f64], g: &[f64], eta: f64) -> bool {
+    use crate::numerics::FINITE_BLOCK;
+    let blocks = theta.chunks(FINITE_BLOCK).zip(g.chunks(FINITE_BLOCK));
+    blocks.into_iter().all(|(t, g)| {
+        t.iter()
+            .zip(g)
+            .fold(true, |ok, (t, g)| ok & (t - g * eta).is_finite())
+    })
+}
+
 /// `θ ← θ − η g` on the parameter blocks `blocks`, which hold `θ` in order, in place.
 /// The model's `sgd_step` in a few passes and no allocation.
 ///
@@ -166,7 +178,7 @@ pub trait Model: Clone {
 /// If `g` is not finite, or the new parameters would not be (the step overflows them);
 /// the blocks are then left as they were.
 pub fn sgd_in_place(mut blocks: Vec<&mut [f64]>, grad: &[f64], eta: f64) -> Result<()> {
-    if !grad.iter().all(|v| v.is_finite()) {
+    if !crate::numerics::all_finite(grad) {
         return Err(crate::error::Error::InvalidArgument(
             "the gradient is not finite: the loss or its residual overflowed at these parameters (a smaller β or learning rate keeps it finite)".into(),
         ));
@@ -180,8 +192,7 @@ pub fn sgd_in_place(mut blocks: Vec<&mut [f64]>, grad: &[f64], eta: f64) -> Resu
             (&mut **b, g)
         })
         .collect();
-    let finite =
-        (pairs.iter()).all(|(b, g)| b.iter().zip(*g).all(|(t, g)| (t - g * eta).is_finite()));
+    let finite = (pairs.iter()).all(|(b, g)| finite_after(b, g, eta));
     if !finite {
         let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         return Err(crate::error::Error::InvalidArgument(format!(

@@ -11,6 +11,16 @@ use nalgebra::{DMatrix, DVector, DVectorView};
 
 use crate::vecmath::exp1;
 
+/// The block of [`all_finite`]: a check stops at the first block with a non-finite
+/// value, not at the value, so that within a block it runs in vector lanes.
+pub const FINITE_BLOCK: usize = 256;
+
+/// Whether every value is finite (neither infinite nor NaN), block by block
+/// ([`FINITE_BLOCK`]): the check of every logit and gradient of a training step.
+pub fn all_finite(values: &[f64]) -> bool {
+    (values.chunks(FINITE_BLOCK)).all(|block| block.iter().fold(true, |ok, v| ok & v.is_finite()))
+}
+
 /// `log Σ_i exp(z_i)`, computed as `m + log Σ_i exp(z_i − m)` with `m = max_i z_i`.
 ///
 /// Returns `m` itself when `m` is infinite (all mass on an infinite logit) and
@@ -298,6 +308,21 @@ mod tests {
         for (change, got) in changes.iter().zip(&adapted) {
             let want = adaptation_apply_columns(&pi, change);
             assert!(got.iter().zip(want.iter()).all(|(&a, &b)| same(a, b)));
+        }
+    }
+
+    /// A non-finite value anywhere (first, past a block boundary, last) is found.
+    #[test]
+    fn all_finite_finds_a_non_finite_value_in_any_block() {
+        assert!(all_finite(&[]));
+        let values = vec![f64::MAX; 600];
+        assert!(all_finite(&values));
+        for at in [0, FINITE_BLOCK - 1, FINITE_BLOCK, 599] {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut v = values.clone();
+                v[at] = bad;
+                assert!(!all_finite(&v), "{bad} at {at}");
+            }
         }
     }
 

@@ -110,6 +110,36 @@ fn params_round_trip_and_sgd_step_moves_against_the_gradient() {
     assert_eq!(model.params(), theta - grad * 0.25);
 }
 
+/// An SGD update with a non-finite gradient entry, or one that would overflow a
+/// parameter, is an error that leaves every block as it was, wherever the bad entry
+/// sits (the checks run block by block: 300 entries span two of their blocks of 256);
+/// otherwise every entry moves.
+#[test]
+fn sgd_in_place_changes_nothing_unless_every_entry_stays_finite() {
+    use learning_dynamics::model::sgd_in_place;
+    let (first, second): (Vec<f64>, Vec<f64>) = ((0..300).map(f64::from).collect(), vec![1e308; 5]);
+    for (at, bad) in [
+        (0, f64::NAN),
+        (299, f64::INFINITY),
+        (304, f64::NEG_INFINITY),
+        (303, -1e308),
+    ] {
+        let (mut a, mut b) = (first.clone(), second.clone());
+        let mut grad = vec![1.0; 305];
+        grad[at] = bad;
+        let err = sgd_in_place(vec![&mut a, &mut b], &grad, 1.0).unwrap_err();
+        assert!(
+            err.to_string().contains("not finite") || err.to_string().contains("overflow"),
+            "{err}"
+        );
+        assert_eq!((a, b), (first.clone(), second.clone()), "bad entry at {at}");
+    }
+    let (mut a, mut b) = (first.clone(), second.clone());
+    sgd_in_place(vec![&mut a, &mut b], &vec![0.5; 305], 2.0).unwrap();
+    assert!(a.iter().zip(&first).all(|(x, y)| *x == y - 1.0));
+    assert!(b.iter().all(|&x| x == 1e308 - 1.0));
+}
+
 /// The batched passes (every input a column of one matrix) agree with the passes of one
 /// input at a time, for every kind of model: the same numbers up to rounding.
 #[test]

@@ -6,7 +6,7 @@ use rand::{RngExt, SeedableRng};
 
 use faer::Par;
 
-use super::{GemmBench, median_pair, median_pair_with};
+use super::{GemmBench, median_pair, medians_in_turn};
 use crate::Rng64;
 use crate::decomposition::{gradient, predict};
 use crate::error::{Error, Result};
@@ -209,38 +209,47 @@ fn jvp_check(model: &TinyLm, probes: &[Sequence], dtheta: &DVector<f64>) -> Vec<
 
 /// The JVP bench: the first-order change `A J dθ` of `log π` on every position of the
 /// SFT sequences along the DPO step's direction ([`predict`], the unit the attribution
-/// and the lens repeat), against a forward pass to `log π` over the same sequences.
+/// and the lens repeat), against a forward pass to `log π` over the same sequences; and
+/// along two directions at once (the DPO and the SFT step's), which share the forward
+/// pass as the attribution's terms do.
 #[derive(Clone, Debug)]
 pub struct JvpBench {
     /// The workload timed.
     pub workload: LmWorkload,
     /// Median seconds of the JVP.
     pub jvp_seconds: f64,
+    /// Median seconds of the JVP along two directions in one call.
+    pub two_seconds: f64,
     /// Median seconds of the forward pass.
     pub forward_seconds: f64,
     /// Scored positions of the probes.
     pub positions: usize,
 }
 
-/// Times the JVP and the forward pass of `workload`, alternating.
+/// Times the JVP along one and along two directions, and the forward pass, of
+/// `workload`, in turn, `reps` times each.
 ///
 /// # Errors
 /// If the workload cannot be built.
 pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
     let batch = workload.build()?;
-    let dtheta = batch.jvp_direction()?;
+    let (inputs, objective) = batch.sft_update();
+    let sft = gradient(&batch.model, &inputs, &objective)?.grad * -batch.eta;
+    let directions = [batch.jvp_direction()?, sft];
     let (model, probes) = (&batch.model, &batch.sft);
-    let jvp = || {
-        std::hint::black_box(predict(model, probes, std::slice::from_ref(&dtheta)));
+    let jvp = |k: usize| {
+        std::hint::black_box(predict(model, probes, &directions[..k]));
     };
-    let forward = || {
+    let mut forward = || {
         let logits = model.logits_batch(probes);
         std::hint::black_box(logits.iter().map(log_softmax_columns).count());
     };
-    let (jvp_seconds, forward_seconds) = median_pair_with(reps, reps, jvp, forward);
+    let [jvp_seconds, two_seconds, forward_seconds] =
+        medians_in_turn(reps, [&mut || jvp(1), &mut || jvp(2), &mut forward]);
     Ok(JvpBench {
         workload,
         jvp_seconds,
+        two_seconds,
         forward_seconds,
         positions: batch.tokens().0,
     })
@@ -259,6 +268,14 @@ impl std::fmt::Display for JvpBench {
             f,
             "  ratio: the JVP costs {:.2} forward passes",
             self.jvp_seconds / self.forward_seconds
+        )?;
+        let further = self.two_seconds - self.jvp_seconds;
+        writeln!(
+            f,
+            "  two directions in one call: {:.3} ms; each further direction adds {:.3} ms, {:.2} forward passes",
+            self.two_seconds * 1e3,
+            further * 1e3,
+            further / self.forward_seconds
         )
     }
 }

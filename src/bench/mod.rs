@@ -117,18 +117,7 @@ pub const BASELINE_REPS: usize = 7;
 /// Median wall times in seconds of `f`, run `reps` times, and of the baseline `g`, run
 /// between them at most [`BASELINE_REPS`] times, spread evenly (after one warm-up run
 /// each), so both see the same load on a noisy machine.
-pub fn median_pair(reps: usize, f: impl FnMut(), g: impl FnMut()) -> (f64, f64) {
-    median_pair_with(reps, BASELINE_REPS, f, g)
-}
-
-/// [`median_pair`] with the baseline run at most `baseline` times (`reps`: after every
-/// run of `f`).
-pub fn median_pair_with(
-    reps: usize,
-    baseline: usize,
-    mut f: impl FnMut(),
-    mut g: impl FnMut(),
-) -> (f64, f64) {
+pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
     let time = |h: &mut dyn FnMut()| {
         let t = Instant::now();
         h();
@@ -137,7 +126,7 @@ pub fn median_pair_with(
     f();
     g();
     let reps = reps.max(1);
-    let stride = reps.div_ceil(baseline.max(1));
+    let stride = reps.div_ceil(BASELINE_REPS);
     let (mut a, mut b) = (Vec::with_capacity(reps), Vec::new());
     for k in 0..reps {
         a.push(time(&mut f));
@@ -146,6 +135,21 @@ pub fn median_pair_with(
         }
     }
     (median(&mut a), median(&mut b))
+}
+
+/// Median wall times in seconds of each of `fs`, run in turn (one run of each, `reps`
+/// times over, after one untimed run of each), so that all see the same load.
+pub fn medians_in_turn<const N: usize>(reps: usize, mut fs: [&mut dyn FnMut(); N]) -> [f64; N] {
+    fs.iter_mut().for_each(|f| f());
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(reps.max(1)));
+    for _ in 0..reps.max(1) {
+        for (f, t) in fs.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            f();
+            t.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.map(|mut t| median(&mut t))
 }
 
 fn median(times: &mut [f64]) -> f64 {
