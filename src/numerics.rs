@@ -30,9 +30,30 @@ pub fn log_sum_exp(z: &[f64]) -> f64 {
     m + log_s
 }
 
+/// `max_i z_i` ignoring NaN (`−∞` for an empty slice or NaNs only), in eight lanes
+/// instead of one chain: a maximum is exact, so any order gives a serial `f64::max`
+/// fold's value, up to the sign of a tie between `+0` and `−0`, which no `z − m`,
+/// `exp` or `log s` below can see (with two maxima `s ≥ 2`).
+fn max_of(z: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let mut lanes = [f64::NEG_INFINITY; LANES];
+    let mut blocks = z.chunks_exact(LANES);
+    for block in blocks.by_ref() {
+        lanes
+            .iter_mut()
+            .zip(block)
+            .for_each(|(m, &x)| *m = m.max(x));
+    }
+    let rest = blocks.remainder().iter().copied();
+    lanes
+        .into_iter()
+        .chain(rest)
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
 /// `(m, log Σ_i exp(z_i − m))` with `m = max_i z_i` (`log_s = 0` when `m` is not finite).
 fn shifted_lse(z: &[f64]) -> (f64, f64) {
-    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let m = max_of(z);
     if !m.is_finite() {
         return (m, 0.0);
     }
@@ -90,7 +111,7 @@ pub fn softmax_columns_shifted(z: &DMatrix<f64>) -> (DMatrix<f64>, Vec<(f64, f64
 /// One column of [`softmax_columns_shifted`]: the logits `p` become `π`; returns the
 /// shift `(m, log s)`.
 fn softmax_in_place_shifted(p: &mut [f64]) -> (f64, f64) {
-    let m = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let m = max_of(p);
     if !m.is_finite() {
         log_softmax_in_place(p);
         p.iter_mut().for_each(|x| *x = exp1(*x));
