@@ -351,13 +351,27 @@ mod tests {
     /// values among NaN, ±∞, ±0 and ordinary numbers, wherever they sit.
     #[test]
     fn lane_maximum_equals_the_serial_fold() {
-        let pool = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, 1.5, -2.0, 1e300];
+        let pool = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1.5,
+            -2.0,
+            1e300,
+        ];
         for len in 0..20 {
             for start in 0..pool.len() {
-                let z: Vec<f64> = (0..len).map(|i| pool[(start + i * 3) % pool.len()]).collect();
+                let z: Vec<f64> = (0..len)
+                    .map(|i| pool[(start + i * 3) % pool.len()])
+                    .collect();
                 let serial = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let lanes = max_of(&z);
-                assert!(lanes == serial || (lanes.is_nan() && serial.is_nan()), "{z:?}");
+                assert!(
+                    lanes == serial || (lanes.is_nan() && serial.is_nan()),
+                    "{z:?}"
+                );
             }
         }
     }

@@ -399,8 +399,7 @@ impl Model for TinyLm {
                 "direction length does not match the model"
             );
         }
-        let (v, d, w) = (self.spec.vocab, self.spec.embed, self.spec.window);
-        let (slot_start, mlp_start) = self.offsets();
+        let w = self.spec.window;
         // Many positions of a batch share their context (every response's first position
         // after one prompt does): each distinct context is passed once.
         let all = step::contexts(self, xs);
@@ -415,33 +414,7 @@ impl Model for TinyLm {
                 })
             })
             .collect();
-        if step::folds(self.spec, index.len()) {
-            return step::folded_logits_and_tangents(self, (&flat, &column_of), xs, dthetas);
-        }
-        let contexts: Vec<&[usize]> = flat.chunks_exact(w).collect();
-        let mut u = DMatrix::zeros(w * d, contexts.len());
-        for (mut col, context) in u.column_iter_mut().zip(&contexts) {
-            col.copy_from(&self.context_vector(context));
-        }
-        let inputs: Vec<DMatrix<f64>> = (dthetas.iter())
-            .map(|dtheta| {
-                let theta = dtheta.as_slice();
-                DMatrix::from_fn(w * d, contexts.len(), |i, p| {
-                    let (s, k) = (i / d, i % d);
-                    theta[contexts[p][s] + k * v] + theta[slot_start + s + k * w]
-                })
-            })
-            .collect();
-        let directions: Vec<(&[f64], Option<&DMatrix<f64>>)> = (dthetas.iter())
-            .zip(&inputs)
-            .map(|(dtheta, du)| (&dtheta.as_slice()[mlp_start..], Some(du)))
-            .collect();
-        let (z, dzs) = self.mlp.forward_tangents_batch(&u, &directions);
-        let gather = |m: &DMatrix<f64>| {
-            let columns = column_of.iter().map(|&c| &m.as_slice()[c * v..(c + 1) * v]);
-            step::per_sequence(columns, v, xs)
-        };
-        (gather(&z), dzs.iter().map(gather).collect())
+        step::logits_and_tangents(self, (&flat, &column_of), xs, dthetas)
     }
 
     fn params(&self) -> DVector<f64> {

@@ -292,20 +292,48 @@ impl<'a> Net<'a> {
         Forward { u, a, z }
     }
 
-    /// The logits' tangent (`V × n`) of the positions `ctx` with activations `fwd.a`,
-    /// along a direction whose first layer is folded in `dfold`:
-    /// `dz = dW_2 a + db_2 + W_2 (σ' ⊙ dh)`.
-    fn tangent(
+    /// The first layer's tangent `dh` (`h × n`) of the positions `ctx` along `dθ`:
+    /// gathered from the direction's folded tables `dfold` if given, else unfolded,
+    /// `dh = db_1 + dW_1 u + W_1 du` with `du` the direction's context vectors
+    /// (`dE[t_s] + dP_s`, slot by slot).
+    fn first_tangent(
         &self,
+        (at, dtheta): (&Offsets, &[f64]),
         ctx: &[usize],
         fwd: &Forward,
-        dfold: &Folded,
-        dw2: &[f64],
-        db2: &[f64],
+        dfold: Option<&Folded>,
     ) -> Vec<f64> {
+        if let Some(dfold) = dfold {
+            return self.gather(ctx, dfold);
+        }
+        let (v, w, d, h) = (self.v, self.w, self.d, self.h);
+        let n = ctx.len() / w;
+        let (de, dp) = (&dtheta[..at.p], &dtheta[at.p..at.w1]);
+        let mut du = take(w * d * n);
+        for (col, context) in du.chunks_exact_mut(w * d).zip(ctx.chunks_exact(w)) {
+            for (s, &token) in context.iter().enumerate() {
+                for k in 0..d {
+                    col[s * d + k] = de[token + k * v] + dp[s + k * w];
+                }
+            }
+        }
+        let mut dh = take(h * n);
+        for col in dh.chunks_exact_mut(h) {
+            col.copy_from_slice(&dtheta[at.b1..at.w2]);
+        }
+        let dw1 = view(&dtheta[at.w1..at.b1], h, w * d);
+        product(&mut dh, true, dw1, view(&fwd.u, w * d, n));
+        product(&mut dh, true, view(self.w1, h, w * d), view(&du, w * d, n));
+        recycle([du]);
+        dh
+    }
+
+    /// The logits' tangent (`V × n`) of positions with activations `fwd.a`, from the
+    /// first layer's tangent `dh` ([`Net::first_tangent`]) along a direction whose
+    /// output layer is `(dW_2, db_2)`: `dz = dW_2 a + db_2 + W_2 (σ' ⊙ dh)`.
+    fn tangent(&self, fwd: &Forward, mut dh: Vec<f64>, dw2: &[f64], db2: &[f64]) -> Vec<f64> {
         let (v, h) = (self.v, self.h);
         let n = fwd.a.len() / h;
-        let mut dh = self.gather(ctx, dfold);
         dh.iter_mut()
             .zip(&fwd.a)
             .for_each(|(x, a)| *x *= 1.0 - a * a);
@@ -594,10 +622,10 @@ pub(super) fn per_sequence<'a>(
 }
 
 /// The logits of every sequence of `xs` (`V × |y|` each) and their tangents `J dθ` along
-/// each of `dthetas`, through the folded first layer (for batches that [`folds`]), halves
-/// on two threads. The forward pass runs once per distinct context of `ctx` (`W` tokens
-/// each); scored position `p` of `xs` reads distinct context `column_of[p]`.
-pub(super) fn folded_logits_and_tangents(
+/// each of `dthetas`, through the folded first layer when that is cheaper ([`folds`]),
+/// halves on two threads. The forward pass runs once per distinct context of `ctx` (`W`
+/// tokens each); scored position `p` of `xs` reads distinct context `column_of[p]`.
+pub(super) fn logits_and_tangents(
     lm: &TinyLm,
     (ctx, column_of): (&[usize], &[usize]),
     xs: &[Sequence],
@@ -607,25 +635,27 @@ pub(super) fn folded_logits_and_tangents(
     let at = Offsets::of(&net);
     let n = ctx.len() / net.w;
     let groups = slot_groups(net.w, n);
-    let tables = net.tables(&groups);
-    let directions: Vec<Folded> = (dthetas.iter())
-        .map(|d| net.tangent_tables(&at, d.as_slice(), &groups))
+    let folded = folds(lm.spec(), n);
+    let tables = folded.then(|| net.tables(&groups));
+    let directions: Vec<Option<Folded>> = (dthetas.iter())
+        .map(|d| folded.then(|| net.tangent_tables(&at, d.as_slice(), &groups)))
         .collect();
     let halves = chunks(n);
     let parts = in_parallel(&halves, |r| {
         let ctx = &ctx[r.start * net.w..r.end * net.w];
-        let fwd = net.forward(ctx, Some(&tables));
+        let fwd = net.forward(ctx, tables.as_ref());
         let tangents: Vec<Vec<f64>> = (dthetas.iter().zip(&directions))
             .map(|(d, dfold)| {
                 let d = d.as_slice();
-                net.tangent(ctx, &fwd, dfold, &d[at.w2..at.b2], &d[at.b2..])
+                let dh = net.first_tangent((&at, d), ctx, &fwd, dfold.as_ref());
+                net.tangent(&fwd, dh, &d[at.w2..at.b2], &d[at.b2..])
             })
             .collect();
         recycle([fwd.u, fwd.a]);
         (fwd.z, tangents)
     });
-    tables.recycle();
-    directions.into_iter().for_each(Folded::recycle);
+    tables.into_iter().for_each(Folded::recycle);
+    directions.into_iter().flatten().for_each(Folded::recycle);
     // The logits (`None`) or the tangent along direction `k`, per sequence.
     let gather = |k: Option<usize>| {
         let distinct: Vec<&[f64]> = (parts.iter())

@@ -345,20 +345,6 @@ impl Mlp {
         (trace.logits, dz)
     }
 
-    /// [`Mlp::forward_tangent_batch`] along several directions `(dθ, dx)` from one
-    /// forward pass: the logits, and one tangent per direction.
-    pub fn forward_tangents_batch(
-        &self,
-        x: &DMatrix<f64>,
-        directions: &[(&[f64], Option<&DMatrix<f64>>)],
-    ) -> (DMatrix<f64>, Vec<DMatrix<f64>>) {
-        let trace = self.forward(x);
-        let dz = (directions.iter())
-            .map(|&(dtheta, dx)| self.tangent(&trace, dtheta, dx))
-            .collect();
-        (trace.logits, dz)
-    }
-
     /// The tangent of the logits along `(dθ, dx)` from a forward pass's trace.
     fn tangent(&self, trace: &Trace, dtheta: &[f64], dx: Option<&DMatrix<f64>>) -> DMatrix<f64> {
         let mut da = dx.cloned();
