@@ -20,6 +20,11 @@
 //! Both forms are the same sums in another order; a test holds the gradient against the
 //! unfolded reverse mode ([`Mlp::backward_into`](crate::mlp::Mlp::backward_into)).
 //!
+//! The forward mode (`logits_and_tangents`, the JVPs of the decomposition) shares one
+//! forward pass among its directions and folds the same way: along `dθ`, the first
+//! layer's tangent is gathered from `dT_s = W_{1,s} dEᵀ + dW_{1,s} Eᵀ`, or unfolded
+//! `dh = db_1 + dW_1 U + W_1 dU`, and `dz = db_2 + W_2 (σ' ⊙ dh) + dW_2 a`.
+//!
 //! Batches of at least [`PARALLEL_POSITIONS`] positions run as two halves, each on its
 //! own thread with single-threaded products, and the folded slots as two groups; the
 //! split depends only on the batch, so the bytes do not depend on the machine. The large
