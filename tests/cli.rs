@@ -640,6 +640,11 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
         text.contains("the JVP costs") && text.contains("forward passes"),
         "{text}"
     );
+    // What the attribution's terms pay: a second direction in the same call.
+    assert!(
+        text.contains("two directions in one call") && text.contains("each further direction adds"),
+        "{text}"
+    );
     assert_fails(
         &ldyn(&["bench", "lm", "--workload", "huge"]),
         "unknown LM workload 'huge'",
