@@ -52,6 +52,7 @@ fn product(dst: &mut [f64], add: bool, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
     let dst = MatMut::from_column_major_slice_mut(dst, a.nrows(), b.ncols());
     let accum = if add { Accum::Add } else { Accum::Replace };
     matmul(dst, accum, a, b, 1.0, Par::Seq);
+    crate::vecmath::clear_upper();
 }
 
 /// Runs `f` on every item, on rayon's pool when there are several, in order.

@@ -288,6 +288,7 @@ fn lower_panel(
             let panel = MatRef::from_column_major_slice_with_stride(&data[c0 * v..], cols, k, nv);
             let dst = MatMut::from_column_major_slice_mut(&mut buffer[..rows * cols], rows, cols);
             matmul(dst, Accum::Replace, block, panel.transpose(), 1.0, Par::Seq);
+            crate::vecmath::clear_upper();
         }
         for jj in 0..cols {
             let j = c0 + jj / v;
