@@ -163,8 +163,8 @@ pub trait Model: Clone {
 /// [`all_finite`](crate::numerics::all_finite) checks.
 fn finite_after(theta: &[f64], g: &[f64], eta: f64) -> bool {
     use crate::numerics::FINITE_BLOCK;
-    let blocks = theta.chunks(FINITE_BLOCK).zip(g.chunks(FINITE_BLOCK));
-    blocks.into_iter().all(|(t, g)| {
+    let mut blocks = theta.chunks(FINITE_BLOCK).zip(g.chunks(FINITE_BLOCK));
+    blocks.all(|(t, g)| {
         t.iter()
             .zip(g)
             .fold(true, |ok, (t, g)| ok & (t - g * eta).is_finite())

@@ -544,7 +544,7 @@ fn folded_slots(
 
 /// Whether a batch of `positions` scored positions folds the embedding into the first
 /// layer: when it has more positions than the vocabulary has tokens.
-pub(super) fn folds(spec: LmSpec, positions: usize) -> bool {
+fn folds(spec: LmSpec, positions: usize) -> bool {
     spec.vocab < positions
 }
 
@@ -609,7 +609,7 @@ pub(super) fn logits(lm: &TinyLm, xs: &[Sequence]) -> Vec<DMatrix<f64>> {
 
 /// `columns` (`V` entries each, one per scored position of `xs`, in order) as one
 /// matrix per sequence of `xs`: each column is copied once.
-pub(super) fn per_sequence<'a>(
+fn per_sequence<'a>(
     mut columns: impl Iterator<Item = &'a [f64]>,
     v: usize,
     xs: &[Sequence],
