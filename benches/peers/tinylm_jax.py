@@ -13,7 +13,8 @@ Before timing, it checks in 64-bit mode that its log-probabilities, losses, grad
 JVP equal the crate's (in the JSON) to 1e-10, then times jitted SFT and DPO steps (jax.grad
 and the SGD update), medians of REPS runs, and prints scored tokens per second; then the
 JVP of `ldyn bench lm --jvp` (jax.jvp of log pi on the SFT sequences along the DPO step's
-direction) against a jitted forward pass.
+direction) against a jitted forward pass, and the JVP along two directions (the DPO and the
+SFT step's) that share one forward pass through jax.linearize.
 """
 import json
 import os
@@ -152,3 +153,22 @@ forward_s = median_seconds(forward_fn)
 print(f"  jax.jit JVP:          {jvp_s * 1e3:9.3f} ms")
 print(f"  jax.jit forward pass: {forward_s * 1e3:9.3f} ms")
 print(f"  ratio: the JVP costs {jvp_s / forward_s:.2f} forward passes")
+
+
+# Two directions in one call (the DPO and the SFT step's), sharing the forward pass through
+# jax.linearize, as the attribution's terms share it in ldyn.
+sft_direction = jax.tree_util.tree_map(lambda g: -eta * g, jax.grad(sft_loss)(params))
+
+
+@jax.jit
+def two_fn(p, d1, d2):
+    _, tangent_of = jax.linearize(lambda q: all_log_probs(q, ctx_sft), p)
+    return tangent_of(d1), tangent_of(d2)
+
+
+two_s = median_seconds(lambda p: two_fn(p, direction, sft_direction))
+further = two_s - jvp_s
+print(
+    f"  two directions in one call: {two_s * 1e3:.3f} ms; each further direction adds "
+    f"{further * 1e3:.3f} ms, {further / forward_s:.2f} forward passes"
+)
