@@ -312,6 +312,7 @@ mod tests {
     #[test]
     fn fused_log_softmax_and_adaptation_agree_bit_for_bit() {
         let z = extreme_logits();
+        // Two changes of mixed signs and sizes; any values serve, the claim is equality.
         let changes: Vec<DMatrix<f64>> = (0..2)
             .map(|k| DMatrix::from_fn(3, 3, |r, c| (r as f64 - 1.3 * c as f64) * (k as f64 + 0.7)))
             .collect();
@@ -363,6 +364,7 @@ mod tests {
         ];
         for len in 0..20 {
             for start in 0..pool.len() {
+                // A stride of 3, coprime to the pool's 8, puts every value in every place.
                 let z: Vec<f64> = (0..len)
                     .map(|i| pool[(start + i * 3) % pool.len()])
                     .collect();

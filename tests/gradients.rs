@@ -113,7 +113,8 @@ fn params_round_trip_and_sgd_step_moves_against_the_gradient() {
 /// An SGD update with a non-finite gradient entry, or one that would overflow a
 /// parameter, is an error that leaves every block as it was, wherever the bad entry
 /// sits (the checks run block by block: 300 entries span two of their blocks of 256);
-/// otherwise every entry moves.
+/// otherwise every entry moves. The second block holds 1e308, so that a gradient of
+/// −1e308 takes it past `f64::MAX` ≈ 1.8e308.
 #[test]
 fn sgd_in_place_changes_nothing_unless_every_entry_stays_finite() {
     use learning_dynamics::model::sgd_in_place;
@@ -134,10 +135,14 @@ fn sgd_in_place_changes_nothing_unless_every_entry_stays_finite() {
         );
         assert_eq!((a, b), (first.clone(), second.clone()), "bad entry at {at}");
     }
+    // A step of η·g = 1 on the first block and 2e307 on the second (1 alone would vanish
+    // in 1e308's rounding, and the test could not see whether the block moved).
     let (mut a, mut b) = (first.clone(), second.clone());
-    sgd_in_place(vec![&mut a, &mut b], &vec![0.5; 305], 2.0).unwrap();
+    let mut grad = vec![0.5; 305];
+    grad[300..].fill(1e307);
+    sgd_in_place(vec![&mut a, &mut b], &grad, 2.0).unwrap();
     assert!(a.iter().zip(&first).all(|(x, y)| *x == y - 1.0));
-    assert!(b.iter().all(|&x| x == 1e308 - 1.0));
+    assert!(b.iter().all(|&x| x == 1e308 - 2e307));
 }
 
 /// The batched passes (every input a column of one matrix) agree with the passes of one

@@ -179,7 +179,11 @@ impl LmBatch {
     /// # Errors
     /// If the gradient cannot be computed (never for a built workload).
     pub fn jvp_direction(&self) -> Result<DVector<f64>> {
-        let (inputs, objective) = self.dpo_update();
+        self.step_of(self.dpo_update())
+    }
+
+    /// The parameter change `dθ = −η ∇L` of one SGD step on `(inputs, objective)`.
+    fn step_of(&self, (inputs, objective): (Vec<Sequence>, Batch)) -> Result<DVector<f64>> {
         Ok(gradient(&self.model, &inputs, &objective)?.grad * -self.eta)
     }
 
@@ -233,9 +237,7 @@ pub struct JvpBench {
 /// If the workload cannot be built.
 pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
     let batch = workload.build()?;
-    let (inputs, objective) = batch.sft_update();
-    let sft = gradient(&batch.model, &inputs, &objective)?.grad * -batch.eta;
-    let directions = [batch.jvp_direction()?, sft];
+    let directions = [batch.jvp_direction()?, batch.step_of(batch.sft_update())?];
     let (model, probes) = (&batch.model, &batch.sft);
     let jvp = |k: usize| {
         std::hint::black_box(predict(model, probes, &directions[..k]));

@@ -94,15 +94,15 @@ impl std::fmt::Display for GemmRates {
 
 /// Median wall time in seconds of `reps` runs of `f` (after one warm-up run).
 pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
+    let [seconds] = medians_in_turn(reps, [&mut f]);
+    seconds
+}
+
+/// Wall time in seconds of one run of `f`.
+fn seconds(f: &mut dyn FnMut()) -> f64 {
+    let t = Instant::now();
     f();
-    let mut times: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(&mut times)
+    t.elapsed().as_secs_f64()
 }
 
 /// The process's peak resident memory in bytes (`VmHWM` on Linux), if known.
@@ -122,20 +122,15 @@ pub const BASELINE_REPS: usize = 7;
 /// between them at most [`BASELINE_REPS`] times, spread evenly (after one warm-up run
 /// each), so both see the same load on a noisy machine.
 pub fn median_pair(reps: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
-    let time = |h: &mut dyn FnMut()| {
-        let t = Instant::now();
-        h();
-        t.elapsed().as_secs_f64()
-    };
     f();
     g();
     let reps = reps.max(1);
     let stride = reps.div_ceil(BASELINE_REPS);
     let (mut a, mut b) = (Vec::with_capacity(reps), Vec::new());
     for k in 0..reps {
-        a.push(time(&mut f));
+        a.push(seconds(&mut f));
         if k % stride == 0 {
-            b.push(time(&mut g));
+            b.push(seconds(&mut g));
         }
     }
     (median(&mut a), median(&mut b))
@@ -148,9 +143,7 @@ pub fn medians_in_turn<const N: usize>(reps: usize, mut fs: [&mut dyn FnMut(); N
     let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(reps.max(1)));
     for _ in 0..reps.max(1) {
         for (f, t) in fs.iter_mut().zip(&mut times) {
-            let start = Instant::now();
-            f();
-            t.push(start.elapsed().as_secs_f64());
+            t.push(seconds(*f));
         }
     }
     times.map(|mut t| median(&mut t))

@@ -399,22 +399,7 @@ impl Model for TinyLm {
                 "direction length does not match the model"
             );
         }
-        let w = self.spec.window;
-        // Many positions of a batch share their context (every response's first position
-        // after one prompt does): each distinct context is passed once.
-        let all = step::contexts(self, xs);
-        let mut flat: Vec<usize> = Vec::new();
-        let mut index = std::collections::HashMap::new();
-        let column_of: Vec<usize> = (all.chunks_exact(w))
-            .map(|c| {
-                let next = index.len();
-                *index.entry(c).or_insert_with(|| {
-                    flat.extend_from_slice(c);
-                    next
-                })
-            })
-            .collect();
-        step::logits_and_tangents(self, (&flat, &column_of), xs, dthetas)
+        step::logits_and_tangents(self, xs, dthetas)
     }
 
     fn params(&self) -> DVector<f64> {

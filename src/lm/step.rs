@@ -55,6 +55,22 @@ fn product(dst: &mut [f64], add: bool, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
     crate::vecmath::clear_upper();
 }
 
+/// `bias` added to every column of `a b` (`a.nrows() × b.ncols()`), in a pooled buffer:
+/// the bias first, then the product accumulated onto it.
+fn affine(bias: &[f64], a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Vec<f64> {
+    let mut out = take(a.nrows() * b.ncols());
+    for col in out.chunks_exact_mut(a.nrows()) {
+        col.copy_from_slice(bias);
+    }
+    product(&mut out, true, a, b);
+    out
+}
+
+/// `d ← σ'(h) ⊙ d` with `σ' = 1 − a²` read off the activations `a = tanh h`.
+fn tanh_derivative(d: &mut [f64], a: &[f64]) {
+    d.iter_mut().zip(a).for_each(|(x, a)| *x *= 1.0 - a * a);
+}
+
 /// Runs `f` on every item, on rayon's pool when there are several, in order.
 fn in_parallel<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync + Send) -> Vec<T> {
     use rayon::prelude::*;
@@ -264,6 +280,22 @@ impl<'a> Net<'a> {
         out
     }
 
+    /// The context vectors (`W·d × n`) of the positions `ctx` from token embeddings `e`
+    /// (`V × d`) and slot embeddings `p` (`W × d`), both column-major: slot `s` of a
+    /// column holds `e[t_s] + p_s`.
+    fn context_vectors(&self, ctx: &[usize], e: &[f64], p: &[f64]) -> Vec<f64> {
+        let (v, w, d) = (self.v, self.w, self.d);
+        let mut u = take(w * d * (ctx.len() / w));
+        for (col, context) in u.chunks_exact_mut(w * d).zip(ctx.chunks_exact(w)) {
+            for (s, &token) in context.iter().enumerate() {
+                for k in 0..d {
+                    col[s * d + k] = e[token + k * v] + p[s + k * w];
+                }
+            }
+        }
+        u
+    }
+
     /// The forward pass of the positions whose contexts are `ctx` (`W` tokens each),
     /// through the folded tables if given.
     fn forward(&self, ctx: &[usize], tables: Option<&Folded>) -> Forward {
@@ -274,27 +306,11 @@ impl<'a> Net<'a> {
             self.gather(ctx, folded)
         } else {
             let (embed, slots) = self.lm.embeddings();
-            u = take(w * d * n);
-            for (col, context) in u.chunks_exact_mut(w * d).zip(ctx.chunks_exact(w)) {
-                for (s, &token) in context.iter().enumerate() {
-                    for k in 0..d {
-                        col[s * d + k] = embed[(token, k)] + slots[(s, k)];
-                    }
-                }
-            }
-            let mut a = take(h * n);
-            for col in a.chunks_exact_mut(h) {
-                col.copy_from_slice(self.b1);
-            }
-            product(&mut a, true, view(self.w1, h, w * d), view(&u, w * d, n));
-            a
+            u = self.context_vectors(ctx, embed.as_slice(), slots.as_slice());
+            affine(self.b1, view(self.w1, h, w * d), view(&u, w * d, n))
         };
         crate::vecmath::tanh(&mut a);
-        let mut z = take(v * n);
-        for col in z.chunks_exact_mut(v) {
-            col.copy_from_slice(self.b2);
-        }
-        product(&mut z, true, view(self.w2, v, h), view(&a, h, n));
+        let z = affine(self.b2, view(self.w2, v, h), view(&a, h, n));
         Forward { u, a, z }
     }
 
@@ -312,23 +328,11 @@ impl<'a> Net<'a> {
         if let Some(dfold) = dfold {
             return self.gather(ctx, dfold);
         }
-        let (v, w, d, h) = (self.v, self.w, self.d, self.h);
+        let (w, d, h) = (self.w, self.d, self.h);
         let n = ctx.len() / w;
-        let (de, dp) = (&dtheta[..at.p], &dtheta[at.p..at.w1]);
-        let mut du = take(w * d * n);
-        for (col, context) in du.chunks_exact_mut(w * d).zip(ctx.chunks_exact(w)) {
-            for (s, &token) in context.iter().enumerate() {
-                for k in 0..d {
-                    col[s * d + k] = de[token + k * v] + dp[s + k * w];
-                }
-            }
-        }
-        let mut dh = take(h * n);
-        for col in dh.chunks_exact_mut(h) {
-            col.copy_from_slice(&dtheta[at.b1..at.w2]);
-        }
+        let du = self.context_vectors(ctx, &dtheta[..at.p], &dtheta[at.p..at.w1]);
         let dw1 = view(&dtheta[at.w1..at.b1], h, w * d);
-        product(&mut dh, true, dw1, view(&fwd.u, w * d, n));
+        let mut dh = affine(&dtheta[at.b1..at.w2], dw1, view(&fwd.u, w * d, n));
         product(&mut dh, true, view(self.w1, h, w * d), view(&du, w * d, n));
         recycle([du]);
         dh
@@ -340,14 +344,8 @@ impl<'a> Net<'a> {
     fn tangent(&self, fwd: &Forward, mut dh: Vec<f64>, dw2: &[f64], db2: &[f64]) -> Vec<f64> {
         let (v, h) = (self.v, self.h);
         let n = fwd.a.len() / h;
-        dh.iter_mut()
-            .zip(&fwd.a)
-            .for_each(|(x, a)| *x *= 1.0 - a * a);
-        let mut dz = take(v * n);
-        for col in dz.chunks_exact_mut(v) {
-            col.copy_from_slice(db2);
-        }
-        product(&mut dz, true, view(self.w2, v, h), view(&dh, h, n));
+        tanh_derivative(&mut dh, &fwd.a);
+        let mut dz = affine(db2, view(self.w2, v, h), view(&dh, h, n));
         product(&mut dz, true, view(dw2, v, h), view(&fwd.a, h, n));
         recycle([dh]);
         dz
@@ -430,10 +428,7 @@ fn backward(
     }
     let mut delta = take(h * n);
     product(&mut delta, false, view(net.w2, v, h).transpose(), gm);
-    delta
-        .iter_mut()
-        .zip(&fwd.a)
-        .for_each(|(x, a)| *x *= 1.0 - a * a);
+    tanh_derivative(&mut delta, &fwd.a);
     for col in delta.chunks_exact(h) {
         grad[at.b1 - from..at.w2 - from]
             .iter_mut()
@@ -580,7 +575,7 @@ fn slot_groups(w: usize, n: usize) -> Vec<Range<usize>> {
 }
 
 /// The contexts of every response position of `xs`, in order, flat (`W` tokens each).
-pub(super) fn contexts(lm: &TinyLm, xs: &[Sequence]) -> Vec<usize> {
+fn contexts(lm: &TinyLm, xs: &[Sequence]) -> Vec<usize> {
     let positions: usize = xs.iter().map(|x| x.tokens.len() - x.prompt_len).sum();
     let mut ctx = Vec::with_capacity(positions * lm.spec().window);
     for x in xs {
@@ -627,16 +622,37 @@ fn per_sequence<'a>(
         .collect()
 }
 
+/// The distinct contexts of `xs`'s scored positions, flat (`W` tokens each, in order of
+/// first use), and for every position the index of its context among them. Many
+/// positions of a batch share their context (every response's first position after one
+/// prompt does).
+fn distinct_contexts(lm: &TinyLm, xs: &[Sequence]) -> (Vec<usize>, Vec<usize>) {
+    let all = contexts(lm, xs);
+    let mut flat: Vec<usize> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let column_of = (all.chunks_exact(lm.spec().window))
+        .map(|c| {
+            let next = index.len();
+            *index.entry(c).or_insert_with(|| {
+                flat.extend_from_slice(c);
+                next
+            })
+        })
+        .collect();
+    (flat, column_of)
+}
+
 /// The logits of every sequence of `xs` (`V × |y|` each) and their tangents `J dθ` along
 /// each of `dthetas`, through the folded first layer when that is cheaper ([`folds`]),
-/// halves on two threads. The forward pass runs once per distinct context of `ctx` (`W`
-/// tokens each); scored position `p` of `xs` reads distinct context `column_of[p]`.
+/// halves on two threads. The forward pass runs once per distinct context
+/// ([`distinct_contexts`]).
 pub(super) fn logits_and_tangents(
     lm: &TinyLm,
-    (ctx, column_of): (&[usize], &[usize]),
     xs: &[Sequence],
     dthetas: &[DVector<f64>],
 ) -> (Vec<DMatrix<f64>>, Vec<Vec<DMatrix<f64>>>) {
+    let (ctx, column_of) = distinct_contexts(lm, xs);
+    let ctx = ctx.as_slice();
     let net = Net::new(lm);
     let at = Offsets::of(&net);
     let n = ctx.len() / net.w;
