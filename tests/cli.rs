@@ -645,6 +645,14 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
         text.contains("two directions in one call") && text.contains("each further direction adds"),
         "{text}"
     );
+    // The JVP's executed rate, and the direction's products at the GEMM rate measured
+    // beside it: the least any direction adds.
+    assert!(
+        text.contains("the JVP executes") && text.contains("% of the GEMM rate"),
+        "{text}"
+    );
+    assert!(text.contains("the least a direction can add"), "{text}");
+    assert!(text.contains("measured beside the JVP"), "{text}");
     assert_fails(
         &ldyn(&["bench", "lm", "--workload", "huge"]),
         "unknown LM workload 'huge'",

@@ -1104,14 +1104,22 @@ fn the_world_size_keys_are_checked_and_used() {
 /// The products one gradient evaluation executes: for the gallery's LM (V 36, window 4,
 /// d 8, hidden 64) on 4 positions the first layer is not folded, `6·V·h·N + 6·h·W·d·N`
 /// = 55 296 + 49 152; on 100 positions (more than 36 tokens) it is, and its share is
-/// `6·h·d·V·W` = 442 368 whatever the batch.
+/// `6·h·d·V·W` = 442 368 whatever the batch. A forward pass executes a third of that
+/// (`2·V·h·N + 2·h·W·d·N` = 18 432 + 16 384 on 4 positions), and each direction of the
+/// forward mode two thirds.
 #[test]
 fn the_step_counts_the_flops_of_its_products() {
-    use learning_dynamics::lm::step::gradient_flops;
+    use learning_dynamics::lm::step::{forward_flops, gradient_flops, tangent_flops};
     let spec = learning_dynamics::experiments::lm_world::LmConfig::default().spec();
     assert_eq!(gradient_flops(spec, 4), 55_296.0 + 49_152.0);
     assert_eq!(
         gradient_flops(spec, 100),
         6.0 * 36.0 * 64.0 * 100.0 + 442_368.0
+    );
+    assert_eq!(forward_flops(spec, 4), 18_432.0 + 16_384.0);
+    assert_eq!(tangent_flops(spec, 4), 2.0 * (18_432.0 + 16_384.0));
+    assert_eq!(
+        tangent_flops(spec, 100),
+        2.0 * (2.0 * 36.0 * 64.0 * 100.0 + 147_456.0)
     );
 }

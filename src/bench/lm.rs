@@ -11,7 +11,7 @@ use crate::Rng64;
 use crate::decomposition::{gradient, predict};
 use crate::error::{Error, Result};
 use crate::export::lm_model_json;
-use crate::lm::step::gradient_flops;
+use crate::lm::step::{forward_flops, gradient_flops, tangent_flops};
 use crate::lm::{LmSpec, Sequence, TinyLm, update};
 use crate::model::Model;
 use crate::numerics::{log_softmax_columns, sequence_log_prob};
@@ -228,6 +228,12 @@ pub struct JvpBench {
     pub forward_seconds: f64,
     /// Scored positions of the probes.
     pub positions: usize,
+    /// The flops the products of the JVP execute: its forward pass's and each
+    /// direction's ([`forward_flops`], [`tangent_flops`], on the probes' distinct
+    /// contexts).
+    pub flops: (f64, f64),
+    /// faer's two-thread GEMM rate in GFLOP/s, measured beside the JVP.
+    pub gemm_two_threads: f64,
 }
 
 /// Times the JVP along one and along two directions, and the forward pass, of
@@ -248,13 +254,28 @@ pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
     };
     let [jvp_seconds, two_seconds, forward_seconds] =
         medians_in_turn(reps, [&mut || jvp(1), &mut || jvp(2), &mut forward]);
+    let gemm = GemmBench::new();
+    let (_, gemm_seconds) = median_pair(reps, || jvp(1), || gemm.run(Par::rayon(2)));
+    let spec = model.spec();
+    let distinct = distinct_contexts(model, probes);
     Ok(JvpBench {
         workload,
         jvp_seconds,
         two_seconds,
         forward_seconds,
         positions: batch.tokens().0,
+        flops: (forward_flops(spec, distinct), tangent_flops(spec, distinct)),
+        gemm_two_threads: gemm.flops / gemm_seconds / 1e9,
     })
+}
+
+/// How many distinct contexts the scored positions of `xs` have: the positions the
+/// forward mode runs on.
+fn distinct_contexts(model: &TinyLm, xs: &[Sequence]) -> usize {
+    let contexts = xs
+        .iter()
+        .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| model.context(&x.tokens, l)));
+    contexts.collect::<std::collections::HashSet<_>>().len()
 }
 
 impl std::fmt::Display for JvpBench {
@@ -278,6 +299,29 @@ impl std::fmt::Display for JvpBench {
             self.two_seconds * 1e3,
             further * 1e3,
             further / self.forward_seconds
+        )?;
+        let (forward, direction) = self.flops;
+        let rate = (forward + direction) / self.jvp_seconds / 1e9;
+        writeln!(
+            f,
+            "  the JVP executes {:.2} MFLOP in its products ({:.2} forward, {:.2} the direction's): {rate:.1} GFLOP/s, {:.0}% of the GEMM rate",
+            (forward + direction) / 1e6,
+            forward / 1e6,
+            direction / 1e6,
+            100.0 * rate / self.gemm_two_threads
+        )?;
+        let floor = direction / (self.gemm_two_threads * 1e9);
+        writeln!(
+            f,
+            "  the direction's products alone, at the GEMM rate: {:.3} ms, {:.2} forward passes (the least a direction can add)",
+            floor * 1e3,
+            floor / self.forward_seconds
+        )?;
+        writeln!(
+            f,
+            "  dense f64 GEMM {n}×{n}, measured beside the JVP: faer {:.1} GFLOP/s on 2 threads",
+            self.gemm_two_threads,
+            n = super::GEMM_SIZE
         )
     }
 }

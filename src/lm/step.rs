@@ -543,12 +543,11 @@ fn folds(spec: LmSpec, positions: usize) -> bool {
     spec.vocab < positions
 }
 
-/// The floating-point operations the products of one gradient evaluation on `positions`
-/// scored positions execute (two per multiply-add; the element-wise work is not
-/// counted): the output layer's three products `2·V·h·N` each, and the first layer's,
-/// folded (`T_s`, `M_s E` and `M_sᵀ W_{1,s}`: `3 · 2·h·d·V·W`) or not (`W_1 U`, `δ Uᵀ`
-/// and `W_1ᵀ δ`: `3 · 2·h·W·d·N`).
-pub fn gradient_flops(spec: LmSpec, positions: usize) -> f64 {
+/// The floating-point operations the products of one forward pass on `positions` scored
+/// positions execute (two per multiply-add; the element-wise work is not counted): the
+/// output layer's `2·V·h·N`, and the first layer's, folded (`T_s`: `2·h·d·V·W`) or not
+/// (`W_1 U`: `2·h·W·d·N`).
+pub fn forward_flops(spec: LmSpec, positions: usize) -> f64 {
     let (v, w, d, h, n) = (
         spec.vocab as f64,
         spec.window as f64,
@@ -557,11 +556,28 @@ pub fn gradient_flops(spec: LmSpec, positions: usize) -> f64 {
         positions as f64,
     );
     let first = if folds(spec, positions) {
-        3.0 * 2.0 * h * d * v * w
+        2.0 * h * d * v * w
     } else {
-        3.0 * 2.0 * h * w * d * n
+        2.0 * h * w * d * n
     };
-    3.0 * 2.0 * v * h * n + first
+    2.0 * v * h * n + first
+}
+
+/// The floating-point operations the products of one gradient evaluation execute: three
+/// times a forward pass's ([`forward_flops`]), since each layer's forward product has
+/// two backward products of its size (folded: `T_s`, `M_s E` and `M_sᵀ W_{1,s}`).
+pub fn gradient_flops(spec: LmSpec, positions: usize) -> f64 {
+    3.0 * forward_flops(spec, positions)
+}
+
+/// The floating-point operations the products of each direction of the forward mode
+/// (`logits_and_tangents`) execute beyond the shared forward pass: twice a forward
+/// pass's ([`forward_flops`]), since each layer's tangent has two products of the
+/// forward product's size (`W_{1,s} dEᵀ` and `dW_{1,s} Eᵀ` folded, or `dW_1 U` and
+/// `W_1 dU`; `W_2 (σ' ⊙ dh)` and `dW_2 a`). `positions` counts distinct contexts, as
+/// the forward mode runs once per distinct context.
+pub fn tangent_flops(spec: LmSpec, positions: usize) -> f64 {
+    2.0 * forward_flops(spec, positions)
 }
 
 /// The slot groups of a batch of `n` positions: the window's two halves, each on its
