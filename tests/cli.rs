@@ -616,6 +616,8 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
     // The executed rate of the products, against a GEMM rate measured in the same run.
     assert!(text.contains("% of the GEMM rate"), "{text}");
     assert!(text.contains("measured between the steps"), "{text}");
+    // The crate's activations against libm's, on the step's own logits.
+    assert!(text.contains("faster than libm"), "{text}");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(doc["model"]["vocab"], 36);

@@ -341,6 +341,50 @@ pub struct LmBench {
     /// faer's two-thread GEMM rate in GFLOP/s, measured between the steps: the higher
     /// of the two medians (one beside each step), so the share is not flattered.
     pub gemm_two_threads: f64,
+    /// The crate's `exp` and `tanh` against libm's on the SFT step's logits.
+    pub activations: ActivationBench,
+}
+
+/// The crate's `exp` and `tanh` ([`crate::vecmath`]) against libm's, each applied to a
+/// fresh copy of the same values (the time of the copy not counted).
+#[derive(Clone, Copy, Debug)]
+pub struct ActivationBench {
+    /// How many values each call maps.
+    pub entries: usize,
+    /// The lanes the crate's functions ran in ([`crate::vecmath::lanes`]).
+    pub lanes: usize,
+    /// Median seconds of `exp`: the crate's, libm's.
+    pub exp: [f64; 2],
+    /// Median seconds of `tanh`: the crate's, libm's.
+    pub tanh: [f64; 2],
+}
+
+/// Times the crate's `exp` and `tanh` and libm's on `values`, in turn, `reps` times each.
+fn bench_activations(values: &[f64], reps: usize) -> ActivationBench {
+    let functions: [fn(&mut [f64]); 4] = [
+        crate::vecmath::exp,
+        |x| x.iter_mut().for_each(|v| *v = v.exp()),
+        crate::vecmath::tanh,
+        |x| x.iter_mut().for_each(|v| *v = v.tanh()),
+    ];
+    let mut buffer = values.to_vec();
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for _ in 0..reps.max(1) {
+        for (f, t) in functions.iter().zip(&mut times) {
+            buffer.copy_from_slice(values);
+            let start = std::time::Instant::now();
+            f(&mut buffer);
+            t.push(start.elapsed().as_secs_f64());
+            std::hint::black_box(&buffer);
+        }
+    }
+    let [exp, libm_exp, tanh, libm_tanh] = times.map(|mut t| super::median(&mut t));
+    ActivationBench {
+        entries: values.len(),
+        lanes: crate::vecmath::lanes(),
+        exp: [exp, libm_exp],
+        tanh: [tanh, libm_tanh],
+    }
 }
 
 /// Times one SFT and one DPO step of `workload` (gradient and SGD update), each on its
@@ -368,6 +412,9 @@ pub fn bench_lm(workload: LmWorkload, reps: usize) -> Result<LmBench> {
     let (sft, dpo) = batch.tokens();
     let spec = batch.model.spec();
     gemm_seconds.sort_by(f64::total_cmp);
+    let logits: Vec<f64> = (batch.model.logits_batch(&batch.sft).iter())
+        .flat_map(|z| z.iter().copied())
+        .collect();
     Ok(LmBench {
         workload,
         sft_seconds,
@@ -375,6 +422,7 @@ pub fn bench_lm(workload: LmWorkload, reps: usize) -> Result<LmBench> {
         tokens: (sft, dpo),
         flops: (gradient_flops(spec, sft), gradient_flops(spec, dpo)),
         gemm_two_threads: gemm.flops / gemm_seconds[0] / 1e9,
+        activations: bench_activations(&logits, reps),
     })
 }
 
@@ -410,6 +458,17 @@ impl std::fmt::Display for LmBench {
             "  dense f64 GEMM {n}×{n}, measured between the steps: faer {:.1} GFLOP/s on 2 threads",
             self.gemm_two_threads,
             n = super::GEMM_SIZE
+        )?;
+        let a = self.activations;
+        writeln!(
+            f,
+            "  exp / tanh on the SFT step's {} logits, in {} lanes: {:.1} / {:.1} µs, {:.1}× / {:.1}× faster than libm",
+            a.entries,
+            a.lanes,
+            a.exp[0] * 1e6,
+            a.tanh[0] * 1e6,
+            a.exp[1] / a.exp[0],
+            a.tanh[1] / a.tanh[0]
         )
     }
 }

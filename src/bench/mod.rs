@@ -153,7 +153,7 @@ pub fn medians_in_turn<const N: usize>(reps: usize, mut fs: [&mut dyn FnMut(); N
     times.map(|mut t| median(&mut t))
 }
 
-fn median(times: &mut [f64]) -> f64 {
+pub(super) fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
