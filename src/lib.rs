@@ -91,7 +91,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait; [`mlp::kernel`]: their layer-wise eNTK and the batched full kernel of many inputs |
-//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK; [`lm::step`]: its training step's gradient, forward pass and JVPs, the first layer folded into the embeddings for large batches, on faer; [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
+//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK, from kernel factors computed once per set of positions and shared by every kernel they enter; [`lm::step`]: its training step's gradient, forward pass and JVPs, the first layer folded into the embeddings for large batches, on faer; [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
 //! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response [`Family`](language::Family)s |
 //! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |
 //!

@@ -133,7 +133,7 @@ fn sign_delta_is_the_mean_change() {
 #[test]
 fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
     use learning_dynamics::decomposition::{gradient, predict};
-    use learning_dynamics::experiments::lm_measures::{lens_point, stacked_residuals};
+    use learning_dynamics::experiments::lm_measures::{lens_points, stacked_residuals};
     use learning_dynamics::experiments::lm_world::LmConfig;
     use learning_dynamics::language::{Language, Sizes, Style};
     use learning_dynamics::lm::{Sequence, TinyLm, update};
@@ -156,8 +156,9 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
         after.sgd_step(&g.grad, eta).unwrap();
         let (_, predicted) = predict(&model, &observed, &[&g.grad * -eta]);
         let g_stacked = stacked_residuals(inputs, &g.residuals);
-        for (o, want) in observed.iter().zip(&predicted[0]) {
-            let p = lens_point((&model, &model, &after), inputs, &g_stacked, eta, o);
+        let points = lens_points((&model, &model, &after), inputs, &g_stacked, eta, &observed);
+        assert_eq!(points.len(), observed.len());
+        for (p, want) in points.iter().zip(&predicted[0]) {
             assert!(p.lbk_first_order <= eta * eta * p.kernel.norm_squared() * (1.0 + 1e-12));
             assert!(
                 (&p.first_order - want).abs().max() < 1e-10,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use nalgebra::DMatrix;
 
-use super::lm_measures::{LensPoint, lens_point, stacked_residuals};
+use super::lm_measures::{LensPoint, lens_points, stacked_residuals};
 use super::lm_world::{
     Checkpoint, LmConfig, SEEDS, Signal, check_scaled_rates, checkpoint, per_seed, seeds_key,
 };
@@ -81,8 +81,8 @@ impl Config {
     }
 }
 
-/// The most lens work a run may take ([`Config::lens_work`]): about half a minute on a
-/// laptop's two cores (the defaults take 5e11, 10 s).
+/// The most lens work a run may take ([`Config::lens_work`]): about 15 s on a laptop's
+/// two cores (the defaults take 5e11, 5 s).
 pub const MAX_LENS_WORK: f64 = 1.5e12;
 
 /// The fixed cost of a kernel entry in [`Config::lens_work`], in multiply-adds.
@@ -93,7 +93,7 @@ world_settings!(
     [
         Key::new(
             "epochs",
-            "passes over the training prompts per signal (at most 16: the lens costs two kernels per probe and update, about 2 s an epoch at the defaults)",
+            "passes over the training prompts per signal (at most 16: the lens costs two kernels per probe and update, about 1.2 s an epoch at the defaults)",
             Range::Int(1, 16),
         ),
         Key::new(
@@ -279,8 +279,9 @@ impl LensObserver<'_> {
     fn observe(&mut self, e: &StepEvent<'_, TinyLm>, g: &DMatrix<f64>) {
         let models = (self.start, e.before, e.after);
         for ((family, seqs), acc) in self.families.iter().zip(&mut self.accumulated) {
-            let points: Vec<(LensPoint, &Sequence)> = (seqs.iter())
-                .map(|o| (lens_point(models, e.update, g, e.eta, o), o))
+            let points: Vec<(LensPoint, &Sequence)> = lens_points(models, e.update, g, e.eta, seqs)
+                .into_iter()
+                .zip(seqs)
                 .collect();
             let n = points.len() as f64;
             let mean = |f: fn(&LensPoint) -> f64| points.iter().map(|(p, _)| f(p)).sum::<f64>() / n;
@@ -407,7 +408,7 @@ impl Experiment for LmLens {
         let work = config.lens_work();
         if work > MAX_LENS_WORK {
             return Err(Error::InvalidArgument(format!(
-                "the lens would take about {work:.1e} multiply-adds, above {MAX_LENS_WORK:.1e} (about half a minute): lower epochs, probes_per_family, seeds, language.entities, language.values, model.window, model.embed or model.hidden"
+                "the lens would take about {work:.1e} multiply-adds, above {MAX_LENS_WORK:.1e} (about 15 s): lower epochs, probes_per_family, seeds, language.entities, language.values, model.window, model.embed or model.hidden"
             )));
         }
         let runs = per_seed((seed, config.seeds), |seed| signal_runs(config, seed))?;

@@ -1,14 +1,140 @@
 //! The structured eNTK of the tiny LM ([`TinyLm`]): the MLP's layer-wise kernel on the
-//! context vectors plus the terms of the shared token and slot embeddings. Tested equal
-//! to [`crate::entk::entk_explicit`].
+//! context vectors plus the terms of the shared token and slot embeddings, and its
+//! last-layer share. Tested equal to [`crate::entk::entk_explicit`]. Both come from
+//! [`KernelFactors`], computed once for a set of positions (one or several sequences) and
+//! shared by every kernel those positions enter, as the lens does for an update's
+//! sequences against each of its probes.
 
 use nalgebra::{DMatrix, DVector};
 
 use super::{Sequence, TinyLm};
-use crate::mlp::kernel::add_layerwise;
 
-/// One response position's context tokens, MLP layer factors and slot Jacobian `C`.
-type PositionFactors = (Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f64>);
+/// What the kernels below need of a list of response positions (those of one or more
+/// sequences, in order), computed once and reused for every kernel the positions take
+/// part in: per position its context tokens, MLP input `u` and hidden features `a`, and,
+/// stacked position by position, the hidden layer's backprop factor `B`
+/// ([`Mlp::layer_factors`](crate::mlp::Mlp::layer_factors); `(V·P) × h`) and the slot
+/// Jacobian `C = B W_1` (`(V·P) × W·d`).
+#[derive(Clone, Debug)]
+pub struct KernelFactors {
+    contexts: Vec<Vec<usize>>,
+    inputs: Vec<DVector<f64>>,
+    features: Vec<DVector<f64>>,
+    b: DMatrix<f64>,
+    c: DMatrix<f64>,
+}
+
+impl KernelFactors {
+    /// The factors of every response position of `xs` under `lm`, sequence after
+    /// sequence.
+    pub fn of(lm: &TinyLm, xs: &[Sequence]) -> Self {
+        let v = lm.spec().vocab;
+        let w1 = &lm.mlp().layers()[0].weight;
+        let contexts: Vec<Vec<usize>> = (xs.iter())
+            .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| lm.context(&x.tokens, l)))
+            .collect();
+        let n = contexts.len();
+        let mut b = DMatrix::zeros(v * n, w1.nrows());
+        let mut c = DMatrix::zeros(v * n, w1.ncols());
+        let (mut inputs, mut features) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (p, context) in contexts.iter().enumerate() {
+            let factors = lm.mlp().layer_factors(&lm.context_vector(context));
+            let [(bp, u), (_, a)]: [(DMatrix<f64>, DVector<f64>); 2] = factors
+                .try_into()
+                .expect("a TinyLm's MLP has one hidden layer");
+            c.rows_mut(p * v, v).copy_from(&(&bp * w1));
+            b.rows_mut(p * v, v).copy_from(&bp);
+            inputs.push(u);
+            features.push(a);
+        }
+        KernelFactors {
+            contexts,
+            inputs,
+            features,
+            b,
+            c,
+        }
+    }
+
+    /// The structured eNTK between these positions (rows) and `other`'s (columns),
+    /// `(V·M) × (V·L)`; see [`entk_lm_structured`]. The hidden layer's term is one product
+    /// `B B'ᵀ` scaled block by block, and the embedding terms one product per row block.
+    pub fn structured(&self, lm: &TinyLm, other: &KernelFactors) -> DMatrix<f64> {
+        let spec = lm.spec();
+        let (v, w, d) = (spec.vocab, spec.window, spec.embed);
+        let [hidden_bias, output_bias] = biases(lm);
+        let mut k = &self.b * other.b.transpose();
+        for (m, (uo, ao)) in self.inputs.iter().zip(&self.features).enumerate() {
+            for (l, (uu, au)) in other.inputs.iter().zip(&other.features).enumerate() {
+                let mut block = k.view_mut((m * v, l * v), (v, v));
+                block.scale_mut(uo.dot(uu) + hidden_bias);
+                // The output layer's `B = I`: its term is on the diagonal.
+                let scale = ao.dot(au) + output_bias;
+                (0..v).for_each(|i| block[(i, i)] += scale);
+            }
+        }
+        // The embedding terms as one product per row block: `C_m Yᵀ`, with `Y`'s block
+        // `l` the slots `Y_{l,s} = Σ_{s'} n(s, s') C'_{l,s'}` (columns `s·d..(s+1)·d`).
+        let rows = other.b.nrows();
+        let mut y = DMatrix::zeros(rows, w * d);
+        for (m, ctx_o) in self.contexts.iter().enumerate() {
+            for (l, ctx_u) in other.contexts.iter().enumerate() {
+                // Column `j` of `Y` or `C'` holds position `l` in rows `l·V..(l+1)·V`.
+                let at = |j: usize| j * rows + l * v..j * rows + (l + 1) * v;
+                for (s, &to) in ctx_o.iter().enumerate() {
+                    // Every slot shares itself (`s' = s`), so the first term found
+                    // overwrites the block (as `0 + term`, the sum's first step).
+                    let mut first = true;
+                    for (s2, &tu) in ctx_u.iter().enumerate() {
+                        let shared = f64::from(u8::from(to == tu)) + f64::from(u8::from(s == s2));
+                        if shared == 0.0 {
+                            continue;
+                        }
+                        for k in 0..d {
+                            let cs = &other.c.as_slice()[at(s2 * d + k)];
+                            let ys = &mut y.as_mut_slice()[at(s * d + k)];
+                            if first {
+                                ys.iter_mut()
+                                    .zip(cs)
+                                    .for_each(|(y, c)| *y = 0.0 + shared * c);
+                            } else {
+                                ys.iter_mut().zip(cs).for_each(|(y, c)| *y += shared * c);
+                            }
+                        }
+                        first = false;
+                    }
+                }
+            }
+            k.rows_mut(m * v, v)
+                .gemm(1.0, &self.c.rows(m * v, v), &y.transpose(), 1.0);
+        }
+        k
+    }
+
+    /// The last-layer kernel between these positions (rows) and `other`'s (columns); see
+    /// [`entk_lm_last_layer`].
+    pub fn last_layer(&self, lm: &TinyLm, other: &KernelFactors) -> DMatrix<f64> {
+        let v = lm.spec().vocab;
+        let [_, output_bias] = biases(lm);
+        let (ho, hu) = (&self.features, &other.features);
+        let mut k = DMatrix::zeros(v * ho.len(), v * hu.len());
+        for (m, a) in ho.iter().enumerate() {
+            for (l, b) in hu.iter().enumerate() {
+                let scale = a.dot(b) + output_bias;
+                for i in 0..v {
+                    k[(m * v + i, l * v + i)] = scale;
+                }
+            }
+        }
+        k
+    }
+}
+
+/// The hidden and the output layer's bias counts: 1 where the layer has a bias.
+fn biases(lm: &TinyLm) -> [f64; 2] {
+    let layers = lm.mlp().layers();
+    [0, 1].map(|l| f64::from(u8::from(layers[l].bias.is_some())))
+}
 
 /// The eNTK of a [`TinyLm`] between every response position `m` of `x_o` and `l` of
 /// `x_u`, `(V·M) × (V·L)`, from its structure rather than its Jacobian:
@@ -21,43 +147,10 @@ type PositionFactors = (Vec<usize>, Vec<(DMatrix<f64>, DVector<f64>)>, DMatrix<f
 /// slot embedding by every position. The embedding terms are one product per position
 /// pair, `C_m Y_lᵀ` with `Y_{l,s} = Σ_{s'} n(s, s') C'_{l,s'}` and `n` the count of shared
 /// parameters: `2V·W·d·V` multiply-adds and `W²` column sums, not `W²` products.
+/// [`KernelFactors`] computes it for many position pairs at once.
 pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
-    let spec = lm.spec();
-    let (v, d) = (spec.vocab, spec.embed);
-    let parts = |x: &Sequence| -> Vec<PositionFactors> {
-        (x.prompt_len..x.tokens.len())
-            .map(|l| {
-                let context = lm.context(&x.tokens, l);
-                let factors = lm.mlp().layer_factors(&lm.context_vector(&context));
-                let c = &factors[0].0 * &lm.mlp().layers()[0].weight;
-                (context, factors, c)
-            })
-            .collect()
-    };
-    let (po, pu) = (parts(x_o), parts(x_u));
-    let mut k = DMatrix::zeros(v * po.len(), v * pu.len());
-    let mut shared_cu = DMatrix::zeros(v, lm.spec().window * d);
-    for (m, (ctx_o, fo, co)) in po.iter().enumerate() {
-        for (l, (ctx_u, fu, cu)) in pu.iter().enumerate() {
-            let mut block = k.view_mut((m * v, l * v), (v, v));
-            add_layerwise(&mut block, lm.mlp(), fo, fu);
-            // The embedding terms as one product: C · Y'ᵀ with Y'_s = Σ_{s'} n(s, s') C'_{s'}.
-            shared_cu.fill(0.0);
-            for (s, &to) in ctx_o.iter().enumerate() {
-                for (s2, &tu) in ctx_u.iter().enumerate() {
-                    let shared = f64::from(u8::from(to == tu)) + f64::from(u8::from(s == s2));
-                    if shared > 0.0 {
-                        // Slot columns are contiguous: `V·d` values from `s·d·V`.
-                        let y = &mut shared_cu.as_mut_slice()[s * d * v..(s + 1) * d * v];
-                        let c = &cu.as_slice()[s2 * d * v..(s2 + 1) * d * v];
-                        y.iter_mut().zip(c).for_each(|(y, c)| *y += shared * c);
-                    }
-                }
-            }
-            block.gemm(1.0, co, &shared_cu.transpose(), 1.0);
-        }
-    }
-    k
+    let factors = |x: &Sequence| KernelFactors::of(lm, std::slice::from_ref(x));
+    factors(x_o).structured(lm, &factors(x_u))
 }
 
 /// The last-layer (feature) kernel of a [`TinyLm`] between every response position `m` of
@@ -66,26 +159,6 @@ pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatri
 /// output layer's input; the `1` is its bias). It is what one computes when the full
 /// eNTK is out of reach: features frozen, only the read-out's Jacobian.
 pub fn entk_lm_last_layer(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
-    let v = lm.spec().vocab;
-    let features = |x: &Sequence| -> Vec<DVector<f64>> {
-        (x.prompt_len..x.tokens.len())
-            .map(|l| {
-                let context = lm.context_vector(&lm.context(&x.tokens, l));
-                let factors = lm.mlp().layer_factors(&context);
-                factors.last().expect("an MLP has a layer").1.clone()
-            })
-            .collect()
-    };
-    let bias = lm.mlp().layers().last().is_some_and(|l| l.bias.is_some());
-    let (ho, hu) = (features(x_o), features(x_u));
-    let mut k = DMatrix::zeros(v * ho.len(), v * hu.len());
-    for (m, a) in ho.iter().enumerate() {
-        for (l, b) in hu.iter().enumerate() {
-            let scale = a.dot(b) + f64::from(u8::from(bias));
-            for i in 0..v {
-                k[(m * v + i, l * v + i)] = scale;
-            }
-        }
-    }
-    k
+    let factors = |x: &Sequence| KernelFactors::of(lm, std::slice::from_ref(x));
+    factors(x_o).last_layer(lm, &factors(x_u))
 }

@@ -12,12 +12,15 @@
 //! kernels predict: the last-layer kernel ([`entk_lm_last_layer`]) and the frozen kernel,
 //! the full kernel of the model the training started from (Fig. 7's premise that `K` is
 //! "relatively stable"). The frozen kernel is recomputed from the saved start model for
-//! each pair, never stored.
+//! each pair, never stored. The update's kernel factors ([`KernelFactors`]) are computed
+//! once per model and shared by every observed sequence.
 
 use nalgebra::DMatrix;
 
 use crate::lens::{adaptation_sq, first_order_change, lbk, sign_delta};
-use crate::lm::kernel::{entk_lm_last_layer, entk_lm_structured};
+use crate::lm::kernel::KernelFactors;
+#[cfg(doc)]
+use crate::lm::kernel::entk_lm_last_layer;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
@@ -60,45 +63,46 @@ pub fn stacked_residuals(update: &[Sequence], residuals: &[DMatrix<f64>]) -> DMa
     DMatrix::from_columns(&columns)
 }
 
-/// The kernel between `observed` and the update's sequences, their columns side by side.
-fn stacked_kernel(
-    kernel: fn(&TinyLm, &Sequence, &Sequence) -> DMatrix<f64>,
-    model: &TinyLm,
-    update: &[Sequence],
-    observed: &Sequence,
-) -> DMatrix<f64> {
-    let kernels: Vec<DMatrix<f64>> = update.iter().map(|u| kernel(model, observed, u)).collect();
-    let columns: Vec<_> = kernels.iter().flat_map(|k| k.column_iter()).collect();
-    DMatrix::from_columns(&columns)
-}
-
-/// The lens on `observed` of the step from `before` to `after` on `update`, whose
+/// The lens on each of `observed` of the step from `before` to `after` on `update`, whose
 /// residuals before the step are `g` ([`stacked_residuals`], not zero) and learning rate
 /// `eta`; `start` is the model the training started from, whose kernel is the frozen one.
-pub fn lens_point(
+/// Each kernel is between an observed sequence's positions and all of the update's, in
+/// order.
+pub fn lens_points(
     (start, before, after): (&TinyLm, &TinyLm, &TinyLm),
     update: &[Sequence],
     g: &DMatrix<f64>,
     eta: f64,
-    observed: &Sequence,
-) -> LensPoint {
-    let k = stacked_kernel(entk_lm_structured, before, update, observed);
-    let log_pi = log_softmax_columns(&before.logits(observed));
-    let pi = log_pi.map(f64::exp);
-    let actual = log_softmax_columns(&after.logits(observed)) - &log_pi;
-    let first_order = first_order_change(&pi, &k, g, eta);
-    let predict = |kernel: &DMatrix<f64>| first_order_change(&pi, kernel, g, eta);
-    let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
-    let last_layer_kernel = stacked_kernel(entk_lm_last_layer, before, update, observed);
-    LensPoint {
-        lbk: lbk(&actual, a_sq, g_sq),
-        lbk_first_order: lbk(&first_order, a_sq, g_sq),
-        sign_delta: sign_delta(&actual),
-        last_layer: predict(&last_layer_kernel),
-        frozen: predict(&stacked_kernel(entk_lm_structured, start, update, observed)),
-        kernel: k,
-        last_layer_kernel,
-        first_order,
-        actual,
-    }
+    observed: &[Sequence],
+) -> Vec<LensPoint> {
+    let (update_now, update_start) = (
+        KernelFactors::of(before, update),
+        KernelFactors::of(start, update),
+    );
+    (observed.iter())
+        .map(|o| {
+            let now = KernelFactors::of(before, std::slice::from_ref(o));
+            let frozen =
+                KernelFactors::of(start, std::slice::from_ref(o)).structured(start, &update_start);
+            let k = now.structured(before, &update_now);
+            let log_pi = log_softmax_columns(&before.logits(o));
+            let pi = log_pi.map(f64::exp);
+            let actual = log_softmax_columns(&after.logits(o)) - &log_pi;
+            let first_order = first_order_change(&pi, &k, g, eta);
+            let predict = |kernel: &DMatrix<f64>| first_order_change(&pi, kernel, g, eta);
+            let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
+            let last_layer_kernel = now.last_layer(before, &update_now);
+            LensPoint {
+                lbk: lbk(&actual, a_sq, g_sq),
+                lbk_first_order: lbk(&first_order, a_sq, g_sq),
+                sign_delta: sign_delta(&actual),
+                last_layer: predict(&last_layer_kernel),
+                frozen: predict(&frozen),
+                kernel: k,
+                last_layer_kernel,
+                first_order,
+                actual,
+            }
+        })
+        .collect()
 }
