@@ -132,6 +132,30 @@ proptest! {
         prop_assert!((&explicit - &structured).amax() <= 1e-10 * explicit.amax().max(1.0));
     }
 
+    /// The kernel factors of several sequences give their kernels side by side, columns
+    /// in order, and the same kernels as one sequence at a time (to 1e-12: products of
+    /// another shape may sum in another order).
+    #[test]
+    fn kernel_factors_stack_sequences(seed in any::<u64>(), v in 2usize..9, w in 1usize..4, l in 1usize..4) {
+        use learning_dynamics::lm::kernel::{KernelFactors, entk_lm_last_layer};
+        let lm = small_lm(seed, v, w);
+        let x_o = random_sequence(seed ^ 1, v, 2, 3);
+        let update = [random_sequence(seed ^ 2, v, 1, l), random_sequence(seed ^ 3, v, 2, 2)];
+        let fo = KernelFactors::of(&lm, std::slice::from_ref(&x_o));
+        let fu = KernelFactors::of(&lm, &update);
+        for (stacked, one) in [
+            (fo.structured(&fu), entk_lm_structured as fn(&TinyLm, &Sequence, &Sequence) -> DMatrix<f64>),
+            (fo.last_layer(&fu), entk_lm_last_layer),
+        ] {
+            let (first, second) = (one(&lm, &x_o, &update[0]), one(&lm, &x_o, &update[1]));
+            prop_assert_eq!(stacked.shape(), (first.nrows(), first.ncols() + second.ncols()));
+            let side_by_side = DMatrix::from_fn(stacked.nrows(), stacked.ncols(), |i, j| {
+                if j < first.ncols() { first[(i, j)] } else { second[(i, j - first.ncols())] }
+            });
+            prop_assert!((&stacked - &side_by_side).amax() <= 1e-12 * stacked.amax().max(1.0));
+        }
+    }
+
     /// Eq. 5 for every objective: the residual of −η A_m Σ_l K_{m,l} G_l against the real
     /// step shrinks like η² (log-log slope 2 ± 0.3) when η is divided by 10.
     #[test]
@@ -1099,6 +1123,16 @@ fn the_world_size_keys_are_checked_and_used() {
     );
     let config = std::fs::read_to_string(dir.join("lm_finetune.config.toml")).unwrap();
     assert!(config.contains("\nlanguage.entities = 24 "), "{config}");
+}
+
+/// Kernel factors of models of other sizes do not make a kernel.
+#[test]
+#[should_panic(expected = "kernel factors of different models")]
+fn kernel_factors_of_other_models_are_refused() {
+    use learning_dynamics::lm::kernel::KernelFactors;
+    let x = random_sequence(1, 4, 2, 2);
+    let of = |v: usize| KernelFactors::of(&small_lm(1, v, 2), std::slice::from_ref(&x));
+    of(4).structured(&of(5));
 }
 
 /// The products one gradient evaluation executes: for the gallery's LM (V 36, window 4,

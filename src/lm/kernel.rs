@@ -7,16 +7,19 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use super::{Sequence, TinyLm};
+use super::{LmSpec, Sequence, TinyLm};
 
 /// What the kernels below need of a list of response positions (those of one or more
 /// sequences, in order), computed once and reused for every kernel the positions take
 /// part in: per position its context tokens, MLP input `u` and hidden features `a`, and,
 /// stacked position by position, the hidden layer's backprop factor `B`
 /// ([`Mlp::layer_factors`](crate::mlp::Mlp::layer_factors); `(V·P) × h`) and the slot
-/// Jacobian `C = B W_1` (`(V·P) × W·d`).
+/// Jacobian `C = B W_1` (`(V·P) × W·d`); and the model's sizes and bias counts (1 where
+/// a layer has a bias).
 #[derive(Clone, Debug)]
 pub struct KernelFactors {
+    spec: LmSpec,
+    biases: [f64; 2],
     contexts: Vec<Vec<usize>>,
     inputs: Vec<DVector<f64>>,
     features: Vec<DVector<f64>>,
@@ -47,7 +50,10 @@ impl KernelFactors {
             inputs.push(u);
             features.push(a);
         }
+        let layers = lm.mlp().layers();
         KernelFactors {
+            spec: lm.spec(),
+            biases: [0, 1].map(|l| f64::from(u8::from(layers[l].bias.is_some()))),
             contexts,
             inputs,
             features,
@@ -59,10 +65,13 @@ impl KernelFactors {
     /// The structured eNTK between these positions (rows) and `other`'s (columns),
     /// `(V·M) × (V·L)`; see [`entk_lm_structured`]. The hidden layer's term is one product
     /// `B B'ᵀ` scaled block by block, and the embedding terms one product per row block.
-    pub fn structured(&self, lm: &TinyLm, other: &KernelFactors) -> DMatrix<f64> {
-        let spec = lm.spec();
-        let (v, w, d) = (spec.vocab, spec.window, spec.embed);
-        let [hidden_bias, output_bias] = biases(lm);
+    ///
+    /// # Panics
+    /// If the two come from models of different sizes.
+    pub fn structured(&self, other: &KernelFactors) -> DMatrix<f64> {
+        assert_eq!(self.spec, other.spec, "kernel factors of different models");
+        let (v, w, d) = (self.spec.vocab, self.spec.window, self.spec.embed);
+        let [hidden_bias, output_bias] = self.biases;
         let mut k = &self.b * other.b.transpose();
         for (m, (uo, ao)) in self.inputs.iter().zip(&self.features).enumerate() {
             for (l, (uu, au)) in other.inputs.iter().zip(&other.features).enumerate() {
@@ -113,9 +122,13 @@ impl KernelFactors {
 
     /// The last-layer kernel between these positions (rows) and `other`'s (columns); see
     /// [`entk_lm_last_layer`].
-    pub fn last_layer(&self, lm: &TinyLm, other: &KernelFactors) -> DMatrix<f64> {
-        let v = lm.spec().vocab;
-        let [_, output_bias] = biases(lm);
+    ///
+    /// # Panics
+    /// If the two come from models of different sizes.
+    pub fn last_layer(&self, other: &KernelFactors) -> DMatrix<f64> {
+        assert_eq!(self.spec, other.spec, "kernel factors of different models");
+        let v = self.spec.vocab;
+        let [_, output_bias] = self.biases;
         let (ho, hu) = (&self.features, &other.features);
         let mut k = DMatrix::zeros(v * ho.len(), v * hu.len());
         for (m, a) in ho.iter().enumerate() {
@@ -130,12 +143,6 @@ impl KernelFactors {
     }
 }
 
-/// The hidden and the output layer's bias counts: 1 where the layer has a bias.
-fn biases(lm: &TinyLm) -> [f64; 2] {
-    let layers = lm.mlp().layers();
-    [0, 1].map(|l| f64::from(u8::from(layers[l].bias.is_some())))
-}
-
 /// The eNTK of a [`TinyLm`] between every response position `m` of `x_o` and `l` of
 /// `x_u`, `(V·M) × (V·L)`, from its structure rather than its Jacobian:
 ///
@@ -144,13 +151,13 @@ fn biases(lm: &TinyLm) -> [f64; 2] {
 /// where `K_MLP` is [`entk_layerwise`](crate::mlp::kernel::entk_layerwise)'s formula on the context vectors and
 /// `C_{m,s} = ∂z_m/∂u_{m,s} = (B_1 W_1)[:, slot s]` is the Jacobian with respect to the
 /// input slot `s`: a token embedding is shared by every slot holding that token, and a
-/// slot embedding by every position. The embedding terms are one product per position
-/// pair, `C_m Y_lᵀ` with `Y_{l,s} = Σ_{s'} n(s, s') C'_{l,s'}` and `n` the count of shared
-/// parameters: `2V·W·d·V` multiply-adds and `W²` column sums, not `W²` products.
-/// [`KernelFactors`] computes it for many position pairs at once.
+/// slot embedding by every position. The embedding terms of a position pair are one
+/// product `C_m Y_lᵀ` with `Y_{l,s} = Σ_{s'} n(s, s') C'_{l,s'}` and `n` the count of
+/// shared parameters: `2V·W·d·V` multiply-adds and `W²` column sums, not `W²` products
+/// ([`KernelFactors::structured`] stacks the `Y_l` of a row block into one product).
 pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
     let factors = |x: &Sequence| KernelFactors::of(lm, std::slice::from_ref(x));
-    factors(x_o).structured(lm, &factors(x_u))
+    factors(x_o).structured(&factors(x_u))
 }
 
 /// The last-layer (feature) kernel of a [`TinyLm`] between every response position `m` of
@@ -160,5 +167,5 @@ pub fn entk_lm_structured(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatri
 /// eNTK is out of reach: features frozen, only the read-out's Jacobian.
 pub fn entk_lm_last_layer(lm: &TinyLm, x_o: &Sequence, x_u: &Sequence) -> DMatrix<f64> {
     let factors = |x: &Sequence| KernelFactors::of(lm, std::slice::from_ref(x));
-    factors(x_o).last_layer(lm, &factors(x_u))
+    factors(x_o).last_layer(&factors(x_u))
 }

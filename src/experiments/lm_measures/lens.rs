@@ -9,7 +9,7 @@
 //! observed sequence's positions and all of the update's, from the structured kernel.
 //!
 //! Beside the full kernel's first-order change it computes the changes two cheaper
-//! kernels predict: the last-layer kernel ([`entk_lm_last_layer`]) and the frozen kernel,
+//! kernels predict: the last-layer kernel ([`KernelFactors::last_layer`]) and the frozen kernel,
 //! the full kernel of the model the training started from (Fig. 7's premise that `K` is
 //! "relatively stable"). The frozen kernel is recomputed from the saved start model for
 //! each pair, never stored. The update's kernel factors ([`KernelFactors`]) are computed
@@ -19,8 +19,6 @@ use nalgebra::DMatrix;
 
 use crate::lens::{adaptation_sq, first_order_change, lbk, sign_delta};
 use crate::lm::kernel::KernelFactors;
-#[cfg(doc)]
-use crate::lm::kernel::entk_lm_last_layer;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
@@ -37,7 +35,7 @@ pub struct LensPoint {
     pub sign_delta: f64,
     /// The exact eNTK `K` between the observed positions and the update's.
     pub kernel: DMatrix<f64>,
-    /// The last-layer kernel in its place ([`entk_lm_last_layer`]).
+    /// The last-layer kernel in its place ([`KernelFactors::last_layer`]).
     pub last_layer_kernel: DMatrix<f64>,
     /// The first-order change `−ηAKG` (`V × M`).
     pub first_order: DMatrix<f64>,
@@ -83,15 +81,15 @@ pub fn lens_points(
         .map(|o| {
             let now = KernelFactors::of(before, std::slice::from_ref(o));
             let frozen =
-                KernelFactors::of(start, std::slice::from_ref(o)).structured(start, &update_start);
-            let k = now.structured(before, &update_now);
+                KernelFactors::of(start, std::slice::from_ref(o)).structured(&update_start);
+            let k = now.structured(&update_now);
             let log_pi = log_softmax_columns(&before.logits(o));
             let pi = log_pi.map(f64::exp);
             let actual = log_softmax_columns(&after.logits(o)) - &log_pi;
             let first_order = first_order_change(&pi, &k, g, eta);
             let predict = |kernel: &DMatrix<f64>| first_order_change(&pi, kernel, g, eta);
             let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
-            let last_layer_kernel = now.last_layer(before, &update_now);
+            let last_layer_kernel = now.last_layer(&update_now);
             LensPoint {
                 lbk: lbk(&actual, a_sq, g_sq),
                 lbk_first_order: lbk(&first_order, a_sq, g_sq),
