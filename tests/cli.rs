@@ -654,6 +654,11 @@ fn bench_lm_times_both_steps_and_exports_a_checkable_workload() {
         "{text}"
     );
     assert!(text.contains("the least a direction can add"), "{text}");
+    // Against the faster of the crate's two forward passes.
+    assert!(
+        text.contains("the faster of predict along no direction"),
+        "{text}"
+    );
     assert!(text.contains("measured beside the JVP"), "{text}");
     assert_fails(
         &ldyn(&["bench", "lm", "--workload", "huge"]),

@@ -346,8 +346,12 @@ proptest! {
 #[test]
 fn chunked_gradients_equal_the_per_position_path() {
     let lm = small_lm(3, 7, 3);
-    // 75 sequences of 4 response tokens: 300 positions, past the two-thread threshold.
-    let xs: Vec<Sequence> = (0..75).map(|i| random_sequence(100 + i, 7, 2, 4)).collect();
+    // 75 sequences of 4 response tokens: 300 positions, past the two-thread threshold;
+    // the last 15 repeat earlier ones, so the forward mode finds shared contexts by
+    // hashing (past 32 positions).
+    let xs: Vec<Sequence> = (0..75)
+        .map(|i| random_sequence(100 + i % 60, 7, 2, 4))
+        .collect();
     let positions: usize = xs.iter().map(|x| x.response().len()).sum();
     assert!(positions >= learning_dynamics::lm::PARALLEL_POSITIONS);
     let mut r = rng(9);
@@ -356,9 +360,15 @@ fn chunked_gradients_equal_the_per_position_path() {
         .map(|_| DMatrix::from_fn(7, 4, |_, _| random_vector(1, &mut r)[0]))
         .collect();
     let dtheta = random_vector(lm.num_params(), &mut r);
-    let (z_ref, grad_ref, _) = per_position(&lm, &xs, &gs, &dtheta);
+    let (z_ref, grad_ref, dz_ref) = per_position(&lm, &xs, &gs, &dtheta);
     let grad = lm.backprop_batch(&xs, &gs);
     assert!((&grad - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));
+    let close = |a: &DMatrix<f64>, b: &DMatrix<f64>| (a - b).amax() <= 1e-12 * (1.0 + b.amax());
+    for ((z, dz), (z1, dz1)) in
+        (lm.logits_and_jvp_batch(&xs, &dtheta).iter()).zip(z_ref.iter().zip(&dz_ref))
+    {
+        assert!(close(z, z1) && close(dz, dz1));
+    }
     let (logits, residuals, grad_once) = lm.gradient_batch(&xs, &mut |_| Ok(gs.clone())).unwrap();
     assert_eq!(residuals, gs);
     assert!((&grad_once - &grad_ref).amax() <= 1e-12 * (1.0 + grad_ref.amax()));

@@ -14,7 +14,7 @@ use crate::export::lm_model_json;
 use crate::lm::step::{forward_flops, gradient_flops, tangent_flops};
 use crate::lm::{LmSpec, Sequence, TinyLm, update};
 use crate::model::Model;
-use crate::numerics::sequence_log_prob;
+use crate::numerics::{log_softmax_columns, sequence_log_prob};
 use crate::objective::{Batch, CrossEntropy, Objective, PairLoss};
 use crate::trainer::Trainer;
 
@@ -213,11 +213,12 @@ fn jvp_check(model: &TinyLm, probes: &[Sequence], dtheta: &DVector<f64>) -> Vec<
 
 /// The JVP bench: the first-order change `A J dθ` of `log π` on every position of the
 /// SFT sequences along the DPO step's direction ([`predict`], the unit the attribution
-/// and the lens repeat), against the forward pass to `log π` over the same sequences
-/// through the same path (`predict` along no direction: the same distinct contexts, copies
-/// and log-softmax on two threads, so the ratio is what a direction adds); and along two
-/// directions at once (the DPO and the SFT step's), which share the forward pass as the
-/// attribution's terms do.
+/// and the lens repeat), against the faster of the crate's two forward passes to `log π`
+/// over the same sequences: `predict` along no direction (the JVP's own path: distinct
+/// contexts, copies and log-softmax on two threads; the faster on large batches) and
+/// `logits_batch` then a log-softmax per sequence (less fixed cost; the faster on small
+/// ones); and along two directions at once (the DPO and the SFT step's), which share the
+/// forward pass as the attribution's terms do.
 #[derive(Clone, Debug)]
 pub struct JvpBench {
     /// The workload timed.
@@ -226,8 +227,11 @@ pub struct JvpBench {
     pub jvp_seconds: f64,
     /// Median seconds of the JVP along two directions in one call.
     pub two_seconds: f64,
-    /// Median seconds of the forward pass.
+    /// Median seconds of the faster forward pass ([`JvpBench::forwards`]).
     pub forward_seconds: f64,
+    /// Median seconds of the two forward passes: `predict` along no direction, and
+    /// `logits_batch` then a log-softmax per sequence.
+    pub forwards: [f64; 2],
     /// Scored positions of the probes.
     pub positions: usize,
     /// The flops the products of the JVP execute: its forward pass's and each
@@ -238,7 +242,7 @@ pub struct JvpBench {
     pub gemm_two_threads: f64,
 }
 
-/// Times the JVP along one and along two directions, and the forward pass, of
+/// Times the JVP along one and along two directions, and the two forward passes, of
 /// `workload`, in turn, `reps` times each.
 ///
 /// # Errors
@@ -250,8 +254,19 @@ pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
     let jvp = |k: usize| {
         std::hint::black_box(predict(model, probes, &directions[..k]));
     };
-    let [jvp_seconds, two_seconds, forward_seconds] =
-        medians_in_turn(reps, [&mut || jvp(1), &mut || jvp(2), &mut || jvp(0)]);
+    let mut logits_then_softmax = || {
+        let logits = model.logits_batch(probes);
+        std::hint::black_box(logits.iter().map(log_softmax_columns).count());
+    };
+    let [jvp_seconds, two_seconds, through_predict, through_logits] = medians_in_turn(
+        reps,
+        [
+            &mut || jvp(1),
+            &mut || jvp(2),
+            &mut || jvp(0),
+            &mut logits_then_softmax,
+        ],
+    );
     let gemm = GemmBench::new();
     let (_, gemm_seconds) = median_pair(reps, || jvp(1), || gemm.run(Par::rayon(2)));
     let spec = model.spec();
@@ -260,7 +275,8 @@ pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
         workload,
         jvp_seconds,
         two_seconds,
-        forward_seconds,
+        forward_seconds: through_predict.min(through_logits),
+        forwards: [through_predict, through_logits],
         positions: batch.tokens().0,
         flops: (forward_flops(spec, distinct), tangent_flops(spec, distinct)),
         gemm_two_threads: gemm.flops / gemm_seconds / 1e9,
@@ -284,7 +300,12 @@ impl std::fmt::Display for JvpBench {
             self.workload, self.positions
         )?;
         writeln!(f, "  JVP:          {:9.3} ms", self.jvp_seconds * 1e3)?;
-        writeln!(f, "  forward pass: {:9.3} ms", self.forward_seconds * 1e3)?;
+        let [through_predict, through_logits] = self.forwards.map(|s| s * 1e3);
+        writeln!(
+            f,
+            "  forward pass: {:9.3} ms, the faster of predict along no direction ({through_predict:.4} ms) and logits_batch then log-softmax ({through_logits:.4} ms)",
+            self.forward_seconds * 1e3
+        )?;
         writeln!(
             f,
             "  ratio: the JVP costs {:.2} forward passes",

@@ -644,19 +644,36 @@ fn per_sequence<'a>(
 /// prompt does).
 fn distinct_contexts(lm: &TinyLm, xs: &[Sequence]) -> (Vec<usize>, Vec<usize>) {
     let all = contexts(lm, xs);
-    let mut flat: Vec<usize> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    let column_of = (all.chunks_exact(lm.spec().window))
-        .map(|c| {
-            let next = index.len();
-            *index.entry(c).or_insert_with(|| {
-                flat.extend_from_slice(c);
-                next
+    let w = lm.spec().window;
+    let mut flat: Vec<usize> = Vec::with_capacity(all.len());
+    let column_of = if all.len() / w.max(1) <= LINEAR_SEARCH_POSITIONS {
+        // Few positions: a search through the distinct ones so far costs less than hashing.
+        (all.chunks_exact(w))
+            .map(|c| {
+                let found = flat.chunks_exact(w).position(|d| d == c);
+                found.unwrap_or_else(|| {
+                    flat.extend_from_slice(c);
+                    flat.len() / w - 1
+                })
             })
-        })
-        .collect();
+            .collect()
+    } else {
+        let mut index = std::collections::HashMap::new();
+        (all.chunks_exact(w))
+            .map(|c| {
+                let next = index.len();
+                *index.entry(c).or_insert_with(|| {
+                    flat.extend_from_slice(c);
+                    next
+                })
+            })
+            .collect()
+    };
     (flat, column_of)
 }
+
+/// Up to this many positions, [`distinct_contexts`] searches instead of hashing.
+const LINEAR_SEARCH_POSITIONS: usize = 32;
 
 /// The logits of every sequence of `xs` (`V × |y|` each) and their tangents `J dθ` along
 /// each of `dthetas`, through the folded first layer when that is cheaper ([`folds`]),
