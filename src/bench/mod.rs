@@ -5,7 +5,7 @@
 //! is reported as a ratio to a baseline measured in the same command. This module holds
 //! the timing helpers and the machine's GEMM rate; each workload family has its module:
 //! [`mlp`] (the full eNTK and the decomposition of an MLP classifier) and [`lm`] (the
-//! tiny LM's SFT and DPO steps, with a JSON export for peers).
+//! tiny LM's SFT and DPO steps and its JVP, with a JSON export for peers).
 
 pub mod lm;
 pub mod mlp;
