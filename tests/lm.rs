@@ -1162,6 +1162,7 @@ fn the_step_counts_the_flops_of_its_products() {
     );
     assert_eq!(forward_flops(spec, 4), 18_432.0 + 16_384.0);
     assert_eq!(tangent_flops(spec, 4), 2.0 * (18_432.0 + 16_384.0));
+    // Folded, a forward pass's first layer is a third of 442 368: `2·h·d·V·W` = 147 456.
     assert_eq!(
         tangent_flops(spec, 100),
         2.0 * (2.0 * 36.0 * 64.0 * 100.0 + 147_456.0)

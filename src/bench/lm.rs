@@ -14,7 +14,7 @@ use crate::Rng64;
 use crate::decomposition::{gradient, predict};
 use crate::error::{Error, Result};
 use crate::export::lm_model_json;
-use crate::lm::step::{forward_flops, gradient_flops, tangent_flops};
+use crate::lm::step::{distinct_positions, forward_flops, gradient_flops, tangent_flops};
 use crate::lm::{LmSpec, Sequence, TinyLm, update};
 use crate::model::Model;
 use crate::numerics::{log_softmax_columns, sequence_log_prob};
@@ -273,7 +273,7 @@ pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
     let gemm = GemmBench::new();
     let (_, gemm_seconds) = median_pair(reps, || jvp(1), || gemm.run(Par::rayon(2)));
     let spec = model.spec();
-    let distinct = distinct_contexts(model, probes);
+    let distinct = distinct_positions(model, probes);
     Ok(JvpBench {
         workload,
         jvp_seconds,
@@ -284,15 +284,6 @@ pub fn bench_jvp(workload: LmWorkload, reps: usize) -> Result<JvpBench> {
         flops: (forward_flops(spec, distinct), tangent_flops(spec, distinct)),
         gemm_two_threads: gemm.flops / gemm_seconds / 1e9,
     })
-}
-
-/// How many distinct contexts the scored positions of `xs` have: the positions the
-/// forward mode runs on.
-fn distinct_contexts(model: &TinyLm, xs: &[Sequence]) -> usize {
-    let contexts = xs
-        .iter()
-        .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| model.context(&x.tokens, l)));
-    contexts.collect::<std::collections::HashSet<_>>().len()
 }
 
 impl std::fmt::Display for JvpBench {

@@ -32,16 +32,15 @@ impl KernelFactors {
     /// sequence.
     pub fn of(lm: &TinyLm, xs: &[Sequence]) -> Self {
         let v = lm.spec().vocab;
-        let w1 = &lm.mlp().layers()[0].weight;
-        let contexts: Vec<Vec<usize>> = (xs.iter())
-            .flat_map(|x| (x.prompt_len..x.tokens.len()).map(|l| lm.context(&x.tokens, l)))
-            .collect();
+        let layers = lm.mlp().layers();
+        let w1 = &layers[0].weight;
+        let (contexts, u) = lm.positions(xs);
         let n = contexts.len();
         let mut b = DMatrix::zeros(v * n, w1.nrows());
         let mut c = DMatrix::zeros(v * n, w1.ncols());
         let (mut inputs, mut features) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for (p, context) in contexts.iter().enumerate() {
-            let factors = lm.mlp().layer_factors(&lm.context_vector(context));
+        for (p, u) in u.column_iter().enumerate() {
+            let factors = lm.mlp().layer_factors(&u.into_owned());
             let [(bp, u), (_, a)]: [(DMatrix<f64>, DVector<f64>); 2] = factors
                 .try_into()
                 .expect("a TinyLm's MLP has one hidden layer");
@@ -50,7 +49,6 @@ impl KernelFactors {
             inputs.push(u);
             features.push(a);
         }
-        let layers = lm.mlp().layers();
         KernelFactors {
             spec: lm.spec(),
             biases: [0, 1].map(|l| f64::from(u8::from(layers[l].bias.is_some()))),

@@ -672,6 +672,12 @@ fn distinct_contexts(lm: &TinyLm, xs: &[Sequence]) -> (Vec<usize>, Vec<usize>) {
     (flat, column_of)
 }
 
+/// How many distinct contexts the scored positions of `xs` have: the positions the
+/// forward mode runs on ([`tangent_flops`] counts its products on them).
+pub fn distinct_positions(lm: &TinyLm, xs: &[Sequence]) -> usize {
+    distinct_contexts(lm, xs).0.len() / lm.spec().window
+}
+
 /// Up to this many positions, [`distinct_contexts`] searches instead of hashing.
 const LINEAR_SEARCH_POSITIONS: usize = 32;
 
