@@ -13,6 +13,7 @@ mod gradients;
 mod layers;
 mod lens;
 mod lm;
+mod lm_squeezing;
 mod range_ends;
 mod reliability;
 mod squeezing;

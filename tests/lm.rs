@@ -814,7 +814,8 @@ mod lm_policy {
                 "lm_policy_repeater",
                 "lm_policy_summary",
                 "lm_policy_attribution",
-                "lm_policy_negatives"
+                "lm_policy_negatives",
+                "lm_policy_squeezing"
             ]
         );
         // The animation's frames: two regimes of the first seed, every token at every point.
@@ -841,10 +842,11 @@ mod lm_policy {
         }
         // The summary's 20 metrics for each of the 5 regimes.
         assert_eq!(summary.len(), 5 * 20);
-        assert_eq!(LmPolicy::claims(&data).len(), 13);
+        assert_eq!(LmPolicy::claims(&data).len(), 15);
         // Every update of every run is in the negatives, with both coefficients.
         assert_eq!(tables[6].rows.len(), data.runs.len() * 20);
-        // The attribution: chosen + rejected = predicted, row by row.
+        // The attribution: chosen + rejected = predicted, row by row (a consistency check,
+        // true by construction; the evidence is in `attribution` and `lm_squeezing`).
         for row in &tables[5].rows {
             let v: Vec<f64> = row.split(',').skip(4).map(|x| x.parse().unwrap()).collect();
             assert!(
@@ -920,7 +922,8 @@ mod lm_losses {
                 "lm_losses_repeater",
                 "lm_losses_summary",
                 "lm_losses_attribution",
-                "lm_losses_negatives"
+                "lm_losses_negatives",
+                "lm_losses_squeezing"
             ]
         );
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");

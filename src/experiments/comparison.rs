@@ -13,10 +13,15 @@
 //! | `NAME_repeater.csv` | `LABEL,seed,step,degenerate_rate,repetition_rate,wrong_entity_rate,hallucination_rate,distinct_token_share,mean_entropy` |
 //! | `NAME_summary.csv` | `LABEL,metric,value`: the layout's metrics of the first seed's runs |
 //! | `NAME_attribution.csv` | `LABEL,seed,family,position,chosen_term,rejected_term,predicted,actual` (with the mechanism): each family's change over the run split by DPO's two terms |
+//! | `NAME_squeezing.csv` | `LABEL,seed,position,class,source,n,median_rejected_log_prob,median_argmax,share_argmax_rises,median_runner_up,median_rejected,median_chosen,share_chosen_falls,median_rest,median_entropy,median_rising`: squeezing at `y⁻`'s own positions ([`super::lm_measures::PositionRecord`]), per run, group of positions and classes ([`Group`]) and source of change ([`Source`]), each a median (or share) over the group's per-update instances, in nats per update |
+//! | `NAME_squeezing_rows.csv` | `LABEL,seed,update,position,class,rejected_log_prob,source,argmax,runner_up,rejected,chosen,rest,entropy,rising` (with `squeezing_rows = "all"`): every instance |
 //! | `NAME_negatives.csv` | `LABEL,seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient` (with the mechanism): every update's `y⁻` and `s±` |
 
 use super::Table;
-use super::lm_measures::{DpoRun, FamilyPoint, Snapshot, Split, UpdateRecord};
+use super::lm_measures::{
+    AGGREGATE_COLUMNS, ColumnChange, DpoRun, FamilyPoint, Group, ROW_COLUMNS, Snapshot, Source,
+    Split, SqueezingRows, UpdateRecord, aggregate, rows as squeezing_rows,
+};
 use crate::language::{ANSWER_LEN, Family, Sizes};
 use crate::stats::median;
 
@@ -240,6 +245,8 @@ pub struct Comparison<L> {
     pub sizes: Sizes,
     /// Seed by seed, label by label.
     pub runs: Vec<DpoRun<L>>,
+    /// Whether the squeezing table of every position of every update is written too.
+    pub squeezing_rows: SqueezingRows,
 }
 
 /// How many of `items` satisfy `test`, and whether that is all of them but at most one
@@ -268,6 +275,39 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.k, self.n)
     }
+}
+
+/// The median over one run's instances of `group` of the rejected term's `measure`
+/// (`None` without instances or values).
+pub fn rejected_median<L>(
+    r: &DpoRun<L>,
+    group: Group,
+    measure: impl Fn(&ColumnChange) -> Option<f64>,
+) -> Option<f64> {
+    group.median(&r.squeezing, |p| measure(p.change(Source::RejectedTerm)))
+}
+
+/// The median of `values` as `format` writes it, or `none` for no values.
+pub fn median_or_none(values: &[f64], format: fn(f64) -> String) -> String {
+    match values.is_empty() {
+        true => "none".to_string(),
+        false => format(median(values)),
+    }
+}
+
+/// A log-probability in nats, to one decimal.
+pub fn log_prob(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// A change in nats per update, as squeezing claims print it.
+pub fn nats(v: f64) -> String {
+    format!("{v:+.4}")
+}
+
+/// A number of tokens, as squeezing claims print it.
+pub fn tokens(v: f64) -> String {
+    format!("{v:.1}")
 }
 
 /// The medians over `pairs` of `measure` of each side.
@@ -305,6 +345,34 @@ impl<L: Label> Comparison<L> {
     /// The median over seeds of `measure` of the runs of `label`.
     pub fn median(&self, label: L, measure: impl Fn(&DpoRun<L>) -> f64) -> f64 {
         median(&self.of(label).map(measure).collect::<Vec<_>>())
+    }
+
+    /// The runs of `label` whose squeezing records have instances of `group`: the seeds
+    /// a squeezing claim counts (a seed without instances is not counted).
+    pub fn with_instances(&self, label: L, group: Group) -> Vec<&DpoRun<L>> {
+        let runs = self.of(label);
+        runs.filter(|r| !group.of(&r.squeezing).is_empty())
+            .collect()
+    }
+
+    /// How many of the seeds of `label` with instances of `group` pass `test`, and the
+    /// median over those seeds of the per-seed median of the rejected term's `measure`,
+    /// as `format` writes it (`none` without instances).
+    pub fn squeezing_tally(
+        &self,
+        (label, group): (L, Group),
+        test: impl Fn(&DpoRun<L>) -> bool,
+        (measure, format): (
+            impl Fn(&ColumnChange) -> Option<f64> + Copy,
+            fn(f64) -> String,
+        ),
+    ) -> (Tally, String) {
+        let runs = self.with_instances(label, group);
+        let k = count(&runs, |r| test(r));
+        let values: Vec<f64> = (runs.iter())
+            .filter_map(|r| rejected_median(r, group, measure))
+            .collect();
+        (k, median_or_none(&values, format))
     }
 
     /// Whether every run took the updates it was asked for.
@@ -407,14 +475,69 @@ impl<L: Label> Comparison<L> {
             tables.push(self.attribution_table());
             tables.push(self.negatives_table());
         }
+        tables.push(self.squeezing_table());
+        if self.squeezing_rows == SqueezingRows::All {
+            tables.push(self.squeezing_rows_table());
+        }
         tables
+    }
+
+    /// `NAME_squeezing.csv`: per run, [`Group`] and [`Source`], the aggregates of the
+    /// squeezing records at `y⁻`'s own positions ([`AGGREGATE_COLUMNS`]).
+    fn squeezing_table(&self) -> Table {
+        let mut rows = Vec::new();
+        for run in &self.runs {
+            let (label, seed) = (run.label.id(), run.seed);
+            for group in Group::all(&run.squeezing) {
+                let records = group.of(&run.squeezing);
+                if records.is_empty() {
+                    continue;
+                }
+                for source in Source::ALL {
+                    rows.push(format!(
+                        "{label},{seed},{},{},{},{}",
+                        group.positions,
+                        group.class,
+                        source.id(),
+                        aggregate(&records, source)
+                    ));
+                }
+            }
+        }
+        Table::new(
+            format!("{}_squeezing", self.layout.name),
+            format!(
+                "{},seed,position,class,source,{AGGREGATE_COLUMNS}",
+                self.layout.column
+            ),
+            rows,
+        )
+    }
+
+    /// `NAME_squeezing_rows.csv`: every squeezing record of every run, one row per
+    /// source ([`ROW_COLUMNS`]).
+    fn squeezing_rows_table(&self) -> Table {
+        let rows = (self.runs.iter())
+            .flat_map(|run| {
+                let (label, seed) = (run.label.id(), run.seed);
+                (run.squeezing.iter())
+                    .flat_map(squeezing_rows)
+                    .map(move |row| format!("{label},{seed},{row}"))
+            })
+            .collect();
+        Table::new(
+            format!("{}_squeezing_rows", self.layout.name),
+            format!("{},seed,{ROW_COLUMNS}", self.layout.column),
+            rows,
+        )
     }
 
     /// `NAME_attribution.csv`: every run's attributed change of every sequence family per
     /// response position and summed (`all`); of the fixed argmax at every position of
     /// each prefix, on the probes where it is not `y⁺`'s token
-    /// (`fixed_argmax_chosen_prefix`, `fixed_argmax_rejected_prefix`); and of the argmax
-    /// at `y⁻`'s own positions at each update (`rejected_own_argmax`, position `all`).
+    /// (`fixed_argmax_chosen_prefix`, `fixed_argmax_rejected_prefix`), which does not
+    /// test squeezing ([`super::lm_measures::Attribution`]; squeezing is
+    /// `NAME_squeezing.csv`).
     fn attribution_table(&self) -> Table {
         let mut rows = Vec::new();
         for run in &self.runs {
@@ -439,7 +562,6 @@ impl<L: Label> Comparison<L> {
                 let family = format!("fixed_argmax_{}_prefix", cell.prefix.id());
                 row(&family, &cell.position.to_string(), cell.split);
             }
-            row("rejected_own_argmax", "all", run.attribution.own_argmax);
         }
         Table::new(
             format!("{}_attribution", self.layout.name),

@@ -1,5 +1,7 @@
 //! The extend method (the paper's §4.3 and Fig. 5): SFT on the rejected answers too, so
-//! that `y⁻` is no longer a valley when DPO starts, and squeezing has less to work with.
+//! that `y⁻` is less of a valley when DPO starts. What it does to `y⁻`'s positions is
+//! measured at every update (`lm_extend_squeezing.csv`): the value position mostly stays
+//! a valley, a shallower one, where the rejected term still squeezes.
 //!
 //! Two arms per seed, from the same pre-trained model:
 //!
@@ -13,8 +15,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
-use super::lm_measures::{DpoRun, SftPhase, Tracker};
+use super::comparison::{
+    Comparison, Label, Layout, Metric, count, log_prob, median_or_none, medians, nats,
+    rejected_median,
+};
+use super::lm_measures::{
+    Class, ColumnChange, DpoRun, Group, SftPhase, SqueezingRows, Tracker, squeezing_rows_key,
+};
 use super::lm_world::{
     Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, Tracking, checkpoint, per_seed, pretrained, seeds_key,
     tracked_dpo,
@@ -33,6 +40,8 @@ pub struct Config {
     pub track_every: usize,
     /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
     pub seeds: u64,
+    /// Whether every squeezing record is written, or only the aggregates.
+    pub squeezing_rows: SqueezingRows,
 }
 
 impl Default for Config {
@@ -41,6 +50,7 @@ impl Default for Config {
             world: LmConfig::default(),
             track_every: 16,
             seeds: SEEDS,
+            squeezing_rows: SqueezingRows::Aggregates,
         }
     }
 }
@@ -54,6 +64,7 @@ world_settings!(
             Range::Int(1, MAX_DPO_UPDATES),
         ),
         seeds_key(),
+        squeezing_rows_key(),
     ]
 );
 
@@ -163,6 +174,7 @@ impl Experiment for LmExtend {
             seed,
             updates: config.world.dpo_updates,
             runs,
+            squeezing_rows: config.squeezing_rows,
         })
     }
 
@@ -219,12 +231,74 @@ impl Experiment for LmExtend {
                     "extend: fewer greedy answers to training prompts degenerate (not well-formed) after DPO on {k4} seeds (median {e4:.2} vs {b4:.2})"
                 ),
             ),
+            shallower_valleys_claim(data),
+            still_squeezes_claim(data),
         ]
     }
 
     fn tables(data: &Extend) -> Vec<Table> {
         data.tables()
     }
+}
+
+/// The valleys at `y⁻`'s value position: where SFT on `y⁻` acts most.
+const VALUE_VALLEY: Group = Group {
+    positions: "2",
+    class: "valley",
+};
+
+/// The median `log π(y⁻)` over a run's instances of `group` when `y⁻` was pushed.
+fn depth(r: &ArmRun, group: Group) -> Option<f64> {
+    group.median(&r.squeezing, |p| Some(p.rejected_log_prob))
+}
+
+/// The share of a run's pushes at `y⁻`'s value position that landed on a peak.
+fn peak_share(r: &ArmRun) -> f64 {
+    let at_value: Vec<_> = r.squeezing.iter().filter(|p| p.position == 2).collect();
+    let peaks = at_value.iter().filter(|p| p.class == Class::Peak).count();
+    peaks as f64 / at_value.len().max(1) as f64
+}
+
+fn shallower_valleys_claim(data: &Extend) -> Claim {
+    let pairs = data.paired(Arm::Baseline, Arm::Extend);
+    let deeper =
+        |(b, e): &(&ArmRun, &ArmRun)| match (depth(b, VALUE_VALLEY), depth(e, VALUE_VALLEY)) {
+            (Some(b), Some(e)) => e > b + NATS_MARGIN,
+            _ => false,
+        };
+    let k = count(&pairs, deeper);
+    let median_depth = |arm| {
+        let values: Vec<f64> = data
+            .of(arm)
+            .filter_map(|r| depth(r, VALUE_VALLEY))
+            .collect();
+        median_or_none(&values, log_prob)
+    };
+    let (b_peaks, e_peaks) = medians(&pairs, peak_share);
+    Claim::new(
+        "value_valleys_shallower",
+        k.holds,
+        format!(
+            "what extend does to y⁻'s value position: a median {e_peaks:.2} of DPO's pushes there land on a peak after extend ({b_peaks:.2} after the baseline); the rest land on valleys that are shallower: median log π(y⁻) when pushed higher by over {NATS_MARGIN} nat on {k} seeds ({} vs {} nats)",
+            median_depth(Arm::Extend),
+            median_depth(Arm::Baseline)
+        ),
+    )
+}
+
+fn still_squeezes_claim(data: &Extend) -> Claim {
+    let group = Group::VALLEY;
+    let argmax = |c: &ColumnChange| Some(c.argmax);
+    let rises = |r: &ArmRun| rejected_median(r, group, argmax).is_some_and(|v| v > 0.0);
+    let (extend, e) = data.squeezing_tally((Arm::Extend, group), rises, (argmax, nats));
+    let (baseline, b) = data.squeezing_tally((Arm::Baseline, group), rises, (argmax, nats));
+    Claim::new(
+        "extend_still_squeezes",
+        extend.holds,
+        format!(
+            "after extend, DPO's rejected term still squeezes at y⁻'s valleys (value and END): it raises the current argmax (first-order, median over the seed's instances > 0) on {extend} seeds (median {e} nats per update; baseline {baseline}, {b})"
+        ),
+    )
 }
 
 /// The margin of the per-seed comparisons, in nats: 1, as in `lm_policy`.

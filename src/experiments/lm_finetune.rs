@@ -314,10 +314,10 @@ impl LmRun {
                 ),
             ),
             Claim::new(
-                "dpo_squeezing_others_fall",
+                "dpo_others_fall",
                 falling * 4 >= others.len() * 3,
                 format!(
-                    "DPO: squeezing, {falling}/{} other families fall",
+                    "DPO: the other families fall, {falling}/{} of them",
                     others.len()
                 ),
             ),

@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::comparison::{Comparison, Label, Layout, Metric, count, medians};
-use super::lm_measures::DpoRun;
+use super::comparison::{
+    Comparison, Label, Layout, Metric, count, median_or_none, medians, nats, rejected_median,
+};
+use super::lm_measures::{ColumnChange, DpoRun, Group, Source, SqueezingRows, squeezing_rows_key};
 use super::lm_world::{
     Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, Tracking, checkpoint, per_seed, seeds_key, tracked_dpo,
 };
@@ -38,6 +40,8 @@ pub struct Config {
     pub track_every: usize,
     /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
     pub seeds: u64,
+    /// Whether every squeezing record is written, or only the aggregates.
+    pub squeezing_rows: SqueezingRows,
 }
 
 impl Default for Config {
@@ -54,6 +58,7 @@ impl Default for Config {
             sppo_eta: 10.0,
             track_every: 16,
             seeds: SEEDS,
+            squeezing_rows: SqueezingRows::Aggregates,
         }
     }
 }
@@ -91,6 +96,7 @@ world_settings!(
             Range::Int(1, MAX_DPO_UPDATES),
         ),
         seeds_key(),
+        squeezing_rows_key(),
     ]
 );
 
@@ -229,6 +235,7 @@ impl Experiment for LmLosses {
             seed,
             updates: world.dpo_updates,
             runs,
+            squeezing_rows: config.squeezing_rows,
         })
     }
 
@@ -236,8 +243,10 @@ impl Experiment for LmLosses {
         let labels = data.labels();
         let mut claims: Vec<Claim> = labels[1..]
             .iter()
-            .map(|&loss| squeezes_more_claim(data, labels[0], loss))
+            .map(|&loss| others_fall_more_claim(data, labels[0], loss))
             .collect();
+        claims.push(valley_claim(data));
+        claims.push(push_lasts_claim(data));
         claims.push(Claim::new(
             "updates",
             data.all_updates_taken(),
@@ -254,13 +263,113 @@ impl Experiment for LmLosses {
     }
 }
 
+/// Whether a run's rejected term pushed at all (`Σ s⁻ > 0`): SLiC's does not once its
+/// hinge is met.
+fn pushed(r: &LossRun) -> bool {
+    Metric::RejectedCoefficientSum.of(r) > 0.0
+}
+
+/// The rejected term's change of the current argmax.
+fn argmax(c: &ColumnChange) -> Option<f64> {
+    Some(c.argmax)
+}
+
+fn valley_claim(data: &Losses) -> Claim {
+    let group = Group::VALLEY;
+    let rises = |r: &LossRun| rejected_median(r, group, argmax).is_some_and(|v| v > 0.0);
+    let mut holds = true;
+    let parts: Vec<String> = (data.labels().into_iter())
+        .map(|loss| {
+            let runs: Vec<&LossRun> = data
+                .with_instances(loss, group)
+                .into_iter()
+                .filter(|r| pushed(r))
+                .collect();
+            if runs.is_empty() {
+                return format!("{loss} never pushed (Σs⁻ = 0 on every seed)");
+            }
+            let k = count(&runs, |r| rises(r));
+            holds &= k.holds;
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| rejected_median(r, group, argmax))
+                .collect();
+            format!("{loss} {k} ({})", median_or_none(&values, nats))
+        })
+        .collect();
+    Claim::new(
+        "valley_argmax_rises",
+        holds,
+        format!(
+            "every loss whose rejected term pushes squeezes at y⁻'s valleys: its rejected term raises the current argmax at y⁻'s value and END positions where y⁻'s token is not the argmax (first-order, median over the seed's instances > 0, nats per update), on the seeds where it pushed: {}",
+            parts.join(", ")
+        ),
+    )
+}
+
+/// The update by which `r`'s rejected term has done half of its squeezing: the
+/// cumulative sum over updates of its change of the argmax at the valleys
+/// ([`Group::VALLEY`]) first reaches half its total (`None` if the total is not
+/// positive).
+fn half_squeezed(r: &LossRun) -> Option<usize> {
+    let mut per_update = vec![0.0; r.counts.updates + 1];
+    for p in Group::VALLEY.of(&r.squeezing) {
+        per_update[p.update] += p.change(Source::RejectedTerm).argmax;
+    }
+    let total: f64 = per_update.iter().sum();
+    let mut so_far = 0.0;
+    (total > 0.0).then(|| {
+        (per_update.iter().position(|v| {
+            so_far += v;
+            so_far >= total / 2.0
+        }))
+        .unwrap_or(r.counts.updates)
+    })
+}
+
+fn push_lasts_claim(data: &Losses) -> Claim {
+    let labels = data.labels();
+    let dpo = labels[0];
+    let mut holds = true;
+    let parts: Vec<String> = labels[1..]
+        .iter()
+        .map(|&loss| {
+            let pairs: Vec<(usize, usize)> = (data.paired(dpo, loss).iter())
+                .filter_map(|(d, l)| Some((half_squeezed(d)?, half_squeezed(l)?)))
+                .collect();
+            if pairs.is_empty() {
+                return format!("{loss}: no squeezing to time");
+            }
+            let k = count(&pairs, |(d, l)| d > l);
+            holds &= k.holds;
+            let (d, l): (Vec<f64>, Vec<f64>) =
+                pairs.iter().map(|&(d, l)| (d as f64, l as f64)).unzip();
+            let median = crate::stats::median;
+            format!(
+                "later than {loss} on {k} seeds (median update {:.0} vs {:.0})",
+                median(&d),
+                median(&l)
+            )
+        })
+        .collect();
+    Claim::new(
+        "dpo_squeezes_longest",
+        holds,
+        format!(
+            "DPO's push never stops, the bounded losses' do: half of the rejected term's squeezing (its summed rise of the argmax at y⁻'s valleys) is done by a later update under DPO than under each bounded loss that squeezed, of {} updates: {}",
+            data.updates,
+            parts.join("; ")
+        ),
+    )
+}
+
 /// The margin by which DPO must lower the other families more than a bounded loss on a
 /// seed: 1 nat, as in `lm_policy` (above the seed-to-seed spread measured there).
 const NATS_MARGIN: f64 = 1.0;
 
 /// DPO against one bounded `loss`: the other families fall further under DPO. Its id is
-/// `squeezes_more_than_LOSS`.
-fn squeezes_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim {
+/// `others_fall_more_than_LOSS`.
+fn others_fall_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim {
     let pairs = data.paired(dpo, loss);
     let others = |r: &LossRun| Metric::OthersChange.of(r);
     let k = count(&pairs, |(d, r)| others(d) < others(r) - NATS_MARGIN);
@@ -268,16 +377,16 @@ fn squeezes_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim {
     let (d_argmax, l_argmax) = medians(&pairs, |r| Metric::ArgmaxRejectedPrefixChange.of(r));
     let (d_degenerate, l_degenerate) = medians(&pairs, |r| Metric::DegenerateRateAfter.of(r));
     let id = match loss {
-        PairLoss::Ipo => "squeezes_more_than_ipo",
-        PairLoss::Slic { .. } => "squeezes_more_than_slic",
-        PairLoss::SppoHard => "squeezes_more_than_sppo_hard",
-        PairLoss::Dpo => "squeezes_more_than_dpo",
+        PairLoss::Ipo => "others_fall_more_than_ipo",
+        PairLoss::Slic { .. } => "others_fall_more_than_slic",
+        PairLoss::SppoHard => "others_fall_more_than_sppo_hard",
+        PairLoss::Dpo => "others_fall_more_than_dpo",
     };
     Claim::new(
         id,
         k.holds,
         format!(
-            "prediction: DPO's push never stops, {loss}'s does, so DPO squeezes more; measured: DPO lowers the other families more than {loss}, by over {NATS_MARGIN} nat, on {k} seeds (median change {d_others:+.2} vs {l_others:+.2} nats; argmax on the rejected prefixes {d_argmax:+.2} vs {l_argmax:+.2}; degenerate answers to training prompts after {d_degenerate:.2} vs {l_degenerate:.2})"
+            "prediction: DPO's push never stops, {loss}'s does, so the other families fall further under DPO; measured: DPO lowers them more than {loss}, by over {NATS_MARGIN} nat, on {k} seeds (median change {d_others:+.2} vs {l_others:+.2} nats; argmax on the rejected prefixes {d_argmax:+.2} vs {l_argmax:+.2}; degenerate answers to training prompts after {d_degenerate:.2} vs {l_degenerate:.2})"
         ),
     )
 }

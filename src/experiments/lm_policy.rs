@@ -22,9 +22,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::comparison::{
-    Comparison, END_POSITION, Label, Layout, Metric, count, medians, others_split,
+    Comparison, END_POSITION, Label, Layout, Metric, count, log_prob, median_or_none, medians,
+    nats, others_split, rejected_median, tokens,
 };
-use super::lm_measures::{DpoRun, Prefix, Snapshot, VALUE_POSITION};
+use super::lm_measures::{
+    ColumnChange, DpoRun, Group, Snapshot, Source, SqueezingRows, squeezing_rows_key,
+};
 use super::lm_world::{
     Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, Regime, SEEDS, Tracking, checkpoint, per_seed,
     seeds_key, tracked_dpo,
@@ -48,6 +51,8 @@ pub struct Config {
     pub track_every: usize,
     /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
     pub seeds: u64,
+    /// Whether every squeezing record is written, or only the aggregates.
+    pub squeezing_rows: SqueezingRows,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             max_redraws: 20,
             track_every: 16,
             seeds: SEEDS,
+            squeezing_rows: SqueezingRows::Aggregates,
         }
     }
 }
@@ -75,6 +81,7 @@ world_settings!(
             Range::Int(1, MAX_DPO_UPDATES),
         ),
         seeds_key(),
+        squeezing_rows_key(),
     ]
 );
 
@@ -141,6 +148,7 @@ impl Experiment for LmPolicy {
             seed,
             updates: world.dpo_updates,
             runs,
+            squeezing_rows: config.squeezing_rows,
         })
     }
 
@@ -150,8 +158,10 @@ impl Experiment for LmPolicy {
             others_claim(data),
             others_content_claim(data),
             rejected_term_claim(data),
-            squeezing_claim(data),
-            spin_flattening_claim(data),
+            valley_claim(data),
+            squeezing_lowers_chosen_claim(data),
+            deep_valley_claim(data),
+            peak_claim(data),
             equal_push_claim(data),
             degenerate_claim(data),
             hallucination_claim(data),
@@ -274,66 +284,111 @@ fn rejected_term_claim(data: &Policy) -> Claim {
     )
 }
 
-/// The rejected term's change of the fixed SFT argmax at `y⁻`'s valley, on the probes
-/// whose fixed argmax is not `y⁺`'s token (`None` without such probes).
-fn valley_rise(r: &RegimeRun) -> Option<(f64, usize)> {
-    let cell = r
-        .attribution
-        .fixed_not_chosen(Prefix::Rejected, VALUE_POSITION)?;
-    Some((cell.split.rejected_term, cell.n_probes))
+fn argmax(c: &ColumnChange) -> Option<f64> {
+    Some(c.argmax)
 }
 
-fn squeezing_claim(data: &Policy) -> Claim {
-    let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
-    let k = count(&runs, |r| valley_rise(r).is_some_and(|(d, _)| d > 0.0));
-    // The median over the seeds that have such probes ("none" if no seed has any).
-    let median_of = |regime| {
-        let values: Vec<f64> = data
-            .of(regime)
-            .filter_map(valley_rise)
-            .map(|v| v.0)
-            .collect();
-        match values.is_empty() {
-            true => "none".to_string(),
-            false => format!("{:+.2}", crate::stats::median(&values)),
-        }
-    };
-    let (rise, online) = (median_of(Regime::OffPolicy), median_of(Regime::Online));
-    let probes: usize = runs
-        .iter()
-        .filter_map(|r| valley_rise(r))
-        .map(|v| v.1)
-        .sum();
+fn valley_claim(data: &Policy) -> Claim {
+    let group = Group::VALLEY;
+    let rises = |r: &RegimeRun| rejected_median(r, group, argmax).is_some_and(|v| v > 0.0);
+    let of = |regime| data.squeezing_tally((regime, group), rises, (argmax, nats));
+    let ((off, off_median), (spin, spin_median), (online, online_median)) =
+        (of(Regime::OffPolicy), of(Regime::Spin), of(Regime::Online));
+    let share = data.median(Regime::OffPolicy, |r| {
+        let records = group.of(&r.squeezing);
+        let rising = records
+            .iter()
+            .filter(|p| p.change(Source::RejectedTerm).argmax > 0.0);
+        rising.count() as f64 / records.len().max(1) as f64
+    });
     Claim::new(
-        "squeezing_at_valley",
-        k.holds,
+        "valley_argmax_rises",
+        off.holds,
         format!(
-            "squeezing, measured on the term that causes it: off-policy DPO's rejected term raises the SFT model's argmax at y⁻'s valley (its value position, on its own prefix; only the {probes} probes over all seeds where that argmax is not y⁺'s token) on {k} seeds (median {rise} nats; online's rejected term {online})"
+            "squeezing at y⁻'s valleys: off-policy DPO's rejected term raises the current argmax at y⁻'s value and END positions where y⁻'s token is not the argmax (first-order, at every update; median over the seed's instances > 0) on {off} seeds (median {off_median} nats per update, rising on a median {share:.2} of instances); SPIN {spin} ({spin_median}), online {online} ({online_median})"
         ),
     )
 }
 
-fn spin_flattening_claim(data: &Policy) -> Claim {
-    let runs: Vec<&RegimeRun> = data.of(Regime::Spin).collect();
-    let own = |r: &RegimeRun| r.attribution.own_argmax.rejected_term;
-    let k = count(&runs, |r| own(r) < 0.0);
-    let where_y_minus = |regime| {
-        data.median(regime, |r| {
-            let records = &r.counts.records;
-            records.iter().map(|u| u.rejected_log_prob).sum::<f64>() / records.len().max(1) as f64
-        })
+fn squeezing_lowers_chosen_claim(data: &Policy) -> Claim {
+    let group = Group::THIRD;
+    let chosen = |c: &ColumnChange| c.chosen;
+    let test = |r: &RegimeRun| {
+        rejected_median(r, group, argmax).is_some_and(|v| v > 0.0)
+            && rejected_median(r, group, chosen).is_some_and(|v| v < 0.0)
     };
+    let of = |regime| data.squeezing_tally((regime, group), test, (chosen, nats));
+    let ((off, off_chosen), (spin, _), (online, _)) =
+        (of(Regime::OffPolicy), of(Regime::Spin), of(Regime::Online));
+    let (_, off_argmax) = data.squeezing_tally((Regime::OffPolicy, group), test, (argmax, nats));
     Claim::new(
-        "spin_flattens_peak",
-        k.holds,
+        "squeezing_lowers_chosen",
+        off.holds,
         format!(
-            "where y⁻ is the model's own sample (SPIN), the rejected term lowers the argmax at y⁻'s positions (flattening on a peak) on {k} seeds (median {:+.2} nats; online {:+.2}, off-policy {:+.2}); median log π(y⁻) when it is pushed: SPIN {:.2}, online {:.2}, off-policy {:.2}",
-            data.median(Regime::Spin, own),
-            data.median(Regime::Online, own),
-            data.median(Regime::OffPolicy, own),
-            where_y_minus(Regime::Spin),
-            where_y_minus(Regime::Online),
-            where_y_minus(Regime::OffPolicy)
+            "the paper's mechanism for the falling y⁺: where the argmax at y⁻'s value position is neither y⁺'s nor y⁻'s token, off-policy DPO's rejected term raises that argmax and lowers y⁺'s token (both medians over the seed's instances) on {off} seeds (median {off_argmax} and {off_chosen} nats per update); SPIN {spin}, online {online}"
+        ),
+    )
+}
+
+fn deep_valley_claim(data: &Policy) -> Claim {
+    let group = Group::THIRD;
+    let rising = |c: &ColumnChange| Some(c.rising as f64);
+    let depth = |regime| {
+        let per_seed: Vec<f64> = data
+            .with_instances(regime, group)
+            .iter()
+            .filter_map(|r| group.median(&r.squeezing, |p| Some(p.rejected_log_prob)))
+            .collect();
+        median_or_none(&per_seed, log_prob)
+    };
+    let one = |r: &RegimeRun| rejected_median(r, group, rising).is_some_and(|v| v <= 1.0);
+    let more = |r: &RegimeRun| rejected_median(r, group, rising).is_some_and(|v| v > 1.0);
+    let (off, off_n) = data.squeezing_tally((Regime::OffPolicy, group), one, (rising, tokens));
+    let (spin, spin_n) = data.squeezing_tally((Regime::Spin, group), more, (rising, tokens));
+    let (online, online_n) = data.squeezing_tally((Regime::Online, group), more, (rising, tokens));
+    Claim::new(
+        "deep_valley_one_token",
+        off.holds && spin.holds && online.holds,
+        format!(
+            "the softmax lemma's shape in the network: at those value positions off-policy DPO's rejected term raises a median of at most one token (the argmax) on {off} seeds (median {off_n}; median log π(y⁻) there {}), while at SPIN's and online's shallower valleys more tokens rise, on {spin} and {online} seeds (medians {spin_n} and {online_n}; log π(y⁻) {} and {})",
+            depth(Regime::OffPolicy),
+            depth(Regime::Spin),
+            depth(Regime::Online)
+        ),
+    )
+}
+
+fn peak_claim(data: &Policy) -> Claim {
+    let group = Group::PEAK;
+    let entropy = |c: &ColumnChange| Some(c.entropy);
+    let runner_up = |c: &ColumnChange| Some(c.runner_up);
+    let flattens = |r: &RegimeRun| {
+        rejected_median(r, group, entropy).is_some_and(|v| v > 0.0)
+            && rejected_median(r, group, runner_up).is_some_and(|v| v > 0.0)
+    };
+    let of = |regime| {
+        let (k, h) = data.squeezing_tally((regime, group), flattens, (entropy, nats));
+        let (_, up) = data.squeezing_tally((regime, group), flattens, (runner_up, nats));
+        let (_, top) = data.squeezing_tally((regime, group), flattens, (argmax, nats));
+        (
+            k,
+            format!(
+                "{} {k} (entropy {h}, runner-up {up}, argmax {top})",
+                regime.id()
+            ),
+        )
+    };
+    let (spin, spin_text) = of(Regime::Spin);
+    let others: Vec<String> = [Regime::OffPolicy, Regime::Online]
+        .into_iter()
+        .map(|regime| of(regime).1)
+        .collect();
+    Claim::new(
+        "peak_flattens",
+        spin.holds,
+        format!(
+            "where y⁻'s token is the argmax (a peak, at the copula and value positions), the rejected term flattens: it raises the entropy and the runner-up (medians over the seed's instances, nats per update; the argmax, y⁻'s own token, falls almost by construction): {spin_text}; {}",
+            others.join("; ")
         ),
     )
 }

@@ -213,10 +213,10 @@ impl SftLength {
                 ),
             ),
             Claim::new(
-                "squeezes_more",
+                "others_fall_more",
                 k + 1 >= pairs.len(),
                 format!(
-                    "the paper: longer SFT makes squeezing stronger; measured: the other families fall further in DPO after {long} epochs of SFT than after {short}, by over {NATS_MARGIN} nat, on {k}/{} seeds (median change {} nats after {} epochs; mass off the argmax on the rejected prefixes {})",
+                    "the paper: longer SFT makes squeezing stronger; measured by its consequence: the other families fall further in DPO after {long} epochs of SFT than after {short}, by over {NATS_MARGIN} nat, on {k}/{} seeds (median change {} nats after {} epochs; mass off the argmax on the rejected prefixes {})",
                     pairs.len(),
                     list(&others),
                     names,

@@ -275,7 +275,7 @@ fn panels(body: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     )?;
     panel(
         &panels[1],
-        "mean of the other families (squeezing)",
+        "mean of the other families: they fall",
         nats,
         &bands(&Snapshot::others),
     )?;
@@ -372,9 +372,9 @@ pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
         }
     };
     let heading = format!(
-        "Longer SFT before the same off-policy DPO (median and IQR over {seeds} seeds): peakier, {}; squeezes more, {}",
+        "Longer SFT before the same off-policy DPO (median and IQR over {seeds} seeds): peakier, {}; the other families fall more, {}",
         verdict("peakier"),
-        verdict("squeezes_more")
+        verdict("others_fall_more")
     );
     let panels = [
         (

@@ -19,9 +19,12 @@
 //!
 //! Besides the families, the tracker attributes the change of each probe's *fixed*
 //! argmax ([`FixedArgmax`]: the model's greedy token at the start of DPO, at every
-//! position of the chosen and the rejected prefix), and of the argmax at `y⁻`'s own
-//! positions at the moment of each update (where an on-policy `y⁻` is the model's own
-//! sample).
+//! position of the chosen and the rejected prefix). That token does not test squeezing:
+//! at `y⁻`'s value position it is, on every default-seed probe, the other synonym of
+//! `y⁺`'s value, which the chosen term soon makes the runner-up, so squeezing then
+//! rightly lowers it; and the updates on other prompts, half of its total, carry no
+//! predicted sign. Squeezing is measured where the theory puts it, at the update's own
+//! positions with the current argmax ([`super::squeezing`]).
 
 use nalgebra::{DMatrix, DVector};
 
@@ -166,10 +169,6 @@ pub struct Attribution {
     /// The fixed argmax, per prefix, position and whether it is `y⁺`'s token (only the
     /// groups with probes).
     pub fixed: Vec<FixedCell>,
-    /// The change of `log π` of the argmax at `y⁻`'s own positions at each update
-    /// (positions not shared with `y⁺`), the mean over those positions, summed over
-    /// updates: what each term does where `y⁻` is.
-    pub own_argmax: Split,
 }
 
 impl Attribution {
@@ -190,6 +189,32 @@ impl Attribution {
             c.prefix == prefix && c.position == position && !c.argmax_is_chosen && c.n_probes > 0
         })
     }
+}
+
+/// `−η Σ_i J(x_i)ᵀ G_i`: the parameter move of residuals `g` on `update`.
+fn step_of(model: &TinyLm, update: &[Sequence], g: &[DMatrix<f64>], eta: f64) -> DVector<f64> {
+    model.backprop_batch(update, g) * -eta
+}
+
+/// The two terms of a pairwise update on `pair = [χ⁺, χ⁻]` with residuals `[G⁺, G⁻]`
+/// (at `before`) and learning rate `eta`, which took `before` to `after`: their residuals
+/// ([`split_terms`]) and the parameter moves of the chosen term, the rejected term and the
+/// actual step.
+pub fn term_directions(
+    (before, after): (&TinyLm, &TinyLm),
+    pair: &[Sequence],
+    residuals: &[DMatrix<f64>],
+    eta: f64,
+) -> ([Vec<DMatrix<f64>>; 2], [DVector<f64>; 3]) {
+    let (plus, minus) = (&pair[0], &pair[1]);
+    let shared = shared_positions(plus.response(), minus.response());
+    let terms = split_terms(residuals, &shared, plus.response());
+    let directions = [
+        step_of(before, pair, &terms[0], eta),
+        step_of(before, pair, &terms[1], eta),
+        after.params() - before.params(),
+    ];
+    (terms, directions)
 }
 
 /// Accumulates a run's [`Attribution`] at every update.
@@ -279,11 +304,6 @@ impl<'a> AttributionTracker<'a> {
     }
 }
 
-/// `−η Σ_i J(x_i)ᵀ G_i`: the parameter move of residuals `g` on `update`.
-fn step_of(model: &TinyLm, update: &[Sequence], g: &[DMatrix<f64>], eta: f64) -> DVector<f64> {
-    model.backprop_batch(update, g) * -eta
-}
-
 impl Observer<TinyLm> for AttributionTracker<'_> {
     fn start(&mut self, model: &TinyLm) -> Result<()> {
         self.start = (model.logits_batch(&self.observed).iter())
@@ -312,38 +332,12 @@ impl Observer<TinyLm> for AttributionTracker<'_> {
     }
 
     fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> Result<()> {
-        let [plus, minus] = e.update else {
+        if e.update.len() != 2 {
             return Ok(());
-        };
-        let shared = shared_positions(plus.response(), minus.response());
-        let [g_chosen, g_rejected] = split_terms(e.residuals, &shared, plus.response());
-        let directions = [
-            step_of(e.before, e.update, &g_chosen, e.eta),
-            step_of(e.before, e.update, &g_rejected, e.eta),
-            e.after.params() - e.before.params(),
-        ];
+        }
+        let (_, directions) = term_directions((e.before, e.after), e.update, e.residuals, e.eta);
         let (_, changes) = predict(e.before, &self.observed, &directions);
         self.accumulate(&[0, 1, 2], &changes);
-        // Where y⁻ is: the argmax of each of its own (unshared) positions.
-        let own = std::slice::from_ref(minus);
-        let (log_pi, mut moved) = predict(e.before, own, &directions);
-        let actual = log_softmax_columns(&e.after.logits(minus)) - &log_pi[0];
-        let own_changes = [
-            moved[0].remove(0),
-            moved[1].remove(0),
-            moved[2].remove(0),
-            actual,
-        ];
-        let unshared: Vec<usize> = (0..minus.response().len())
-            .filter(|&m| !shared.get(m).copied().unwrap_or(false))
-            .collect();
-        for &m in &unshared {
-            let top = log_pi[0].column(m).argmax().0;
-            let values = own_changes.each_ref().map(|d| d[(top, m)]);
-            self.attribution
-                .own_argmax
-                .add(values, 1.0 / unshared.len() as f64);
-        }
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! What the LM experiments measure: the probe families' log-probabilities and
-//! peakiness, the greedy statistics per prefix and position, the repeater, and the
-//! [`Snapshot`] of all of them that DPO runs record over training ([`DpoRun`]).
+//! peakiness, the greedy statistics per prefix and position, the repeater, squeezing at
+//! `y⁻`'s own positions, and the [`Snapshot`] of all of them that DPO runs record over training ([`DpoRun`]).
 
 //!
 //! | module | owns |
@@ -9,6 +9,7 @@
 //! | `answers` | [`greedy_answers`], [`Repeater`] |
 //! | `attribution` | [`Attribution`]: every family's change split by DPO's two terms, [`AttributionTracker`] |
 //! | `lens` | [`LensPoint`]: the paper's LBK proxy and SignDelta of one update next to the exact kernel |
+//! | `squeezing` | [`PositionRecord`]: squeezing at `y⁻`'s own positions at every update, by [`Class`] and [`Source`], [`SqueezingTracker`], the aggregate [`Group`]s |
 //! | `runs` | [`Snapshot`], [`SnapshotTracker`], [`SftPhase`], [`DpoRun`], [`DpoCounts`], [`UpdateRecord`] |
 
 mod answers;
@@ -16,12 +17,14 @@ mod attribution;
 mod families;
 mod lens;
 mod runs;
+mod squeezing;
 
 pub use answers::*;
 pub use attribution::*;
 pub use families::*;
 pub use lens::*;
 pub use runs::*;
+pub use squeezing::*;
 
 #[cfg(doc)]
 use crate::lm::TinyLm;

@@ -7,6 +7,7 @@ use super::families::{
     FamilyPoint, FixedPoint, PositionPoint, Prefix, family_points, fixed_points, position_points,
     prefix_log_pi,
 };
+use super::squeezing::PositionRecord;
 use crate::error::Result;
 use crate::language::{Family, Language, Probe};
 use crate::lm::{Sequence, TinyLm};
@@ -282,6 +283,8 @@ pub struct DpoRun<L> {
     pub points: Vec<Snapshot>,
     /// What made every family move, by term, over the whole run.
     pub attribution: Attribution,
+    /// Squeezing at `y⁻`'s own positions, at every update.
+    pub squeezing: Vec<PositionRecord>,
 }
 
 impl<L> DpoRun<L> {

@@ -7,7 +7,8 @@ use super::world::{Checkpoint, pair_on};
 use crate::Rng64;
 use crate::error::Result;
 use crate::experiments::lm_measures::{
-    AttributionTracker, DpoCounts, DpoRun, SftPhase, SnapshotTracker, UpdateRecord, fixed_argmax,
+    AttributionTracker, DpoCounts, DpoRun, SftPhase, SnapshotTracker, SqueezingTracker,
+    UpdateRecord, fixed_argmax,
 };
 use crate::language::{ANSWER_LEN, END, Language};
 use crate::lm::TinyLm;
@@ -255,7 +256,8 @@ pub fn tracked_dpo<L>(
     let fixed = fixed_argmax(model, probes);
     let mut tracker = SnapshotTracker::new(language, (probes, fixed.clone()), every, dpo.updates);
     let mut attribution = AttributionTracker::new(probes, fixed);
-    let mut observers: Vec<&mut dyn Observer<TinyLm>> = vec![&mut tracker];
+    let mut squeezing = SqueezingTracker::default();
+    let mut observers: Vec<&mut dyn Observer<TinyLm>> = vec![&mut tracker, &mut squeezing];
     if attribute {
         observers.push(&mut attribution);
     }
@@ -273,6 +275,7 @@ pub fn tracked_dpo<L>(
             sft,
             points: tracker.points,
             attribution: attribution.attribution,
+            squeezing: squeezing.records,
         },
     ))
 }
