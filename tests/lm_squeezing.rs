@@ -268,3 +268,116 @@ fn other_losses_give_the_shared_net_to_the_term_split_terms_names() {
         }
     }
 }
+
+/// The rows of a committed CSV under `plots/`, as column-name maps.
+fn committed(name: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("plots")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// The median over seeds of one column of `NAME_squeezing.csv`'s rows of `label`, `group`
+/// (positions, class) and the rejected term: the statistic the figure and the claims quote.
+fn over_seeds(name: &str, label: &str, (positions, class): (&str, &str), column: &str) -> f64 {
+    let rows = committed(name);
+    let values: Vec<f64> = (rows.iter())
+        .filter(|r| {
+            ["regime", "arm", "loss"]
+                .iter()
+                .any(|c| r.get(*c).is_some_and(|v| v == label))
+        })
+        .filter(|r| r["position"] == positions)
+        .filter(|r| r["class"] == class && r["source"] == "rejected_term")
+        .map(|r| r[column].parse().unwrap())
+        .collect();
+    assert!(!values.is_empty(), "{name} {label} {positions} {class}");
+    learning_dynamics::stats::median(&values)
+}
+
+/// `v` as the docs write it, with a true minus sign.
+fn quoted(v: f64, decimals: usize, signed: bool) -> String {
+    let text = match signed {
+        true => format!("{v:+.decimals$}"),
+        false => format!("{v:.decimals$}"),
+    };
+    text.replace('-', "−")
+}
+
+/// The squeezing numbers the README and tutorial chapters 6 and 7 quote are the committed
+/// tables' statistics (the median over seeds of each seed's median, as the figure draws).
+#[test]
+fn the_docs_quote_the_committed_squeezing_tables() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let (readme, ch6, ch7) = (
+        read("README.md"),
+        read("src/tutorial/ch6_policy.md"),
+        read("src/tutorial/ch7_extend.md"),
+    );
+    let policy = "lm_policy_squeezing.csv";
+    let mut quotes = vec![
+        quoted(
+            over_seeds(policy, "off_policy", ("2-3", "valley"), "median_argmax"),
+            4,
+            true,
+        ),
+        quoted(
+            over_seeds(policy, "off_policy", ("2", "third"), "median_chosen"),
+            4,
+            true,
+        ),
+    ];
+    for regime in ["off_policy", "spin", "online"] {
+        let third = ("2", "third");
+        let depth = over_seeds(policy, regime, third, "median_rejected_log_prob");
+        quotes.push(quoted(depth, 1, false));
+        quotes.push(quoted(
+            over_seeds(policy, regime, third, "median_rising"),
+            1,
+            false,
+        ));
+    }
+    for quote in &quotes {
+        assert!(readme.contains(quote.as_str()), "README lacks {quote}");
+        assert!(ch6.contains(quote.as_str()), "chapter 6 lacks {quote}");
+    }
+    // Where y⁻ sat when pushed: the figure's box, the median over every update and seed.
+    let negatives = committed("lm_policy_negatives.csv");
+    for regime in ["off_policy", "spin", "online"] {
+        let values: Vec<f64> = (negatives.iter())
+            .filter(|r| r["regime"] == regime)
+            .map(|r| r["rejected_log_prob"].parse().unwrap())
+            .collect();
+        let quote = quoted(learning_dynamics::stats::median(&values), 1, false);
+        assert!(
+            readme.contains(&quote) && ch6.contains(&quote),
+            "{regime}: {quote}"
+        );
+    }
+    // Extend: how deep y⁻'s value position is when pushed, in both arms.
+    for arm in ["extend", "baseline"] {
+        let depth = over_seeds(
+            "lm_extend_squeezing.csv",
+            arm,
+            ("2", "valley"),
+            "median_rejected_log_prob",
+        );
+        let quote = quoted(depth, 1, false);
+        assert!(
+            readme.contains(&quote) && ch7.contains(&quote),
+            "{arm}: {quote}"
+        );
+    }
+}

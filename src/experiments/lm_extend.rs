@@ -241,12 +241,6 @@ impl Experiment for LmExtend {
     }
 }
 
-/// The valleys at `y⁻`'s value position: where SFT on `y⁻` acts most.
-const VALUE_VALLEY: Group = Group {
-    positions: "2",
-    class: "valley",
-};
-
 /// The median `log π(y⁻)` over a run's instances of `group` when `y⁻` was pushed.
 fn depth(r: &ArmRun, group: Group) -> Option<f64> {
     group.median(&r.squeezing, |p| Some(p.rejected_log_prob))
@@ -261,16 +255,18 @@ fn peak_share(r: &ArmRun) -> f64 {
 
 fn shallower_valleys_claim(data: &Extend) -> Claim {
     let pairs = data.paired(Arm::Baseline, Arm::Extend);
-    let deeper =
-        |(b, e): &(&ArmRun, &ArmRun)| match (depth(b, VALUE_VALLEY), depth(e, VALUE_VALLEY)) {
-            (Some(b), Some(e)) => e > b + NATS_MARGIN,
-            _ => false,
-        };
+    let deeper = |(b, e): &(&ArmRun, &ArmRun)| match (
+        depth(b, Group::VALUE_VALLEY),
+        depth(e, Group::VALUE_VALLEY),
+    ) {
+        (Some(b), Some(e)) => e > b + NATS_MARGIN,
+        _ => false,
+    };
     let k = count(&pairs, deeper);
     let median_depth = |arm| {
         let values: Vec<f64> = data
             .of(arm)
-            .filter_map(|r| depth(r, VALUE_VALLEY))
+            .filter_map(|r| depth(r, Group::VALUE_VALLEY))
             .collect();
         median_or_none(&values, log_prob)
     };

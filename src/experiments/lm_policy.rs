@@ -11,12 +11,14 @@
 //! `dpo_updates` updates (fewer, recorded, if a pass finds no usable pair).
 //!
 //! The theory predicts that a negative gradient on a valley (off-policy `y⁻`) squeezes
-//! mass into the argmax of the distribution it acts on, and greedy decoding degenerates
-//! (the repeater); an on-policy `y⁻` is near the peak, so its negative gradient flattens
-//! instead. The claims test the mechanism, not only its signature: every family's change
-//! is split exactly into the chosen and the rejected term
-//! ([`Attribution`](super::lm_measures::Attribution)), the argmax is fixed at the start of
-//! DPO, every update records where `y⁻` sat and its coefficients, and the repeater is
+//! mass into the current argmax of the distribution it acts on, taking `y⁺`'s token down
+//! with the rest, and greedy decoding degenerates (the repeater); on a peak the same push
+//! flattens instead. The claims test the mechanism where the theory puts it: squeezing is
+//! measured at every update at `y⁻`'s own positions, with the model before the update, by
+//! class of position ([`PositionRecord`](super::lm_measures::PositionRecord)); every
+//! family's change is split, to first order along the run, into the chosen and the rejected
+//! term ([`Attribution`](super::lm_measures::Attribution)) and checked against the
+//! ablations; every update records where `y⁻` sat and its coefficients; and the repeater is
 //! counted apart from hallucination.
 
 use serde::{Deserialize, Serialize};

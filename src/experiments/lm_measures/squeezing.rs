@@ -326,6 +326,11 @@ impl Group {
         positions: "2-3",
         class: "valley",
     };
+    /// The valleys at the value position alone.
+    pub const VALUE_VALLEY: Group = Group {
+        positions: "2",
+        class: "valley",
+    };
     /// The `third` class at the value position: neither `y⁺`'s nor `y⁻`'s token is the
     /// argmax.
     pub const THIRD: Group = Group {
@@ -344,7 +349,7 @@ impl Group {
     };
 
     /// Every group the aggregate table holds: each position with each class, then the
-    /// pooled [`Group::VALLEY`] and [`Group::PEAK`].
+    /// pooled [`Group::VALLEY`], [`Group::VALUE_VALLEY`] and [`Group::PEAK`].
     pub fn all(records: &[PositionRecord]) -> Vec<Group> {
         const POSITIONS: [&str; 3] = ["1", "2", "3"];
         let mut groups: Vec<Group> = POSITIONS
@@ -357,7 +362,7 @@ impl Group {
             })
             .filter(|g| records.iter().any(|r| g.holds(r)))
             .collect();
-        groups.extend([Group::VALLEY, Group::PEAK]);
+        groups.extend([Group::VALLEY, Group::VALUE_VALLEY, Group::PEAK]);
         groups
     }
 
