@@ -2,12 +2,15 @@
 //! SLiC and SPPO (hard), each off-policy from the same SFT checkpoint, on the same pairs
 //! for the same number of updates, on five seeds.
 //!
-//! The crate's residual table ([`crate::objective::Pairwise`]) predicts the order of
-//! their squeezing. DPO pushes `y⁻` down with `s = β σ(−β m)`, which decays only slowly
+//! The crate's residual table ([`crate::objective::Pairwise`]) predicts how long each
+//! loss pushes `y⁻` down, so how long it squeezes at `y⁻`'s valleys and how far the other
+//! families fall. DPO pushes `y⁻` down with `s = β σ(−β m)`, which decays only slowly
 //! as the margin `m` grows. IPO's push turns around at the target margin `1/(2τ)`.
 //! SLiC's push-apart stops once `log π(y⁺) − log π(y⁻)` exceeds `δ`, leaving only its SFT
-//! term. SPPO's coefficient on `y⁻` changes sign once `r⁻ < −η_s/2`. So DPO should squeeze
-//! the most, and the three bounded losses less.
+//! term. SPPO's coefficient on `y⁻` changes sign once `r⁻ < −η_s/2`. So DPO's squeezing
+//! should last longest and the other families fall furthest under it; the bounded losses
+//! squeeze while they push. Both are measured (`lm_losses_squeezing.csv`, as in
+//! `lm_policy`).
 
 use serde::{Deserialize, Serialize};
 

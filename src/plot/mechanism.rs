@@ -281,7 +281,7 @@ pub fn row<L: Label>(areas: &[Area<'_>], data: &Comparison<L>) -> Result<()> {
     term_bars(
         &areas[0],
         (
-            "what lowered the 7 other families (content positions): DPO's two terms, first-order",
+            "what lowered the 7 other families (content positions), first-order, by term",
             "Δ mean log π over DPO, median over seeds (nats)",
         ),
         &others,
