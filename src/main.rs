@@ -342,10 +342,10 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 /// Writes `text` to stdout; a closed pipe is [`Error::BrokenPipe`], any other failure an
 /// error that names standard output.
 fn emit(text: &str) -> Result<()> {
-    if stdout_was_closed() {
-        return Err(Error::InvalidArgument(
-            "standard output is closed: nothing can be printed".into(),
-        ));
+    if let Some(why) = stdout::unusable() {
+        return Err(Error::InvalidArgument(format!(
+            "standard output {why}: nothing can be printed"
+        )));
     }
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -357,20 +357,63 @@ fn emit(text: &str) -> Result<()> {
         })
 }
 
-/// Whether stdout was closed when the process started. Rust's runtime then opens
-/// `/dev/null` read-write in its place, so writes would vanish; a user's `> /dev/null`
-/// opens it write-only. (Linux; elsewhere, or without `/proc`, `false`.)
-fn stdout_was_closed() -> bool {
-    let target = std::fs::read_link("/proc/self/fd/1");
-    let info = std::fs::read_to_string("/proc/self/fdinfo/1");
-    let (Ok(target), Ok(info)) = (target, info) else {
-        return false;
-    };
-    let flags = info
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok());
-    target == Path::new("/dev/null") && flags.is_some_and(|f| f & 0o3 == 0o2)
+/// Whether standard output can be written, told apart from what Rust's runtime does to
+/// it: a closed fd 1 is replaced by `/dev/null` before `main`, and writes to an fd open
+/// only for reading fail with `EBADF`, which Rust's stdout takes for success. Both would
+/// lose every line silently. A `/dev/null` the parent opened on purpose (`> /dev/null`,
+/// `1<> /dev/null`, Python's `subprocess.DEVNULL`) is a usable stdout.
+mod stdout {
+    #[cfg(target_os = "linux")]
+    mod probe {
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        static CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+        unsafe extern "C" {
+            fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+        }
+        const F_GETFD: i32 = 1;
+        const F_GETFL: i32 = 3;
+        const O_ACCMODE: i32 = 0o3;
+        const O_RDONLY: i32 = 0;
+
+        /// Runs before `main`, so before the runtime replaces a closed fd 1.
+        extern "C" fn at_start() {
+            // SAFETY: F_GETFD on fd 1 reads its flags and touches no memory.
+            if unsafe { fcntl(1, F_GETFD) } == -1 {
+                CLOSED_AT_START.store(true, Ordering::Relaxed);
+            }
+        }
+
+        #[used]
+        #[unsafe(link_section = ".init_array")]
+        static AT_START: extern "C" fn() = at_start;
+
+        pub fn closed_at_start() -> bool {
+            CLOSED_AT_START.load(Ordering::Relaxed)
+        }
+
+        pub fn read_only() -> bool {
+            // SAFETY: F_GETFL on fd 1 reads its status flags and touches no memory.
+            let flags = unsafe { fcntl(1, F_GETFL) };
+            flags != -1 && flags & O_ACCMODE == O_RDONLY
+        }
+    }
+
+    /// Why standard output cannot be written (`None`: it can, as far as can be told
+    /// before writing; elsewhere than Linux, always `None`).
+    pub fn unusable() -> Option<&'static str> {
+        #[cfg(target_os = "linux")]
+        {
+            if probe::closed_at_start() {
+                return Some("is closed");
+            }
+            if probe::read_only() {
+                return Some("is open only for reading");
+            }
+        }
+        None
+    }
 }
 
 /// `--max-memory` in bytes.

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 
-use crate::common::{assert_fails, config, has_root, ldyn, ldyn_command, ldyn_within, scratch};
+use crate::common::{
+    assert_fails, config, has_root, ldyn, ldyn_command, ldyn_within, requires, scratch,
+};
 
 /// A character device made with mknod in `dir` (null: 1,3; full: 1,7); `None` only where
 /// [`has_root`] allows the test to go without root.
@@ -521,16 +523,61 @@ fn inputs_are_read_with_a_bound_and_never_block() {
     assert_fails(&ldyn_within(10, &explore), "needs a terminal");
 }
 
-/// A closed stdout (`ldyn list >&-`) is an error with status 2, as the README promises;
-/// a stdout sent to `/dev/null` is not.
+/// A closed stdout (`ldyn list >&-`) and one open only for reading (`1</dev/null`, where
+/// every write fails and Rust's stdout would report success) are errors with status 2, as
+/// the README promises; a stdout sent to `/dev/null` on purpose is not, whether opened
+/// write-only (`>/dev/null`), read-write (`1<>/dev/null`) or by Python's
+/// `subprocess.DEVNULL`, the natural way to script a sweep.
 #[test]
-fn a_closed_stdout_exits_2() {
-    let shell = |redirect: &str| {
-        let script = format!("'{}' list {redirect}", env!("CARGO_BIN_EXE_ldyn"));
-        Command::new("sh").args(["-c", &script]).output().unwrap()
+fn a_closed_or_read_only_stdout_exits_2_and_dev_null_works() {
+    let ldyn = env!("CARGO_BIN_EXE_ldyn");
+    let shell = |command: &str, redirect: &str| {
+        let script = format!("timeout 60 '{ldyn}' {command} {redirect}");
+        Command::new("bash").args(["-c", &script]).output().unwrap()
     };
-    assert_fails(&shell(">&-"), "standard output is closed");
-    assert!(shell(">/dev/null").status.success());
+    assert_fails(&shell("list", ">&-"), "standard output is closed");
+    assert_fails(&shell("list", "1</dev/null"), "open only for reading");
+    let file = scratch("read-only-stdout").join("input");
+    std::fs::write(&file, "x").unwrap();
+    let config = shell("config residuals", &format!("1<'{}'", file.display()));
+    assert_fails(&config, "open only for reading");
+    assert!(shell("list", ">/dev/null").status.success());
+    assert!(shell("list", "1<>/dev/null").status.success());
+    // A run writes its files and exits 0 with its report sent to /dev/null read-write.
+    let out = scratch("dev-null-stdout").join("out");
+    let run = shell(
+        &format!(
+            "run squeezing --set robustness_seeds=0 --out '{}'",
+            out.display()
+        ),
+        "1<>/dev/null",
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.join("squeezing.png").exists());
+    let python = Command::new("python3").arg("--version").output();
+    if requires("python3", python.is_ok_and(|o| o.status.success())) {
+        let script = format!(
+            "import subprocess, sys\nr = subprocess.run([{ldyn:?}, 'list'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)\nsys.stderr.buffer.write(r.stderr)\nsys.exit(r.returncode)"
+        );
+        let py = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            py.status.success(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        assert!(
+            py.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+    }
 }
 
 /// User text in a message is one line that reads as written: a newline in a `--set` value
