@@ -416,6 +416,24 @@ mod stdout {
     }
 }
 
+/// Reports a sweep's (or a merge's) pooled result: the report, or, when runs failed, where
+/// their errors are and the failure itself (exit status 1).
+fn finish_sweep(
+    result: Result<learning_dynamics::gallery::Pooled>,
+    name: &str,
+    out: &Path,
+) -> Result<()> {
+    match result {
+        Ok(pooled) => emit(&sweep_report(&pooled, out)),
+        Err(Error::RunsFailed { failed, total }) => {
+            let pooled_path = out.join("sweep_claims.csv");
+            emit(&format!("sweep {name}: see {}\n", pooled_path.display()))?;
+            Err(Error::RunsFailed { failed, total })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// `--max-memory` in bytes.
 fn memory_budget(gib: f64) -> Result<u64> {
     if gib.is_finite() && gib > 0.0 && gib <= 1e9 {
@@ -487,8 +505,8 @@ fn execute(command: Command, budget: u64) -> Result<()> {
                         "sweep merge needs --out DIR for the pooled files".into(),
                     )
                 })?;
-                let pooled = learning_dynamics::gallery::merge(&dirs, &out)?;
-                return emit(&sweep_report(&pooled, &out));
+                let merged = learning_dynamics::gallery::merge(&dirs, &out);
+                return finish_sweep(merged, "merge", &out);
             }
             if let Some(dir) = dirs.first() {
                 return Err(Error::InvalidArgument(format!(
@@ -533,19 +551,7 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
-            match result {
-                Ok(pooled) => emit(&sweep_report(&pooled, &out)),
-                Err(Error::RunsFailed { failed, total }) => {
-                    let pooled_path = out.join("sweep_claims.csv");
-                    emit(&format!(
-                        "sweep {}: see {}\n",
-                        sweep.name(),
-                        pooled_path.display()
-                    ))?;
-                    Err(Error::RunsFailed { failed, total })
-                }
-                Err(e) => Err(e),
-            }
+            finish_sweep(result, sweep.name(), &out)
         }
         Command::Gallery { out } => {
             for entry in REGISTRY {

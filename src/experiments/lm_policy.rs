@@ -279,16 +279,16 @@ fn rejected_term_claim(data: &Policy) -> Claim {
     // The ablations' actual changes beside the attributed terms, seed by seed.
     let alone = |regime| data.median(regime, |r| others_split(r, content).actual);
     let pairs = data.paired(Regime::OffPolicy, Regime::OffPolicyRejectedOnly);
-    let ratio = crate::stats::median(
-        &(pairs.iter())
-            .map(|(full, only)| terms(only).actual / terms(full).rejected_term)
-            .collect::<Vec<_>>(),
-    );
+    let ratios: Vec<f64> = (pairs.iter())
+        .filter(|(full, _)| terms(full).rejected_term < 0.0)
+        .map(|(full, only)| terms(only).actual / terms(full).rejected_term)
+        .collect();
+    let ratio = median_or_none(&ratios, |v| format!("{v:.1}×"));
     Claim::new(
         "rejected_term_drives_others",
         k.holds,
         format!(
-            "off-policy DPO: the rejected term accounts for most (over {MOST}) of the like-for-like others' predicted content-position fall (first-order, along the full-DPO trajectory) on {k} seeds (median share {:.2}; chosen term {chosen:+.2}, rejected term {rejected:+.2} nats); run alone, the rejected term changes them by {:+.2} ({ratio:.1}× its attributed term, median per seed: the attribution gives the direction, not the size of a term alone), the chosen term by {:+.2}",
+            "off-policy DPO: the rejected term accounts for most (over {MOST}) of the like-for-like others' predicted content-position fall (first-order, along the full-DPO trajectory) on {k} seeds (median share {:.2}; chosen term {chosen:+.2}, rejected term {rejected:+.2} nats); run alone, the rejected term changes them by {:+.2} ({ratio} its attributed term, median per seed: the attribution gives the direction, not the size of a term alone), the chosen term by {:+.2}",
             data.median(Regime::OffPolicy, share),
             alone(Regime::OffPolicyRejectedOnly),
             alone(Regime::OffPolicyChosenOnly)

@@ -32,6 +32,8 @@ pub struct Plan {
     pub(super) sources: Vec<PathBuf>,
     /// The memory budget in bytes.
     pub(super) budget: u64,
+    /// Whether the caller holds the output directory's lock already (a sweep's run).
+    pub(super) locked_by_caller: bool,
 }
 
 impl std::str::FromStr for Plan {

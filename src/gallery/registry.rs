@@ -209,6 +209,7 @@ impl Entry {
             values: self.defaults()?,
             sources: Vec::new(),
             budget: crate::error::DEFAULT_MAX_MEMORY,
+            locked_by_caller: false,
         })
     }
 

@@ -32,7 +32,9 @@ impl<E: Experiment> Runner for Figures<E> {
     fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
         let config = configured::<E>(plan)?;
         crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
-        let _lock = DirLock::acquire(out)?;
+        let _lock = (!plan.locked_by_caller)
+            .then(|| DirLock::acquire(out))
+            .transpose()?;
         progress(&format!("{}: seed {}", plan.name, plan.seed));
         let data = E::run(&config, plan.seed)?;
         let tables = E::tables(&data);

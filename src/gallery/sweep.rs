@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
 use crate::error::{Error, Result, check_memory, quote};
-use crate::io::{DirLock, csv_field, read_input, remove_if_present, write_atomic, write_csv};
+use crate::io::{
+    DirLock, check_outputs, csv_field, read_input, remove_if_present, write_atomic, write_csv,
+};
 
 /// The most runs one sweep may hold.
 pub const MAX_RUNS: u64 = 100_000;
@@ -49,15 +51,62 @@ pub struct RunId {
     pub seed: u64,
 }
 
-/// What `DIR/sweep.toml` records: enough to refuse a merge of different sweeps.
+/// What `DIR/sweep.toml` records: enough to refuse a merge of different sweeps. Read
+/// back, it is checked as the command line is ([`Record::read`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Record {
     experiment: String,
-    seeds: [u64; 2],
+    seeds: Vec<u64>,
     grid: Vec<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    shard: Option<[u64; 2]>,
+    shard: Option<Vec<u64>>,
     settings: String,
+}
+
+impl Record {
+    /// The record in `dir/sweep.toml`, its seeds a range `A..B` and its shard `I/N` as
+    /// the command line takes them.
+    ///
+    /// # Errors
+    /// If the file cannot be read, is not a record, or holds a range or shard the sweep
+    /// command would refuse; naming the file and the line.
+    fn read(dir: &Path) -> Result<Record> {
+        let path = dir.join("sweep.toml");
+        let text = read_input(&path, "a sweep's record")?;
+        let record: Record = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(1, |s| text[..s.start].lines().count().max(1));
+            Error::Parse {
+                path: path.clone(),
+                line,
+                message: e.message().to_string(),
+            }
+        })?;
+        let bad = |message: String| Error::Parse {
+            path: path.clone(),
+            line: 1,
+            message,
+        };
+        match record.seeds.as_slice() {
+            [a, b] => parse_range(&format!("{a}..{b}")).map_err(|e| bad(e.to_string()))?,
+            _ => return Err(bad("seeds must be [A, B]".into())),
+        };
+        match record.shard.as_deref() {
+            None => {}
+            Some([i, n]) => {
+                parse_shard(&format!("{i}/{n}")).map_err(|e| bad(e.to_string()))?;
+            }
+            Some(_) => return Err(bad("shard must be [I, N]".into())),
+        }
+        Ok(record)
+    }
+
+    /// `(I, N)` of a shard's record.
+    fn shard(&self) -> Option<(u64, u64)> {
+        self.shard.as_deref().map(|s| (s[0], s[1]))
+    }
 }
 
 /// What one run left in its folder.
@@ -82,6 +131,18 @@ pub struct Pooled {
     pub failed: Vec<(usize, Option<String>)>,
     /// Every successful run's summary rows: `(cell, seed, metric, value)`.
     pub summary: Vec<(usize, u64, String, String)>,
+}
+
+impl Pooled {
+    /// `Ok` if no pooled run failed; otherwise [`Error::RunsFailed`] with the count of the
+    /// `total` runs, so that a scheduler sees the failure in the exit status.
+    fn failures(&self, total: usize) -> Result<()> {
+        let failed: usize = self.failed.iter().map(|f| f.0).sum();
+        match failed {
+            0 => Ok(()),
+            failed => Err(Error::RunsFailed { failed, total }),
+        }
+    }
 }
 
 impl Sweep {
@@ -236,7 +297,11 @@ impl Sweep {
         let runs = self.runs();
         let jobs = jobs.clamp(1, runs.len().max(1));
         let budget = self.budget_per_run(jobs)?;
+        self.check_pooled_outputs(out)?;
         let _lock = DirLock::acquire(out)?;
+        // The record of what was swept goes before the first run record is replaced, so
+        // that a sweep that stops midway cannot be merged under the old settings.
+        self.remove_pooled(out)?;
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
         let work = || -> Result<()> {
@@ -259,14 +324,35 @@ impl Sweep {
         results.into_iter().collect::<Result<()>>()?;
         let pooled = self.pool(&runs, &|run| self.folder(out, run))?;
         self.write(out, &pooled)?;
-        let failed: usize = pooled.failed.iter().map(|f| f.0).sum();
-        if failed > 0 {
-            return Err(Error::RunsFailed {
-                failed,
-                total: runs.len(),
-            });
-        }
+        pooled.failures(runs.len())?;
         Ok(pooled)
+    }
+
+    /// The pooled files of `out`, `sweep.toml` first.
+    fn pooled_paths(out: &Path) -> [PathBuf; 4] {
+        [
+            "sweep.toml",
+            "sweep_claims.csv",
+            "sweep_summary.csv",
+            "sweep.png",
+        ]
+        .map(|f| out.join(f))
+    }
+
+    /// Checks the pooled files' paths before the first run, as every command checks its
+    /// outputs before the first write.
+    fn check_pooled_outputs(&self, out: &Path) -> Result<()> {
+        let paths = Self::pooled_paths(out);
+        let outputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let inputs: Vec<&Path> = self.base.sources.iter().map(PathBuf::as_path).collect();
+        check_outputs(&outputs, &inputs)
+    }
+
+    /// Removes the pooled files of an earlier sweep in `out`, `sweep.toml` first.
+    fn remove_pooled(&self, out: &Path) -> Result<()> {
+        Self::pooled_paths(out)
+            .iter()
+            .try_for_each(|p| remove_if_present(p))
     }
 
     /// Refuses `jobs` runs at once whose memory estimate, the largest of any cell's,
@@ -292,15 +378,19 @@ impl Sweep {
         Ok(self.base.budget() / jobs as u64)
     }
 
-    /// Runs one run into its folder and records its claims, or its error.
+    /// Runs one run into its folder and records its claims, or its error, holding the
+    /// folder's lock from before the old record goes: a folder another process holds is
+    /// not touched (the sweep stops there, naming it).
     fn run_one(&self, out: &Path, run: &RunId, budget: u64) -> Result<()> {
         let folder = self.folder(out, run);
+        let _lock = DirLock::acquire(&folder)?;
         let (claims_path, error_path) = (folder.join(CLAIMS), folder.join(ERROR));
         for stale in [&claims_path, &error_path] {
             remove_if_present(stale)?;
         }
         let report = self.plan(run).and_then(|mut plan| {
             plan.set_memory_budget(budget);
+            plan.locked_by_caller = true;
             plan.execute(&folder, &mut |_| {})
         });
         match report {
@@ -312,10 +402,7 @@ impl Sweep {
                     .iter()
                     .map(|c| format!("{},{},{}", c.id, c.holds, csv_field(&c.text))),
             ),
-            Err(e) => {
-                crate::io::ensure_dir(&folder)?;
-                write_atomic(&error_path, format!("{e}\n").as_bytes())
-            }
+            Err(e) => write_atomic(&error_path, format!("{e}\n").as_bytes()),
         }
     }
 
@@ -372,7 +459,7 @@ impl Sweep {
     fn record(&self) -> Record {
         Record {
             experiment: self.name().to_string(),
-            seeds: [self.seeds.0, self.seeds.1],
+            seeds: vec![self.seeds.0, self.seeds.1],
             grid: self
                 .grid
                 .iter()
@@ -382,7 +469,7 @@ impl Sweep {
                         .collect()
                 })
                 .collect(),
-            shard: self.shard.map(|(i, n)| [i, n]),
+            shard: self.shard.map(|(i, n)| vec![i, n]),
             settings: self.base.to_toml(),
         }
     }
@@ -457,20 +544,14 @@ impl Sweep {
 /// they hold every run.
 ///
 /// # Errors
-/// Shards of different sweeps, a run no shard holds, `out` among `dirs`, or a file that
-/// cannot be read or written.
+/// Shards of different sweeps, a run no shard holds, a damaged record, `out` among
+/// `dirs`, or a file that cannot be read or written; and, after the pooled files are
+/// written, if any pooled run failed ([`Error::RunsFailed`], as the sweep itself).
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Pooled> {
-    let mut records = Vec::new();
-    for dir in dirs {
-        let path = dir.join("sweep.toml");
-        let text = read_input(&path, "a sweep's record")?;
-        let record: Record = toml::from_str(&text).map_err(|e| Error::Parse {
-            path: path.clone(),
-            line: 0,
-            message: e.message().to_string(),
-        })?;
-        records.push(record);
-    }
+    let records: Vec<Record> = dirs
+        .iter()
+        .map(|d| Record::read(d))
+        .collect::<Result<_>>()?;
     let first = records
         .first()
         .ok_or_else(|| Error::InvalidArgument("sweep merge needs at least one directory".into()))?;
@@ -506,7 +587,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Pooled> {
     let holder = |run: &RunId| -> Result<PathBuf> {
         dirs.iter()
             .zip(&records)
-            .find(|(_, r)| r.shard.is_none_or(|[i, n]| run.index % n == i))
+            .find(|(_, r)| r.shard().is_none_or(|(i, n)| run.index % n == i))
             .map(|(d, _)| sweep.folder(d, run))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
@@ -518,9 +599,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Pooled> {
             })
     };
     let folders: Vec<PathBuf> = runs.iter().map(holder).collect::<Result<_>>()?;
+    sweep.check_pooled_outputs(out)?;
     let _lock = DirLock::acquire(out)?;
+    sweep.remove_pooled(out)?;
     let pooled = sweep.pool(&runs, &|run| folders[run.index as usize].clone())?;
     sweep.write(out, &pooled)?;
+    pooled.failures(runs.len())?;
     Ok(pooled)
 }
 
