@@ -518,6 +518,8 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             if let Some(path) = config {
                 plan.load(&path)?;
             }
+            sets.iter()
+                .try_for_each(|s| learning_dynamics::gallery::check_set(s))?;
             sets.iter().try_for_each(|s| plan.set(s))?;
             plan.set_memory_budget(budget);
             let out = out.unwrap_or_else(|| Path::new("sweeps").join(plan.name()));

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use learning_dynamics::gallery::{Plan, Sweep};
 
-use crate::common::{ldyn, ldyn_ok, scratch};
+use crate::common::{ldyn, ldyn_ok, ldyn_within, scratch};
 
 fn sweep(name: &str, grids: &[&str], seeds: &str, shard: Option<&str>) -> Sweep {
     let plan: Plan = name.parse().unwrap();
@@ -304,4 +304,288 @@ fn sweep_flags_that_do_not_apply_are_refused() {
         ]),
         "sweep.toml",
     );
+}
+
+/// `ldyn ARGS` within 120 s; its status code and stderr.
+fn within(args: &[&str]) -> (Option<i32>, String) {
+    let out = ldyn_within(120, args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A two-seed `residuals` sweep into `dir`, and a copy of it at `copy` to damage.
+fn two_runs(dir: &Path, copy: &str) -> std::path::PathBuf {
+    let original = dir.join("original");
+    if !original.exists() {
+        let out = original.to_str().unwrap();
+        ldyn_ok(&[
+            "sweep",
+            "residuals",
+            "--seeds",
+            "0..2",
+            "--jobs",
+            "1",
+            "--out",
+            out,
+        ]);
+    }
+    let target = dir.join(copy);
+    let status = std::process::Command::new("cp")
+        .args(["-r", original.to_str().unwrap(), target.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    target
+}
+
+/// `sweep merge` checks what it pools as strictly as the sweep wrote it: a `sweep.toml`
+/// whose shard, seeds or keys the command line would refuse (with the file and a line
+/// number), an edited setting that the runs' own configurations contradict, and every
+/// damaged run record; and it exits 1 when a pooled run failed, as the sweep does.
+#[test]
+fn merge_refuses_damaged_records_and_reports_failed_runs() {
+    let dir = scratch("merge-records");
+    let merge = |from: &Path, name: &str| {
+        let out = dir.join(name);
+        within(&[
+            "sweep",
+            "merge",
+            from.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let edit = |path: &Path, f: &dyn Fn(String) -> String| {
+        let text = std::fs::read_to_string(path).unwrap();
+        std::fs::write(path, f(text)).unwrap();
+    };
+    let cases: [(&str, &dyn Fn(&Path), &str); 12] = [
+        (
+            "shard-zero",
+            &|d| edit(&d.join("sweep.toml"), &|t| format!("shard = [0, 0]\n{t}")),
+            "sweep.toml:1: --shard expects I/N",
+        ),
+        (
+            "shard-past",
+            &|d| edit(&d.join("sweep.toml"), &|t| format!("shard = [3, 2]\n{t}")),
+            "--shard expects I/N",
+        ),
+        (
+            "shard-three",
+            &|d| {
+                edit(&d.join("sweep.toml"), &|t| {
+                    format!("shard = [0, 2, 5]\n{t}")
+                })
+            },
+            "shard must be [I, N]",
+        ),
+        (
+            "seeds-three",
+            &|d| {
+                edit(&d.join("sweep.toml"), &|t| {
+                    t.replace("seeds = [0, 2]", "seeds = [0, 2, 9]")
+                })
+            },
+            "seeds must be [A, B]",
+        ),
+        (
+            "unknown-key",
+            &|d| edit(&d.join("sweep.toml"), &|t| format!("{t}colour = 1\n")),
+            "unknown field `colour`",
+        ),
+        (
+            "edited-setting",
+            &|d| {
+                edit(&d.join("sweep.toml"), &|t| {
+                    t.replace("\nstep = 2.0", "\nstep = 0.5")
+                })
+            },
+            "is not the configuration this sweep gives its run",
+        ),
+        (
+            "empty-claims",
+            &|d| std::fs::write(d.join("default/seed-1/claims.csv"), "").unwrap(),
+            "claims.csv:1",
+        ),
+        (
+            "header-only",
+            &|d| {
+                std::fs::write(d.join("default/seed-1/claims.csv"), "claim_id,holds,text\n")
+                    .unwrap()
+            },
+            "it lists no claim",
+        ),
+        (
+            "duplicated-row",
+            &|d| {
+                edit(&d.join("default/seed-0/claims.csv"), &|t| {
+                    let row = t.lines().nth(1).unwrap().to_string();
+                    format!("{t}{row}\n")
+                })
+            },
+            "a claim is listed twice",
+        ),
+        (
+            "nan-id",
+            &|d| {
+                edit(&d.join("default/seed-0/claims.csv"), &|t| {
+                    let mut lines: Vec<String> = t.lines().map(String::from).collect();
+                    let rest = lines[1].split_once(',').unwrap().1.to_string();
+                    lines[1] = format!("NaN,{rest}");
+                    lines.join("\n") + "\n"
+                })
+            },
+            "a claim is id,holds,text",
+        ),
+        (
+            "both-records",
+            &|d| std::fs::write(d.join("default/seed-0/error.txt"), "boom\n").unwrap(),
+            "also has a claims.csv",
+        ),
+        (
+            "missing-row",
+            &|d| {
+                edit(&d.join("default/seed-1/claims.csv"), &|t| {
+                    let lines: Vec<&str> = t.lines().collect();
+                    lines[..lines.len() - 1].join("\n") + "\n"
+                })
+            },
+            "states other claims than the sweep's other runs",
+        ),
+    ];
+    for (name, damage, needle) in cases {
+        let copy = two_runs(&dir, name);
+        damage(&copy);
+        let (code, stderr) = merge(&copy, &format!("{name}-merged"));
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+    }
+    // An empty error, and another experiment's run record.
+    let copy = two_runs(&dir, "empty-error");
+    std::fs::remove_file(copy.join("default/seed-1/claims.csv")).unwrap();
+    std::fs::write(copy.join("default/seed-1/error.txt"), "\n").unwrap();
+    let (code, stderr) = merge(&copy, "empty-error-merged");
+    assert!(
+        code == Some(2) && stderr.contains("one non-empty line"),
+        "{stderr}"
+    );
+    // A failed run pooled: the merge writes the pooled files and exits 1.
+    let copy = two_runs(&dir, "failed-run");
+    std::fs::remove_file(copy.join("default/seed-1/claims.csv")).unwrap();
+    std::fs::write(copy.join("default/seed-1/error.txt"), "boom\n").unwrap();
+    let (code, stderr) = merge(&copy, "failed-merged");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("1 of 2 runs failed"), "{stderr}");
+    assert!(dir.join("failed-merged/sweep_claims.csv").exists());
+}
+
+/// A sweep that stops midway leaves no `sweep.toml`, so no merge pools its new runs
+/// under the old settings; a run folder another process holds locked is not touched;
+/// the pooled outputs' paths are checked before the first run.
+#[test]
+fn a_sweep_never_leaves_old_settings_beside_new_runs() {
+    let dir = scratch("sweep-midway");
+    let out = dir.join("g");
+    let g = out.to_str().unwrap();
+    ldyn_ok(&[
+        "sweep",
+        "residuals",
+        "--seeds",
+        "0..3",
+        "--jobs",
+        "1",
+        "--out",
+        g,
+    ]);
+    // A regular file where the third run's folder goes: the sweep stops there.
+    std::fs::remove_dir_all(out.join("default/seed-2")).unwrap();
+    std::fs::write(out.join("default/seed-2"), "not a folder").unwrap();
+    let args = [
+        "sweep",
+        "residuals",
+        "--seeds",
+        "0..3",
+        "--jobs",
+        "1",
+        "--set",
+        "step=0.5",
+    ];
+    let (code, stderr) = within(&[&args[..], &["--out", g]].concat());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!out.join("sweep.toml").exists() && !out.join("sweep_claims.csv").exists());
+    let merged = dir.join("merged");
+    let (code, stderr) = within(&["sweep", "merge", g, "--out", merged.to_str().unwrap()]);
+    assert!(code == Some(2) && stderr.contains("sweep.toml"), "{stderr}");
+    // A run folder locked by another process: the sweep stops, its files untouched.
+    std::fs::remove_file(out.join("default/seed-2")).unwrap();
+    let seed_0 = out.join("default/seed-0");
+    let before = std::fs::read(seed_0.join("claims.csv")).unwrap();
+    let lock = seed_0.join(".ldyn.lock");
+    let mut holder = std::process::Command::new("flock")
+        .args([lock.to_str().unwrap(), "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, stderr) = within(&[&args[..], &["--out", g]].concat());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        code == Some(2) && stderr.contains("another ldyn run"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(seed_0.join("claims.csv")).unwrap(), before);
+    // A folder where a pooled file goes: refused before any run.
+    let k = dir.join("k");
+    std::fs::create_dir_all(k.join("sweep.png")).unwrap();
+    let k_arg = k.to_str().unwrap();
+    let (code, stderr) = within(&["sweep", "residuals", "--seeds", "0..3", "--out", k_arg]);
+    assert!(code == Some(2) && stderr.contains("sweep.png"), "{stderr}");
+    assert!(!k.join("default").exists(), "no run ran");
+}
+
+/// One setting spelled two ways is one value; the keys the sweep sets itself are refused
+/// with `--set` as with `--grid`; a cell name too long for a folder, and a control
+/// character in a grid, are refused before anything runs.
+#[test]
+fn grid_values_and_sets_a_sweep_cannot_honour_are_refused() {
+    let dir = scratch("sweep-refusals");
+    let out = dir.join("s");
+    let out = out.to_str().unwrap();
+    let long = format!("step=1.{}", "0".repeat(260));
+    let cases: [(&[&str], &str); 9] = [
+        (&["--grid", "beta=0.1,1e-1"], "the same value"),
+        (&["--grid", "beta=0.1,0.10"], "the same value"),
+        (&["--grid", "beta=0.1,+0.1"], "the same value"),
+        (&["--grid", "world=human,\"human\""], "the same value"),
+        (&["--set", "seed=7"], "the sweep sets it"),
+        (&["--set", "robustness_seeds=3"], "the sweep sets it"),
+        (&["--set", "seeds=7"], "the sweep sets it"),
+        (&["--grid", "beta=0.1,\t0.2"], "control character"),
+        (&["--grid", &long], "more than the 255"),
+    ];
+    for (flags, needle) in cases {
+        let experiment = if flags
+            .iter()
+            .any(|f| f.contains("world") || f.contains("seeds=7"))
+        {
+            "lm_policy"
+        } else {
+            "residuals"
+        };
+        let args = [
+            &["sweep", experiment, "--seeds", "0..1"][..],
+            flags,
+            &["--out", out],
+        ]
+        .concat();
+        let (code, stderr) = within(&args);
+        assert!(
+            code == Some(2) && stderr.contains(needle),
+            "{flags:?}: {stderr}"
+        );
+        assert!(!Path::new(out).exists(), "{flags:?}: nothing ran");
+    }
 }

@@ -32,4 +32,4 @@ mod sweep;
 pub use plan::Plan;
 pub use registry::{Draw, Entry, REGISTRY, find, names};
 pub use runner::Report;
-pub use sweep::{MAX_RUNS, Pooled, RunId, Sweep, merge};
+pub use sweep::{MAX_RUNS, Pooled, RunId, Sweep, check_set, merge};

@@ -27,8 +27,29 @@ use crate::io::{
 /// The most runs one sweep may hold.
 pub const MAX_RUNS: u64 = 100_000;
 
-/// The keys a sweep sets itself, which a grid may not vary.
+/// The keys a sweep sets itself, which a grid may not vary nor `--set` set.
 const OWN_KEYS: [&str; 3] = ["seed", "robustness_seeds", "seeds"];
+
+/// The longest cell name, a folder name of every run in the cell (the usual file-system
+/// limit, in bytes).
+const MAX_CELL_NAME: usize = 255;
+
+/// Refuses a `--set KEY=VALUE` of a sweep that sets a key the sweep sets itself.
+///
+/// # Errors
+/// Naming the key and what sets it.
+pub fn check_set(assignment: &str) -> Result<()> {
+    let key = assignment
+        .split_once('=')
+        .map_or(assignment, |(k, _)| k)
+        .trim();
+    match OWN_KEYS.contains(&key) {
+        true => Err(Error::InvalidArgument(format!(
+            "--set cannot set {key} in a sweep: the sweep sets it (use --seeds)"
+        ))),
+        false => Ok(()),
+    }
+}
 
 /// One experiment over a grid of settings and a range of seeds.
 #[derive(Clone, Debug)]
@@ -161,6 +182,12 @@ impl Sweep {
     ) -> Result<Self> {
         let mut grid: Vec<(String, Vec<String>)> = Vec::new();
         for assignment in grids {
+            if assignment.contains(char::is_control) {
+                return Err(Error::InvalidArgument(format!(
+                    "--grid '{}' holds a control character (a tab, carriage return or newline); give its values as --set takes them",
+                    quote(assignment)
+                )));
+            }
             let (key, values) = assignment.split_once('=').ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "--grid expects KEY=V1,V2,…, got '{}'",
@@ -180,6 +207,8 @@ impl Sweep {
                 )));
             }
             let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+            // Each value as the plan holds it: one value spelled two ways is one cell.
+            let mut parsed: Vec<String> = Vec::new();
             for (i, value) in values.iter().enumerate() {
                 if value.contains(['/', ';', '\\']) || value.starts_with('.') {
                     return Err(Error::InvalidArgument(format!(
@@ -195,7 +224,19 @@ impl Sweep {
                         quote(value)
                     )));
                 }
-                base.clone().set(&format!("{key}={value}"))?;
+                let mut plan = base.clone();
+                plan.set(&format!("{key}={value}"))?;
+                let toml = plan.to_toml();
+                if let Some(j) = parsed.iter().position(|p| *p == toml) {
+                    return Err(Error::InvalidArgument(format!(
+                        "--grid lists {}={} and {}={}, which are the same value",
+                        quote(&key),
+                        quote(&values[j]),
+                        quote(&key),
+                        quote(value)
+                    )));
+                }
+                parsed.push(toml);
             }
             grid.push((key, values));
         }
@@ -213,9 +254,17 @@ impl Sweep {
                 "the sweep would hold more than {MAX_RUNS} runs (cells times seeds)"
             )));
         }
+        let cells = cell_names(&grid);
+        if let Some(long) = cells.iter().find(|c| c.len() > MAX_CELL_NAME) {
+            return Err(Error::InvalidArgument(format!(
+                "the grid's cell '{}' would be a folder name of {} bytes, more than the {MAX_CELL_NAME} a file system allows; shorten the --grid values",
+                quote(long),
+                long.len()
+            )));
+        }
         let mut sweep = Sweep {
             base,
-            cells: cell_names(&grid),
+            cells,
             grid,
             seeds,
             shard,
@@ -414,12 +463,22 @@ impl Sweep {
         let cells = self.cells.clone();
         let outcomes: Vec<Outcome> = runs
             .iter()
-            .map(|run| read_outcome(&folder(run), self.name()))
+            .map(|run| self.read_checked(run, &folder(run)))
             .collect::<Result<_>>()?;
+        // Every successful run states the same claims, in the same order.
         let mut claims: Vec<String> = Vec::new();
-        for (id, _) in outcomes.iter().flat_map(|o| &o.claims) {
-            if !claims.contains(id) {
-                claims.push(id.clone());
+        for (run, outcome) in runs.iter().zip(&outcomes) {
+            let ids: Vec<String> = outcome.claims.iter().map(|c| c.0.clone()).collect();
+            if outcome.error.is_some() {
+                continue;
+            }
+            if claims.is_empty() {
+                claims = ids;
+            } else if ids != claims {
+                return Err(Error::InvalidArgument(format!(
+                    "{} states other claims than the sweep's other runs (another experiment's, or a damaged record)",
+                    quote(&folder(run).join(CLAIMS).display().to_string())
+                )));
             }
         }
         let mut pooled = Pooled {
@@ -453,6 +512,24 @@ impl Sweep {
             }
         }
         Ok(pooled)
+    }
+
+    /// The record of `run` in `folder` ([`read_outcome`]); a successful run's
+    /// configuration must be the one this sweep gives it, so that a merge never pools runs
+    /// of other settings under this sweep's.
+    fn read_checked(&self, run: &RunId, folder: &Path) -> Result<Outcome> {
+        let outcome = read_outcome(folder, self.name())?;
+        if outcome.error.is_none() {
+            let path = folder.join(format!("{}.config.toml", self.name()));
+            let written = read_input(&path, "a run's configuration")?;
+            if written != self.plan(run)?.to_toml() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not the configuration this sweep gives its run (its sweep.toml was edited, or the run is another sweep's)",
+                    quote(&path.display().to_string())
+                )));
+            }
+        }
+        Ok(outcome)
     }
 
     /// What `sweep.toml` records of this sweep.
@@ -667,44 +744,78 @@ fn parse_ordered_pair(text: &str, separator: &str, expects: &str, max: u64) -> R
     }
 }
 
-/// The record one run left in `folder`.
+/// The record one run left in `folder`, checked as strictly as it was written: exactly one
+/// of `claims.csv` (its header, then one `id,holds,text` row per claim, each id once) and
+/// `error.txt` (one non-empty line).
 fn read_outcome(folder: &Path, experiment: &str) -> Result<Outcome> {
     let (claims_path, error_path) = (folder.join(CLAIMS), folder.join(ERROR));
-    if error_path.exists() {
-        let text = read_input(&error_path, "a run's error")?;
-        return Ok(Outcome {
-            claims: Vec::new(),
-            summary: Vec::new(),
-            error: Some(text.trim_end().to_string()),
-        });
-    }
-    if !claims_path.exists() {
-        return Err(Error::InvalidArgument(format!(
-            "{} holds no record of its run ({CLAIMS} or {ERROR}): it did not run, or did not finish",
-            quote(&folder.display().to_string())
-        )));
-    }
-    let malformed = |path: &Path| Error::Parse {
+    let malformed = |path: &Path, line: usize, what: &str| Error::Parse {
         path: path.to_path_buf(),
-        line: 0,
-        message: "not a record that ldyn sweep wrote".into(),
+        line,
+        message: format!("not a record that ldyn sweep wrote: {what}"),
     };
-    let text = read_input(&claims_path, "a run's claims")?;
-    let claims = text
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let mut fields = line.splitn(3, ',');
-            match (fields.next(), fields.next()) {
-                (Some(id), Some("true")) => Ok((id.to_string(), true)),
-                (Some(id), Some("false")) => Ok((id.to_string(), false)),
-                _ => Err(malformed(&claims_path)),
+    match (claims_path.exists(), error_path.exists()) {
+        (true, true) => {
+            return Err(malformed(&error_path, 1, "the run also has a claims.csv"));
+        }
+        (false, true) => {
+            let text = read_input(&error_path, "a run's error")?;
+            let error = text.strip_suffix('\n').unwrap_or(&text);
+            if error.trim().is_empty() || error.contains('\n') {
+                return Err(malformed(&error_path, 1, "an error is one non-empty line"));
             }
-        })
-        .collect::<Result<_>>()?;
+            return Ok(Outcome {
+                claims: Vec::new(),
+                summary: Vec::new(),
+                error: Some(error.to_string()),
+            });
+        }
+        (false, false) => {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds no record of its run ({CLAIMS} or {ERROR}): it did not run, or did not finish",
+                quote(&folder.display().to_string())
+            )));
+        }
+        (true, false) => {}
+    }
+    let text = read_input(&claims_path, "a run's claims")?;
+    let mut lines = text.lines();
+    if lines.next() != Some("claim_id,holds,text") || !text.ends_with('\n') {
+        return Err(malformed(
+            &claims_path,
+            1,
+            "its header, or its last line, is missing",
+        ));
+    }
+    let mut claims: Vec<(String, bool)> = Vec::new();
+    for (k, line) in lines.enumerate() {
+        let mut fields = line.splitn(3, ',');
+        let (id, holds, claim_text) = (fields.next(), fields.next(), fields.next());
+        let holds = match holds {
+            Some("true") => true,
+            Some("false") => false,
+            _ => return Err(malformed(&claims_path, k + 2, "holds is true or false")),
+        };
+        let id = id.unwrap_or_default();
+        let named = !id.is_empty()
+            && id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !named || claim_text.is_none_or(str::is_empty) {
+            return Err(malformed(&claims_path, k + 2, "a claim is id,holds,text"));
+        }
+        if claims.iter().any(|c| c.0 == id) {
+            return Err(malformed(&claims_path, k + 2, "a claim is listed twice"));
+        }
+        claims.push((id.to_string(), holds));
+    }
+    if claims.is_empty() {
+        return Err(malformed(&claims_path, 2, "it lists no claim"));
+    }
     let summary_path = folder.join(format!("{experiment}_summary.csv"));
     let summary = if summary_path.exists() {
-        read_summary(&summary_path).ok_or_else(|| malformed(&summary_path))?
+        read_summary(&summary_path).ok_or_else(|| malformed(&summary_path, 1, "a summary row"))?
     } else {
         Vec::new()
     };
