@@ -340,6 +340,9 @@ fn two_runs(dir: &Path, copy: &str) -> std::path::PathBuf {
     target
 }
 
+/// A damaged copy's name, the damage done to it, and what merge's refusal says.
+type Damage<'a> = (&'a str, &'a dyn Fn(&Path), &'a str);
+
 /// `sweep merge` checks what it pools as strictly as the sweep wrote it: a `sweep.toml`
 /// whose shard, seeds or keys the command line would refuse (with the file and a line
 /// number), an edited setting that the runs' own configurations contradict, and every
@@ -361,7 +364,7 @@ fn merge_refuses_damaged_records_and_reports_failed_runs() {
         let text = std::fs::read_to_string(path).unwrap();
         std::fs::write(path, f(text)).unwrap();
     };
-    let cases: [(&str, &dyn Fn(&Path), &str); 12] = [
+    let cases: [Damage; 12] = [
         (
             "shard-zero",
             &|d| edit(&d.join("sweep.toml"), &|t| format!("shard = [0, 0]\n{t}")),
