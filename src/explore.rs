@@ -580,12 +580,60 @@ pub fn run(logits: Vec<f64>) -> Result<()> {
     }
     let mut terminal = ratatui::try_init()
         .map_err(|e| Error::InvalidArgument(format!("the terminal cannot be set up: {e}")))?;
+    watch_the_terminal(signal.clone());
     let result = key_loop(&mut terminal, &mut explorer, &signal);
     ratatui::restore();
     match result.map_err(|e| Error::InvalidArgument(format!("terminal: {e}")))? {
         0 => Ok(()),
         number => Err(Error::Signal(number as i32)),
     }
+}
+
+/// Ends the process from a thread of its own when the terminal hangs up (status 129, as
+/// SIGHUP), or when a watched signal is not answered by the key loop within a second
+/// (128 + its number). Once its terminal is gone, the terminal library's read returns end
+/// of file at once and retries without returning to the key loop, which would spin at
+/// full CPU for ever.
+fn watch_the_terminal(signal: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    std::thread::spawn(move || {
+        let mut unanswered = 0;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if terminal_hung_up() {
+                std::process::exit(128 + SIGHUP);
+            }
+            let number = signal.load(std::sync::atomic::Ordering::Relaxed);
+            unanswered = if number == 0 { 0 } else { unanswered + 1 };
+            if unanswered > 10 {
+                std::process::exit(128 + number as i32);
+            }
+        }
+    });
+}
+
+/// Whether the terminal the explorer draws on (stdout) has hung up: its window closed,
+/// its tmux session killed, its ssh connection dropped. (Linux and other Unix: `poll`
+/// reports `POLLHUP` on the terminal's fd.)
+fn terminal_hung_up() -> bool {
+    #[repr(C)]
+    struct PollFd {
+        fd: i32,
+        events: i16,
+        revents: i16,
+    }
+    unsafe extern "C" {
+        fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
+    }
+    const POLLHUP: i16 = 0x10;
+    const POLLNVAL: i16 = 0x20;
+    let mut fd = PollFd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout; poll writes only its revents.
+    let ready = unsafe { poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (POLLHUP | POLLNVAL) != 0
 }
 
 /// Refuses to start without a terminal on stdout, before anything is read.
@@ -612,6 +660,11 @@ fn key_loop(
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     use std::sync::atomic::Ordering;
     loop {
+        // Whatever woke the loop, a watched signal ends it.
+        let number = signal.load(Ordering::Relaxed);
+        if number != 0 {
+            return Ok(number);
+        }
         terminal.draw(|frame| draw(frame, explorer))?;
         while !event::poll(std::time::Duration::from_millis(100))? {
             let number = signal.load(Ordering::Relaxed);

@@ -343,3 +343,46 @@ fn fifty_classes_read() {
         rows[axis + 1]
     );
 }
+
+/// When its terminal goes away (a closed window, a killed tmux session, a dropped ssh:
+/// here a pseudo-terminal whose master is closed, with no SIGHUP sent), the explorer
+/// exits with status 129 within seconds instead of spinning on end-of-file reads.
+#[test]
+fn explore_exits_when_its_terminal_closes() {
+    const SCRIPT: &str = r#"
+import os, pty, select, subprocess, sys, time
+master, slave = pty.openpty()
+p = subprocess.Popen([sys.argv[1], "explore"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+os.close(slave)
+end = time.time() + 1.5
+while time.time() < end:
+    if select.select([master], [], [], 0.1)[0]:
+        try:
+            os.read(master, 65536)
+        except OSError:
+            break
+os.close(master)
+try:
+    print(p.wait(timeout=10))
+except subprocess.TimeoutExpired:
+    p.kill()
+    print("still running 10 s after its terminal closed")
+"#;
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output();
+    if !crate::common::requires("python3", python.is_ok_and(|o| o.status.success())) {
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, env!("CARGO_BIN_EXE_ldyn")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        said.trim(),
+        "129",
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
