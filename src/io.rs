@@ -253,6 +253,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             return Ok(());
         }
         if !meta.is_file() {
+            if std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+                refuse_a_fifo_nobody_reads(path, &target)?;
+            }
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .open(&target)
@@ -278,6 +281,27 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     tmp.as_file().set_permissions(permissions).map_err(err)?;
     tmp.persist(&target).map_err(|e| err(e.error))?;
     Ok(())
+}
+
+/// Refuses to write to the FIFO `target` (named `path`) when no process reads it: opening
+/// it for writing would wait for a reader for ever. The open that tests it does not wait
+/// (`O_NONBLOCK`; `ENXIO` when there is no reader).
+fn refuse_a_fifo_nobody_reads(path: &Path, target: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_NONBLOCK: i32 = 0o4000;
+    const ENXIO: i32 = 6;
+    match fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(target)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(ENXIO) => Err(Error::InvalidArgument(format!(
+            "{} is a FIFO that no process reads: start its reader first",
+            crate::error::quote(&path.display().to_string())
+        ))),
+        Err(e) => Err(Error::io("write", path, e)),
+    }
 }
 
 /// Locks the directory of every output that will be written through a temporary file

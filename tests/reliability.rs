@@ -944,3 +944,64 @@ fn range_ends_that_cannot_train_are_refused_with_their_reason() {
         );
     }
 }
+
+/// An output that is a FIFO nobody reads is refused in one line instead of waiting for
+/// ever (`squeeze --csv FIFO`); a FIFO where a sweep's pooled file goes does not block
+/// the sweep (the pooled files of an earlier sweep are removed before the first run); a
+/// FIFO with a reader is written in place.
+#[test]
+fn fifos_without_a_reader_never_block() {
+    let dir = scratch("fifo-outputs");
+    let fifo = dir.join("f");
+    let mkfifo = |p: &Path| {
+        let made = Command::new("mkfifo").arg(p).status().unwrap();
+        assert!(made.success());
+    };
+    mkfifo(&fifo);
+    let squeeze = [
+        "squeeze",
+        "--logits",
+        "2,1,0",
+        "--class",
+        "2",
+        "--direction",
+        "negative",
+        "--step",
+        "1",
+        "--csv",
+        fifo.to_str().unwrap(),
+    ];
+    assert_fails(&ldyn_within(20, &squeeze), "no process reads");
+    let reader = Command::new("cat")
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(ldyn_within(20, &squeeze).status.success());
+    let read = reader.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&read.stdout).starts_with("class,"));
+    let out = dir.join("sweep");
+    std::fs::create_dir_all(&out).unwrap();
+    mkfifo(&out.join("sweep_claims.csv"));
+    let sweep = [
+        "sweep",
+        "residuals",
+        "--seeds",
+        "0..2",
+        "--jobs",
+        "1",
+        "--out",
+    ];
+    let done = ldyn_within(120, &[&sweep[..], &[out.to_str().unwrap()]].concat());
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        std::fs::metadata(out.join("sweep_claims.csv"))
+            .unwrap()
+            .is_file()
+    );
+}
