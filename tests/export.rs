@@ -108,11 +108,18 @@ fn lm_records_re_derive_loss_coefficients_and_residuals() {
             }
         }
     }
-    // SFT: s⁺ = 1 and G = π − e_y; no reference is read.
+    // SFT: s⁺ = 1 and G = π − e_y; no reference is read, and no key is written as null
+    // (SFT has no s⁻ and no reference log-probability: the keys are left out).
     let sft = lm_record(&dir, &["--objective", "sft"]);
     assert_eq!(sft["update"]["s_plus"], 1.0);
-    assert!(sft["update"]["s_minus"].is_null());
-    assert!(sft["update"]["sequences"][0]["reference_log_prob"].is_null());
+    assert!(sft["update"].get("s_minus").is_none());
+    assert!(
+        sft["update"]["sequences"][0]
+            .get("reference_log_prob")
+            .is_none()
+    );
+    let text = std::fs::read_to_string(dir.join("--objective_sft.json")).unwrap();
+    assert!(!text.contains("null"), "no key of an SFT record is null");
 }
 
 /// One DPO step past the SFT reference makes the margin non-zero, so IPO and SPPO take

@@ -212,3 +212,34 @@ fn the_token_diagonal_takes_each_token_against_itself() {
         [0.0, 11.0, 2.0, 13.0, 20.0, 31.0, 22.0, 33.0]
     );
 }
+
+/// At a vanishing learning rate nothing changes, so no relative error is defined: the
+/// claim says so and fails, and nothing printed is infinite or not a number.
+#[test]
+fn a_vanishing_learning_rate_prints_no_infinite_error() {
+    let dir = crate::common::scratch("lens-tiny-eta");
+    for eta in ["1e-20", "1e-200"] {
+        let out = dir.join(eta);
+        let run = crate::common::ldyn_within(
+            300,
+            &[
+                "run",
+                "lm_lens",
+                "--set",
+                "seeds=1",
+                "--set",
+                &format!("eta_scale={eta}"),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        let text = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(!text.contains("inf") && !text.contains("NaN"), "{text}");
+        assert!(text.contains("undefined, no actual change"), "{text}");
+    }
+}

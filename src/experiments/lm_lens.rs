@@ -571,7 +571,9 @@ impl Lens {
                 .count() as f64
             })
             .collect();
-        let error = |kernel: Kernel| -> f64 {
+        // `None` when the actual change is zero (at a vanishing learning rate), where a
+        // relative error has no meaning.
+        let error = |kernel: Kernel| -> Option<f64> {
             let last: Vec<&KernelPoint> = (self.runs.iter())
                 .flat_map(|r| {
                     let end = r.kernels.last().map_or(0, |k| k.step);
@@ -582,8 +584,11 @@ impl Lens {
                 .collect();
             let num: f64 = last.iter().map(|k| (k.predicted - k.actual).powi(2)).sum();
             let den: f64 = last.iter().map(|k| k.actual.powi(2)).sum();
-            (num / den).sqrt()
+            let relative = (num / den).sqrt();
+            (den > 0.0 && relative.is_finite()).then_some(relative)
         };
+        let shown =
+            |e: Option<f64>| e.map_or("undefined, no actual change".into(), |e| format!("{e:.2}"));
         let families_of = |r: &SignalRun| -> Vec<f64> {
             (r.last_layer.chunks(families))
                 .map(|c| {
@@ -666,9 +671,12 @@ impl Lens {
             ),
             Claim::new(
                 "last_layer",
-                last_layer <= 0.5,
+                last_layer.is_some_and(|e| e <= 0.5),
                 format!(
-                    "the last-layer kernel predicts the accumulated change within 50% (relative error {last_layer:.2}; the full kernel {full:.2}, the frozen kernel {frozen:.2})"
+                    "the last-layer kernel predicts the accumulated change within 50% (relative error {}; the full kernel {}, the frozen kernel {})",
+                    shown(last_layer),
+                    shown(full),
+                    shown(frozen)
                 ),
             ),
             Claim::new(

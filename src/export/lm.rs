@@ -222,24 +222,31 @@ pub fn lm_akg_json(flags: &LmFlags, seed: u64, eta: f64) -> Result<Value> {
             let reference_log_prob = pairwise
                 .as_ref()
                 .map(|_| sequence_log_prob(&reference.logits(seq), y));
-            json!({
+            let mut sequence = json!({
                 "role": role,
                 "tokens": seq.tokens,
                 "prompt_len": seq.prompt_len,
                 "log_prob": sequence_log_prob(z, y),
-                "reference_log_prob": reference_log_prob,
                 "pi": columns(&log_softmax_columns(z).map(f64::exp)),
                 "G": columns(g),
-            })
+            });
+            // Only a pairwise loss has a reference (SFT's key is left out, not null).
+            if let Some(lp) = reference_log_prob {
+                sequence["reference_log_prob"] = json!(lp);
+            }
+            sequence
         })
         .collect();
-    let update_json = json!({
+    let mut update_json = json!({
         "prompt": prompt,
         "loss": objective_ref.loss(&logits),
         "s_plus": s_plus,
-        "s_minus": s_minus,
         "sequences": sequences,
     });
+    // SFT has no s⁻: the key is left out rather than written as null.
+    if !s_minus.is_null() {
+        update_json["s_minus"] = s_minus;
+    }
     Ok(json!({
         "model": {"kind": "lm", "vocab": spec.vocab, "window": spec.window, "embed": spec.embed, "hidden": spec.hidden, "seed": seed},
         "weights": lm_model_json(&model),
