@@ -175,13 +175,12 @@ pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
 /// # Errors
 /// Naming the flags or keys, the estimate and the limit.
 pub fn check_memory(flags: &str, bytes: Option<u128>, budget: u64) -> Result<()> {
-    const GIB: f64 = (1u64 << 30) as f64;
     match bytes {
         Some(b) if b <= u128::from(budget) => ensure_memory(b, flags),
         Some(b) => Err(Error::InvalidArgument(format!(
-            "{flags} would need about {:.3} GiB, above the limit of {:.3} GiB (raise it with --max-memory GIB)",
-            b as f64 / GIB,
-            budget as f64 / GIB
+            "{flags} would need about {}, above the limit of {} (raise it with --max-memory GIB)",
+            size(b as f64),
+            size(budget as f64)
         ))),
         None => Err(Error::InvalidArgument(format!(
             "{flags} would need more memory than can be counted"
@@ -202,9 +201,33 @@ pub fn ensure_memory(bytes: u128, what: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidArgument(format!(
-            "{what} would need about {:.3} GiB, which cannot be allocated now (not enough memory, or a ulimit)",
-            bytes as f64 / (1u64 << 30) as f64
+            "{what} would need about {}, which cannot be allocated now (not enough memory, or a ulimit)",
+            size(bytes as f64)
         )))
+    }
+}
+
+/// A number of bytes as a message shows it: GiB from a thousandth of one, KiB or bytes
+/// below, so that a small size never reads as 0.000 GiB.
+pub fn size(bytes: f64) -> String {
+    const KIB: f64 = 1024.0;
+    const GIB: f64 = KIB * KIB * KIB;
+    if bytes >= GIB / 1000.0 {
+        format!("{:.3} GiB", bytes / GIB)
+    } else if bytes >= KIB {
+        format!("{:.1} KiB", bytes / KIB)
+    } else {
+        format!("{bytes:.0} bytes")
+    }
+}
+
+/// A real number as a message shows it: in scientific notation where plain decimals
+/// would hide it (`1e-300`, not `0.000…`), plainly otherwise.
+pub fn number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-4..1e15).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
     }
 }
 
@@ -246,10 +269,19 @@ pub fn quote(text: &str) -> String {
     out
 }
 
-/// A whole message as one line: control characters escaped, nothing cut (the
-/// user-given parts of the crate's errors are already [`quote`]d).
+/// Longest error line, in characters: room for two quoted user texts
+/// ([`QUOTE_CHARS`] each) and the words around them.
+pub const LINE_CHARS: usize = 3 * QUOTE_CHARS;
+
+/// A whole message as one line: control characters escaped, and cut to [`LINE_CHARS`]
+/// (the user-given parts of the crate's errors are already [`quote`]d and cut; this
+/// bounds the whole line whatever a library put in it).
 pub fn quote_line(message: &str) -> String {
-    message.chars().flat_map(shown).collect()
+    let line: String = message.chars().flat_map(shown).collect();
+    match line.char_indices().nth(LINE_CHARS) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
 }
 
 /// Checks that a learning rate or step size is finite and strictly positive.

@@ -319,7 +319,12 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
             let words: Vec<&str> = text
                 .lines()
                 .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                // clap's "tip:" repeats the user's text: the line says it once.
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("For more information")
+                        && !l.starts_with("tip:")
+                })
                 .collect();
             // Values clap quotes ('…') are user text: each is shown cut and escaped.
             let line = words.join(" ");

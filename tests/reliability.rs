@@ -925,7 +925,13 @@ fn concurrent_akg_and_run_never_mix_their_files() {
 #[test]
 fn range_ends_that_cannot_train_are_refused_with_their_reason() {
     let out = scratch("losses-ends").join("out");
-    for beta in ["1000", "5e-324"] {
+    for (beta, why) in [
+        ("1000", "learning rate of"),
+        (
+            "5e-324",
+            "beta = 5e-324 makes DPO's first-step coefficient β/2 round to 0",
+        ),
+    ] {
         let set = format!("beta={beta}");
         let args = [
             "run",
@@ -936,7 +942,7 @@ fn range_ends_that_cannot_train_are_refused_with_their_reason() {
             out.to_str().unwrap(),
         ];
         let result = ldyn_within(60, &args);
-        assert_fails(&result, "learning rate of");
+        assert_fails(&result, why);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(
             !stderr.contains("NaN") && !stderr.contains("inf"),
@@ -1003,5 +1009,56 @@ fn fifos_without_a_reader_never_block() {
         std::fs::metadata(out.join("sweep_claims.csv"))
             .unwrap()
             .is_file()
+    );
+}
+
+/// Messages stay readable at the extremes: an unknown flag of 3,000 characters and a
+/// `--dims` of 3,000 numbers give one short line; a tiny number reads as itself
+/// (`1e-300`), never as zeros, and so does a tiny memory estimate or limit; `residuals`
+/// has a memory estimate that `--max-memory` checks.
+#[test]
+fn messages_stay_short_and_show_tiny_numbers() {
+    let out = scratch("messages").join("out");
+    let out = out.to_str().unwrap();
+    let flag = format!("--{}", "x".repeat(3000));
+    let dims = format!("1,1{}", ",1".repeat(3000));
+    for args in [
+        vec!["run", "squeezing", flag.as_str()],
+        vec!["bench", "entk", "--dims", dims.as_str()],
+    ] {
+        let result = ldyn_within(60, &args);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.len() < 1000 && stderr.lines().count() == 1,
+            "{stderr}"
+        );
+    }
+    let tiny = ldyn_within(
+        60,
+        &["run", "residuals", "--set", "beta=1e-300", "--out", out],
+    );
+    assert_fails(&tiny, "beta must be a number in [1e-6, 1000], got 1e-300");
+    let budget = ["--max-memory", "1e-300", "run", "residuals", "--out", out];
+    assert_fails(&ldyn_within(60, &budget), "above the limit of 0 bytes");
+    let sizes = [
+        "--max-memory",
+        "0.01",
+        "run",
+        "residuals",
+        "--set",
+        "vocab=10000",
+        "--set",
+        "inputs=1000",
+        "--out",
+        out,
+    ];
+    assert_fails(
+        &ldyn_within(60, &sizes),
+        "vocab and inputs would need about",
+    );
+    assert!(
+        !Path::new(out).exists(),
+        "refused before anything was written"
     );
 }

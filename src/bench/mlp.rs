@@ -79,7 +79,8 @@ impl Workload {
                 })
             }
             _ => Err(Error::InvalidArgument(format!(
-                "--dims needs four whole numbers d,h,V,N >= 1, got '{text}'"
+                "--dims needs four whole numbers d,h,V,N >= 1, got '{}'",
+                crate::error::quote(text)
             ))),
         }
     }

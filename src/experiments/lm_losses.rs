@@ -174,13 +174,16 @@ const MAX_ETA: f64 = 10.0;
 /// # Errors
 /// Naming the loss, its rate and the keys.
 fn check_learning_rates(config: &Config) -> Result<()> {
+    let (_, s_plus, _) = PairLoss::Dpo.strengths(config.world.beta, (0.0, 0.0), (0.0, 0.0));
+    if s_plus <= 0.0 {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "beta = {} makes DPO's first-step coefficient β/2 round to 0, and every loss's learning rate is scaled by it; give beta at least 1e-300",
+            crate::error::number(config.world.beta)
+        )));
+    }
     for (loss, _, eta) in config.losses() {
         if !(eta.is_finite() && eta > 0.0 && eta <= MAX_ETA) {
-            let rate = if eta.is_finite() {
-                format!("{eta:e}")
-            } else {
-                "not a number".into()
-            };
+            let rate = crate::error::number(eta);
             let own = match loss {
                 PairLoss::Dpo => String::new(),
                 PairLoss::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),

@@ -80,6 +80,7 @@ impl std::fmt::Display for Range {
             Range::Int(lo, hi) => write!(f, "an integer in {lo}..={hi}"),
             Range::Real { min, open_min, max } => {
                 let open = if open_min { '(' } else { '[' };
+                let (min, max) = (crate::error::number(min), crate::error::number(max));
                 write!(f, "a number in {open}{min}, {max}]")
             }
             Range::Choice(names) => write!(f, "one of {}", names().join(", ")),
@@ -109,11 +110,15 @@ impl Key {
         if self.range.admits(value) {
             Ok(())
         } else {
+            let shown = match value {
+                Value::Float(x) => crate::error::number(*x),
+                other => other.to_string(),
+            };
             Err(Error::InvalidArgument(format!(
                 "{} must be {}, got {}",
                 self.path,
                 self.range,
-                crate::error::quote(&value.to_string())
+                crate::error::quote(&shown)
             )))
         }
     }
