@@ -222,9 +222,12 @@ pub fn size(bytes: f64) -> String {
 }
 
 /// A real number as a message shows it: in scientific notation where plain decimals
-/// would hide it (`1e-300`, not `0.000…`), plainly otherwise.
+/// would hide it (`1e-300`, not `0.000…`), plainly otherwise, and in words where it is
+/// not finite (no message prints `inf` or `NaN`).
 pub fn number(x: f64) -> String {
-    if x != 0.0 && x.is_finite() && !(1e-4..1e15).contains(&x.abs()) {
+    if !x.is_finite() {
+        "not a finite number".into()
+    } else if x != 0.0 && !(1e-4..1e15).contains(&x.abs()) {
         format!("{x:e}")
     } else {
         format!("{x}")
