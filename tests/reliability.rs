@@ -218,21 +218,24 @@ fn failing_and_closed_output_streams_end_cleanly() {
     );
 }
 
+/// One negative step on three logits: the smallest command that writes a file.
+const ONE_SQUEEZE: [&str; 9] = [
+    "squeeze",
+    "--logits",
+    "2,1,0",
+    "--class",
+    "2",
+    "--direction",
+    "negative",
+    "--step",
+    "1",
+];
+
 #[test]
 fn targets_are_written_whole_and_nothing_else_is_touched() {
     let dir = scratch("files");
     let squeeze = |extra: &[&str]| {
-        let mut args = vec![
-            "squeeze",
-            "--logits",
-            "2,1,0",
-            "--class",
-            "2",
-            "--direction",
-            "negative",
-            "--step",
-            "1",
-        ];
+        let mut args = ONE_SQUEEZE.to_vec();
         args.extend_from_slice(extra);
         ldyn(&args)
     };
@@ -964,19 +967,7 @@ fn fifos_without_a_reader_never_block() {
         assert!(made.success());
     };
     mkfifo(&fifo);
-    let squeeze = [
-        "squeeze",
-        "--logits",
-        "2,1,0",
-        "--class",
-        "2",
-        "--direction",
-        "negative",
-        "--step",
-        "1",
-        "--csv",
-        fifo.to_str().unwrap(),
-    ];
+    let squeeze = [&ONE_SQUEEZE[..], &["--csv", fifo.to_str().unwrap()]].concat();
     assert_fails(&ldyn_within(20, &squeeze), "no process reads");
     let reader = Command::new("cat")
         .arg(&fifo)
