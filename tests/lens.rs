@@ -243,3 +243,22 @@ fn a_vanishing_learning_rate_prints_no_infinite_error() {
         assert!(text.contains("undefined, no actual change"), "{text}");
     }
 }
+
+/// The lens's work limit counts the whole run at its measured rate: `seeds = 17`, which
+/// took 18 s on two cores when the limit counted the lens alone, is refused up front in
+/// one line that names the keys to lower.
+#[test]
+fn a_lens_run_past_fifteen_seconds_is_refused_up_front() {
+    let out = crate::common::scratch("lens-too-long").join("out");
+    let args = [
+        "run",
+        "lm_lens",
+        "--set",
+        "seeds=17",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let result = crate::common::ldyn_within(30, &args);
+    crate::common::assert_fails(&result, "about 15 s for the whole run on two cores");
+    assert!(!out.exists(), "nothing was written");
+}
