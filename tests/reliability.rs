@@ -1053,3 +1053,37 @@ fn messages_stay_short_and_show_tiny_numbers() {
         "refused before anything was written"
     );
 }
+
+/// The time rule, one key at a time: reruns are capped where a run and its reruns would
+/// keep two cores busy for more than a few minutes (20 for `digits` and the language-model
+/// experiments, 10,000 for the millisecond toys), and so are the language's entities (48).
+#[test]
+fn reruns_and_world_sizes_stop_where_a_run_would_take_minutes() {
+    let out = scratch("time-rule").join("out");
+    let out = out.to_str().unwrap();
+    for (experiment, set, why) in [
+        (
+            "lm_policy",
+            "robustness_seeds=21",
+            "robustness_seeds must be an integer in 0..=20",
+        ),
+        (
+            "digits",
+            "robustness_seeds=21",
+            "robustness_seeds must be an integer in 0..=20",
+        ),
+        (
+            "squeezing",
+            "robustness_seeds=10001",
+            "an integer in 0..=10000",
+        ),
+        (
+            "lm_sft_length",
+            "language.entities=49",
+            "language.entities must be an integer in 3..=48",
+        ),
+    ] {
+        let args = ["run", experiment, "--set", set, "--out", out];
+        assert_fails(&ldyn_within(30, &args), why);
+    }
+}

@@ -14,6 +14,7 @@ use crate::experiments::{Key, Range};
 
 /// The plan's own keys, before the experiment's.
 pub(super) const SEED: Key = Key::new("seed", "random seed of the run", Range::Int(0, i64::MAX));
+/// Its range is each experiment's ([`Entry::max_robustness_seeds`](super::Entry)).
 pub(super) const ROBUSTNESS: Key = Key::new(
     "robustness_seeds",
     "the claims are rerun on seeds 0..robustness_seeds (0: not rerun)",

@@ -19,7 +19,7 @@ use crate::experiments::lm_policy::LmPolicy;
 use crate::experiments::lm_sft_length::LmSftLength;
 use crate::experiments::residuals::{self, ResidualSchematic};
 use crate::experiments::squeezing::{self, Squeezing};
-use crate::experiments::{Experiment, Key, lm_world};
+use crate::experiments::{Experiment, Key, Range, lm_world};
 use crate::plot;
 
 /// Draws one figure of an experiment's data to a path the gallery chooses.
@@ -37,6 +37,9 @@ pub struct Entry {
     pub default_seed: u64,
     /// How many seeds the claims are rerun on by default.
     pub robustness_seeds: u64,
+    /// The most reruns a run may ask for: a run and its reruns stay within a few minutes
+    /// on two cores (each rerun is a whole run of the experiment).
+    pub max_robustness_seeds: i64,
     pub(super) runner: &'static (dyn Runner + Sync),
 }
 
@@ -53,6 +56,12 @@ pub(super) trait Runner {
 /// figures, and GIF animations.
 pub(super) struct Figures<E: Experiment>(pub(super) &'static [(&'static str, Draw<E::Data>)]);
 
+/// The most reruns of the experiments whose run takes seconds (`digits` and the LM
+/// ones): the slowest default runs take about 6 s on two cores (`digits` 5.5 s,
+/// `lm_policy` 5.9 s, `lm_lens` 5.7 s), so a run and 20 reruns stay near two minutes. The
+/// toys' runs take milliseconds, and keep 10,000 (`squeezing` with 1,000 reruns: 2.7 s).
+const MAX_SLOW_RERUNS: i64 = 20;
+
 /// Every experiment, in gallery order.
 pub static REGISTRY: &[Entry] = &[
     Entry {
@@ -61,6 +70,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "App. E: one positive/negative gradient step on a softmax, squeezing into the argmax",
         default_seed: squeezing::DEFAULT_SEED,
         robustness_seeds: 100,
+        max_robustness_seeds: 10_000,
         runner: &Figures::<Squeezing>(&[
             ("squeezing.png", plot::squeezing::draw),
             ("squeezing.gif", plot::squeezing::animation),
@@ -72,6 +82,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "Fig. 2: one step from one peaky distribution under the residual of SFT, off- and on-policy DPO, IPO, SPIN, SPPO and SLiC",
         default_seed: residuals::DEFAULT_SEED,
         robustness_seeds: 100,
+        max_robustness_seeds: 10_000,
         runner: &Figures::<ResidualSchematic>(&[("residuals.png", plot::squeezing::residuals)]),
     },
     Entry {
@@ -80,6 +91,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "Fig. 1 and Fig. 7 on UCI handwritten digits: one-step and accumulated influence, eNTK stability",
         default_seed: digits::DEFAULT_SEED,
         robustness_seeds: 5,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<DigitsExperiment>(&[
             ("digits_one_step.png", plot::digits::one_step),
             ("digits_accumulated.png", plot::digits::accumulated),
@@ -93,6 +105,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "Figs. 3, 4 and 9: SFT then off-policy DPO on a tiny LM, every probe family tracked",
         default_seed: lm_world::DEFAULT_SEED,
         robustness_seeds: 5,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmFinetune>(&[
             ("lm_sft.png", plot::lm::sft),
             ("lm_dpo.png", plot::lm::dpo),
@@ -105,6 +118,7 @@ pub static REGISTRY: &[Entry] = &[
         about: "App. C heatmap: accumulated −ηAKG per observed family and training signal",
         default_seed: lm_world::DEFAULT_SEED,
         robustness_seeds: 5,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmInfluence>(&[("lm_influence.png", plot::lm::influence)]),
     },
     Entry {
@@ -114,6 +128,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmLens>(&[("lm_lens.png", plot::lens::draw)]),
     },
     Entry {
@@ -123,6 +138,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmPolicy>(&[
             ("lm_policy.png", plot::policy::policy),
             ("lm_policy.gif", plot::policy::policy_animation),
@@ -135,6 +151,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::losses)]),
     },
     Entry {
@@ -144,6 +161,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmSftLength>(&[("lm_sft_length.png", plot::policy::sft_length)]),
     },
     Entry {
@@ -153,6 +171,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmExtend>(&[("lm_extend.png", plot::policy::extend)]),
     },
     Entry {
@@ -162,6 +181,7 @@ pub static REGISTRY: &[Entry] = &[
         default_seed: lm_world::DEFAULT_SEED,
         // Every run already covers seeds S..S+4, and its claims count them.
         robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmChes>(&[("lm_ches.png", plot::lm::ches)]),
     },
 ];
@@ -224,7 +244,12 @@ impl Entry {
 
     /// Every key of the experiment's configuration, the plan's own first.
     pub fn keys(&self) -> Vec<Key> {
-        let mut keys = vec![SEED, ROBUSTNESS];
+        let robustness = Key::new(
+            ROBUSTNESS.path,
+            ROBUSTNESS.doc,
+            Range::Int(0, self.max_robustness_seeds),
+        );
+        let mut keys = vec![SEED, robustness];
         keys.extend(self.runner.keys());
         keys
     }
