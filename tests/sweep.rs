@@ -364,7 +364,7 @@ fn merge_refuses_damaged_records_and_reports_failed_runs() {
         let text = std::fs::read_to_string(path).unwrap();
         std::fs::write(path, f(text)).unwrap();
     };
-    let cases: [Damage; 12] = [
+    let cases: [Damage; 14] = [
         (
             "shard-zero",
             &|d| edit(&d.join("sweep.toml"), &|t| format!("shard = [0, 0]\n{t}")),
@@ -415,8 +415,11 @@ fn merge_refuses_damaged_records_and_reports_failed_runs() {
         (
             "header-only",
             &|d| {
-                std::fs::write(d.join("default/seed-1/claims.csv"), "claim_id,holds,text\n")
-                    .unwrap()
+                std::fs::write(
+                    d.join("default/seed-1/claims.csv"),
+                    "experiment,claim_id,holds,text\n",
+                )
+                .unwrap()
             },
             "it lists no claim",
         ),
@@ -435,12 +438,33 @@ fn merge_refuses_damaged_records_and_reports_failed_runs() {
             &|d| {
                 edit(&d.join("default/seed-0/claims.csv"), &|t| {
                     let mut lines: Vec<String> = t.lines().map(String::from).collect();
-                    let rest = lines[1].split_once(',').unwrap().1.to_string();
-                    lines[1] = format!("NaN,{rest}");
+                    let mut fields = lines[1].splitn(3, ',');
+                    let experiment = fields.next().unwrap().to_string();
+                    let rest = fields.nth(1).unwrap().to_string();
+                    lines[1] = format!("{experiment},NaN,{rest}");
                     lines.join("\n") + "\n"
                 })
             },
             "a claim is id,holds,text",
+        ),
+        (
+            "another-experiment",
+            &|d| {
+                edit(&d.join("default/seed-0/claims.csv"), &|t| {
+                    t.replace("\nresiduals,", "\nlm_policy,")
+                })
+            },
+            "the claim is not one of residuals's",
+        ),
+        (
+            "truncated",
+            &|d| {
+                edit(&d.join("default/seed-1/claims.csv"), &|t| {
+                    let half = (t.len() / 2..).find(|&i| t.is_char_boundary(i)).unwrap();
+                    t[..half].to_string()
+                })
+            },
+            "claims.csv",
         ),
         (
             "both-records",

@@ -7,7 +7,7 @@
 //! configuration, the cell's values, its seed, no robustness reruns, and `seeds = 1` for
 //! the experiments that cover several seeds per run, so that each seed is counted once.
 //! A run writes to `DIR/CELL/seed-S/` what `ldyn run` writes, and then its record:
-//! `claims.csv` (each claim's id, whether it holds, its text), or `error.txt` if it
+//! `claims.csv` (the experiment, each claim's id, whether it holds, its text), or `error.txt` if it
 //! failed. The pooled files are built from the records alone, so a sweep and the merge of
 //! its shards give the same bytes: `sweep_claims.csv`, `sweep_summary.csv`, `sweep.png`,
 //! and `sweep.toml`, which records what was swept and lets a merge refuse shards of
@@ -445,11 +445,11 @@ impl Sweep {
         match report {
             Ok(report) => write_csv(
                 &claims_path,
-                "claim_id,holds,text",
-                report
-                    .claims
-                    .iter()
-                    .map(|c| format!("{},{},{}", c.id, c.holds, csv_field(&c.text))),
+                "experiment,claim_id,holds,text",
+                report.claims.iter().map(|c| {
+                    let text = csv_field(&c.text);
+                    format!("{},{},{},{text}", self.name(), c.id, c.holds)
+                }),
             ),
             Err(e) => write_atomic(&error_path, format!("{e}\n").as_bytes()),
         }
@@ -745,8 +745,8 @@ fn parse_ordered_pair(text: &str, separator: &str, expects: &str, max: u64) -> R
 }
 
 /// The record one run left in `folder`, checked as strictly as it was written: exactly one
-/// of `claims.csv` (its header, then one `id,holds,text` row per claim, each id once) and
-/// `error.txt` (one non-empty line).
+/// of `claims.csv` (its header, then one `experiment,id,holds,text` row per claim of the
+/// sweep's `experiment`, each id once) and `error.txt` (one non-empty line).
 fn read_outcome(folder: &Path, experiment: &str) -> Result<Outcome> {
     let (claims_path, error_path) = (folder.join(CLAIMS), folder.join(ERROR));
     let malformed = |path: &Path, line: usize, what: &str| Error::Parse {
@@ -780,7 +780,7 @@ fn read_outcome(folder: &Path, experiment: &str) -> Result<Outcome> {
     }
     let text = read_input(&claims_path, "a run's claims")?;
     let mut lines = text.lines();
-    if lines.next() != Some("claim_id,holds,text") || !text.ends_with('\n') {
+    if lines.next() != Some("experiment,claim_id,holds,text") || !text.ends_with('\n') {
         return Err(malformed(
             &claims_path,
             1,
@@ -789,7 +789,14 @@ fn read_outcome(folder: &Path, experiment: &str) -> Result<Outcome> {
     }
     let mut claims: Vec<(String, bool)> = Vec::new();
     for (k, line) in lines.enumerate() {
-        let mut fields = line.splitn(3, ',');
+        let mut fields = line.splitn(4, ',');
+        if fields.next() != Some(experiment) {
+            return Err(malformed(
+                &claims_path,
+                k + 2,
+                &format!("the claim is not one of {experiment}'s"),
+            ));
+        }
         let (id, holds, claim_text) = (fields.next(), fields.next(), fields.next());
         let holds = match holds {
             Some("true") => true,
