@@ -19,7 +19,7 @@
 //!   every SSE instruction of the code that follows (the crate is compiled for baseline
 //!   x86-64, SSE2) pays a transition penalty: on the 2-vCPU AMD EPYC this crate is
 //!   measured on, the SGD update of the gallery's LM took 14.2 µs after any product and
-//!   3.4 µs before one, or after `clear_upper` (the README's Performance section).
+//!   3.4 µs before one, or after `clear_upper` (`docs/ENGINEERING.md`, Performance).
 
 // The constants are written with the digits fdlibm and Cephes publish; each rounds to
 // the double they mean.

@@ -879,3 +879,39 @@ fn a_what_if_run_into_plots_is_warned_on_a_terminal() {
         assert!(success && !screen.contains("warning"), "{quiet}: {screen}");
     }
 }
+
+/// The README's configuration recipe runs as written: a run with `--set`s, then a run
+/// from the configuration file it wrote, give the same bytes (an alias writes its
+/// experiment's configuration).
+#[test]
+fn the_readmes_config_recipe_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let recipe: Vec<&str> = (readme.lines())
+        .filter(|l| l.starts_with("ldyn run lm_dpo "))
+        .collect();
+    assert_eq!(recipe.len(), 2, "the recipe's two runs: {recipe:?}");
+    let dir = scratch("readme-recipe");
+    let (d, e) = (dir.join("D"), dir.join("E"));
+    for line in &recipe {
+        let command = line.split('#').next().unwrap();
+        let args: Vec<String> = (command.split_whitespace().skip(1))
+            .map(|w| match w {
+                "D" => d.display().to_string(),
+                "E" => e.display().to_string(),
+                w => match w.strip_prefix("D/") {
+                    Some(file) => d.join(file).display().to_string(),
+                    None => w.to_string(),
+                },
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ldyn_ok(&args);
+    }
+    let (ours, theirs) = (files_in(&d), files_in(&e));
+    assert_eq!(ours, theirs);
+    for file in ours.iter().filter(|f| !f.starts_with('.')) {
+        let same = std::fs::read(d.join(file)).unwrap() == std::fs::read(e.join(file)).unwrap();
+        assert!(same, "{file} differs");
+    }
+}

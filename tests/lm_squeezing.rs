@@ -315,14 +315,14 @@ fn quoted(v: f64, decimals: usize, signed: bool) -> String {
     text.replace('-', "−")
 }
 
-/// The squeezing numbers the README and tutorial chapters 6 and 7 quote are the committed
-/// tables' statistics (the median over seeds of each seed's median, as the figure draws).
+/// The squeezing numbers the findings (`docs/FINDINGS.md`) and tutorial chapters 6 and 7
+/// quote are the committed tables' statistics (the median over seeds of each seed's median, as the figure draws).
 #[test]
 fn the_docs_quote_the_committed_squeezing_tables() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     let (readme, ch6, ch7) = (
-        read("README.md"),
+        read("docs/FINDINGS.md"),
         read("src/tutorial/ch6_policy.md"),
         read("src/tutorial/ch7_extend.md"),
     );
@@ -350,7 +350,10 @@ fn the_docs_quote_the_committed_squeezing_tables() {
         ));
     }
     for quote in &quotes {
-        assert!(readme.contains(quote.as_str()), "README lacks {quote}");
+        assert!(
+            readme.contains(quote.as_str()),
+            "docs/FINDINGS.md lacks {quote}"
+        );
         assert!(ch6.contains(quote.as_str()), "chapter 6 lacks {quote}");
     }
     // Where y⁻ sat when pushed: the figure's box, the median over every update and seed.
