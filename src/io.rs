@@ -253,9 +253,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             return Ok(());
         }
         if !meta.is_file() {
-            if std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
-                refuse_a_fifo_nobody_reads(path, &target)?;
-            }
+            // A FIFO's probe stays open until the real open is done: closing the only
+            // writer would end its reader, and the real open would wait for another.
+            let _probe = match std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+                true => Some(refuse_a_fifo_nobody_reads(path, &target)?),
+                false => None,
+            };
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .open(&target)
@@ -285,8 +288,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Refuses to write to the FIFO `target` (named `path`) when no process reads it: opening
 /// it for writing would wait for a reader for ever. The open that tests it does not wait
-/// (`O_NONBLOCK`; `ENXIO` when there is no reader).
-fn refuse_a_fifo_nobody_reads(path: &Path, target: &Path) -> Result<()> {
+/// (`O_NONBLOCK`; `ENXIO` when there is no reader); it returns that open writer, which the
+/// caller keeps until its own open has found the reader.
+fn refuse_a_fifo_nobody_reads(path: &Path, target: &Path) -> Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     const O_NONBLOCK: i32 = 0o4000;
     const ENXIO: i32 = 6;
@@ -295,7 +299,7 @@ fn refuse_a_fifo_nobody_reads(path: &Path, target: &Path) -> Result<()> {
         .custom_flags(O_NONBLOCK)
         .open(target)
     {
-        Ok(_) => Ok(()),
+        Ok(probe) => Ok(probe),
         Err(e) if e.raw_os_error() == Some(ENXIO) => Err(Error::InvalidArgument(format!(
             "{} is a FIFO that no process reads: start its reader first",
             crate::error::quote(&path.display().to_string())

@@ -141,7 +141,8 @@ enum Command {
         /// Write `class,p_before,p_after,log_p_before,log_p_after` here.
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// Draw the before/after distribution here (PNG).
+        /// Draw the before/after distribution here (PNG; a path ending in another suffix is
+        /// refused).
         #[arg(long)]
         plot: Option<PathBuf>,
     },
@@ -439,6 +440,21 @@ fn finish_sweep(
     }
 }
 
+/// Refuses a `--plot` path whose suffix names another format than the PNG it would get
+/// (`.svg`, `.pdf`, …); a path without a suffix (a device, a stream) is written as PNG.
+fn refuse_other_than_png(path: &Path) -> Result<()> {
+    match path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    {
+        Some(ext) if ext != "png" => Err(Error::InvalidArgument(format!(
+            "--plot writes PNG, and {} names a .{ext} file: give a path ending in .png",
+            quote(&path.display().to_string())
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `--max-memory` in bytes.
 fn memory_budget(gib: f64) -> Result<u64> {
     if gib.is_finite() && gib > 0.0 && gib <= 1e9 {
@@ -569,13 +585,17 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             Ok(())
         }
         Command::List => {
+            // One column per field, as wide as its longest entry.
+            let width = REGISTRY.iter().map(|e| e.name.len()).max().unwrap_or(0);
+            let seeds = REGISTRY.iter().map(|e| e.default_seed.to_string().len());
+            let seed_width = seeds.max().unwrap_or(0);
             for e in REGISTRY {
                 let aliases = match e.aliases {
                     [] => String::new(),
                     names => format!(" (also: {})", names.join(", ")),
                 };
                 emit(&format!(
-                    "{:<12} seed {:<6} {}{aliases}\n",
+                    "{:<width$}  seed {:<seed_width$}  {}{aliases}\n",
                     e.name, e.default_seed, e.about
                 ))?;
             }
@@ -598,6 +618,9 @@ fn execute(command: Command, budget: u64) -> Result<()> {
             csv,
             plot: png,
         } => {
+            if let Some(path) = &png {
+                refuse_other_than_png(path)?;
+            }
             let outputs: Vec<&Path> = csv.iter().chain(&png).map(PathBuf::as_path).collect();
             check_outputs(&outputs, &[Path::new(&logits)])?;
             let logits = load_numbers(&logits)?;

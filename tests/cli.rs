@@ -915,3 +915,40 @@ fn the_readmes_config_recipe_runs_as_written() {
         assert!(same, "{file} differs");
     }
 }
+
+/// `ldyn list` aligns its columns whatever the names' lengths, and `squeeze --plot`
+/// refuses a suffix it cannot write (it draws PNG) before writing anything.
+#[test]
+fn list_is_aligned_and_plot_suffixes_are_checked() {
+    let out = ldyn_ok(&["list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let columns: Vec<usize> = text.lines().map(|l| l.find(" seed ").unwrap()).collect();
+    assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    let abouts: Vec<usize> = (text.lines())
+        .map(|l| {
+            let seed = l.find(" seed ").unwrap() + 6;
+            let padded = seed + l[seed..].find(' ').unwrap();
+            padded + l[padded..].find(|c: char| c != ' ').unwrap()
+        })
+        .collect();
+    let first = text.lines().next().unwrap();
+    assert!(abouts.windows(2).all(|w| w[0] == w[1]), "{text}");
+    assert!(first[abouts[0]..].starts_with("App. E"), "{first}");
+    let dir = scratch("plot-suffix");
+    let svg = dir.join("step.svg");
+    let args = [
+        "squeeze",
+        "--logits",
+        "2,1,0",
+        "--class",
+        "2",
+        "--direction",
+        "negative",
+        "--step",
+        "1",
+        "--plot",
+        svg.to_str().unwrap(),
+    ];
+    assert_fails(&ldyn(&args), "--plot writes PNG");
+    assert!(!svg.exists());
+}

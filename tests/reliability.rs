@@ -286,7 +286,7 @@ fn targets_are_written_whole_and_nothing_else_is_touched() {
     ]);
     assert_fails(&out, "is the input");
     assert_eq!(std::fs::read_to_string(&input).unwrap(), "1\n2\n3\n");
-    let same = dir.join("same.out");
+    let same = dir.join("same.png");
     assert_fails(
         &squeeze(&[
             "--csv",
