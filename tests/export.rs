@@ -108,6 +108,11 @@ fn lm_records_re_derive_loss_coefficients_and_residuals() {
             }
         }
     }
+    // Every token has its name, in token order: a record's ids read as words.
+    let doc = lm_record(&dir, &["--objective", "dpo"]);
+    let names: Vec<String> = serde_json::from_value(doc["vocabulary"].clone()).unwrap();
+    assert_eq!(names.len() as u64, doc["model"]["vocab"].as_u64().unwrap());
+    assert_eq!((names[2].as_str(), names[4].as_str()), ("IS", "END"));
     // SFT: s⁺ = 1 and G = π − e_y; no reference is read, and no key is written as null
     // (SFT has no s⁻ and no reference log-probability: the keys are left out).
     let sft = lm_record(&dir, &["--objective", "sft"]);

@@ -247,8 +247,12 @@ pub fn lm_akg_json(flags: &LmFlags, seed: u64, eta: f64) -> Result<Value> {
     if !s_minus.is_null() {
         update_json["s_minus"] = s_minus;
     }
+    // Every token's name, in token order, so that a record's token ids can be read.
+    let sizes = lang.sizes;
+    let vocabulary: Vec<String> = (0..spec.vocab).map(|t| sizes.token_name(t)).collect();
     Ok(json!({
         "model": {"kind": "lm", "vocab": spec.vocab, "window": spec.window, "embed": spec.embed, "hidden": spec.hidden, "seed": seed},
+        "vocabulary": vocabulary,
         "weights": lm_model_json(&model),
         "objective": objective.to_string(),
         "reference": reference_kind.id(),
