@@ -134,10 +134,13 @@ impl Explorer {
         entropy_from_log(&self.log_pi())
     }
 
-    /// `y*`: the most likely class now.
+    /// `y*`: the most likely class that a step on the selected class `k` does not push,
+    /// `argmax_{i≠k} π_i`, as everywhere else in the crate (the squeezing theorems,
+    /// `ldyn squeeze`).
     pub fn y_star(&self) -> usize {
         let lp = self.log_pi();
         (0..lp.len())
+            .filter(|&i| i != self.selected)
             .max_by(|&a, &b| lp[a].total_cmp(&lp[b]))
             .unwrap_or(0)
     }
@@ -272,7 +275,7 @@ pub const SYMBOLS: [&str; 11] = [
     "bars       π = softmax(z) of each class: linear on top, log₁₀ π below",
     "gray bar   π before the last step (the ghost), left of π now",
     "▲          the selected class (←/→), which p and n push",
-    "y*         cyan: the most likely class now",
+    "y*         cyan: the most likely class a step on ▲ does not push",
     "y⁺         green: the chosen class, pulled up by s (SFT) and d (DPO)",
     "y⁻         red: the rejected class, pushed down by d (DPO)",
     "C          the step size: each step moves the logits by C·(π − e_k)",

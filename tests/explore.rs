@@ -19,9 +19,9 @@ fn pi(e: &Explorer, class: usize) -> f64 {
 #[test]
 fn a_negative_step_on_a_valley_raises_y_star() {
     let mut e = explorer();
+    e.selected = e.rejected; // the least likely class
     let y_star = e.y_star();
     let before = pi(&e, y_star);
-    e.selected = e.rejected; // the least likely class
     e.apply(Action::Negative);
     assert!(pi(&e, y_star) > before);
     assert_eq!(e.rose(), Some(1));
@@ -30,9 +30,18 @@ fn a_negative_step_on_a_valley_raises_y_star() {
 /// A negative step on the argmax (on-policy) flattens π: the entropy rises.
 #[test]
 fn a_negative_step_on_the_argmax_raises_the_entropy() {
+    // y* is never the selected class: it is the most likely class a step does not push.
+    let mut probe = explorer();
+    for k in 0..DEFAULT_LOGITS.len() {
+        probe.selected = k;
+        assert_ne!(probe.y_star(), k);
+    }
     let mut e = explorer();
     let before = e.entropy();
-    e.selected = e.y_star();
+    let lp = e.log_pi();
+    e.selected = (0..lp.len())
+        .max_by(|&a, &b| lp[a].total_cmp(&lp[b]))
+        .unwrap();
     e.apply(Action::Negative);
     assert!(e.entropy() > before);
     assert_eq!(e.rose(), Some(DEFAULT_LOGITS.len() - 1));
