@@ -167,7 +167,8 @@ enum Command {
         /// (classifiers always use cross-entropy, `sft`). Against TRL's loss_type: dpo is
         /// TRL's sigmoid (accepted too); ipo and sppo_hard are TRL's; slic is SLiC-HF,
         /// max(0, δ − (lp⁺ − lp⁻)) − λ·lp⁺, which TRL lacks (TRL's hinge, max(0, 1 − β·m),
-        /// is another loss and no alias here).
+        /// is another loss and no alias here). IPO's τ, DPO's and SLiC's β are the world's β
+        /// (0.1, as `lm_losses`' `ipo_tau`).
         #[arg(long, default_value = "sft")]
         objective: LmObjective,
         /// The language model's start and reference: sft (default: the world's SFT

@@ -17,7 +17,8 @@ use crate::numerics::{log_prob, softmax_columns_shifted};
 pub enum PairLoss {
     /// `dpo` (TRL: `sigmoid`): `L = −log σ(β m)`, `m = (lp⁺ − lp⁻) − (ref⁺ − ref⁻)`.
     Dpo,
-    /// `ipo` (TRL: `ipo`): `L = (m − 1/(2β))²`.
+    /// `ipo` (TRL: `ipo`): `L = (m − 1/(2τ))²`, with τ the loss's strength parameter
+    /// (`ipo_tau` in `lm_losses`; the paper's Eq. 16 writes it β).
     Ipo,
     /// `slic` (SLiC-HF; no TRL name): `L = max(0, δ − (lp⁺ − lp⁻)) − λ lp⁺` (no reference;
     /// the regulariser is SFT on the chosen sequence). TRL's `hinge`,
@@ -183,14 +184,14 @@ impl std::fmt::Display for LmObjective {
 /// | loss | s⁺ | s⁻ |
 /// |---|---|---|
 /// | DPO | `β(1 − σ(βm))` | `β(1 − σ(βm))` |
-/// | IPO | `2(1/(2β) − m)` | `2(1/(2β) − m)` |
+/// | IPO | `2(1/(2τ) − m)` | `2(1/(2τ) − m)` |
 /// | SLiC | `1[δ − gap > 0] + λ` | `1[δ − gap > 0]` |
 /// | SPPO (hard) | `2(η_s/2 − r⁺)` | `2(r⁻ + η_s/2)` |
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pairwise {
     /// Which loss.
     pub loss: PairLoss,
-    /// The inverse temperature `β` (> 0).
+    /// The inverse temperature `β` (> 0); for IPO, its `τ`.
     pub beta: f64,
     /// Response tokens of the chosen sequence `y⁺`.
     pub chosen: Vec<usize>,

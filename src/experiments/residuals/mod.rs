@@ -114,7 +114,7 @@ impl Settings for Config {
             ),
             Key::new(
                 "beta",
-                "the pairwise losses' β (from 1e-6, so that IPO's 1/(2β) stays a number)",
+                "the pairwise losses' β, IPO's τ (from 1e-6, so that IPO's 1/(2τ) stays a number)",
                 Range::Real {
                     min: 1e-6,
                     open_min: false,
