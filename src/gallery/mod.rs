@@ -23,8 +23,10 @@
 //! | `plan` | a configured run ([`Plan`]): defaults, `--config`, `--set`, TOML |
 //! | `runner` | running a plan and writing its files ([`Report`]) |
 //! | `sweep` | one experiment over a grid and a seed range, pooled per cell ([`Sweep`], [`merge`]) |
+//! | `records` | a sweep run's record (`claims.csv` or `error.txt`) and its strict reading |
 
 mod plan;
+mod records;
 mod registry;
 mod runner;
 mod sweep;

@@ -181,14 +181,6 @@ impl Attribution {
                 .map(|c| &c.split),
         )
     }
-
-    /// The fixed argmax's split at `position` of `prefix`, on the probes where it is not
-    /// `y⁺`'s token (`None` if there are none).
-    pub fn fixed_not_chosen(&self, prefix: Prefix, position: usize) -> Option<&FixedCell> {
-        self.fixed.iter().find(|c| {
-            c.prefix == prefix && c.position == position && !c.argmax_is_chosen && c.n_probes > 0
-        })
-    }
 }
 
 /// `−η Σ_i J(x_i)ᵀ G_i`: the parameter move of residuals `g` on `update`.
