@@ -952,3 +952,49 @@ fn list_is_aligned_and_plot_suffixes_are_checked() {
     assert_fails(&ldyn(&args), "--plot writes PNG");
     assert!(!svg.exists());
 }
+
+/// A claim line says what each count counts: the verdict names the run's seeds (one seed,
+/// or the seed set an LM comparison trains in one run), the tag the robustness reruns'.
+#[test]
+fn claim_lines_name_the_seeds_they_count() {
+    let dir = scratch("claim-lines");
+    let out = dir.display().to_string();
+    let text = |args: &[&str]| String::from_utf8_lossy(&ldyn_ok(args).stdout).into_owned();
+    let claims = |t: &str| -> Vec<String> {
+        (t.lines().filter(|l| l.starts_with("  [")))
+            .map(str::to_string)
+            .collect()
+    };
+    let one = text(&[
+        "run",
+        "squeezing",
+        "--seed",
+        "7",
+        "--set",
+        "robustness_seeds=3",
+        "--out",
+        &out,
+    ]);
+    let lines = claims(&one);
+    assert!(!lines.is_empty(), "{one}");
+    for line in &lines {
+        assert!(
+            line.starts_with("  [holds at seed 7] ") || line.starts_with("  [FAILS at seed 7] "),
+            "{line}"
+        );
+        let tag = line
+            .rsplit_once(" [rerun on seeds 0–2: holds on ")
+            .map(|(_, t)| t);
+        let k: usize = tag
+            .and_then(|t| t.strip_suffix("/3]"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(k <= 3, "{line}");
+    }
+    let set = text(&["run", "lm_ches", "--set", "seeds=2", "--out", &out]);
+    for line in claims(&set) {
+        assert!(line.contains(" at seeds 1024–1025] "), "{line}");
+        assert!(line.ends_with(" [not rerun on other seeds]"), "{line}");
+    }
+}

@@ -388,10 +388,10 @@ fn merge_refuses_damaged_records_and_reports_failed_runs() {
             "seeds-three",
             &|d| {
                 edit(&d.join("sweep.toml"), &|t| {
-                    t.replace("seeds = [0, 2]", "seeds = [0, 2, 9]")
+                    t.replace("seeds = \"0..2\"", "seeds = [0, 2, 9]")
                 })
             },
-            "seeds must be [A, B]",
+            "sweep.toml:1: --seeds expects A..B",
         ),
         (
             "unknown-key",
@@ -498,6 +498,22 @@ fn merge_refuses_damaged_records_and_reports_failed_runs() {
     assert!(
         code == Some(2) && stderr.contains("one non-empty line"),
         "{stderr}"
+    );
+    // The seeds are recorded as written; a record from before that change (`[A, B]`)
+    // merges to the same bytes.
+    let copy = two_runs(&dir, "old-record");
+    let record = std::fs::read_to_string(copy.join("sweep.toml")).unwrap();
+    assert!(record.contains("\nseeds = \"0..2\"\n"), "{record}");
+    edit(&copy.join("sweep.toml"), &|t| {
+        t.replace("seeds = \"0..2\"", "seeds = [0, 2]")
+    });
+    let (code, stderr) = merge(&copy, "old-record-merged");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = merge(&dir.join("original"), "new-record-merged");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        files(&dir.join("old-record-merged")),
+        files(&dir.join("new-record-merged"))
     );
     // A failed run pooled: the merge writes the pooled files and exits 1.
     let copy = two_runs(&dir, "failed-run");

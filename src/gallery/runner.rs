@@ -89,7 +89,12 @@ impl<E: Experiment> Runner for Figures<E> {
                 id: c.id,
                 text: match plan.robustness_seeds {
                     0 => format!("{} [not rerun on other seeds]", c.text),
-                    seeds => format!("{} [holds for {n}/{seeds} seeds]", c.text),
+                    1 => format!("{} [rerun on seed 0: holds on {n}/1]", c.text),
+                    seeds => format!(
+                        "{} [rerun on seeds 0–{}: holds on {n}/{seeds}]",
+                        c.text,
+                        seeds - 1
+                    ),
                 },
                 holds: c.holds,
             })
@@ -97,6 +102,7 @@ impl<E: Experiment> Runner for Figures<E> {
         write_atomic(&config_path, plan.to_toml().as_bytes())?;
         Ok(Report {
             name: plan.name.clone(),
+            seeds: run_seeds(plan),
             files,
             claims,
         })
@@ -112,11 +118,31 @@ fn configured<E: Experiment>(plan: &Plan) -> Result<Valid<E::Config>> {
     Valid::new(config)
 }
 
+/// The seeds a run's verdicts read: `seed S`, or `seeds S–T` for an experiment that trains
+/// `seeds` seeds in one run (its claims count them in their text).
+fn run_seeds(plan: &Plan) -> String {
+    let covered = plan
+        .table()
+        .get("seeds")
+        .and_then(Value::as_integer)
+        .unwrap_or(1);
+    match covered {
+        1 => format!("seed {}", plan.seed),
+        n => format!(
+            "seeds {}–{}",
+            plan.seed,
+            plan.seed.saturating_add(n as u64 - 1)
+        ),
+    }
+}
+
 /// What running an experiment produced.
 #[derive(Clone, Debug)]
 pub struct Report {
     /// The name it ran under.
     pub name: String,
+    /// The seeds its verdicts read (`seed 2025`, `seeds 1024–1028`).
+    pub seeds: String,
     /// The files written: CSV tables, figures, then the configuration.
     pub files: Vec<PathBuf>,
     /// The figures' claims with the measured numbers and their robustness.
@@ -124,7 +150,8 @@ pub struct Report {
 }
 
 impl std::fmt::Display for Report {
-    /// One line for the experiment (how many claims hold, the files), then one per claim.
+    /// One line for the experiment (how many claims hold, the files), then one per claim:
+    /// its verdict on the run's own seeds, the claim, and its count on the robustness reruns.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let held = self.claims.iter().filter(|c| c.holds).count();
         let files: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
@@ -137,7 +164,7 @@ impl std::fmt::Display for Report {
         )?;
         for claim in &self.claims {
             let verdict = if claim.holds { "holds" } else { "FAILS" };
-            writeln!(f, "  [{verdict}] {}", claim.text)?;
+            writeln!(f, "  [{verdict} at {}] {}", self.seeds, claim.text)?;
         }
         Ok(())
     }

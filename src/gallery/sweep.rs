@@ -79,11 +79,20 @@ pub struct RunId {
 #[serde(deny_unknown_fields)]
 struct Record {
     experiment: String,
-    seeds: Vec<u64>,
+    seeds: Seeds,
     grid: Vec<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shard: Option<Vec<u64>>,
     settings: String,
+}
+
+/// A record's seeds: `"A..B"` as `--seeds` takes them, or `[A, B]`, as the records written
+/// before 2026-12-07 hold them (merge still reads those, as the same range).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Seeds {
+    Written(String),
+    Pair(Vec<u64>),
 }
 
 impl Record {
@@ -111,10 +120,9 @@ impl Record {
             line: 1,
             message,
         };
-        match record.seeds.as_slice() {
-            [a, b] => parse_range(&format!("{a}..{b}")).map_err(|e| bad(e.to_string()))?,
-            _ => return Err(bad("seeds must be [A, B]".into())),
-        };
+        let (a, b) = parse_range(&record.range()).map_err(|e| bad(e.to_string()))?;
+        let mut record = record;
+        record.seeds = Seeds::Written(format!("{a}..{b}"));
         match record.shard.as_deref() {
             None => {}
             Some([i, n]) => {
@@ -123,6 +131,17 @@ impl Record {
             Some(_) => return Err(bad("shard must be [I, N]".into())),
         }
         Ok(record)
+    }
+
+    /// The seeds as `--seeds` takes them.
+    fn range(&self) -> String {
+        match &self.seeds {
+            Seeds::Written(range) => range.clone(),
+            Seeds::Pair(pair) => {
+                let ends: Vec<String> = pair.iter().map(u64::to_string).collect();
+                ends.join("..")
+            }
+        }
     }
 
     /// `(I, N)` of a shard's record.
@@ -530,7 +549,7 @@ impl Sweep {
     fn record(&self) -> Record {
         Record {
             experiment: self.name().to_string(),
-            seeds: vec![self.seeds.0, self.seeds.1],
+            seeds: Seeds::Written(format!("{}..{}", self.seeds.0, self.seeds.1)),
             grid: self
                 .grid
                 .iter()
@@ -652,8 +671,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Pooled> {
         .iter()
         .map(|g| format!("{}={}", g[0], g[1..].join(",")))
         .collect();
-    let range = format!("{}..{}", first.seeds[0], first.seeds[1]);
-    let sweep = Sweep::new(base, &grid, Some(&range), None)?;
+    let sweep = Sweep::new(base, &grid, Some(&first.range()), None)?;
     let runs = sweep.all_runs();
     let holder = |run: &RunId| -> Result<PathBuf> {
         dirs.iter()
