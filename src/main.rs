@@ -426,7 +426,7 @@ mod stdout {
 /// Reports a sweep's (or a merge's) pooled result: the report, or, when runs failed, where
 /// their errors are and the failure itself (exit status 1).
 fn finish_sweep(
-    result: Result<learning_dynamics::gallery::Pooled>,
+    result: Result<learning_dynamics::experiments::Pooled>,
     name: &str,
     out: &Path,
 ) -> Result<()> {
@@ -720,7 +720,7 @@ fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
 }
 
 /// What a sweep pooled, one line per cell and claim: `k/n` seeds.
-fn sweep_report(pooled: &learning_dynamics::gallery::Pooled, out: &Path) -> String {
+fn sweep_report(pooled: &learning_dynamics::experiments::Pooled, out: &Path) -> String {
     let cells = match pooled.cells.len() {
         1 => "1 cell".to_string(),
         n => format!("{n} cells"),

@@ -203,3 +203,168 @@ fn the_sideways_scan_reads_module_paths() {
     let nested = "use super::claims::X;\nuse super::super::residuals::Y;";
     assert_eq!(experiment_imports(nested, 1), ["residuals"]);
 }
+
+/// The outputs layer's own order, bottom first: writing files, then drawing and
+/// exporting, then the commands, then the gallery that runs them all. A module imports
+/// its own rank or a lower one (the sweep figure draws what the gallery pooled, from a
+/// type both import from the experiments layer).
+const OUTPUTS: &[&[&str]] = &[
+    &["io"],
+    &["plot", "export"],
+    &["explore", "bench"],
+    &["gallery"],
+];
+
+#[test]
+fn the_outputs_import_downwards() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let rank = |m: &str| OUTPUTS.iter().position(|r| r.contains(&m));
+    let mut checked = 0;
+    for module in OUTPUTS.iter().flat_map(|r| r.iter()) {
+        let mut files = Vec::new();
+        match src.join(module).is_dir() {
+            true => rust_files(&src.join(module), &mut files),
+            false => files.push(src.join(format!("{module}.rs"))),
+        }
+        for file in files {
+            for imported in imports(&std::fs::read_to_string(&file).unwrap()) {
+                if let Some(target) = rank(&imported) {
+                    assert!(
+                        target <= rank(module).unwrap(),
+                        "{} imports crate::{imported}, a rank above it",
+                        file.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 5,
+        "only {checked} imports found: is the scan broken?"
+    );
+}
+
+/// The module path of a source file below `src/`: `gallery/sweep/run.rs` is
+/// `[gallery, sweep, run]`, `gallery/sweep/mod.rs` is `[gallery, sweep]`.
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .iter()
+        .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The lower-case path segments after every `crate::` and `super::…::` in `text`
+/// (comments skipped), resolved against the module `at`.
+fn resolved_paths(text: &str, at: &[String]) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    for line in text.lines().map(str::trim_start) {
+        if line.starts_with("//") {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest
+            .find("crate::")
+            .into_iter()
+            .chain(rest.find("super::"))
+            .min()
+        {
+            let tail = &rest[i..];
+            let (mut base, mut after) = match tail.strip_prefix("crate::") {
+                Some(after) => (Vec::new(), after),
+                None => {
+                    // `super` of a file is its folder's module; of a `mod.rs`, the folder's parent.
+                    let mut base = at.to_vec();
+                    base.pop();
+                    (base, &tail["super::".len()..])
+                }
+            };
+            while let Some(more) = after.strip_prefix("super::") {
+                base.pop();
+                after = more;
+            }
+            for segment in after.split("::") {
+                let name = ident(segment);
+                if name.is_empty() || !name.starts_with(|c: char| c.is_lowercase()) {
+                    break;
+                }
+                base.push(name.clone());
+                if name.len() != segment.len() {
+                    break;
+                }
+            }
+            paths.push(base);
+            rest = &tail[tail.find("::").unwrap() + 2..];
+        }
+    }
+    paths
+}
+
+/// No folder's modules import each other in a loop: within each module, the graph of
+/// its children's imports of one another (found by resolving `crate::` and `super::`
+/// paths) has no cycle.
+#[test]
+fn no_modules_of_one_folder_import_each_other_in_a_loop() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let modules: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| module_path(f.strip_prefix(&src).unwrap()))
+        .collect();
+    let mut edges: std::collections::BTreeSet<(Vec<String>, String, String)> = Default::default();
+    for (file, at) in files.iter().zip(&modules) {
+        if at.first().is_some_and(|m| m == "lib" || m == "main") {
+            continue;
+        }
+        for path in resolved_paths(&std::fs::read_to_string(file).unwrap(), at) {
+            let common = at.iter().zip(&path).take_while(|(a, b)| a == b).count();
+            if common >= at.len() || common >= path.len() {
+                continue; // an import of an ancestor or of a descendant
+            }
+            let target: Vec<String> = path[..=common].to_vec();
+            if modules.contains(&target) {
+                edges.insert((
+                    at[..common].to_vec(),
+                    at[common].clone(),
+                    path[common].clone(),
+                ));
+            }
+        }
+    }
+    assert!(
+        edges.len() > 20,
+        "only {} edges: is the scan broken?",
+        edges.len()
+    );
+    // A cycle in any folder's graph: depth-first search from every node.
+    for (folder, from, _) in &edges {
+        let mut stack = vec![(from.clone(), vec![from.clone()])];
+        while let Some((node, trail)) = stack.pop() {
+            for (f, a, b) in &edges {
+                if f == folder && *a == node {
+                    assert!(
+                        b != from,
+                        "modules of {} import each other in a loop: {} -> {b}",
+                        ["crate"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .chain(folder.iter().cloned())
+                            .collect::<Vec<_>>()
+                            .join("::"),
+                        trail.join(" -> ")
+                    );
+                    if !trail.contains(b) {
+                        let mut next = trail.clone();
+                        next.push(b.clone());
+                        stack.push((b.clone(), next));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -62,7 +62,7 @@ pub mod toys;
 
 pub use settings::{Key, Range, Settings, Valid};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A statement a figure makes, checked on the numbers of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +79,36 @@ impl Claim {
     /// The claim `id`, which holds iff `holds`, stated as `text`.
     pub fn new(id: &'static str, holds: bool, text: String) -> Self {
         Claim { id, text, holds }
+    }
+}
+
+/// Every claim of a sweep counted per cell over the seeds: what `ldyn sweep` pools, its
+/// figure draws and its merge rebuilds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pooled {
+    /// The cells' names, in order.
+    pub cells: Vec<String>,
+    /// The claims' ids, in the order the experiment states them.
+    pub claims: Vec<String>,
+    /// `holds[cell][claim]`: on how many seeds the claim holds.
+    pub holds: Vec<Vec<usize>>,
+    /// Per cell, the seeds whose run succeeded.
+    pub seeds: Vec<usize>,
+    /// Per cell, the runs that failed, and the first one's message.
+    pub failed: Vec<(usize, Option<String>)>,
+    /// Every successful run's summary rows: `(cell, seed, metric, value)`.
+    pub summary: Vec<(usize, u64, String, String)>,
+}
+
+impl Pooled {
+    /// `Ok` if no pooled run failed; otherwise [`Error::RunsFailed`] with the count of the
+    /// `total` runs, so that a scheduler sees the failure in the exit status.
+    pub fn failures(&self, total: usize) -> Result<()> {
+        let failed: usize = self.failed.iter().map(|f| f.0).sum();
+        match failed {
+            0 => Ok(()),
+            failed => Err(Error::RunsFailed { failed, total }),
+        }
     }
 }
 

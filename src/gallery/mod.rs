@@ -20,18 +20,20 @@
 //! | module | owns |
 //! |---|---|
 //! | `registry` | every experiment, its names and figures ([`REGISTRY`], [`Entry`]) |
-//! | `plan` | a configured run ([`Plan`]): defaults, `--config`, `--set`, TOML |
-//! | `runner` | running a plan and writing its files ([`Report`]) |
+//! | `plan` | a configured run ([`Plan`]): defaults, `--config`, `--set`, TOML; the type-erased `Runner` it runs through |
+//! | `runner` | running a plan: writing its files, rerunning its claims |
+//! | `report` | what a run produced ([`Report`]): its files and claims |
 //! | `sweep` | one experiment over a grid and a seed range, pooled per cell ([`Sweep`], [`merge`]) |
 //! | `records` | a sweep run's record (`claims.csv` or `error.txt`) and its strict reading |
 
 mod plan;
 mod records;
 mod registry;
+mod report;
 mod runner;
 mod sweep;
 
 pub use plan::Plan;
 pub use registry::{Draw, Entry, REGISTRY, find, names};
-pub use runner::Report;
-pub use sweep::{MAX_RUNS, Pooled, RunId, Sweep, check_set, merge};
+pub use report::Report;
+pub use sweep::{MAX_RUNS, RunId, Sweep, check_set, merge};

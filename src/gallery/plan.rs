@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Value;
 
-use super::registry::{Entry, find};
-use super::runner::Report;
+use super::report::Report;
 use crate::error::{Error, Result, quote};
 use crate::experiments::settings::{flatten, key_named};
 use crate::experiments::{Key, Range};
@@ -21,10 +20,22 @@ pub(super) const ROBUSTNESS: Key = Key::new(
     Range::Int(0, 10_000),
 );
 
+/// What a plan needs of its experiment, with the experiment's types erased (the registry
+/// implements it for every experiment, the runner runs through it).
+pub(super) trait Runner {
+    fn keys(&self) -> Vec<Key>;
+    fn defaults(&self) -> Result<Vec<(String, Value)>>;
+    /// The keys the memory estimate depends on, and the estimate in bytes.
+    fn memory(&self, plan: &Plan) -> Result<(&'static str, Option<u128>)>;
+    fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report>;
+}
+
 /// A configured run of one experiment.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Plan {
-    pub(super) entry: &'static Entry,
+    /// Every key of the experiment's configuration, the plan's own first.
+    pub(super) keys: Vec<Key>,
+    pub(super) runner: &'static (dyn Runner + Sync),
     pub(super) name: String,
     pub(super) seed: u64,
     pub(super) robustness_seeds: u64,
@@ -37,12 +48,14 @@ pub struct Plan {
     pub(super) locked_by_caller: bool,
 }
 
-impl std::str::FromStr for Plan {
-    type Err = Error;
-
-    /// The default plan of the experiment called `name` (or of which `name` is an alias).
-    fn from_str(name: &str) -> Result<Self> {
-        find(name)?.plan(name)
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("name", &self.name)
+            .field("seed", &self.seed)
+            .field("robustness_seeds", &self.robustness_seeds)
+            .field("values", &self.values)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,8 +90,8 @@ impl Plan {
     /// An unknown key (the error lists the known ones) or a value out of range (the error
     /// names the key and its range).
     pub fn set_value(&mut self, key: &str, value: Value) -> Result<()> {
-        let keys = self.entry.keys();
-        key_named(&keys, key)?.check(&value)?;
+        let keys = &self.keys;
+        key_named(keys, key)?.check(&value)?;
         let as_u64 = |v: &Value| v.as_integer().map_or(0, |i| i as u64);
         match key {
             "seed" => self.seed = as_u64(&value),
@@ -169,7 +182,7 @@ impl Plan {
     /// The configuration as a TOML document, one documented key a line (the plan's own
     /// keys first, then the experiment's).
     pub fn to_toml(&self) -> String {
-        let keys = self.entry.keys();
+        let keys = &self.keys;
         let mut text = format!(
             "# ldyn run {}: `ldyn run {} --config THIS_FILE` repeats this run\n",
             self.name, self.name
@@ -182,7 +195,7 @@ impl Plan {
             ),
         ];
         for (path, value) in own.iter().chain(&self.values) {
-            let key = key_named(&keys, path).expect("every value has a key");
+            let key = key_named(keys, path).expect("every value has a key");
             text.push_str(&format!("{path} = {value}  # {}; {}\n", key.doc, key.range));
         }
         text
@@ -213,7 +226,7 @@ impl Plan {
     /// # Errors
     /// If the configuration is invalid.
     pub fn memory(&self) -> Result<(&'static str, Option<u128>)> {
-        self.entry.runner.memory(self)
+        self.runner.memory(self)
     }
 
     /// The memory budget in bytes.
@@ -223,7 +236,7 @@ impl Plan {
 
     /// Whether the experiment has a key called `key`.
     pub fn has_key(&self, key: &str) -> bool {
-        self.entry.keys().iter().any(|k| k.path == key)
+        self.keys.iter().any(|k| k.path == key)
     }
 
     /// Runs the plan and writes its files to `out`, holding the directory's lock
@@ -234,6 +247,6 @@ impl Plan {
     /// If the configuration is invalid, another run holds the directory, a run fails,
     /// or a file cannot be written.
     pub fn execute(&self, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
-        self.entry.runner.execute(self, out, progress)
+        self.runner.execute(self, out, progress)
     }
 }

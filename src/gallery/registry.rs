@@ -5,8 +5,7 @@ use std::path::Path;
 
 use toml::Value;
 
-use super::plan::{Plan, ROBUSTNESS, SEED};
-use super::runner::Report;
+use super::plan::{Plan, ROBUSTNESS, Runner, SEED};
 use crate::error::{Error, Result};
 use crate::experiments::digits::{self, DigitsExperiment};
 use crate::experiments::lm_ches::LmChes;
@@ -41,15 +40,6 @@ pub struct Entry {
     /// on two cores (each rerun is a whole run of the experiment).
     pub max_robustness_seeds: i64,
     pub(super) runner: &'static (dyn Runner + Sync),
-}
-
-/// What the gallery needs of an experiment, with its types erased.
-pub(super) trait Runner {
-    fn keys(&self) -> Vec<Key>;
-    fn defaults(&self) -> Result<Vec<(String, Value)>>;
-    /// The keys the memory estimate depends on, and the estimate in bytes.
-    fn memory(&self, plan: &Plan) -> Result<(&'static str, Option<u128>)>;
-    fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report>;
 }
 
 /// An experiment with the figures drawn from its data, as `(file name, draw)`: PNG
@@ -206,6 +196,15 @@ pub fn names() -> Vec<&'static str> {
         .collect()
 }
 
+impl std::str::FromStr for Plan {
+    type Err = Error;
+
+    /// The default plan of the experiment called `name` (or of which `name` is an alias).
+    fn from_str(name: &str) -> Result<Self> {
+        find(name)?.plan(name)
+    }
+}
+
 impl Entry {
     /// A plan with the defaults for `name` (the experiment's name or an alias); it runs, and
     /// writes its configuration, under the experiment's name.
@@ -222,7 +221,8 @@ impl Entry {
         // An alias runs the experiment under its own name, so the configuration beside
         // the files is the experiment's and regenerates all of them.
         Ok(Plan {
-            entry: self,
+            keys: self.keys(),
+            runner: self.runner,
             name: self.name.to_string(),
             seed: self.default_seed,
             robustness_seeds: self.robustness_seeds,

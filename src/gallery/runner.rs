@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use toml::Value;
 
-use super::plan::Plan;
-use super::registry::{Figures, Runner};
+use super::plan::{Plan, Runner};
+use super::registry::Figures;
+use super::report::Report;
 use crate::error::{Error, Result};
 use crate::experiments::{Claim, Experiment, Key, Settings, Valid};
 use crate::io::{DirLock, check_outputs, remove_if_present, write_atomic, write_csv};
@@ -133,39 +134,5 @@ fn run_seeds(plan: &Plan) -> String {
             plan.seed,
             plan.seed.saturating_add(n as u64 - 1)
         ),
-    }
-}
-
-/// What running an experiment produced.
-#[derive(Clone, Debug)]
-pub struct Report {
-    /// The name it ran under.
-    pub name: String,
-    /// The seeds its verdicts read (`seed 2025`, `seeds 1024–1028`).
-    pub seeds: String,
-    /// The files written: CSV tables, figures, then the configuration.
-    pub files: Vec<PathBuf>,
-    /// The figures' claims with the measured numbers and their robustness.
-    pub claims: Vec<Claim>,
-}
-
-impl std::fmt::Display for Report {
-    /// One line for the experiment (how many claims hold, the files), then one per claim:
-    /// its verdict on the run's own seeds, the claim, and its count on the robustness reruns.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let held = self.claims.iter().filter(|c| c.holds).count();
-        let files: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
-        writeln!(
-            f,
-            "{}: {held}/{} claims hold -> {}",
-            self.name,
-            self.claims.len(),
-            files.join(", ")
-        )?;
-        for claim in &self.claims {
-            let verdict = if claim.holds { "holds" } else { "FAILS" };
-            writeln!(f, "  [{verdict} at {}] {}", self.seeds, claim.text)?;
-        }
-        Ok(())
     }
 }

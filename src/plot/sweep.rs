@@ -10,7 +10,7 @@ use nalgebra::DMatrix;
 
 use super::{FONT, blues, colourbar, heatmap_labelled, save_png};
 use crate::error::Result;
-use crate::gallery::Pooled;
+use crate::experiments::Pooled;
 
 /// The width of the colour bar's strip, in pixels.
 const BAR: u32 = 130;

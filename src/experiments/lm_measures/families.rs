@@ -3,7 +3,6 @@
 
 use nalgebra::DMatrix;
 
-use super::attribution::{FixedArgmax, prefix_sequence};
 use crate::error::Result;
 use crate::language::{ANSWER_LEN, Family, Greedy, Probe};
 use crate::lm::{Sequence, TinyLm};
@@ -117,6 +116,49 @@ impl Prefix {
             Prefix::Rejected => Family::Rejected,
         }
     }
+}
+
+/// The argmax of the start of DPO at every position of one probe's chosen and rejected
+/// prefix, and whether it is `y⁺`'s token there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedArgmax {
+    /// `tokens[prefix][m]`: the greedy token (prefixes in [`Prefix::ALL`] order).
+    pub tokens: [[usize; ANSWER_LEN]; 2],
+    /// `is_chosen[prefix][m]`: whether it is `y⁺`'s token at `m`.
+    pub is_chosen: [[bool; ANSWER_LEN]; 2],
+}
+
+/// The answer of `prefix` among a probe's responses.
+pub fn prefix_sequence(probe: &Probe, prefix: Prefix) -> &Sequence {
+    probe
+        .responses
+        .iter()
+        .find(|r| r.0 == prefix.family())
+        .map(|r| &r.1)
+        .expect("every probe has a chosen and a rejected answer")
+}
+
+/// The [`FixedArgmax`] of every probe under `model`.
+pub fn fixed_argmax(model: &TinyLm, probes: &[Probe]) -> Vec<FixedArgmax> {
+    probes
+        .iter()
+        .map(|probe| {
+            let chosen = prefix_sequence(probe, Prefix::Chosen).response().to_vec();
+            let mut fixed = FixedArgmax {
+                tokens: [[0; ANSWER_LEN]; 2],
+                is_chosen: [[false; ANSWER_LEN]; 2],
+            };
+            for (k, prefix) in Prefix::ALL.into_iter().enumerate() {
+                let z = model.logits(prefix_sequence(probe, prefix));
+                for (m, column) in z.column_iter().enumerate() {
+                    let token = column.argmax().0;
+                    fixed.tokens[k][m] = token;
+                    fixed.is_chosen[k][m] = token == chosen[m];
+                }
+            }
+            fixed
+        })
+        .collect()
 }
 
 /// The next-token distribution at one response position of one prefix, averaged over

@@ -2,10 +2,10 @@
 //! observer that takes them, the SFT phase a run started from, and the run itself.
 
 use super::answers::{Repeater, greedy_answers, repeater};
-use super::attribution::{Attribution, FixedArgmax, prefix_sequence};
+use super::attribution::Attribution;
 use super::families::{
-    FamilyPoint, FixedPoint, PositionPoint, Prefix, family_points, fixed_points, position_points,
-    prefix_log_pi,
+    FamilyPoint, FixedArgmax, FixedPoint, PositionPoint, Prefix, family_points, fixed_points,
+    position_points, prefix_log_pi, prefix_sequence,
 };
 use super::squeezing::PositionRecord;
 use crate::error::Result;

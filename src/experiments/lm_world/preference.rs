@@ -3,7 +3,7 @@
 //! the same number of updates ([`train_dpo`], and [`tracked_dpo`] with snapshots).
 
 use super::config::LmConfig;
-use super::world::{Checkpoint, pair_on};
+use super::world::Checkpoint;
 use crate::Rng64;
 use crate::error::Result;
 use crate::experiments::lm_measures::{
@@ -11,9 +11,9 @@ use crate::experiments::lm_measures::{
     UpdateRecord, fixed_argmax,
 };
 use crate::language::{ANSWER_LEN, END, Language};
-use crate::lm::TinyLm;
-use crate::objective::{Objective, OneTerm, PairLoss, Term};
-use crate::trainer::{Observer, Trainer};
+use crate::lm::{Sequence, TinyLm, update};
+use crate::objective::{Objective, OneTerm, PairLoss, Pairwise, Term};
+use crate::trainer::{Observer, Trainer, Update};
 
 /// Where the pairs of a DPO run come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +83,25 @@ fn sample_answer(
 
 /// A preference pair of responses, `(y⁺, y⁻)`.
 pub type Pair = (Vec<usize>, Vec<usize>);
+
+/// A pairwise update on `(y⁺, y⁻)` for the prompt of entity `j`, with `reference` frozen
+/// ([`update::pair`]).
+pub fn pair_on(
+    language: &Language,
+    j: usize,
+    pair: Pair,
+    reference: &TinyLm,
+    (loss, beta): (PairLoss, f64),
+) -> (Vec<Sequence>, Pairwise) {
+    update::pair(reference, &language.prompt(j), pair, loss, beta)
+}
+
+/// Off-policy DPO on `(y⁺, y⁻)` of the training entity `j`, with `reference` frozen.
+pub fn dpo_update(language: &Language, reference: &TinyLm, beta: f64, j: usize) -> Update<TinyLm> {
+    let pair = (language.chosen(j), language.rejected(j));
+    let (inputs, objective) = pair_on(language, j, pair, reference, (PairLoss::Dpo, beta));
+    (inputs, Box::new(objective))
+}
 
 /// A usable `(y⁺, y⁻)` for the prompt of entity `j` under `regime`, drawn with `rng` from
 /// `model`, after at most `max_redraws` redraws of unusable draws; `None` if the prompt

@@ -3,7 +3,8 @@
 //! checkpoint.
 
 use super::config::LmConfig;
-use super::world::{dpo_update, sft_on};
+use super::preference::dpo_update;
+use super::world::sft_on;
 use crate::error::{Error, Result};
 use crate::language::Language;
 use crate::lm::TinyLm;

@@ -9,13 +9,12 @@
 use rand::{Rng, SeedableRng};
 
 use super::config::{Epochs, LmConfig, ModelSize, Steps};
-use super::preference::Pair;
 use crate::Rng64;
 use crate::error::Result;
 use crate::experiments::lm_measures::{SftPhase, Tracker, fact_accuracy};
 use crate::language::{Language, Probe, Sizes, Style};
-use crate::lm::{Sequence, TinyLm, update};
-use crate::objective::{CrossEntropy, PairLoss, Pairwise};
+use crate::lm::{TinyLm, update};
+use crate::objective::CrossEntropy;
 use crate::trainer::{Observer, Trainer, Update};
 
 /// A seeded language, its probes, and the pre-trained base model.
@@ -165,25 +164,6 @@ pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
 /// SFT on `(ASK e, y)` for the training entity `j` ([`update::sft`]).
 pub fn sft_on(language: &Language, j: usize, y: &[usize]) -> Update<TinyLm> {
     let (inputs, objective) = update::sft(&language.prompt(j), y);
-    (inputs, Box::new(objective))
-}
-
-/// A pairwise update on `(y⁺, y⁻)` for the prompt of entity `j`, with `reference` frozen
-/// ([`update::pair`]).
-pub fn pair_on(
-    language: &Language,
-    j: usize,
-    pair: Pair,
-    reference: &TinyLm,
-    (loss, beta): (PairLoss, f64),
-) -> (Vec<Sequence>, Pairwise) {
-    update::pair(reference, &language.prompt(j), pair, loss, beta)
-}
-
-/// Off-policy DPO on `(y⁺, y⁻)` of the training entity `j`, with `reference` frozen.
-pub fn dpo_update(language: &Language, reference: &TinyLm, beta: f64, j: usize) -> Update<TinyLm> {
-    let pair = (language.chosen(j), language.rejected(j));
-    let (inputs, objective) = pair_on(language, j, pair, reference, (PairLoss::Dpo, beta));
     (inputs, Box::new(objective))
 }
 
