@@ -113,7 +113,7 @@
 //! | [`mod@bench`] | `ldyn bench`: medians against baselines run in the same command, per workload family: [`bench::mlp`] (the eNTK engine against the GEMM rate, the decomposition), [`bench::lm`] (the tiny LM's training steps, with a JSON export for peers) |
 //! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock, and reading user input files |
 //!
-//! The `ldyn` binary (`src/main.rs`) sits on top: argument declarations and dispatch only.
+//! The `ldyn` binary (`src/bin/ldyn/`: `commands` the argument declarations, `handlers` the dispatch, `progress_line` the terminal's progress line) sits on top.
 //! The [`tutorial`] is documentation only: chapters whose code is tested with the crate.
 //!
 //! ## Conventions

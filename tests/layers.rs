@@ -75,7 +75,7 @@ fn no_module_imports_from_a_layer_above_it() {
         let relative = file.strip_prefix(&src).unwrap();
         let top = relative.iter().next().unwrap().to_string_lossy();
         let module = top.trim_end_matches(".rs");
-        if module == "lib" || module == "main" {
+        if module == "lib" || module == "bin" {
             continue;
         }
         let own = layer_of(module).unwrap_or_else(|| panic!("{module} has no layer"));
@@ -318,7 +318,7 @@ fn no_modules_of_one_folder_import_each_other_in_a_loop() {
         .collect();
     let mut edges: std::collections::BTreeSet<(Vec<String>, String, String)> = Default::default();
     for (file, at) in files.iter().zip(&modules) {
-        if at.first().is_some_and(|m| m == "lib" || m == "main") {
+        if at.first().is_some_and(|m| m == "lib" || m == "bin") {
             continue;
         }
         for path in resolved_paths(&std::fs::read_to_string(file).unwrap(), at) {

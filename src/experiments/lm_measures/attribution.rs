@@ -180,7 +180,7 @@ pub struct AttributionTracker<'a> {
 }
 
 impl<'a> AttributionTracker<'a> {
-    /// A tracker of `probes` whose argmax fixed at the start is `fixed` ([`fixed_argmax`]).
+    /// A tracker of `probes` whose argmax fixed at the start is `fixed` ([`fixed_argmax`](super::fixed_argmax)).
     pub fn new(probes: &'a [Probe], fixed: Vec<FixedArgmax>) -> Self {
         let observed = probes
             .iter()

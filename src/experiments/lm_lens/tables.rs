@@ -1,0 +1,92 @@
+//! The lens's CSV tables: Fig. 8's per-step LBK, SignDelta and `‖K‖²_F`, the kernels'
+//! predictions against the actual change, the last layer's share, and when the frozen
+//! kernel's error first crosses each threshold.
+
+use super::{FROZEN_THRESHOLDS, Lens, SignalRun};
+use crate::experiments::Table;
+
+impl Lens {
+    /// Every number the figure draws, as CSV tables.
+    pub(super) fn tables(&self) -> Vec<Table> {
+        let fig8 = self.rows(
+            |r| &r.steps,
+            |r, s| {
+                let (lbk, first, sign) = (s.lbk, s.lbk_first_order, s.sign_delta);
+                let (step, family, eta) = (s.step, s.family.id(), r.eta);
+                format!(
+                    "{step},{family},{eta},{lbk},{first},{sign},{}",
+                    s.kernel_norm_sq
+                )
+            },
+        );
+        let kernels = self.rows(
+            |r| &r.kernels,
+            |_, k| {
+                let (step, kernel, family) = (k.step, k.kernel.id(), k.family.id());
+                format!("{step},{kernel},{family},{},{}", k.predicted, k.actual)
+            },
+        );
+        let last_layer = self.rows(
+            |r| &r.last_layer,
+            |_, p| {
+                let (full, last) = (p.kernel_norm_sq, p.last_layer_norm_sq);
+                let (entries, diagonal) = (p.entry_spearman, p.diagonal_spearman);
+                format!(
+                    "{},{},{full},{last},{entries},{diagonal}",
+                    p.step,
+                    p.family.id()
+                )
+            },
+        );
+        let frozen = (self.runs.iter())
+            .flat_map(|r| {
+                FROZEN_THRESHOLDS
+                    .iter()
+                    .zip(r.frozen_exceeds)
+                    .map(move |(t, s)| {
+                        let step = s.map_or("never".to_string(), |s| s.to_string());
+                        format!("{},{},{t},{step}", r.signal.id(), r.seed)
+                    })
+            })
+            .collect();
+        vec![
+            Table::new(
+                "lm_lens_fig8",
+                "signal,seed,step,family,eta,lbk,lbk_first_order,sign_delta,kernel_norm_sq",
+                fig8,
+            ),
+            Table::new(
+                "lm_lens_kernel",
+                "signal,seed,step,kernel,family,predicted_change,actual_change",
+                kernels,
+            ),
+            Table::new(
+                "lm_lens_last_layer",
+                "signal,seed,step,family,kernel_norm_sq,last_layer_norm_sq,entry_spearman,diagonal_spearman",
+                last_layer,
+            ),
+            Table::new(
+                "lm_lens_frozen",
+                "signal,seed,relative_error,first_step",
+                frozen,
+            ),
+        ]
+    }
+
+    /// One CSV row per item of every run, `signal,seed,` then what `row` writes.
+    fn rows<T>(
+        &self,
+        items: impl Fn(&SignalRun) -> &[T],
+        row: impl Fn(&SignalRun, &T) -> String,
+    ) -> Vec<String> {
+        let row = &row;
+        (self.runs.iter())
+            .flat_map(|r| {
+                let prefix = format!("{},{}", r.signal.id(), r.seed);
+                items(r)
+                    .iter()
+                    .map(move |item| format!("{prefix},{}", row(r, item)))
+            })
+            .collect()
+    }
+}
