@@ -67,7 +67,11 @@
 //! that is a directory (its `mod.rs` runs it; its observers, claims and tables sit beside
 //! it). So data flows one way:
 //! **model → decomposition → experiment data → tables, figures and reports**.
-//! A module holds one concept; one that grows much past 400 lines is split by concept.
+//! A module holds one concept; a file that grows past 480 lines is split by concept into a
+//! folder (`mod.rs` the concept's centre, its parts beside it), or says in its `//!` why
+//! it is one. No modules of one folder import each other in a loop, and within the
+//! outputs `io` comes first, then `plot` and `export`, then `explore` and `bench`, then
+//! `gallery` (the same test checks both).
 //!
 //! **Core: the theory, for any model.**
 //!
@@ -91,27 +95,27 @@
 //! | module | owns |
 //! |---|---|
 //! | [`mlp`] | linear softmax classifiers and MLPs (tanh, ReLU) implementing the trait; [`mlp::kernel`]: their layer-wise eNTK and the batched full kernel of many inputs |
-//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK, from kernel factors computed once per set of positions and shared by every kernel they enter; [`lm::step`]: its training step's gradient, forward pass and JVPs, the first layer folded into the embeddings for large batches, on faer; [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
-//! | [`language`] | the synthetic language (facts, synonyms, format) and its probe-response [`Family`](language::Family)s |
+//! | [`lm`] | `TinyLm`: an autoregressive MLP language model over `χ = [x; y]`, teacher-forced, with sampling; [`lm::kernel`]: its structured eNTK, from kernel factors computed once per set of positions and shared by every kernel they enter; [`lm::step`]: its training step's forward pass (`mod`), gradient (`backward`) and JVPs (`tangent`), the first layer folded into the embeddings for large batches (`folded`), on faer with reused buffers (`buffers`); [`lm::update`]: its SFT and pairwise preference updates (the one place a preference update with a frozen reference is built) |
+//! | [`language`] | the synthetic language (its grammar, facts, synonyms and instruction data) and, in `probes`, its probe-response [`Family`](language::Family)s |
 //! | [`digits`] | the embedded UCI handwritten digits, with a seeded stratified split |
 //!
 //! **Experiments: one computation per figure group, configuration and seed in, data out.**
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_lens`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches` |
-//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (`config`; `world`: the world, its pre-trained models and SFT checkpoints shared per seed; `preference`: the DPO update rule of every regime), `lm_measures` (`families`, `answers`: greedy answers and the repeater, `attribution`: every update's change split by DPO's two terms, first-order, `squeezing`: squeezing at `y⁻`'s own positions at every update, by class of position and by term, `runs`: snapshots and updates of DPO runs), `comparison` (typed [`Metric`](experiments::comparison::Metric)s and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables of `lm_policy`, `lm_losses` and `lm_extend`) |
+//! | [`experiments`] | the [`Experiment`](experiments::Experiment) trait (a [`Valid`](experiments::Valid) config, `run`, named `claims`, `tables`), [`Settings`](experiments::Settings) with documented, range-checked keys, and the experiments: `squeezing`, `residuals`, `digits`, `lm_finetune`, `lm_influence`, `lm_lens`, `lm_policy`, `lm_losses`, `lm_sft_length`, `lm_extend`, `lm_ches`; [`Pooled`](experiments::Pooled): a sweep's claims counted per cell, which the gallery pools and the plots draw |
+//! | shared by the experiments | `settings`, `toys` (the linear softmax toys), `lm_world` (`config`; `world`: the world, its pre-trained models and SFT checkpoints shared per seed; `preference`: the pairwise update and the DPO rule of every regime), `lm_measures` (`families`, `answers`: greedy answers and the repeater, `attribution`: every update's change split by DPO's two terms, first-order, `squeezing`: squeezing at `y⁻`'s own positions at every update, by class of position and by term, `runs`: snapshots and updates of DPO runs), `comparison` (typed [`Metric`](experiments::comparison::Metric)s in `metric`, and the one [`Comparison`](experiments::comparison::Comparison) that owns the tables (`tables`) of `lm_policy`, `lm_losses` and `lm_extend`) |
 //!
 //! **Outputs: everything that touches files, streams or the clock.**
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`), the runner (file naming, CSV tables, figures, robustness reruns, reports), and sweeps (a grid times a seed range on threads or shards, claims pooled per cell) |
+//! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`; the type-erased runner they run through), the runner (file naming, CSV tables, figures, robustness reruns), reports, and sweeps (`sweep`: the plan of a grid times a seed range; `sweep::run`: on threads or shards, claims pooled per cell; `sweep::merge`: `sweep.toml` and the merge of shards) |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure; `plot::mechanism` the attribution row of the DPO comparisons |
-//! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine, one frame's rendering, the terminal loop) |
+//! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine in `mod`, one frame's rendering in `draw`, the terminal, keys and signals in `terminal`) |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools ([`export::classifier`], [`export::lm`]: with the reference, hyperparameters, loss and coefficients) |
 //! | [`mod@bench`] | `ldyn bench`: medians against baselines run in the same command, per workload family: [`bench::mlp`] (the eNTK engine against the GEMM rate, the decomposition), [`bench::lm`] (the tiny LM's training steps, with a JSON export for peers) |
-//! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock, and reading user input files |
+//! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock (`lock`), and reading user input files (`input`) |
 //!
 //! The `ldyn` binary (`src/bin/ldyn/`: `commands` the argument declarations, `handlers` the dispatch, `progress_line` the terminal's progress line) sits on top.
 //! The [`tutorial`] is documentation only: chapters whose code is tested with the crate.

@@ -3,6 +3,9 @@
 //! directions against the faster of the crate's two forward passes, with the products'
 //! executed rate and the least a direction can add at the GEMM rate; and the workload as
 //! JSON for a peer implementation to time on the same numbers.
+//!
+//! One concept at 489 lines, kept whole: every workload here times the same model and
+//! batch against a baseline run in the same call, and they share its setup.
 
 use nalgebra::DVector;
 use rand::{RngExt, SeedableRng};

@@ -25,6 +25,9 @@
 //! `Δ log R = Σ_{i∈R} (π_i / R) d_i` for the rest `R` (every token but the argmax,
 //! `y⁻`'s and `y⁺`'s) and `ΔH = −Σ_i π_i (log π_i + 1) d_i`. The actual change is exact:
 //! `log R` and `H` after the step less before (by log-sum-exp, never `log(1 − …)`).
+//!
+//! One concept at 488 lines, kept whole: the record of one position, its classes and
+//! sources, the tracker that fills it and the aggregates the tables read are one measure.
 
 use nalgebra::DMatrix;
 

@@ -1,207 +1,20 @@
-//! Off-policy vs on-policy DPO on [`TinyLm`](crate::lm::TinyLm) (the paper's §4 and App. E): three DPO
-//! regimes and two ablations from the same SFT checkpoint, with the same probes and the
-//! same number of updates, on five seeds.
-//!
-//! The world is the human one ([`Style::Human`](crate::language::Style::Human)): SFT learns an answer distribution with
-//! synonyms at 0.5, so `y⁺` is one likely answer rather than the model's mode, and `y⁻`'s
-//! wrong value is a valley. The regimes differ only in where the pair comes from
-//! ([`Regime`]): the fixed dataset (off-policy), the model's own sample as `y⁻` (SPIN), or
-//! two samples ranked by correctness (online); the ablations take off-policy's pairs with
-//! one of DPO's two terms alone. [`train_dpo`](super::lm_world::train_dpo) gives each
-//! `dpo_updates` updates (fewer, recorded, if a pass finds no usable pair).
-//!
-//! The theory predicts that a negative gradient on a valley (off-policy `y⁻`) squeezes
-//! mass into the current argmax of the distribution it acts on, taking `y⁺`'s token down
-//! with the rest, and greedy decoding degenerates (the repeater); on a peak the same push
-//! flattens instead. The claims test the mechanism where the theory puts it: squeezing is
-//! measured at every update at `y⁻`'s own positions, with the model before the update, by
-//! class of position ([`PositionRecord`](super::lm_measures::PositionRecord)); every
-//! family's change is split, to first order along the run, into the chosen and the rejected
-//! term ([`Attribution`](super::lm_measures::Attribution)) and checked against the
-//! ablations; every update records where `y⁻` sat and its coefficients; and the repeater is
-//! counted apart from hallucination.
+//! `lm_policy`'s claims, each counted per seed over the run's seeds, with the thresholds
+//! that keep them above the seed-to-seed noise.
 
-use serde::{Deserialize, Serialize};
-
-use super::comparison::{
-    Comparison, END_POSITION, Label, Layout, Metric, count, log_prob, median_or_none, medians,
-    nats, others_split, rejected_median, tokens,
+use super::{Policy, RegimeRun};
+use crate::experiments::Claim;
+use crate::experiments::comparison::{
+    END_POSITION, Metric, count, log_prob, median_or_none, medians, nats, others_split,
+    rejected_median, tokens,
 };
-use super::lm_measures::{
-    ColumnChange, DpoRun, Group, Snapshot, Source, SqueezingRows, squeezing_rows_key,
-};
-use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, RISE_MARGIN, Regime, SEEDS, Tracking, checkpoint, per_seed,
-    seeds_key, tracked_dpo,
-};
-use super::{Claim, Experiment, Key, Range, Table, Valid};
-use crate::error::Result;
+use crate::experiments::lm_measures::{ColumnChange, Group, Snapshot, Source};
+use crate::experiments::lm_world::{RISE_MARGIN, Regime};
 use crate::language::Family;
-
-/// One regime's DPO run on one seed.
-pub type RegimeRun = DpoRun<Regime>;
-
-/// The world, the update rule's redraw limit, and how often the measures are tracked.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// The language-model world.
-    #[serde(flatten)]
-    pub world: LmConfig,
-    /// Unusable on-policy draws redrawn per prompt before it is passed over.
-    pub max_redraws: usize,
-    /// DPO updates between two tracking points.
-    pub track_every: usize,
-    /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
-    pub seeds: u64,
-    /// Whether every squeezing record is written, or only the aggregates.
-    pub squeezing_rows: SqueezingRows,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            world: LmConfig::default(),
-            max_redraws: 20,
-            track_every: 16,
-            seeds: SEEDS,
-            squeezing_rows: SqueezingRows::Aggregates,
-        }
-    }
-}
-
-world_settings!(
-    Config,
-    [
-        Key::new(
-            "max_redraws",
-            "unusable on-policy draws redrawn per prompt before it is passed over",
-            Range::Int(0, 10_000),
-        ),
-        Key::new(
-            "track_every",
-            "DPO updates between two tracking points",
-            Range::Int(1, MAX_DPO_UPDATES),
-        ),
-        seeds_key(),
-        squeezing_rows_key(),
-    ]
-);
-
-/// Every regime on every seed of a run, regime by regime in [`Regime::ALL`] order.
-pub type Policy = Comparison<Regime>;
-
-impl Label for Regime {
-    fn id(self) -> &'static str {
-        Regime::id(self)
-    }
-
-    /// The ablations are the attribution's causal check, in the tables and claims; the
-    /// figure draws the three regimes they would dwarf.
-    fn drawn(self) -> bool {
-        self.only().is_none()
-    }
-}
-
-/// `lm_policy`'s tables and figure.
-pub static LAYOUT: Layout = Layout {
-    name: "lm_policy",
-    column: "regime",
-    summary: Metric::DPO,
-    sft_phase: false,
-    mechanism: true,
-    heading: "Off-policy vs on-policy DPO from one SFT checkpoint, {updates} updates each",
-};
-
-/// Off-policy, SPIN and online DPO from one SFT checkpoint per seed.
-pub struct LmPolicy;
-
-impl Experiment for LmPolicy {
-    type Config = Config;
-    type Data = Policy;
-
-    fn run(config: &Valid<Config>, seed: u64) -> Result<Policy> {
-        let world = &config.world;
-        let every = config.track_every;
-        let tracking = Tracking {
-            every,
-            attribute: LAYOUT.mechanism,
-        };
-        let runs = per_seed((seed, config.seeds), |seed| {
-            let start = checkpoint(world, seed)?;
-            let from = || (&start.sft_model, start.sft.every(every));
-            (Regime::ALL.iter().enumerate())
-                .map(|(k, &regime)| {
-                    crate::progress::stage(0, || {
-                        let n = Regime::ALL.len();
-                        format!("seed {seed}: DPO regime {}/{n} ({})", k + 1, regime.id())
-                    });
-                    let dpo = Dpo {
-                        regime,
-                        max_redraws: config.max_redraws,
-                        ..Dpo::off_policy(world)
-                    };
-                    Ok(tracked_dpo((regime, seed), &start, from(), &dpo, tracking)?.1)
-                })
-                .collect()
-        })?;
-        Ok(Policy {
-            layout: &LAYOUT,
-            sizes: config.world.language,
-            seed,
-            updates: world.dpo_updates,
-            runs,
-            squeezing_rows: config.squeezing_rows,
-        })
-    }
-
-    fn claims(data: &Policy) -> Vec<Claim> {
-        vec![
-            prediction_claim(data),
-            others_claim(data),
-            others_content_claim(data),
-            rejected_term_claim(data),
-            valley_claim(data),
-            squeezing_lowers_chosen_claim(data),
-            deep_valley_claim(data),
-            peak_claim(data),
-            equal_push_claim(data),
-            degenerate_claim(data),
-            hallucination_claim(data),
-            chosen_claim(data),
-            rise_and_fall_claim(data),
-            spin_claim(data),
-            updates_claim(data),
-        ]
-    }
-
-    fn tables(data: &Policy) -> Vec<Table> {
-        let mut tables = data.tables();
-        tables.insert(1, frames(data));
-        tables
-    }
-}
-
-/// `lm_policy_frames.csv` (`regime,step,token,log_prob`): the animation's distribution
-/// at `y⁻`'s valley on the first probe's rejected prefix, for the first seed.
-fn frames(data: &Policy) -> Table {
-    let rows = [Regime::OffPolicy, Regime::Online]
-        .into_iter()
-        .flat_map(|regime| data.of(regime).filter(|r| r.seed == data.seed))
-        .flat_map(|run| {
-            run.points.iter().flat_map(move |point| {
-                point.valley.iter().enumerate().map(move |(token, lp)| {
-                    format!("{},{},{token},{lp}", run.label.id(), point.step)
-                })
-            })
-        })
-        .collect();
-    Table::new("lm_policy_frames", "regime,step,token,log_prob", rows)
-}
 
 /// The regimes of the comparison proper (the ablations are their causal check).
 const COMPARED: [Regime; 3] = [Regime::OffPolicy, Regime::Spin, Regime::Online];
 
-fn prediction_claim(data: &Policy) -> Claim {
+pub(super) fn prediction_claim(data: &Policy) -> Claim {
     let seeds: Vec<u64> = data.of(Regime::OffPolicy).map(|r| r.seed).collect();
     let pearson_of = |r: &RegimeRun| {
         let cells = &r.attribution.families;
@@ -233,7 +46,7 @@ fn content(m: usize) -> bool {
     m != END_POSITION
 }
 
-fn others_claim(data: &Policy) -> Claim {
+pub(super) fn others_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::OffPolicy, Regime::Online);
     let change = |r: &RegimeRun| Metric::OthersChange.of(r);
     let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
@@ -247,7 +60,7 @@ fn others_claim(data: &Policy) -> Claim {
     )
 }
 
-fn others_content_claim(data: &Policy) -> Claim {
+pub(super) fn others_content_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::OffPolicy, Regime::Online);
     let change = |r: &RegimeRun| Metric::OthersChangeContent.of(r);
     let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
@@ -262,7 +75,7 @@ fn others_content_claim(data: &Policy) -> Claim {
     )
 }
 
-fn rejected_term_claim(data: &Policy) -> Claim {
+pub(super) fn rejected_term_claim(data: &Policy) -> Claim {
     let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
     let share = |r: &RegimeRun| {
         let s = others_split(r, content);
@@ -300,7 +113,7 @@ fn argmax(c: &ColumnChange) -> Option<f64> {
     Some(c.argmax)
 }
 
-fn valley_claim(data: &Policy) -> Claim {
+pub(super) fn valley_claim(data: &Policy) -> Claim {
     let group = Group::VALLEY;
     let rises = |r: &RegimeRun| rejected_median(r, group, argmax).is_some_and(|v| v > 0.0);
     let of = |regime| data.squeezing_tally((regime, group), rises, (argmax, nats));
@@ -322,7 +135,7 @@ fn valley_claim(data: &Policy) -> Claim {
     )
 }
 
-fn squeezing_lowers_chosen_claim(data: &Policy) -> Claim {
+pub(super) fn squeezing_lowers_chosen_claim(data: &Policy) -> Claim {
     let group = Group::THIRD;
     let chosen = |c: &ColumnChange| c.chosen;
     let test = |r: &RegimeRun| {
@@ -342,7 +155,7 @@ fn squeezing_lowers_chosen_claim(data: &Policy) -> Claim {
     )
 }
 
-fn deep_valley_claim(data: &Policy) -> Claim {
+pub(super) fn deep_valley_claim(data: &Policy) -> Claim {
     let group = Group::THIRD;
     let rising = |c: &ColumnChange| Some(c.rising as f64);
     let depth = |regime| {
@@ -370,7 +183,7 @@ fn deep_valley_claim(data: &Policy) -> Claim {
     )
 }
 
-fn peak_claim(data: &Policy) -> Claim {
+pub(super) fn peak_claim(data: &Policy) -> Claim {
     let group = Group::PEAK;
     let entropy = |c: &ColumnChange| Some(c.entropy);
     let runner_up = |c: &ColumnChange| Some(c.runner_up);
@@ -418,7 +231,7 @@ fn update_at_push(r: &RegimeRun, target: f64) -> usize {
     r.counts.updates
 }
 
-fn equal_push_claim(data: &Policy) -> Claim {
+pub(super) fn equal_push_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::OffPolicy, Regime::Online);
     let push = |r: &RegimeRun| Metric::RejectedCoefficientSum.of(r);
     let at_equal = |(off, on): &(&RegimeRun, &RegimeRun)| {
@@ -445,7 +258,7 @@ fn equal_push_claim(data: &Policy) -> Claim {
     )
 }
 
-fn degenerate_claim(data: &Policy) -> Claim {
+pub(super) fn degenerate_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::OffPolicy, Regime::Online);
     let rate = |r: &RegimeRun| Metric::DegenerateRateAfter.of(r);
     let k = count(&pairs, |(off, on)| rate(off) > rate(on));
@@ -463,7 +276,7 @@ fn degenerate_claim(data: &Policy) -> Claim {
     )
 }
 
-fn hallucination_claim(data: &Policy) -> Claim {
+pub(super) fn hallucination_claim(data: &Policy) -> Claim {
     let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
     let before = |r: &RegimeRun| Metric::HallucinationRateBefore.of(r);
     let k = count(&runs, |r| before(r) >= HALLUCINATING);
@@ -485,7 +298,7 @@ fn hallucination_claim(data: &Policy) -> Claim {
     )
 }
 
-fn chosen_claim(data: &Policy) -> Claim {
+pub(super) fn chosen_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::OffPolicy, Regime::Online);
     let change = |r: &RegimeRun| Metric::ChosenChange.of(r);
     let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
@@ -499,7 +312,7 @@ fn chosen_claim(data: &Policy) -> Claim {
     )
 }
 
-fn rise_and_fall_claim(data: &Policy) -> Claim {
+pub(super) fn rise_and_fall_claim(data: &Policy) -> Claim {
     let runs: Vec<&RegimeRun> = data.of(Regime::OffPolicy).collect();
     let shape = |r: &RegimeRun| {
         let chosen: Vec<f64> = r.points.iter().map(|p| p.family(Family::Chosen)).collect();
@@ -520,7 +333,7 @@ fn rise_and_fall_claim(data: &Policy) -> Claim {
     )
 }
 
-fn spin_claim(data: &Policy) -> Claim {
+pub(super) fn spin_claim(data: &Policy) -> Claim {
     let pairs = data.paired(Regime::Spin, Regime::OffPolicy);
     let change = |r: &RegimeRun| Metric::ChosenChange.of(r);
     let k = count(&pairs, |(spin, _)| change(spin) > RISE_MARGIN);
@@ -534,7 +347,7 @@ fn spin_claim(data: &Policy) -> Claim {
     )
 }
 
-fn updates_claim(data: &Policy) -> Claim {
+pub(super) fn updates_claim(data: &Policy) -> Claim {
     let redraws = |regime| data.median(regime, |r| Metric::Redraws.of(r));
     let short: Vec<String> = (data.runs.iter())
         .filter(|r| r.counts.updates < data.updates)

@@ -23,6 +23,16 @@
 //! blocking, so a FIFO, a device such as `/dev/zero` or a directory is refused with one
 //! line instead of blocking or filling memory.
 
+//!
+//! This module writes outputs; `input.rs` reads input files and number lists, `lock.rs`
+//! holds the output directory's lock.
+
+mod input;
+mod lock;
+
+pub use input::{MAX_INPUT_BYTES, load_numbers, parse_number_list, read_input, read_numbers};
+pub use lock::{DirLock, lock_output_dirs};
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,62 +62,6 @@ pub fn is_temporary(name: &str) -> bool {
 
 /// The name of the lock file a run takes in its output directory.
 pub const LOCK_FILE: &str = ".ldyn.lock";
-
-/// The largest input file read: 64 MiB.
-pub const MAX_INPUT_BYTES: u64 = 64 << 20;
-
-/// The text of the input file `path` (`what` names it in errors): a regular file of at
-/// most [`MAX_INPUT_BYTES`], in UTF-8.
-///
-/// # Errors
-/// If `path` cannot be read, is not a regular file (a FIFO, a device, a socket, a
-/// directory), is larger than the limit, or is not UTF-8.
-pub fn read_input(path: &Path, what: &str) -> Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let refuse = |why: String| {
-        Error::InvalidArgument(format!(
-            "{what} {}: {why}",
-            crate::error::quote(&path.display().to_string())
-        ))
-    };
-    let regular = |meta: &fs::Metadata| -> Result<()> {
-        if !meta.is_file() {
-            return Err(refuse(
-                "not a regular file (a FIFO, device, socket or directory); give a file".into(),
-            ));
-        }
-        if meta.len() > MAX_INPUT_BYTES {
-            return Err(refuse(format!(
-                "{} bytes, more than the {} MiB an input may hold",
-                meta.len(),
-                MAX_INPUT_BYTES >> 20
-            )));
-        }
-        Ok(())
-    };
-    regular(&fs::metadata(path).map_err(|e| Error::io("read", path, e))?)?;
-    // O_NONBLOCK: if the path became a FIFO after the check, opening does not wait for a
-    // writer; the check below then refuses it.
-    const NONBLOCK: i32 = 0o4000;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(NONBLOCK)
-        .open(path)
-        .map_err(|e| Error::io("read", path, e))?;
-    regular(&file.metadata().map_err(|e| Error::io("read", path, e))?)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("read", path, e))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(refuse(format!(
-            "grew past the {} MiB an input may hold while it was read",
-            MAX_INPUT_BYTES >> 20
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
-}
 
 /// Creates `dir` and its parents, with a clear error if that is impossible.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
@@ -308,83 +262,6 @@ fn refuse_a_fifo_nobody_reads(path: &Path, target: &Path) -> Result<fs::File> {
     }
 }
 
-/// Locks the directory of every output that will be written through a temporary file
-/// (a regular file or a new name; not a device or a FIFO), each once.
-///
-/// # Errors
-/// As [`DirLock::acquire`].
-pub fn lock_output_dirs(outputs: &[&Path]) -> Result<Vec<DirLock>> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for out in outputs {
-        if written_in_place(out) {
-            continue;
-        }
-        let target = resolve(out)?;
-        let dir = dir_of(&target);
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
-    }
-    dirs.iter().map(|d| DirLock::acquire(d)).collect()
-}
-
-/// An advisory lock on an output directory, held while a run writes there. Taking it
-/// removes the temporary files ([`TEMP_PREFIX`]) a killed run left behind.
-#[derive(Debug)]
-pub struct DirLock {
-    _file: fs::File,
-}
-
-impl DirLock {
-    /// Locks `dir` (creating it), or fails at once if another run holds it.
-    ///
-    /// # Errors
-    /// If the directory cannot be created, or another run is writing there.
-    pub fn acquire(dir: &Path) -> Result<Self> {
-        ensure_dir(dir)?;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(LOCK_FILE);
-        // O_NOFOLLOW and O_NONBLOCK (Linux): a symbolic link there is refused rather than
-        // followed out of the directory, and a FIFO does not block; only a regular file
-        // is taken.
-        const NOFOLLOW_NONBLOCK: i32 = 0o400000 | 0o4000;
-        let not_ours = || {
-            Error::InvalidArgument(format!(
-                "{} is not a regular file the tool made; remove it and try again",
-                crate::error::quote(&path.display().to_string())
-            ))
-        };
-        if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
-            return Err(not_ours());
-        }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(NOFOLLOW_NONBLOCK)
-            .open(&path)
-            .map_err(|e| Error::io("open the lock file", &path, e))?;
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            return Err(not_ours());
-        }
-        file.try_lock().map_err(|_| {
-            Error::InvalidArgument(format!(
-                "another ldyn run is writing to {}; try again when it has finished",
-                crate::error::quote(&dir.display().to_string())
-            ))
-        })?;
-        if let Ok(entries) = fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                let regular = entry.file_type().is_ok_and(|t| t.is_file());
-                if regular && is_temporary(&entry.file_name().to_string_lossy()) {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        Ok(DirLock { _file: file })
-    }
-}
-
 /// Writes a CSV file: `header`, then one line per row, atomically.
 pub fn write_csv(path: &Path, header: &str, rows: impl IntoIterator<Item = String>) -> Result<()> {
     let mut text = String::from(header);
@@ -394,70 +271,6 @@ pub fn write_csv(path: &Path, header: &str, rows: impl IntoIterator<Item = Strin
         text.push('\n');
     }
     write_atomic(path, text.as_bytes())
-}
-
-/// Parses a comma-separated list of numbers such as `2.0,1,-3e2`.
-pub fn parse_number_list(list: &str) -> Result<Vec<f64>> {
-    list.split(',')
-        .enumerate()
-        .map(|(i, s)| {
-            s.trim().parse::<f64>().map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "item {} of the list, '{}', is not a number",
-                    i + 1,
-                    crate::error::quote(s.trim())
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Reads numbers from a file: a JSON array (`[1.0, 2.5]`) or one number per line
-/// (blank lines are skipped). Errors name the file and the offending line.
-pub fn read_numbers(path: &Path) -> Result<Vec<f64>> {
-    let text = read_input(path, "the numbers file")?;
-    let parse_err = |line: usize, message: String| Error::Parse {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
-    if text.trim_start().starts_with('[') {
-        let values: Vec<f64> = serde_json::from_str(&text)
-            .map_err(|e| parse_err(e.line(), format!("expected a JSON array of numbers: {e}")))?;
-        return Ok(values);
-    }
-    let count = text.lines().filter(|l| !l.trim().is_empty()).count();
-    let mut values = Vec::new();
-    values
-        .try_reserve_exact(count)
-        .map_err(|_| parse_err(0, format!("{count} numbers cannot be held in memory now")))?;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let value = line.parse::<f64>().map_err(|_| {
-            parse_err(
-                i + 1,
-                format!("'{}' is not a number", crate::error::quote(line)),
-            )
-        })?;
-        values.push(value);
-    }
-    Ok(values)
-}
-
-/// Numbers given on the command line: a comma list (`2,1,0.5`), or else the path of a
-/// file holding them (see [`read_numbers`]).
-pub fn load_numbers(arg: &str) -> Result<Vec<f64>> {
-    parse_number_list(arg).or_else(|list_err| {
-        let path = Path::new(arg);
-        if path.exists() || !arg.contains(',') {
-            read_numbers(path)
-        } else {
-            Err(list_err)
-        }
-    })
 }
 
 /// Removes `path` if it exists (a file the tool wrote before and is about to replace).
