@@ -9,6 +9,7 @@ mod digits;
 mod entk;
 mod explore;
 mod export;
+mod figures;
 mod gradients;
 mod layers;
 mod lens;

@@ -540,6 +540,7 @@ mod experiments {
                     "lm_sft",
                     "lm_sft_seeds",
                     "lm_dpo",
+                    "lm_dpo_seeds",
                     "lm_peakiness",
                     "lm_dpo_end"
                 ]
@@ -552,6 +553,24 @@ mod experiments {
             assert_ne!(r.sft_seeds[1], r.sft);
             assert_eq!(tables[1].rows.len(), 3 * r.sft.len());
             assert!(tables[1].rows[r.sft.len()].starts_with(&format!("{},", seed + 1)));
+            // The DPO band likewise: each seed's curve is what a run from that seed draws.
+            assert_eq!(r.dpo_seeds.len(), 3);
+            assert_eq!(r.dpo_seeds[0], r.dpo);
+            assert_ne!(r.dpo_seeds[1], r.dpo);
+            let rows: usize = r.dpo_seeds.iter().map(Vec::len).sum();
+            assert_eq!(tables[3].rows.len(), rows);
+            if seed == DEFAULT_SEED {
+                let alone = lm_finetune::Config {
+                    band_seeds: 1,
+                    ..config
+                };
+                let next = LmFinetune::run(
+                    &learning_dynamics::experiments::Valid::new(alone).unwrap(),
+                    seed + 1,
+                )
+                .unwrap();
+                assert_eq!(next.dpo, r.dpo_seeds[1]);
+            }
         }
     }
 

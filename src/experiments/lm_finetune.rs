@@ -5,9 +5,10 @@
 //! `(y⁺, y⁻)` from the SFT checkpoint with the SFT model as the frozen reference. A
 //! [`Tracker`] records, for every probe family, the mean teacher-forced `log π(y | χ)`
 //! over the probe prompts and the mean `‖A‖²_F` over their response positions. The
-//! three figures (`lm_sft`, `lm_dpo`, `lm_peakiness`) read the same run; the SFT figure
-//! draws the median and interquartile band of the SFT curves over `band_seeds` seeds (the
-//! seeds' checkpoints are the ones every LM experiment shares).
+//! three figures (`lm_sft`, `lm_dpo`, `lm_peakiness`) read the same run; the SFT and DPO
+//! figures draw the median and interquartile band of their curves over `band_seeds` seeds
+//! (the seeds' checkpoints are the ones every LM experiment shares); the claims read the
+//! first seed alone.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +57,7 @@ world_settings!(
         ),
         Key::new(
             "band_seeds",
-            "seeds the SFT figure's median and interquartile band cover, seed, seed + 1, …; the claims read the first alone",
+            "seeds the SFT and DPO figures' median and interquartile band cover, seed, seed + 1, …; the claims read the first alone",
             Range::Int(1, 100),
         ),
     ]
@@ -73,6 +74,8 @@ pub struct LmRun {
     pub sft_seeds: Vec<Vec<FamilyPoint>>,
     /// Tracked during DPO (steps counted from its start).
     pub dpo: Vec<FamilyPoint>,
+    /// Tracked during DPO on each seed of the band, `seed` first (its points are `dpo`).
+    pub dpo_seeds: Vec<Vec<FamilyPoint>>,
     /// The world the run trained in.
     pub world: World,
     /// The model after SFT (DPO's start and reference).
@@ -95,25 +98,24 @@ impl Experiment for LmFinetune {
             sft_model,
             sft,
         } = checkpoint(config, seed)?;
-        let mut dpo_track = Tracker::new(&world.probes, every);
-        let (dpo_model, counts) = train_dpo(
-            &Dpo::off_policy(config),
-            &world.language,
-            (&sft_model, &sft_model),
-            &mut world.rng,
-            &mut [&mut dpo_track],
-        )?;
-        dpo_track.finish(&dpo_model, counts.updates);
+        let (dpo, dpo_model) = tracked_dpo(config, &mut world, &sft_model, every)?;
         let sft = sft.every(every).points;
-        let mut sft_seeds = vec![sft.clone()];
-        sft_seeds.extend(per_seed((seed.wrapping_add(1), band_seeds - 1), |s| {
-            Ok(vec![checkpoint(config, s)?.sft.every(every).points])
-        })?);
+        let (mut sft_seeds, mut dpo_seeds) = (vec![sft.clone()], vec![dpo.clone()]);
+        let band = per_seed((seed.wrapping_add(1), band_seeds - 1), |s| {
+            let mut start = checkpoint(config, s)?;
+            let (dpo, _) = tracked_dpo(config, &mut start.world, &start.sft_model, every)?;
+            Ok(vec![(start.sft.every(every).points, dpo)])
+        })?;
+        for (sft, dpo) in band {
+            sft_seeds.push(sft);
+            dpo_seeds.push(dpo);
+        }
         Ok(LmRun {
             seed,
             sft,
             sft_seeds,
-            dpo: dpo_track.points,
+            dpo,
+            dpo_seeds,
             world,
             sft_model,
             dpo_model,
@@ -155,29 +157,50 @@ impl Experiment for LmFinetune {
             format!("dpo,chosen,{}", end_dpo.0),
             format!("dpo,rejected,{}", end_dpo.1),
         ];
-        let seeds = (data
-            .sft_seeds
-            .iter()
-            .zip(seeds(data.seed, data.sft_seeds.len() as u64)))
-        .flat_map(|(points, seed)| {
-            points
-                .iter()
-                .map(move |p| format!("{seed},{},{},{}", p.step, p.family.id(), p.log_prob))
-        })
-        .collect();
+        let band = |runs: &[Vec<FamilyPoint>]| {
+            (runs.iter().zip(seeds(data.seed, runs.len() as u64)))
+                .flat_map(|(points, seed)| {
+                    points
+                        .iter()
+                        .map(move |p| format!("{seed},{},{},{}", p.step, p.family.id(), p.log_prob))
+                })
+                .collect()
+        };
         vec![
             Table::new("lm_sft", CURVES_HEADER, curves(&data.sft)),
-            Table::new("lm_sft_seeds", SEED_CURVES_HEADER, seeds),
+            Table::new("lm_sft_seeds", SEED_CURVES_HEADER, band(&data.sft_seeds)),
             Table::new("lm_dpo", CURVES_HEADER, curves(&data.dpo)),
+            Table::new("lm_dpo_seeds", SEED_CURVES_HEADER, band(&data.dpo_seeds)),
             Table::new("lm_peakiness", PEAKINESS_HEADER, peakiness),
             Table::new("lm_dpo_end", "model,answer,mean_log_prob_end", ends),
         ]
     }
 }
 
+/// Off-policy DPO from `sft_model` (also its reference) in `world`, tracked every
+/// `every` updates: the points and the model after DPO.
+fn tracked_dpo(
+    config: &LmConfig,
+    world: &mut World,
+    sft_model: &TinyLm,
+    every: usize,
+) -> Result<(Vec<FamilyPoint>, TinyLm)> {
+    let mut track = Tracker::new(&world.probes, every);
+    let (model, counts) = train_dpo(
+        &Dpo::off_policy(config),
+        &world.language,
+        (sft_model, sft_model),
+        &mut world.rng,
+        &mut [&mut track],
+    )?;
+    track.finish(&model, counts.updates);
+    Ok((track.points, model))
+}
+
 /// The CSV header of `lm_sft.csv` and `lm_dpo.csv`.
 pub const CURVES_HEADER: &str = "step,family,mean_log_prob";
-/// The CSV header of `lm_sft_seeds.csv`: the SFT curves of every seed of the band.
+/// The CSV header of `lm_sft_seeds.csv` and `lm_dpo_seeds.csv`: the SFT and the DPO
+/// curves of every seed of the band.
 pub const SEED_CURVES_HEADER: &str = "seed,step,family,mean_log_prob";
 /// The CSV header of `lm_peakiness.csv`.
 pub const PEAKINESS_HEADER: &str = "phase,step,family,mean_a_fro_sq,mean_log_prob";

@@ -8,8 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    AFTER, Area, BEFORE, FONT, blues, colourbar, diverging, heatmap, legend, log_ticks, save_png,
-    tick,
+    AFTER, Area, BEFORE, Swatch, blues, colourbar, diverging, em, heatmap, key, log_ticks, mesh,
+    noted, pt, record, save_png, text, tick, titled,
 };
 use crate::digits::CLASSES;
 use crate::error::Result;
@@ -18,15 +18,11 @@ use crate::experiments::digits::{DigitsResult, UPDATE_CLASS};
 /// Colour of predicted (first-order) changes.
 const PREDICTED: RGBColor = RGBColor(255, 127, 14);
 
-fn title(area: &Area<'_>, text: &str) -> Result<()> {
-    super::title(area, text, 26)
-}
-
 /// An 8 × 8 image in gray levels (0 = white, 1 = black).
 fn digit_image(area: &Area<'_>, caption: &str, pixels: &DVector<f64>) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 16))
-        .margin(25)
+        .caption(caption, text(pt::PANEL))
+        .margin(em(1.2))
         .build_cartesian_2d(0.0..8.0, 0.0..8.0)?;
     chart.draw_series((0..64).map(|i| {
         let (r, c) = ((i / 8) as f64, (i % 8) as f64);
@@ -39,7 +35,7 @@ fn digit_image(area: &Area<'_>, caption: &str, pixels: &DVector<f64>) -> Result<
     Ok(())
 }
 
-/// Two bars per class (`a` left, `b` right) with a legend.
+/// Two bars per class (`a` left, `b` right), with their key under the chart.
 fn paired_bars(
     area: &Area<'_>,
     caption: &str,
@@ -48,35 +44,36 @@ fn paired_bars(
     (b, b_label, b_colour): (&[f64], &str, RGBColor),
     y_range: (f64, f64),
 ) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 16))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
+    let (area, strip) = area.split_vertically(area.dim_in_pixel().1 - em(2.0));
+    key(
+        &strip,
+        &[
+            (Swatch::Bar(a_colour), a_label),
+            (Swatch::Bar(b_colour), b_label),
+        ],
+    )?;
+    let mut chart = ChartBuilder::on(&area)
+        .caption(caption, text(pt::PANEL))
+        .margin(em(0.6))
+        .x_label_area_size(em(3.0))
+        .y_label_area_size(em(4.4))
         .build_cartesian_2d(-0.5..CLASSES as f64 - 0.5, y_range.0..y_range.1)?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart.configure_mesh())
         .disable_x_mesh()
         .x_labels(CLASSES)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("class")
         .y_label_formatter(&tick)
         .y_desc(y_desc)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
-    for (values, label, colour, offset) in
-        [(a, a_label, a_colour, -0.2), (b, b_label, b_colour, 0.2)]
-    {
-        chart
-            .draw_series(values.iter().enumerate().map(|(k, &v)| {
-                let x = k as f64 + offset;
-                Rectangle::new([(x - 0.18, 0.0), (x + 0.18, v)], colour.filled())
-            }))?
-            .label(label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+    record(&chart);
+    for (values, colour, offset) in [(a, a_colour, -0.2), (b, b_colour, 0.2)] {
+        chart.draw_series(values.iter().enumerate().map(|(k, &v)| {
+            let x = k as f64 + offset;
+            Rectangle::new([(x - 0.18, 0.0), (x + 0.18, v)], colour.filled())
+        }))?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    Ok(())
 }
 
 fn column(m: &DMatrix<f64>) -> Vec<f64> {
@@ -86,10 +83,9 @@ fn column(m: &DMatrix<f64>) -> Vec<f64> {
 /// Figure 1(b): the update image, then one row per observed image.
 pub fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
     let fig = &result.one_step;
-    save_png(path, (1500, 1350), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(
-            &top,
+    save_png(path, (1500, 1500), |root| {
+        let body = titled(
+            root,
             &format!(
                 "One SGD step on a \u{201c}{UPDATE_CLASS}\u{201d} (cross-entropy, η = {}), seen on three held-out images",
                 fig.eta
@@ -109,21 +105,18 @@ pub fn one_step(result: &DigitsResult, path: &Path) -> Result<()> {
             (&fig.update_pi.1, "after", AFTER),
             (0.0, 1.05),
         )?;
-        rows[2].draw_text(
-            "Rows below: x_o, its π before/after, and Δlog π(x_o):",
-            &(FONT, 16).into_font().color(&BLACK),
-            (10, 60),
-        )?;
-        rows[2].draw_text(
-            "orange = predicted −η A(x_o) K(x_o, x_u) G(x_u),",
-            &(FONT, 16).into_font().color(&PREDICTED),
-            (10, 90),
-        )?;
-        rows[2].draw_text(
-            "blue = actual change after the step.",
-            &(FONT, 16).into_font().color(&AFTER),
-            (10, 120),
-        )?;
+        for (k, (line, colour)) in [
+            ("Rows below: x_o, its π before/after,", BLACK),
+            ("and Δlog π(x_o): orange the predicted", BLACK),
+            ("−η A(x_o) K(x_o, x_u) G(x_u),", PREDICTED),
+            ("blue the actual change after the step.", AFTER),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let y = em(2.0 + 1.5 * k as f64) as i32;
+            rows[2].draw_text(line, &text(pt::TEXT).color(&colour), (em(0.5) as i32, y))?;
+        }
         let changes: Vec<f64> = fig
             .observed
             .iter()
@@ -196,26 +189,25 @@ pub fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
         .flat_map(|(_, p, a)| p.iter().chain(a.iter()))
         .fold(1e-9f64, |m, v| m.max(v.abs()));
     let colour = move |v: f64| diverging(v / max);
-    save_png(path, (1500, 1250), |root| {
-        let (top, body) = root.split_vertically(80);
-        title(
-            &top,
+    save_png(path, (1500, 1400), |root| {
+        let body = titled(
+            root,
             &format!(
                 "Accumulated influence over {} SGD steps, by class of the update example",
                 result.steps
             ),
         )?;
-        top.draw_text(
+        let body = noted(
+            &body,
             &format!(
-                "Cell (u, k): summed change of log π(k) on held-out images of the observed class, from steps on images of class u. Predicted vs actual: correlation {:.4} over all 1000 cells.",
+                "Cell (u, k): summed change of log π(k) on held-out images of the observed class, from steps on images of class u; predicted vs actual: correlation {:.4} over all 1000 cells",
                 result.accumulated_correlation()
             ),
-            &(FONT, 15).into_font().color(&BLACK),
-            (15, 55),
         )?;
-        let (grid, bar) = body.split_horizontally(1380);
+        let (grid, bar) = body.split_horizontally(1500 - em(8.0));
         let panels = grid.split_evenly((mats.len(), 2));
-        let label = |v: f64| format!("{v:.1}");
+        // Ten columns a panel leave no room for numbers at 7 pt: the colours carry the
+        // pattern, the numbers are in digits_accumulated.csv.
         for (r, (o, p, a)) in mats.iter().enumerate() {
             let axes = ("predicted class k", "update class u");
             heatmap(
@@ -225,7 +217,7 @@ pub fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
                 (None, None),
                 p,
                 &colour,
-                Some(&label),
+                None,
             )?;
             heatmap(
                 &panels[2 * r + 1],
@@ -234,7 +226,7 @@ pub fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
                 (None, None),
                 a,
                 &colour,
-                Some(&label),
+                None,
             )?;
         }
         colourbar(&bar, (-max, max), &colour, "accumulated Δ log π")
@@ -243,13 +235,12 @@ pub fn accumulated(result: &DigitsResult, path: &Path) -> Result<()> {
 
 /// Figure 1(d): mean π per true class, early and final.
 pub fn mean_pi(result: &DigitsResult, path: &Path) -> Result<()> {
-    save_png(path, (1500, 760), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(
-            &top,
+    save_png(path, (1500, 860), |root| {
+        let body = titled(
+            root,
             "Where the probability mass goes: mean π(y | x) per true class on held-out digits",
         )?;
-        let (grid, bar) = body.split_horizontally(1380);
+        let (grid, bar) = body.split_horizontally(1500 - em(8.0));
         let panels = grid.split_evenly((1, 2));
         let label = |v: f64| format!("{v:.2}");
         let axes = ("predicting class", "observing (true) class");
@@ -307,71 +298,73 @@ pub fn entk(result: &DigitsResult, path: &Path) -> Result<()> {
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
     let last_step = result.entk.last().map_or(1, |t| t.0) as f64;
-    save_png(path, (1500, 620), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(
-            &top,
+    let reds = [
+        RGBColor(178, 24, 43),
+        RGBColor(214, 96, 77),
+        RGBColor(244, 165, 130),
+    ];
+    let greens = [
+        RGBColor(27, 120, 55),
+        RGBColor(90, 174, 97),
+        RGBColor(166, 219, 160),
+    ];
+    // The pairs drawn as lines are the pairs named in the scatter, in the same colours.
+    let named: Vec<(usize, usize, RGBColor, &str)> = (pairs_top.iter().zip(reds))
+        .map(|(&(u, o, _), c)| (u, o, c, "most similar"))
+        .chain((pairs_bottom.iter().zip(greens)).map(|(&(u, o, _), c)| (u, o, c, "least similar")))
+        .collect();
+    let names: Vec<String> = (named.iter())
+        .map(|(u, o, _, kind)| format!("{u}&{o} ({kind})"))
+        .collect();
+    save_png(path, (1500, 760), |root| {
+        let body = titled(
+            root,
             "eNTK between classes during training: norms drift, ranking stays",
         )?;
+        let (body, strip) = body.split_vertically(body.dim_in_pixel().1 - em(3.4));
+        let mut entries: Vec<(Swatch, &str)> = (named.iter().zip(&names))
+            .map(|((_, _, c, _), name)| (Swatch::Line(*c), name.as_str()))
+            .collect();
+        entries.push((Swatch::Line(BLACK), "mean over all pairs"));
+        key(&strip, &entries)?;
         let panels = body.split_evenly((1, 2));
         let mut chart = ChartBuilder::on(&panels[0])
             .caption(
                 "mean ‖K(x_o, x_u)‖_F per class pair (log scale)",
-                (FONT, 16),
+                text(pt::PANEL),
             )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+            .margin(em(0.8))
+            .x_label_area_size(em(3.2))
+            .y_label_area_size(em(4.6))
             .build_cartesian_2d(
                 0.0..last_step,
                 (lo * 0.8..hi * 1.25)
                     .log_scale()
                     .with_key_points(log_ticks(lo * 0.8, hi * 1.25)),
             )?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart.configure_mesh())
             .x_desc("SGD step")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .y_desc("mean ‖K‖_F")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
             .draw()?;
-        let reds = [
-            RGBColor(178, 24, 43),
-            RGBColor(214, 96, 77),
-            RGBColor(244, 165, 130),
-        ];
-        let greens = [
-            RGBColor(27, 120, 55),
-            RGBColor(90, 174, 97),
-            RGBColor(166, 219, 160),
-        ];
-        for (pairs, colours, kind) in [
-            (&pairs_top, reds, "most similar"),
-            (&pairs_bottom, greens, "least similar"),
-        ] {
-            for (&(u, o, _), colour) in pairs.iter().zip(colours) {
-                chart
-                    .draw_series(LineSeries::new(series(u, o), colour.stroke_width(3)))?
-                    .label(format!("{u}&{o} ({kind})"))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
-                    });
-            }
+        record(&chart);
+        for &(u, o, colour, _) in &named {
+            chart.draw_series(LineSeries::new(series(u, o), colour.stroke_width(3)))?;
         }
-        chart
-            .draw_series(LineSeries::new(mean_series, BLACK.stroke_width(2)))?
-            .label("mean over all pairs")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        scatter_entk_vs_confusion(&panels[1], result)
+        chart.draw_series(LineSeries::new(mean_series, BLACK.stroke_width(2)))?;
+        scatter_entk_vs_confusion(&panels[1], result, &named)
     })
 }
 
 /// Each unordered class pair: final eNTK norm against the final heatmap mass the two
-/// classes put on each other.
-fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<()> {
+/// classes put on each other; the pairs of `named` (the left panel's lines) are named
+/// and drawn in their colours.
+fn scatter_entk_vs_confusion(
+    area: &Area<'_>,
+    result: &DigitsResult,
+    named: &[(usize, usize, RGBColor, &str)],
+) -> Result<()> {
     let k = &result.entk.last().expect("a checkpoint").1;
     let h = &result.heatmap_final;
     let points: Vec<(f64, f64, usize, usize)> = (0..CLASSES)
@@ -394,15 +387,15 @@ fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<(
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!(
-                "class pairs: eNTK vs confusion (Spearman {:.2}); ranking early→final Spearman {:.2}",
+                "pairs: eNTK vs confusion, Spearman {:.2}; early→final rank {:.2}",
                 result.entk_heatmap_correlation(),
                 result.entk_ranking_correlation()
             ),
-            (FONT, 16),
+            text(pt::PANEL),
         )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(5.6))
         .build_cartesian_2d(
             (xl * 0.8..xh * 1.25)
                 .log_scale()
@@ -411,42 +404,41 @@ fn scatter_entk_vs_confusion(area: &Area<'_>, result: &DigitsResult) -> Result<(
                 .log_scale()
                 .with_key_points(log_ticks(yl * 0.5, yh * 2.0)),
         )?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart.configure_mesh())
         .x_desc("final mean ‖K‖_F of the pair")
         .x_label_formatter(&tick)
         .y_label_formatter(&|y| format!("{y:e}"))
         .y_desc("mean π the pair's classes give each other")
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
+    record(&chart);
     chart.draw_series(
         points
             .iter()
-            .map(|&(x, y, _, _)| Circle::new((x, y), 4, AFTER.filled())),
+            .map(|&(x, y, _, _)| Circle::new((x, y), em(0.3), AFTER.mix(0.6).filled())),
     )?;
-    // The five most confused pairs by name, right of their point, or left of it when the
-    // right is taken by a label placed before (in log units: a label spans about 0.08
-    // decades of x and 0.15 of y).
-    let mut top: Vec<_> = points.clone();
-    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    // The named pairs, right of their point, or left of it when the right is taken by a
+    // label placed before (in log units: a label spans about 0.1 decades of x and 0.15
+    // of y).
     let mut placed: Vec<(f64, f64)> = Vec::new();
-    for &(x, y, u, o) in top.iter().take(5) {
+    for &(u, o, colour, _) in named {
+        let Some(&(x, y, _, _)) = points.iter().find(|p| (p.2, p.3) == (u.min(o), u.max(o))) else {
+            continue;
+        };
+        chart.draw_series([Circle::new((x, y), em(0.4), colour.filled())])?;
         let (lx, ly) = (x.log10(), y.log10());
         let clashes = |cx: f64| {
-            (placed.iter()).any(|&(px, py)| (px - cx).abs() < 0.08 && (py - ly).abs() < 0.15)
+            (placed.iter()).any(|&(px, py)| (px - cx).abs() < 0.1 && (py - ly).abs() < 0.15)
         };
-        let (text, anchor, cx) = if clashes(lx + 0.04) {
-            (format!("{u}&{o} "), HPos::Right, lx - 0.04)
+        let (label, anchor, cx) = if clashes(lx + 0.05) {
+            (format!("{u}&{o} "), HPos::Right, lx - 0.05)
         } else {
-            (format!(" {u}&{o}"), HPos::Left, lx + 0.04)
+            (format!(" {u}&{o}"), HPos::Left, lx + 0.05)
         };
         placed.push((cx, ly));
-        let style = (FONT, 13)
-            .into_font()
+        let style = text(pt::TEXT)
             .color(&BLACK)
             .pos(Pos::new(anchor, VPos::Center));
-        chart.draw_series([Text::new(text, (x, y), style)])?;
+        chart.draw_series([Text::new(label, (x, y), style)])?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `lm_lens.png`: the paper's lens against the exact kernel, from `lm_lens`' first seed.
 //! Left: the LBK proxy (solid) and the exact `η²‖K‖²_F` (dashed) over training, per
-//! family, for DPO and SFT on `y⁺`, on log scales. Middle: the per-update Spearman
-//! correlation, across families, of the LBK and `‖K‖²_F`, per signal. Right: each family's
+//! family, for DPO and SFT on `y⁺`, on log scales. Middle: per signal, the spread over its
+//! updates of the Spearman correlation, across families, of the LBK and `‖K‖²_F` (a box:
+//! quartiles, median, 5th to 95th percentile). Right: each family's
 //! accumulated change of `log π(y | χ)` under DPO, actual and as the full, last-layer and
 //! frozen kernels predict it, as horizontal bars whose family names read upright.
 
@@ -9,25 +10,18 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{FONT, header, legend, save_png, tick};
+use super::{
+    Area, Swatch, em, family, headed, mesh, pt, record, role, save_png, text, tick, with_key,
+};
 use crate::error::Result;
 use crate::experiments::lm_lens::{Kernel, Lens, SignalRun};
 use crate::experiments::lm_world::Signal;
 use crate::language::Family;
 
-/// Colours of the families, in [`Family::sequences`] order, and of the signals.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
+/// The kernels' colours in the right panel.
+const FULL: RGBColor = RGBColor(31, 119, 180);
+const LAST_LAYER: RGBColor = RGBColor(255, 127, 14);
+const FROZEN: RGBColor = RGBColor(44, 160, 44);
 
 /// Draws the figure to `path`.
 ///
@@ -39,20 +33,24 @@ pub fn draw(data: &Lens, path: &Path) -> Result<()> {
     let of = |s: Signal| runs.iter().copied().find(|r| r.signal == s);
     let claims =
         <crate::experiments::lm_lens::LmLens as crate::experiments::Experiment>::claims(data);
-    save_png(path, (1800, 1000), |root| {
-        let (top, body) = root.split_vertically(50);
-        header(
-            &top,
+    save_png(path, (1800, 1240), |root| {
+        let body = headed(
+            root,
             &format!(
                 "How good is the paper's lens? LBK, ‖K‖² and three kernels on the tiny LM (seed {first})"
             ),
-            22,
             &claims,
         )?;
-        let (left, rest) = body.split_horizontally(700);
-        let (middle, right) = rest.split_horizontally(500);
-        let (upper, lower) = left.split_vertically(475);
-        for (area, signal) in [(&upper, Signal::Dpo), (&lower, Signal::SftChosen)] {
+        let (left, rest) = body.split_horizontally(720);
+        let (middle, right) = rest.split_horizontally(460);
+        let families: Vec<(Swatch, &str)> = (Family::sequences())
+            .map(|f| (Swatch::Line(family(f)), f.id()))
+            .chain([(Swatch::Dashed(BLACK), "η²‖K‖²_F (dashed)")])
+            .collect();
+        let left = with_key(&left, &families, false)?;
+        let halves = left.split_evenly((2, 1));
+        let (upper, lower) = (&halves[0], &halves[1]);
+        for (area, signal) in [(upper, Signal::Dpo), (lower, Signal::SftChosen)] {
             if let Some(run) = of(signal) {
                 lbk_panel(area, run)?;
             }
@@ -66,7 +64,7 @@ pub fn draw(data: &Lens, path: &Path) -> Result<()> {
 }
 
 /// LBK (solid) and `η²‖K‖²_F` (dashed) per family over one run's updates.
-fn lbk_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
+fn lbk_panel(area: &Area<'_>, run: &SignalRun) -> Result<()> {
     let eta2 = run.eta * run.eta;
     let values: Vec<f64> = (run.steps.iter())
         .flat_map(|s| [s.lbk, eta2 * s.kernel_norm_sq])
@@ -75,7 +73,7 @@ fn lbk_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
     if values.is_empty() {
         // Every update's residual was zero (an underflowed DPO coefficient): no LBK.
         let text = format!("{}: no update moved the model, so no LBK", run.signal.id());
-        area.draw(&Text::new(text, (20, 40), (FONT, 17)))?;
+        area.draw(&Text::new(text, (20, 40), super::text(pt::PANEL)))?;
         return Ok(());
     }
     let hi = values.iter().copied().fold(0.0, f64::max);
@@ -89,35 +87,30 @@ fn lbk_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!("{}: LBK (solid) vs η²‖K‖²_F (dashed)", run.signal.id()),
-            (FONT, 17),
+            text(pt::PANEL),
         )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(5.6))
         .build_cartesian_2d(1.0..last, (lo * 0.5..hi * 2.0).log_scale())?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart.configure_mesh())
         .x_desc("update")
         .y_desc("per family (log scale)")
         .x_label_formatter(&tick)
         .y_label_formatter(&|v| format!("{v:.0e}"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
-    for (k, family) in Family::sequences().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
+    record(&chart);
+    for member in Family::sequences() {
+        let colour = family(member);
         let points =
             |f: &dyn Fn(&crate::experiments::lm_lens::StepLens) -> f64| -> Vec<(f64, f64)> {
                 (run.steps.iter())
-                    .filter(|s| s.family == family)
+                    .filter(|s| s.family == member)
                     .map(|s| (s.step as f64, f(s)))
                     .filter(|p| p.1 > 0.0)
                     .collect()
             };
-        chart
-            .draw_series(LineSeries::new(points(&|s| s.lbk), colour.stroke_width(2)))?
-            .label(family.id())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(3)));
+        chart.draw_series(LineSeries::new(points(&|s| s.lbk), colour.stroke_width(2)))?;
         chart.draw_series(DashedLineSeries::new(
             points(&|s| eta2 * s.kernel_norm_sq),
             6,
@@ -125,49 +118,76 @@ fn lbk_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
             colour.stroke_width(1),
         ))?;
     }
-    legend(&mut chart, SeriesLabelPosition::LowerRight)
+    Ok(())
 }
 
-/// The per-update Spearman correlation of LBK and `‖K‖²_F` across families, per signal.
-fn spearman_panel(area: &super::Area<'_>, runs: &[&SignalRun]) -> Result<()> {
-    let last = runs
-        .iter()
-        .filter_map(|r| r.steps.last())
-        .map(|s| s.step)
-        .max()
-        .unwrap_or(1) as f64;
+/// Per signal, the spread over its updates of the Spearman correlation of LBK and
+/// `‖K‖²_F` across families: the interquartile box, the median line and whiskers from
+/// the 5th to the 95th percentile, in the signal's colour.
+fn spearman_panel(area: &Area<'_>, runs: &[&SignalRun]) -> Result<()> {
+    let n = runs.len();
+    let names: Vec<&str> = runs.iter().map(|r| r.signal.id()).collect();
+    let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    let all: Vec<f64> = (runs.iter())
+        .flat_map(|r| Lens::proxy_spearman(r).into_iter().map(|p| p.1))
+        .filter(|r| r.is_finite())
+        .collect();
+    let pooled = match all.is_empty() {
+        true => String::new(),
+        false => format!(": median {:.2}", crate::stats::median(&all)),
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption("Does LBK rank the families as ‖K‖² does?", (FONT, 17))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(1.0..last, -1.05..1.05)?;
-    chart
-        .configure_mesh()
-        .x_desc("update")
-        .y_desc("Spearman of LBK and ‖K‖²_F across families")
-        .x_label_formatter(&tick)
+        .caption(format!("LBK ranks as ‖K‖²{pooled}"), text(pt::PANEL))
+        .margin(em(0.8))
+        .x_label_area_size(em(0.6 * longest as f64 + 1.5))
+        .y_label_area_size(em(4.6))
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), -1.05..1.05)?;
+    mesh(&mut chart.configure_mesh())
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let k = x.round();
+            match (x - k).abs() < 1e-6 && (0.0..n as f64).contains(&k) {
+                true => names[k as usize].to_string(),
+                false => String::new(),
+            }
+        })
+        .x_label_style(text(pt::TEXT).transform(FontTransform::Rotate270))
+        .y_desc("Spearman(LBK, ‖K‖²_F) per update")
         .y_label_formatter(&tick)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
+    record(&chart);
+    chart.draw_series([PathElement::new(
+        vec![(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
+        BLACK.mix(0.5),
+    )])?;
     for (k, run) in runs.iter().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
-        let points: Vec<(f64, f64)> = Lens::proxy_spearman(run)
-            .into_iter()
-            .filter(|p| p.1.is_finite())
-            .map(|(s, r)| (s as f64, r))
+        let values: Vec<f64> = (Lens::proxy_spearman(run).into_iter())
+            .map(|p| p.1)
+            .filter(|r| r.is_finite())
             .collect();
-        chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
-            .label(run.signal.id())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(3)));
+        if values.is_empty() {
+            continue;
+        }
+        let q = [0.05, 0.25, 0.5, 0.75, 0.95].map(|p| crate::stats::quantile(&values, p));
+        let (x, c) = (k as f64, role(run.signal.id()));
+        chart.draw_series([
+            PathElement::new(vec![(x, q[0]), (x, q[4])], c.stroke_width(2)),
+            PathElement::new(
+                vec![(x - 0.3, q[2]), (x + 0.3, q[2])],
+                BLACK.stroke_width(3),
+            ),
+        ])?;
+        chart.draw_series([Rectangle::new(
+            [(x - 0.3, q[1]), (x + 0.3, q[3])],
+            c.mix(0.45).filled(),
+        )])?;
     }
-    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    Ok(())
 }
 
 /// Accumulated change per family at the run's end: actual and per kernel, as bars.
-fn kernel_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
+fn kernel_panel(area: &Area<'_>, run: &SignalRun) -> Result<()> {
     let end = run.kernels.last().map_or(0, |k| k.step);
     let families: Vec<Family> = Family::sequences().collect();
     let value = |family: Family, kernel: Option<Kernel>| -> f64 {
@@ -187,14 +207,12 @@ fn kernel_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
     };
     let bars: [(Option<Kernel>, &str, RGBColor); 4] = [
         (None, "actual", BLACK),
-        (Some(Kernel::Full), "full eNTK", PALETTE[0]),
-        (Some(Kernel::LastLayer), "last layer", PALETTE[3]),
-        (
-            Some(Kernel::Frozen),
-            "frozen eNTK (first update)",
-            PALETTE[2],
-        ),
+        (Some(Kernel::Full), "full eNTK", FULL),
+        (Some(Kernel::LastLayer), "last layer", LAST_LAYER),
+        (Some(Kernel::Frozen), "frozen eNTK (first update)", FROZEN),
     ];
+    let entries: Vec<(Swatch, &str)> = bars.iter().map(|b| (Swatch::Bar(b.2), b.1)).collect();
+    let area = with_key(area, &entries, false)?;
     let all: Vec<f64> = (families.iter())
         .flat_map(|&f| bars.iter().map(move |b| value(f, b.0)))
         .collect();
@@ -204,20 +222,16 @@ fn kernel_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
     let n = families.len() as f64;
     // Families top to bottom, bars horizontal so that their names read upright.
     let row = |i: usize| n - 1.0 - i as f64;
-    let mut chart = ChartBuilder::on(area)
+    let mut chart = ChartBuilder::on(&area)
         .caption(
-            format!(
-                "{}: accumulated Δ log π(y | χ) after {end} updates",
-                run.signal.id()
-            ),
-            (FONT, 17),
+            format!("{}: Σ Δlog π after {end} updates", run.signal.id()),
+            text(pt::PANEL),
         )
-        .margin(10)
-        .x_label_area_size(50)
-        .y_label_area_size(140)
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(10.0))
         .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..n - 0.5)?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart.configure_mesh())
         .disable_y_mesh()
         .y_labels(families.len())
         .y_label_formatter(&|y| {
@@ -228,25 +242,20 @@ fn kernel_panel(area: &super::Area<'_>, run: &SignalRun) -> Result<()> {
                 String::new()
             }
         })
-        .label_style((FONT, 13))
-        .x_desc("change of log π(y | χ) from the signal's start (nats)")
+        .x_desc("Δ log π(y | χ) (nats)")
         .x_label_formatter(&tick)
-        .axis_desc_style((FONT, 14))
         .draw()?;
+    record(&chart);
     let width = 0.2;
-    for (b, (kernel, name, colour)) in bars.iter().enumerate() {
-        let colour = *colour;
+    for (b, (kernel, _, colour)) in bars.iter().enumerate() {
         let offset = (1.5 - b as f64) * width;
-        chart
-            .draw_series(families.iter().enumerate().map(|(i, &f)| {
-                let y = row(i) + offset;
-                Rectangle::new(
-                    [(0.0, y - width / 2.0), (value(f, *kernel), y + width / 2.0)],
-                    colour.filled(),
-                )
-            }))?
-            .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+        chart.draw_series(families.iter().enumerate().map(|(i, &f)| {
+            let y = row(i) + offset;
+            Rectangle::new(
+                [(0.0, y - width / 2.0), (value(f, *kernel), y + width / 2.0)],
+                colour.filled(),
+            )
+        }))?;
     }
-    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    Ok(())
 }

@@ -6,7 +6,10 @@ use std::path::Path;
 use nalgebra::DMatrix;
 use plotters::prelude::*;
 
-use super::{Area, FONT, diverging, header, heatmap, legend, save_png, tick, title};
+use super::{
+    Area, Swatch, diverging, em, family as colour, headed, heatmap, key, key_height, mesh, noted,
+    pt, record, save_png, text, tick, titled, with_key,
+};
 use crate::error::Result;
 use crate::experiments::Claim;
 use crate::experiments::lm_ches::Displacement;
@@ -16,27 +19,6 @@ use crate::experiments::lm_measures::{FamilyPoint, curve};
 use crate::experiments::lm_world::Signal;
 use crate::language::Family;
 use crate::stats::quantile;
-
-/// A distinct colour per family (tab10, then four more): one arm per family, so a new
-/// family cannot be drawn without a colour.
-fn colour(family: Family) -> RGBColor {
-    match family {
-        Family::Chosen => RGBColor(31, 119, 180),
-        Family::Rejected => RGBColor(214, 39, 40),
-        Family::ChosenRephrase => RGBColor(44, 160, 44),
-        Family::ChosenFormat => RGBColor(148, 103, 189),
-        Family::RejectedRephrase => RGBColor(255, 127, 14),
-        Family::OtherPrompt => RGBColor(140, 86, 75),
-        Family::TestPrompt => RGBColor(227, 119, 194),
-        Family::RandomSentence => RGBColor(127, 127, 127),
-        Family::ShuffledChosen => RGBColor(188, 189, 34),
-        Family::RandomTokens => RGBColor(23, 190, 207),
-        Family::Argmax => RGBColor(0, 0, 0),
-        Family::ExceptArgmax => RGBColor(90, 90, 90),
-        Family::ArgmaxRejectedPrefix => RGBColor(120, 0, 60),
-        Family::ExceptArgmaxRejectedPrefix => RGBColor(200, 150, 170),
-    }
-}
 
 /// A point of a curve over seeds: `(step, first quartile, median, third quartile)`; one
 /// seed's curve has all three equal.
@@ -60,30 +42,20 @@ fn band(seeds: &[&[FamilyPoint]], family: Family) -> Vec<Band> {
         .collect()
 }
 
-/// One panel of curves per family (with their interquartile bands, if over seeds), with
-/// a legend.
+/// One panel of curves per family (with their interquartile bands, if over seeds); its
+/// key is drawn outside it ([`family_key`]).
 fn panel(
-    area: &Area<'_>,
-    caption: &str,
-    y_desc: &str,
-    series: &[(Family, Vec<Band>)],
-) -> Result<()> {
-    panel_with(area, (caption, y_desc), series, true)
-}
-
-/// [`panel`], with its legend in its lower left corner or (without `legend`) none: a
-/// figure whose panels share one legend draws it once beside them ([`family_legend`]).
-fn panel_with(
     area: &Area<'_>,
     (caption, y_desc): (&str, &str),
     series: &[(Family, Vec<Band>)],
-    with_legend: bool,
+    from_zero: bool,
 ) -> Result<()> {
     let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
     let x_max = xs.fold(1.0f64, f64::max);
     let ys: Vec<f64> = series
         .iter()
         .flat_map(|s| s.1.iter().flat_map(|p| [p.1, p.3]))
+        .chain(from_zero.then_some(0.0))
         .collect();
     let (lo, hi) = ys
         .iter()
@@ -91,21 +63,24 @@ fn panel_with(
             (l.min(v), h.max(v))
         });
     let pad = ((hi - lo) * 0.08).max(1e-3);
+    let lo = if from_zero && lo >= 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
-    chart
-        .configure_mesh()
+        .caption(caption, text(pt::PANEL))
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(5.2))
+        .build_cartesian_2d(0.0..x_max, lo..(hi + pad))?;
+    mesh(&mut chart.configure_mesh())
         .x_desc("training step")
         .y_desc(y_desc)
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
+    record(&chart);
     for (family, points) in series {
         let c = colour(*family);
         if points.iter().any(|p| p.1 < p.3) {
@@ -114,31 +89,30 @@ fn panel_with(
                 .collect::<Vec<_>>();
             chart.draw_series([Polygon::new(outline, c.mix(0.18).filled())])?;
         }
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, p.2)),
-                c.stroke_width(3),
-            ))?
-            .label(family.id())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-    }
-    if with_legend {
-        legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+        chart.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.0, p.2)),
+            c.stroke_width(3),
+        ))?;
     }
     Ok(())
 }
 
-/// One legend for `families`, a line of each one's colour and its id, from the top of
-/// `area`.
-fn family_legend(area: &Area<'_>, families: &[Family]) -> Result<()> {
-    let font = (FONT, 15).into_font().color(&BLACK);
-    for (i, &family) in families.iter().enumerate() {
-        let y = 70 + 26 * i as i32;
-        let c = colour(family);
-        area.draw(&PathElement::new(vec![(10, y), (40, y)], c.stroke_width(3)))?;
-        area.draw_text(family.id(), &font, (48, y - 8))?;
-    }
-    Ok(())
+/// The key entries of `families`: a line of each one's colour (over its band when
+/// `band`) and its name (the argmax families with what they sum).
+fn family_entries(families: &[Family], band: bool) -> Vec<(Swatch, &'static str)> {
+    (families.iter())
+        .map(|&f| {
+            let name = match f {
+                Family::Argmax => "argmax: Σ_m log max π_m",
+                Family::ExceptArgmax => "except_argmax: Σ_m log(1 − max π_m)",
+                f => f.id(),
+            };
+            match band {
+                true => (Swatch::Band(colour(f)), name),
+                false => (Swatch::Line(colour(f)), name),
+            }
+        })
+        .collect()
 }
 
 /// Fig. 3: the SFT curves of every family.
@@ -156,11 +130,15 @@ pub fn sft(run: &LmRun, path: &Path) -> Result<()> {
 
 /// Fig. 4: the DPO curves of every family.
 pub fn dpo(run: &LmRun, path: &Path) -> Result<()> {
-    let heading = "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family";
+    let seeds: Vec<&[FamilyPoint]> = run.dpo_seeds.iter().map(Vec::as_slice).collect();
+    let heading = format!(
+        "Off-policy DPO from the SFT model: mean log π(y | χ) of each probe family, median and interquartile band over {} seeds",
+        seeds.len()
+    );
     let claims: Vec<Claim> = (run.dpo_claims().into_iter())
         .filter(|c| c.id.starts_with("dpo_"))
         .collect();
-    curves(path, (heading, &claims), &[&run.dpo])
+    curves(path, (&heading, &claims), &seeds)
 }
 
 /// Three panels of family curves over the runs of `seeds` (one or more), under `heading`
@@ -176,40 +154,51 @@ fn curves(
             .map(|&f| (f, band(seeds, f)))
             .collect::<Vec<_>>()
     };
-    save_png(path, (1800, 620), |root| {
-        let (top, body) = root.split_vertically(50);
-        header(&top, heading, 22, claims)?;
-        let panels = body.split_evenly((1, 3));
-        panel(
-            &panels[0],
+    let columns: [(&str, &str, &[Family]); 3] = [
+        (
             "answers to this prompt",
             "mean log π(y | χ) (nats)",
-            &group(&[
+            &[
                 Family::Chosen,
                 Family::ChosenRephrase,
                 Family::Rejected,
                 Family::RejectedRephrase,
-            ]),
-        )?;
-        panel(
-            &panels[1],
+            ],
+        ),
+        (
             "other responses",
             "mean log π(y | χ) (nats)",
-            &group(&[
+            &[
                 Family::ChosenFormat,
                 Family::OtherPrompt,
                 Family::TestPrompt,
                 Family::RandomSentence,
                 Family::ShuffledChosen,
                 Family::RandomTokens,
-            ]),
-        )?;
-        panel(
-            &panels[2],
+            ],
+        ),
+        (
             "greedy y* on the chosen prefixes",
-            "Σ_m log max π_m  /  Σ_m log(1 − max π_m)",
-            &group(&[Family::Argmax, Family::ExceptArgmax]),
-        )
+            "summed log-probability (nats)",
+            &[Family::Argmax, Family::ExceptArgmax],
+        ),
+    ];
+    save_png(path, (1800, 760), |root| {
+        let body = headed(root, heading, claims)?;
+        let band = seeds.len() > 1;
+        let third = body.dim_in_pixel().0 / 3;
+        let strip = (columns.iter())
+            .map(|c| key_height(&family_entries(c.2, band), third))
+            .max()
+            .unwrap_or(0);
+        let (body, keys) = body.split_vertically(body.dim_in_pixel().1 - strip);
+        let panels = body.split_evenly((1, 3));
+        let keys = keys.split_evenly((1, 3));
+        for ((area, strip), (caption, y_desc, families)) in panels.iter().zip(&keys).zip(columns) {
+            panel(area, (caption, y_desc), &group(families), false)?;
+            key(strip, &family_entries(families, band))?;
+        }
+        Ok(())
     })
 }
 
@@ -226,66 +215,100 @@ pub fn peakiness(run: &LmRun, path: &Path) -> Result<()> {
             })
             .collect()
     };
-    save_png(path, (1800, 620), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(
-            &top,
-            "Peakiness: ‖A_m‖²_F = V − 2 + V‖π_m‖² grows as π gets peakier (SFT), then DPO moves it family by family",
-            22,
+    save_png(path, (1800, 720), |root| {
+        let body = titled(
+            root,
+            "Peakiness ‖A_m‖²_F = V − 2 + V‖π_m‖², axes from 0: it grows as π gets peakier in SFT, then DPO moves it family by family",
         )?;
-        let (panels, key) = body.split_horizontally(1560);
+        let families: Vec<Family> = Family::sequences().collect();
+        let panels = with_key(&body, &family_entries(&families, false), false)?;
         let panels = panels.split_evenly((1, 2));
-        panel_with(
+        panel(
             &panels[0],
             ("SFT: mean ‖A_m‖²_F per family", "‖A‖²_F"),
             &a_series(&run.sft),
-            false,
+            true,
         )?;
-        panel_with(
+        panel(
             &panels[1],
             ("off-policy DPO: mean ‖A_m‖²_F per family", "‖A‖²_F"),
             &a_series(&run.dpo),
-            false,
+            true,
         )?;
-        family_legend(&key, &Family::sequences().collect::<Vec<_>>())
+        Ok(())
     })
 }
 
-/// The accumulated-influence heatmap: observed families × training signals, each column
-/// normalised by its largest magnitude, on a diverging colour map centred at 0.
+/// The accumulated-influence heatmaps: observed families × training signals, the
+/// predicted change (left) beside the actual one (right), each column of each divided by
+/// the largest |predicted| of the column, on a diverging colour map centred at 0; the
+/// title gives their correlation over the cells.
 pub fn influence(result: &Influence, path: &Path) -> Result<()> {
     let families: Vec<Family> = Family::sequences().collect();
-    let normalised = result.normalised();
-    let m = DMatrix::from_fn(families.len(), Signal::HEATMAP.len(), |r, c| {
-        normalised
-            .iter()
-            .find(|x| x.0 == Signal::HEATMAP[c] && x.1 == families[r])
-            .map_or(0.0, |x| x.2)
-    });
+    let scale = |signal: Signal| {
+        (result.cells.iter())
+            .filter(|c| c.signal == signal)
+            .map(|c| c.predicted.abs())
+            .fold(1e-300, f64::max)
+    };
+    let matrix = |value: fn(&crate::experiments::lm_influence::Cell) -> f64| {
+        DMatrix::from_fn(families.len(), Signal::HEATMAP.len(), |r, c| {
+            let signal = Signal::HEATMAP[c];
+            (result.cells.iter())
+                .find(|x| x.signal == signal && x.family == families[r])
+                .map_or(0.0, |x| value(x) / scale(signal))
+        })
+    };
+    let (predicted, actual) = (matrix(|c| c.predicted), matrix(|c| c.actual));
+    let pairs: (Vec<f64>, Vec<f64>) = result.cells.iter().map(|c| (c.predicted, c.actual)).unzip();
+    let r = crate::stats::pearson(&pairs.0, &pairs.1);
     let family_ids: Vec<&str> = families.iter().map(|f| f.id()).collect();
-    let signal_ids: Vec<&str> = Signal::HEATMAP.iter().map(|s| s.id()).collect();
-    save_png(path, (1300, 900), |root| {
-        let (top, body) = root.split_vertically(80);
-        title(
-            &top,
-            "Accumulated influence: Σ over steps of the predicted mean Δlog π(y | χ)",
-            24,
+    // Short column names, so that they fit side by side.
+    let signal_ids: Vec<&str> = (Signal::HEATMAP.iter())
+        .map(|s| match s {
+            Signal::SftChosen => "SFT y⁺",
+            Signal::SftRejected => "SFT y⁻",
+            Signal::SftChosenRephrase => "SFT y⁺ reph.",
+            Signal::SftRejectedRephrase => "SFT y⁻ reph.",
+            Signal::SftShuffledChosen => "SFT shuffled",
+            Signal::Dpo => "DPO",
+        })
+        .collect();
+    let blank = vec![""; families.len()];
+    save_png(path, (1800, 1000), |root| {
+        let body = titled(
+            root,
+            &format!(
+                "Accumulated influence, Σ over steps of the mean Δlog π(y | χ): predicted (first order) and actual, Pearson {r:.2} over the cells"
+            ),
         )?;
-        top.draw_text(
-            "rows: observed family on the training prompts; columns: training signal (SFT from the base model, DPO from the SFT model); each column divided by its largest |value|",
-            &(FONT, 14).into_font().color(&BLACK),
-            (10, 55),
+        let body = noted(
+            &body,
+            "rows: observed family; columns: training signal (SFT on y⁺, y⁻, their rephrases or y⁺ shuffled, from the base model; DPO from the SFT model); both panels divided by each column's largest |predicted|",
         )?;
         let label = |v: f64| format!("{v:+.2}");
-        heatmap(
-            &body,
-            "",
-            ("training signal", "observed family"),
-            (Some(&family_ids), Some(&signal_ids)),
-            &m,
-            &|v| diverging(v),
-            Some(&label),
-        )?;
+        let panels = body.split_evenly((1, 2));
+        for (area, (caption, m, names)) in panels.iter().zip([
+            ("predicted", &predicted, Some(&family_ids[..])),
+            ("actual", &actual, Some(&blank[..])),
+        ]) {
+            heatmap(
+                area,
+                caption,
+                (
+                    "training signal",
+                    if names.is_some() {
+                        "observed family"
+                    } else {
+                        ""
+                    },
+                ),
+                (names, Some(&signal_ids)),
+                m,
+                &|v| diverging(v),
+                Some(&label),
+            )?;
+        }
         Ok(())
     })
 }
@@ -333,34 +356,39 @@ pub fn ches(data: &Displacement, path: &Path) -> Result<()> {
             "NOT reproduced (predicted below −0.3)"
         }
     );
-    save_png(path, (1100, 760), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(&top, &heading, 20)?;
+    save_png(path, (1300, 900), |root| {
+        let body = titled(root, &heading)?;
+        let (body, strip) = body.split_vertically(body.dim_in_pixel().1 - em(2.2));
+        let entries: Vec<String> = seeds.iter().map(|s| format!("seed {s}")).collect();
+        let swatches: Vec<(Swatch, &str)> = (entries.iter().enumerate())
+            .map(|(k, e)| {
+                (
+                    Swatch::Dot(SEED_COLOURS[k % SEED_COLOURS.len()]),
+                    e.as_str(),
+                )
+            })
+            .collect();
+        key(&strip, &swatches)?;
         let mut chart = ChartBuilder::on(&body)
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(72)
+            .margin(em(1.0))
+            .x_label_area_size(em(3.2))
+            .y_label_area_size(em(5.2))
             .build_cartesian_2d(xs, ys)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart.configure_mesh())
             .x_desc("CHES = ⟨h⁺, h⁻⟩ − ‖h⁺‖² under the SFT model")
             .y_desc("Δ log π(y⁺ | x) over DPO (nats)")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 15))
             .draw()?;
+        record(&chart);
         for (k, seed) in seeds.iter().enumerate() {
             let c = SEED_COLOURS[k % SEED_COLOURS.len()];
-            chart
-                .draw_series(
-                    data.pairs
-                        .iter()
-                        .filter(|p| p.seed == *seed && inside(p.chosen_change))
-                        .map(|p| Circle::new((p.ches, p.chosen_change), 6, c.filled())),
-                )?
-                .label(format!("seed {seed}"))
-                .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
+            chart.draw_series(
+                data.pairs
+                    .iter()
+                    .filter(|p| p.seed == *seed && inside(p.chosen_change))
+                    .map(|p| Circle::new((p.ches, p.chosen_change), em(0.4), c.filled())),
+            )?;
             for p in data
                 .pairs
                 .iter()
@@ -369,12 +397,11 @@ pub fn ches(data: &Displacement, path: &Path) -> Result<()> {
                 let below = p.chosen_change < fence.0;
                 let edge =
                     if below { y_lo } else { y_hi } * 0.98 + if below { y_hi } else { y_lo } * 0.02;
-                chart.draw_series([TriangleMarker::new((p.ches, edge), 8, c.filled())])?;
+                chart.draw_series([TriangleMarker::new((p.ches, edge), em(0.5), c.filled())])?;
                 chart.draw_series([Text::new(
                     format!("{} {:.1}", if below { "↓" } else { "↑" }, p.chosen_change),
                     (p.ches + nudge, edge),
-                    (FONT, 14)
-                        .into_font()
+                    text(pt::TEXT)
                         .color(&c)
                         .pos(plotters::style::text_anchor::Pos::new(
                             plotters::style::text_anchor::HPos::Left,
@@ -383,6 +410,6 @@ pub fn ches(data: &Displacement, path: &Path) -> Result<()> {
                 )])?;
             }
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        Ok(())
     })
 }

@@ -7,7 +7,7 @@
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{Area, FONT, legend, tick};
+use super::{Area, Swatch, em, key, key_height, mesh, pt, record, role, text, tick};
 use crate::error::Result;
 use crate::experiments::comparison::{Comparison, END_POSITION, Label, others_split};
 use crate::experiments::lm_measures::{ColumnChange, DpoRun, Group, Source, Split};
@@ -43,22 +43,32 @@ fn median_splits<L: Label>(
         .collect()
 }
 
-/// A chart of one category per name along x, `y` on the y axis, with a zero line.
+/// A chart of one category per name along x (the names written upwards with
+/// `upright`), `y` on the y axis, with a zero line.
 fn categories<'a>(
     area: &Area<'a>,
     (caption, y_desc): (&str, &str),
-    names: &[&str],
+    (names, upright): (&[&str], bool),
     y: std::ops::Range<f64>,
 ) -> Result<Chart<'a>> {
     let n = names.len();
+    let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    let below = if upright {
+        em(0.6 * longest as f64 + 1.5)
+    } else {
+        em(2.2)
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
+        .caption(caption, text(pt::PANEL))
+        .margin(em(0.8))
+        .x_label_area_size(below)
+        .y_label_area_size(em(5.2))
         .build_cartesian_2d(-0.5..(n as f64 - 0.5), y)?;
-    chart
-        .configure_mesh()
+    let x_style = match upright {
+        true => text(pt::TEXT).transform(FontTransform::Rotate270),
+        false => text(pt::TEXT),
+    };
+    mesh(&mut chart.configure_mesh())
         .x_labels(n)
         .x_label_formatter(&|x| {
             let k = x.round();
@@ -70,10 +80,9 @@ fn categories<'a>(
         })
         .y_desc(y_desc)
         .y_label_formatter(&tick)
-        .x_label_style((FONT, 11))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .x_label_style(x_style)
         .draw()?;
+    record(&chart);
     chart.draw_series(LineSeries::new(
         [(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
         BLACK.mix(0.5),
@@ -87,7 +96,7 @@ type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64,
 /// Bars per label: the chosen and the rejected term side by side, the step's first-order
 /// prediction as a black bar across both, and the actual change as a black triangle.
 fn term_bars(
-    area: &Area<'_>,
+    (area, strip): (&Area<'_>, &Area<'_>),
     (caption, y_desc): (&str, &str),
     rows: &[(&str, Split)],
 ) -> Result<()> {
@@ -97,45 +106,67 @@ fn term_bars(
     let (lo, hi) = values.fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
     let pad = ((hi - lo) * 0.1).max(1e-3);
     let names: Vec<&str> = rows.iter().map(|r| r.0).collect();
-    // Room below the bars for the legend.
-    let y = (lo - 4.0 * pad)..(hi + pad);
-    let mut chart = categories(area, (caption, y_desc), &names, y)?;
+    key(strip, &TERM_KEY)?;
+    let y = (lo - pad)..(hi + pad);
+    let mut chart = categories(area, (caption, y_desc), (&names, false), y)?;
     let (w, gap) = (0.3, 0.02);
     let bar = |x0: f64, x1: f64, y: f64, c: RGBColor| {
         Rectangle::new([(x0, 0.0), (x1, y)], c.mix(0.8).filled())
     };
     let at = |k: usize| k as f64;
-    chart
-        .draw_series(
-            (rows.iter().enumerate())
-                .map(|(k, (_, s))| bar(at(k) - w, at(k) - gap, s.chosen_term, CHOSEN)),
-        )?
-        .label("chosen term (the pull on y⁺)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], CHOSEN.filled()));
-    chart
-        .draw_series(
-            (rows.iter().enumerate())
-                .map(|(k, (_, s))| bar(at(k) + gap, at(k) + w, s.rejected_term, REJECTED)),
-        )?
-        .label("rejected term (the push on y⁻)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], REJECTED.filled()));
-    chart
-        .draw_series((rows.iter().enumerate()).map(|(k, (_, s))| {
-            PathElement::new(
-                vec![(at(k) - w, s.predicted), (at(k) + w, s.predicted)],
-                BLACK.stroke_width(3),
-            )
-        }))?
-        .label("the step's first-order prediction")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(3)));
-    chart
-        .draw_series(
-            (rows.iter().enumerate())
-                .map(|(k, (_, s))| TriangleMarker::new((at(k), s.actual), 8, BLACK.filled())),
-        )?
-        .label("actual change")
-        .legend(|(x, y)| TriangleMarker::new((x + 8, y), 8, BLACK.filled()));
-    legend(&mut chart, SeriesLabelPosition::LowerRight)
+    chart.draw_series(
+        (rows.iter().enumerate())
+            .map(|(k, (_, s))| bar(at(k) - w, at(k) - gap, s.chosen_term, CHOSEN)),
+    )?;
+    chart.draw_series(
+        (rows.iter().enumerate())
+            .map(|(k, (_, s))| bar(at(k) + gap, at(k) + w, s.rejected_term, REJECTED)),
+    )?;
+    chart.draw_series((rows.iter().enumerate()).map(|(k, (_, s))| {
+        PathElement::new(
+            vec![(at(k) - w, s.predicted), (at(k) + w, s.predicted)],
+            BLACK.stroke_width(4),
+        )
+    }))?;
+    chart.draw_series(
+        (rows.iter().enumerate())
+            .map(|(k, (_, s))| TriangleMarker::new((at(k), s.actual), em(0.55), BLACK.filled())),
+    )?;
+    Ok(())
+}
+
+/// The key of [`term_bars`].
+const TERM_KEY: [(Swatch, &str); 4] = [
+    (Swatch::Bar(CHOSEN), "chosen term (pull on y⁺)"),
+    (Swatch::Bar(REJECTED), "rejected term (push on y⁻)"),
+    (Swatch::Mark(BLACK), "first-order prediction"),
+    (Swatch::Triangle(BLACK), "actual change"),
+];
+
+/// The measures of [`squeezing`]: a name, a colour, and the measure.
+const MEASURES: [(&str, RGBColor, Measure); 3] = [
+    ("the current argmax", ARGMAX, |c| Some(c.argmax)),
+    ("y⁺'s token", CHOSEN, |c| c.chosen),
+    ("the rest of the mass", REST, |c| Some(c.rest)),
+];
+
+/// The key of [`squeezing`].
+fn squeezing_key() -> Vec<(Swatch, &'static str)> {
+    (MEASURES.iter())
+        .map(|(name, colour, _)| (Swatch::Bar(*colour), *name))
+        .collect()
+}
+
+/// A label's id, short enough to stand under one bar of many (`off_policy` → `off`).
+fn short(id: &str) -> &str {
+    match id {
+        "off_policy" => "off",
+        "online" => "onl",
+        "baseline" => "base",
+        "extend" => "ext",
+        "sppo_hard" => "sppo",
+        id => id,
+    }
 }
 
 /// The median over a label's seeds of the per-seed median of the rejected term's
@@ -158,36 +189,34 @@ type Measure = fn(&ColumnChange) -> Option<f64>;
 /// positions and per label, the rejected term's change per update of the current argmax,
 /// of `y⁺`'s token and of the rest of the mass, each the median over seeds of the
 /// per-seed median over the update's instances.
-fn squeezing<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
+fn squeezing<L: Label>((area, strip): (&Area<'_>, &Area<'_>), data: &Comparison<L>) -> Result<()> {
     let classes = [
-        ("third (value)", Group::THIRD),
-        ("chosen (value)", Group::CHOSEN),
-        ("peak (copula, value)", Group::PEAK),
+        ("third", Group::THIRD),
+        ("chosen", Group::CHOSEN),
+        ("peak", Group::PEAK),
     ];
-    let measures: [(&str, RGBColor, Measure); 3] = [
-        ("the current argmax", ARGMAX, |c| Some(c.argmax)),
-        ("y⁺'s token", CHOSEN, |c| c.chosen),
-        ("the rest of the mass", REST, |c| Some(c.rest)),
-    ];
+    let measures = MEASURES;
     let labels = data.drawn();
     let mut names = Vec::new();
     let mut bars = Vec::new();
     for (_, group) in classes {
         for &label in &labels {
             bars.push(measures.map(|(_, _, f)| rejected_median(data, (label, group), f)));
-            names.push(label.id());
+            names.push(short(label.id()));
         }
     }
     let values = bars.iter().flatten().flatten().copied();
     let (lo, hi) = values.fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
     let pad = ((hi - lo) * 0.1).max(1e-4);
     let caption = (
-        "squeezing at y⁻'s own positions, by what the argmax is: the rejected term",
-        "Δ log π per update, median over seeds (nats)",
+        "squeezing at y⁻'s positions: rejected term",
+        "Δ log π per update (nats)",
     );
-    // Room above for the class names, below for the legend.
-    let y = (lo - 5.0 * pad)..(hi + 2.0 * pad);
-    let mut chart = categories(area, caption, &names, y)?;
+    key(strip, &squeezing_key())?;
+    // Room above for the class names.
+    let y = (lo - pad)..(hi + 3.0 * pad);
+    let upright = names.len() > 9;
+    let mut chart = categories(area, caption, (&names, upright), y)?;
     let w = 0.27;
     for (j, (name, colour, _)) in measures.iter().enumerate() {
         let x0 = |k: usize| k as f64 - 1.5 * w + j as f64 * w;
@@ -199,27 +228,23 @@ fn squeezing<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
                     colour.mix(0.85).filled(),
                 )
             });
-        let colour = *colour;
-        chart
-            .draw_series(rects)?
-            .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], colour.filled()));
+        let _ = name;
+        chart.draw_series(rects)?;
     }
     let n = labels.len();
     for (c, (name, _)) in classes.iter().enumerate() {
         let centre = (c * n) as f64 + (n as f64 - 1.0) / 2.0;
-        let style = (FONT, 14)
-            .into_font()
+        let style = text(pt::TEXT)
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Top));
-        chart.draw_series([Text::new(name.to_string(), (centre, hi + 1.8 * pad), style)])?;
+        chart.draw_series([Text::new(name.to_string(), (centre, hi + 2.8 * pad), style)])?;
         if c > 0 {
             let x = (c * n) as f64 - 0.5;
-            let line = vec![(x, lo - 5.0 * pad), (x, hi + 2.0 * pad)];
+            let line = vec![(x, lo - pad), (x, hi + 3.0 * pad)];
             chart.draw_series([PathElement::new(line, BLACK.mix(0.4))])?;
         }
     }
-    legend(&mut chart, SeriesLabelPosition::LowerRight)
+    Ok(())
 }
 
 /// Per label, boxes of `log π(y⁻)` at the moment of every update over every seed: the
@@ -249,16 +274,16 @@ fn negatives<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
     let pad = (hi - lo) * 0.08;
     let names: Vec<&str> = rows.iter().map(|r| r.0).collect();
     let caption = (
-        "where y⁻ sat when it was pushed (all updates and seeds)",
-        "log π(y⁻) under the model at the update (nats)",
+        "where y⁻ sat when it was pushed",
+        "log π(y⁻) at the update, all seeds (nats)",
     );
-    let mut chart = categories(area, caption, &names, (lo - pad)..(hi + pad))?;
-    for (k, (_, q)) in rows.iter().enumerate() {
+    let mut chart = categories(area, caption, (&names, false), (lo - pad)..(hi + pad))?;
+    for (k, (name, q)) in rows.iter().enumerate() {
         if !q.iter().all(|v| v.is_finite()) {
             continue;
         }
         let x = k as f64;
-        let c = REJECTED;
+        let c = role(name);
         chart.draw_series([
             PathElement::new(vec![(x, q[0]), (x, q[4])], BLACK.stroke_width(2)),
             PathElement::new(
@@ -274,18 +299,30 @@ fn negatives<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
     Ok(())
 }
 
-/// The three panels of the mechanism row, left to right (see the module docs).
-pub fn row<L: Label>(areas: &[Area<'_>], data: &Comparison<L>) -> Result<()> {
+/// The three panels of the mechanism row on `area`, left to right (see the module
+/// docs), the middle one wider; their keys under them in one strip's height, so that
+/// their x axes line up.
+pub fn row<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
+    let width = area.dim_in_pixel().0;
+    let (left, rest) = area.split_horizontally(width * 3 / 10);
+    let (middle, right) = rest.split_horizontally(width * 4 / 10);
+    let strip = key_height(&TERM_KEY, left.dim_in_pixel().0)
+        .max(key_height(&squeezing_key(), middle.dim_in_pixel().0));
+    fn split<'a>(a: &Area<'a>, strip: u32) -> (Area<'a>, Area<'a>) {
+        a.split_vertically(a.dim_in_pixel().1.saturating_sub(strip))
+    }
     let content = |m: usize| m != END_POSITION;
     let others = median_splits(data, |r| others_split(r, content));
+    let (left, left_key) = split(&left, strip);
     term_bars(
-        &areas[0],
+        (&left, &left_key),
         (
-            "what lowered the 7 other families (content positions), first-order, by term",
-            "Δ mean log π over DPO, median over seeds (nats)",
+            "what lowered the others, by term",
+            "Δ mean log π over DPO (nats)",
         ),
         &others,
     )?;
-    squeezing(&areas[1], data)?;
-    negatives(&areas[2], data)
+    let (middle, middle_key) = split(&middle, strip);
+    squeezing((&middle, &middle_key), data)?;
+    negatives(&split(&right, strip).0, data)
 }

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::{CoordTranslate, Shift};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -26,7 +26,14 @@ pub mod lm;
 pub mod mechanism;
 pub mod policy;
 pub mod squeezing;
+mod style;
 pub mod sweep;
+
+pub use style::PRINT_WIDTH;
+pub use style::{
+    Layout, Rect, Swatch, em, family, key, key_height, layouts, mesh, pt, px, record, role, text,
+    width_of, with_key, wrap,
+};
 
 /// The font family name registered for every figure.
 pub const FONT: &str = "sans-serif";
@@ -57,42 +64,116 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for Error
     }
 }
 
-/// A figure's bold title across the top of `area`.
-pub fn title(area: &Area<'_>, text: &str, size: u32) -> Result<()> {
-    area.titled(text, (FONT, size).into_font().style(FontStyle::Bold))?;
-    Ok(())
-}
-
-/// A figure's title, and under it, in red, the ids of the claims of `claims` that fail
-/// ("not reproduced here: …"), so that a figure never shows a failed claim as if it
-/// held. Fits a 50-pixel header with a title of size 22 or less.
-pub fn header(area: &Area<'_>, text: &str, size: u32, claims: &[Claim]) -> Result<()> {
-    title(area, text, size)?;
-    let failed: Vec<&str> = claims.iter().filter(|c| !c.holds).map(|c| c.id).collect();
-    if !failed.is_empty() {
-        let line = format!("not reproduced here: {}", failed.join(", "));
-        let width = area.dim_in_pixel().0 as i32;
-        let font = (FONT, 14)
-            .into_font()
-            .color(&RED)
-            .pos(Pos::new(HPos::Center, VPos::Top));
-        area.draw_text(&line, &font, (width / 2, size as i32 + 10))?;
+/// A figure's bold title across the top of `area`, broken into lines that fit; takes
+/// [`title_height`] of room.
+pub fn title(area: &Area<'_>, heading: &str) -> Result<()> {
+    let width = area.dim_in_pixel().0;
+    let style = text(pt::TITLE)
+        .style(FontStyle::Bold)
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (k, line) in title_lines(heading, width).iter().enumerate() {
+        let y = em(0.6 + TITLE_LINE * k as f64) as i32;
+        area.draw_text(line, &style, (width as i32 / 2, y))?;
     }
     Ok(())
 }
 
-/// The legend of a chart's labelled series, in the style of every figure.
-pub fn legend<'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
-    position: SeriesLabelPosition,
-) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
+/// The height of a title line, in [`em`]s.
+const TITLE_LINE: f64 = 1.6;
+
+/// The lines of a title across `width` pixels (less a margin).
+fn title_lines(heading: &str, width: u32) -> Vec<String> {
+    let bold = |s: &str| {
+        text(pt::TITLE)
+            .style(FontStyle::Bold)
+            .box_size(s)
+            .map_or(0, |b| b.0)
+    };
+    let room = width.saturating_sub(em(2.0));
+    let mut lines: Vec<String> = Vec::new();
+    for word in heading.split(' ') {
+        match lines.last_mut() {
+            Some(line) if bold(&format!("{line} {word}")) <= room => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+/// The room a [`title`] of `heading` takes across the whole canvas `width`.
+pub fn title_height(heading: &str, width: u32) -> u32 {
+    let lines = title_lines(heading, width).len() as f64;
+    em(1.0 + TITLE_LINE * lines)
+}
+
+/// The room a [`header`] takes across the canvas `width`: the title, and one line per
+/// failing claim of `claims`.
+pub fn header_height(heading: &str, width: u32, claims: &[Claim]) -> u32 {
+    let failing = claims.iter().filter(|c| !c.holds).count();
+    title_height(heading, width) + em(1.5) * failing as u32
+}
+
+/// Draws the [`title`] across the top of `root` and returns the area below it.
+pub fn titled<'a>(root: &Area<'a>, heading: &str) -> Result<Area<'a>> {
+    let (top, body) = root.split_vertically(title_height(heading, root.dim_in_pixel().0));
+    title(&top, heading)?;
+    Ok(body)
+}
+
+/// Draws `note` in small text across the top of `area`, broken into lines that fit, and
+/// returns the area below it.
+pub fn noted<'a>(area: &Area<'a>, note: &str) -> Result<Area<'a>> {
+    noted_at(area, note, pt::TEXT)
+}
+
+/// [`noted`] at `points`.
+pub fn noted_at<'a>(area: &Area<'a>, note: &str, points: f64) -> Result<Area<'a>> {
+    let width = area.dim_in_pixel().0;
+    let lines = wrap(note, points, width.saturating_sub(em(2.0)));
+    let line = 1.4 * points / pt::TEXT;
+    let (top, body) = area.split_vertically(em(line * lines.len() as f64 + 0.4));
+    let style = text(points)
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (k, l) in lines.iter().enumerate() {
+        let y = em(0.2 + line * k as f64) as i32;
+        top.draw_text(l, &style, (width as i32 / 2, y))?;
+    }
+    Ok(body)
+}
+
+/// Draws the [`header`] across the top of `root` and returns the area below it.
+pub fn headed<'a>(root: &Area<'a>, heading: &str, claims: &[Claim]) -> Result<Area<'a>> {
+    let height = header_height(heading, root.dim_in_pixel().0, claims);
+    let (top, body) = root.split_vertically(height);
+    header(&top, heading, claims)?;
+    Ok(body)
+}
+
+/// A figure's title, and under it, in red, each claim of `claims` that fails, in words
+/// ("not reproduced here: …", cut to the width), so that a figure never shows a failed
+/// claim as if it held. Takes [`header_height`] of room.
+pub fn header(area: &Area<'_>, heading: &str, claims: &[Claim]) -> Result<()> {
+    title(area, heading)?;
+    let width = area.dim_in_pixel().0;
+    let font = text(pt::TEXT)
+        .color(&RED)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let room = width.saturating_sub(em(2.0));
+    let below = title_height(heading, width) as i32;
+    for (k, claim) in claims.iter().filter(|c| !c.holds).enumerate() {
+        let mut line = format!("not reproduced here: {}", claim.text);
+        while style::width_of(&line, pt::TEXT) > room && line.chars().count() > 2 {
+            let keep = line.chars().count() - 2;
+            line = line.chars().take(keep).collect::<String>() + "…";
+        }
+        let y = below + em(1.5) as i32 * k as i32;
+        area.draw_text(&line, &font, (width as i32 / 2, y))?;
+    }
     Ok(())
 }
 
@@ -104,6 +185,7 @@ pub fn save_png(
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
 ) -> Result<()> {
     register_font();
+    style::begin(path, (width, height));
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
@@ -135,6 +217,7 @@ pub fn save_gif(
 ) -> Result<()> {
     use image::codecs::gif::{GifEncoder, Repeat};
     register_font();
+    style::begin(path, (width, height));
     let encoding = |e: image::ImageError| Error::Plot(format!("{}: {e}", path.display()));
     let mut gif = Vec::new();
     {
@@ -173,15 +256,21 @@ pub fn staircase(values: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// The labelled values of a log axis from `lo` to `hi`: 1, 2 and 5 times each power of
-/// ten in range, or the powers of ten alone when that would be more than 12 labels.
+/// ten in range (1, 1.5, 2, 3, 5 and 7 times, where that gives fewer than five labels),
+/// or the powers of ten alone when that would be more than 12 labels.
 pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let decades = (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32);
     let within = |v: &f64| *v >= lo && *v <= hi;
-    let nice: Vec<f64> = (decades.clone())
-        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
-        .filter(within)
-        .collect();
-    if nice.len() <= 12 {
+    let at = |multiples: &[f64]| -> Vec<f64> {
+        (decades.clone())
+            .flat_map(|e| multiples.iter().map(move |m| m * 10f64.powi(e)))
+            .filter(within)
+            .collect()
+    };
+    let nice = at(&[1.0, 2.0, 5.0]);
+    if nice.len() < 5 {
+        at(&[1.0, 1.5, 2.0, 3.0, 5.0, 7.0])
+    } else if nice.len() <= 12 {
         nice
     } else {
         decades.map(|e| 10f64.powi(e)).filter(within).collect()
@@ -268,10 +357,10 @@ pub fn heatmap_labelled(
 ) -> Result<()> {
     let (rows, cols) = m.shape();
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 18))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(row_names.map_or(50, label_width))
+        .caption(title, text(pt::PANEL))
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(row_names.map_or(em(4.0), label_width))
         .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)?;
     let flip = |r: usize| (rows - 1 - r) as f64;
     chart
@@ -283,9 +372,10 @@ pub fn heatmap_labelled(
         .y_label_formatter(&|y| name(row_names, (rows as f64 - 1.0 - y).round() as usize))
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
+        .label_style(text(pt::TEXT))
+        .axis_desc_style(text(pt::AXIS))
         .draw()?;
+    record(&chart);
     for r in 0..rows {
         for c in 0..cols {
             let fill = colour(m[(r, c)]);
@@ -295,8 +385,7 @@ pub fn heatmap_labelled(
                 fill.filled(),
             )])?;
             if let Some(label) = label {
-                let style = (FONT, 12)
-                    .into_font()
+                let style = text(pt::TEXT)
                     .color(&ink_on(fill))
                     .pos(Pos::new(HPos::Center, VPos::Center));
                 chart.draw_series([Text::new(label(r, c), (x, y), style)])?;
@@ -306,10 +395,10 @@ pub fn heatmap_labelled(
     Ok(())
 }
 
-/// Room for row names at 14 px and the axis description beside them: at least 150 px.
+/// Room for row names and the axis description beside them.
 fn label_width(names: &[&str]) -> u32 {
     let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-    (8 * longest as u32 + 40).max(150)
+    em(0.6 * longest as f64 + 3.0)
 }
 
 fn name(names: Option<&[&str]>, i: usize) -> String {
@@ -326,10 +415,10 @@ pub fn colourbar(
     label: &str,
 ) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
-        .margin_top(40)
-        .margin_bottom(50)
-        .margin_right(10)
-        .y_label_area_size(70)
+        .margin_top(em(2.5))
+        .margin_bottom(em(3.5))
+        .margin_right(em(0.5))
+        .y_label_area_size(em(5.5))
         .build_cartesian_2d(0.0..1.0, lo..hi)?;
     chart
         .configure_mesh()
@@ -337,8 +426,8 @@ pub fn colourbar(
         .disable_x_axis()
         .y_label_formatter(&tick)
         .y_desc(label)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .label_style(text(pt::TEXT))
+        .axis_desc_style(text(pt::AXIS))
         .draw()?;
     let steps = 100;
     let h = (hi - lo) / f64::from(steps);

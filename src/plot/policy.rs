@@ -7,7 +7,9 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{Area, FONT, header, legend, save_png, tick, title};
+use super::{
+    Area, Swatch, em, headed, mesh, pt, record, role, save_png, text, tick, titled, with_key,
+};
 use crate::error::Result;
 use crate::experiments::comparison::{Comparison, Label, Metric};
 use crate::experiments::lm_extend::{Extend, LmExtend};
@@ -22,15 +24,6 @@ use crate::language::{ANSWER_LEN, Family};
 use crate::plot::squeezing::animate;
 use crate::squeezing::{Role, Squeeze};
 use crate::stats::quantile;
-
-/// The colours of the groups, in order (red, orange, blue, green, purple).
-const COLOURS: [RGBColor; 5] = [
-    RGBColor(214, 39, 40),
-    RGBColor(255, 127, 14),
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-];
 
 /// A group of runs, one per seed, drawn as one band: its name and its runs' snapshots.
 pub struct Group<'a> {
@@ -78,32 +71,25 @@ fn y_range<'a>(bands: impl Iterator<Item = &'a Band>) -> Range<f64> {
 }
 
 /// One panel of a band per group against the DPO update.
-fn panel(
-    area: &Area<'_>,
-    caption: &str,
-    y_desc: &str,
-    bands: &[(&str, RGBColor, Band)],
-) -> Result<()> {
+fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(RGBColor, Band)]) -> Result<()> {
     let x_max = bands
         .iter()
-        .flat_map(|b| b.2.iter().map(|p| p.0))
+        .flat_map(|b| b.1.iter().map(|p| p.0))
         .fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, y_range(bands.iter().map(|b| &b.2)))?;
-    chart
-        .configure_mesh()
+        .caption(caption, text(pt::PANEL))
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(5.2))
+        .build_cartesian_2d(0.0..x_max, y_range(bands.iter().map(|b| &b.1)))?;
+    mesh(&mut chart.configure_mesh())
         .x_desc("DPO update")
         .y_desc(y_desc)
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
-    for (name, c, band) in bands {
+    record(&chart);
+    for (c, band) in bands {
         let c = *c;
         let outline: Vec<(f64, f64)> = band
             .iter()
@@ -111,15 +97,12 @@ fn panel(
             .chain(band.iter().rev().map(|p| (p.0, p.3)))
             .collect();
         chart.draw_series(std::iter::once(Polygon::new(outline, c.mix(0.2).filled())))?;
-        chart
-            .draw_series(LineSeries::new(
-                band.iter().map(|p| (p.0, p.2)),
-                c.stroke_width(3),
-            ))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+        chart.draw_series(LineSeries::new(
+            band.iter().map(|p| (p.0, p.2)),
+            c.stroke_width(3),
+        ))?;
     }
-    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    Ok(())
 }
 
 /// Per response position on the rejected prefixes: the change over DPO of `log max π`,
@@ -150,18 +133,17 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     let pad = ((hi - lo) * 0.08).max(1e-3);
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "rejected prefixes: change of log max π per position",
-            (FONT, 17),
+            "Δ log max π per position, rejected prefixes",
+            text(pt::PANEL),
         )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(5.2))
         .build_cartesian_2d(-0.5..(ANSWER_LEN as f64 - 0.5), (lo - pad)..(hi + pad))?;
-    let names = ["entity", "copula", "value (y⁻'s valley)", "END"];
-    chart
-        .configure_mesh()
+    let names = ["entity", "copula", "value", "END"];
+    mesh(&mut chart.configure_mesh())
         .x_desc("response position of y⁻")
-        .y_desc("Δ mean log max π over DPO (nats)")
+        .y_desc("Δ log max π over DPO (nats)")
         .x_labels(ANSWER_LEN)
         .x_label_formatter(&|x| {
             let m = x.round();
@@ -172,16 +154,15 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
             }
         })
         .y_label_formatter(&tick)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
+    record(&chart);
     chart.draw_series(LineSeries::new(
         [(-0.5, 0.0), (ANSWER_LEN as f64 - 0.5, 0.0)],
         BLACK.mix(0.5),
     ))?;
     let spread = 0.6 / changes.len() as f64;
     for (k, (name, per_position)) in changes.iter().enumerate() {
-        let c = COLOURS[k % COLOURS.len()];
+        let c = role(name);
         let x = |m: usize| m as f64 + (k as f64 - (changes.len() as f64 - 1.0) / 2.0) * spread;
         chart.draw_series(
             per_position
@@ -189,17 +170,14 @@ fn positions(area: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
                 .enumerate()
                 .map(|(m, p)| PathElement::new(vec![(x(m), p.0), (x(m), p.2)], c.stroke_width(3))),
         )?;
-        chart
-            .draw_series(
-                per_position
-                    .iter()
-                    .enumerate()
-                    .map(|(m, p)| Circle::new((x(m), p.1), 6, c.filled())),
-            )?
-            .label(*name)
-            .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
+        chart.draw_series(
+            per_position
+                .iter()
+                .enumerate()
+                .map(|(m, p)| Circle::new((x(m), p.1), em(0.45), c.filled())),
+        )?;
     }
-    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    Ok(())
 }
 
 /// `plots/lm_policy.png`: the comparison figure under `lm_policy`'s claims.
@@ -233,12 +211,11 @@ fn comparison<L: Label>(data: &Comparison<L>, path: &Path, claims: &[Claim]) -> 
     if !data.layout.mechanism {
         return figure(path, (&data.heading(), claims), &groups);
     }
-    save_png(path, (1800, 1740), |root| {
-        let (top, body) = root.split_vertically(50);
-        header(&top, &data.heading(), 22, claims)?;
-        let (measures, mechanism) = body.split_vertically(1110);
+    save_png(path, (1800, 2060), |root| {
+        let body = headed(root, &data.heading(), claims)?;
+        let (measures, mechanism) = body.split_vertically(1160);
         panels(&measures, &groups)?;
-        super::mechanism::row(&mechanism.split_evenly((1, 3)), data)
+        super::mechanism::row(&mechanism, data)
     })
 }
 
@@ -249,22 +226,25 @@ pub fn figure(
     (heading, claims): (&str, &[Claim]),
     groups: &[Group<'_>],
 ) -> Result<()> {
-    save_png(path, (1800, 1160), |root| {
-        let (top, body) = root.split_vertically(50);
-        header(&top, heading, 22, claims)?;
+    save_png(path, (1800, 1240), |root| {
+        let body = headed(root, heading, claims)?;
         panels(&body, groups)
     })
 }
 
-/// The six panels of [`figure`] on `body`.
+/// The six panels of [`figure`] on `body`, under one key of the groups (a line over
+/// its interquartile band; a dot with its interquartile bar in the positions panel).
 fn panels(body: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     let bands = |measure: &dyn Fn(&Snapshot) -> f64| {
         groups
             .iter()
-            .enumerate()
-            .map(|(k, group)| (group.name, COLOURS[k % COLOURS.len()], band(group, measure)))
+            .map(|group| (role(group.name), band(group, measure)))
             .collect::<Vec<_>>()
     };
+    let entries: Vec<(Swatch, &str)> = (groups.iter())
+        .map(|g| (Swatch::Band(role(g.name)), g.name))
+        .collect();
+    let body = with_key(body, &entries, true)?;
     let nats = "mean log π(y | χ) (nats)";
     let panels = body.split_evenly((2, 3));
     panel(
@@ -288,24 +268,26 @@ fn panels(body: &Area<'_>, groups: &[Group<'_>]) -> Result<()> {
     positions(&panels[3], groups)?;
     panel(
         &panels[4],
-        "repeater: degenerate greedy answers to training prompts",
+        "repeater: degenerate greedy answers",
         "share of the 8 training prompts",
         &bands(&|p| p.repeater.degenerate_rate),
     )?;
     panel(
         &panels[5],
-        "mean next-token entropy on the chosen and rejected prefixes",
+        "next-token entropy, both prefixes",
         "nats",
         &bands(&|p| p.entropy),
     )
 }
 
 /// One panel of a sweep: at each x position (labelled), the median over seeds with an
-/// interquartile bar.
+/// interquartile bar; with `from_zero`, the y axis includes 0 (where a ratio is the
+/// message, as peakiness).
 fn sweep_panel(
     area: &Area<'_>,
     (caption, x_desc, y_desc): (&str, &str, &str),
     columns: &[(String, Vec<f64>)],
+    from_zero: bool,
 ) -> Result<()> {
     let quartiles: Vec<Quartiles> = columns
         .iter()
@@ -316,16 +298,25 @@ fn sweep_panel(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), q| {
             (l.min(q.0), h.max(q.2))
         });
+    let (lo, hi) = if from_zero {
+        (lo.min(0.0), hi.max(0.0))
+    } else {
+        (lo, hi)
+    };
     let pad = ((hi - lo) * 0.1).max(1e-3);
+    let floor = if from_zero && lo >= 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
     let n = columns.len();
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), (lo - pad)..(hi + pad))?;
-    chart
-        .configure_mesh()
+        .caption(caption, text(pt::PANEL))
+        .margin(em(0.8))
+        .x_label_area_size(em(3.2))
+        .y_label_area_size(em(5.2))
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), floor..(hi + pad))?;
+    mesh(&mut chart.configure_mesh())
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_labels(n)
@@ -338,10 +329,9 @@ fn sweep_panel(
             }
         })
         .y_label_formatter(&tick)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
         .draw()?;
-    let c = COLOURS[2];
+    record(&chart);
+    let c = role("dpo");
     chart.draw_series(quartiles.iter().enumerate().map(|(k, q)| {
         PathElement::new(vec![(k as f64, q.0), (k as f64, q.2)], c.stroke_width(3))
     }))?;
@@ -353,7 +343,7 @@ fn sweep_panel(
         quartiles
             .iter()
             .enumerate()
-            .map(|(k, q)| Circle::new((k as f64, q.1), 6, c.filled())),
+            .map(|(k, q)| Circle::new((k as f64, q.1), em(0.45), c.filled())),
     )?;
     Ok(())
 }
@@ -379,35 +369,35 @@ pub fn sft_length(data: &SftLength, path: &Path) -> Result<()> {
     let panels = [
         (
             Metric::PeakinessAtDpoStart,
-            "peakiness at the start of DPO",
+            "peakiness at DPO's start (from 0)",
             "mean ‖A_m‖²_F",
         ),
         (
             Metric::ChosenChange,
-            "chosen: change over DPO",
+            "chosen: Δ over DPO",
             "Δ mean log π (nats)",
         ),
         (
             Metric::OthersChange,
-            "other families: change over DPO",
+            "other families: Δ over DPO",
             "Δ mean log π (nats)",
         ),
         (
             Metric::ExceptArgmaxRejectedPrefixChange,
-            "mass off the argmax, rejected prefixes: change over DPO",
-            "Δ Σ_m log(1 − max π_m) (nats)",
+            "mass off the argmax (y⁻ prefixes)",
+            "Δ Σ_m log(1 − max π_m)",
         ),
     ];
-    save_png(path, (1800, 560), |root| {
-        let (top, body) = root.split_vertically(50);
-        title(&top, &heading, 22)?;
+    save_png(path, (1800, 640), |root| {
+        let body = titled(root, &heading)?;
         for (area, (metric, caption, y_desc)) in body.split_evenly((1, 4)).iter().zip(panels) {
             let columns: Vec<(String, Vec<f64>)> = data
                 .lengths
                 .iter()
                 .map(|&e| (e.to_string(), data.values(e, metric)))
                 .collect();
-            sweep_panel(area, (caption, "SFT epochs", y_desc), &columns)?;
+            let from_zero = metric == Metric::PeakinessAtDpoStart;
+            sweep_panel(area, (caption, "SFT epochs", y_desc), &columns, from_zero)?;
         }
         Ok(())
     })

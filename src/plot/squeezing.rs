@@ -5,9 +5,11 @@ use std::path::Path;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{AFTER, Area, BEFORE, FONT, NEGATIVE, POSITIVE, save_gif, save_png, staircase, title};
+use super::{
+    AFTER, Area, BEFORE, NEGATIVE, POSITIVE, Swatch, em, mesh, noted_at, pt, record, save_gif,
+    save_png, staircase, text, titled, with_key,
+};
 use crate::error::Result;
 use crate::experiments::residuals::Residuals;
 use crate::experiments::squeezing::SqueezingResult;
@@ -28,14 +30,19 @@ pub const HEADING: &str = "Squeezing effect: one gradient step on a linear softm
 
 /// The residual schematic (Fig. 2): one row per objective.
 pub fn residuals(data: &Residuals, path: &Path) -> Result<()> {
-    let rows: Vec<_> = data
-        .panels
-        .iter()
-        .map(|p| (p.title.as_str(), &p.squeeze))
+    // Each step is rescaled to the same largest logit move: the title says by how much.
+    let titles: Vec<String> = (data.panels.iter())
+        .map(|p| {
+            let max = p.g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            format!("{}; max |g| {max:.3}", p.title)
+        })
+        .collect();
+    let rows: Vec<_> = (titles.iter().zip(&data.panels))
+        .map(|(t, p)| (t.as_str(), &p.squeeze))
         .collect();
     figure(
         path,
-        "One step under each objective's residual G, seen on the rejected prefix's distribution",
+        "One step under each objective's residual g on the rejected prefix's distribution: Δz = −c·g / max|g|, every step rescaled to the same largest logit move c, so rows whose g points the same way look alike",
         &rows,
     )
 }
@@ -45,7 +52,7 @@ pub fn residuals(data: &Residuals, path: &Path) -> Result<()> {
 /// above each pushed class (red: negative gradient, green: positive gradient) and a
 /// circle on `y*`, the most likely class that was not pushed.
 pub fn figure(path: &Path, heading: &str, rows: &[(&str, &Squeeze)]) -> Result<()> {
-    let height = 90 + 300 * rows.len() as u32;
+    let height = 150 + 380 * rows.len() as u32;
     let positive = (rows.iter()).any(|(_, s)| s.roles.contains(&Role::Positive));
     save_png(path, (1500, height), |root| {
         draw_rows(root, (heading, positive), rows, (None, None))
@@ -64,17 +71,19 @@ fn draw_rows(
     (log_floor, names): (Option<f64>, Names<'_>),
 ) -> Result<()> {
     // Only an animation fixes the log panels' floor across its frames.
-    let (top, body) = root.split_vertically(90);
-    title(&top, heading, 30)?;
-    draw_legend(&top, (20, 62), positive, log_floor.is_some())?;
-    let panels = body.split_evenly((rows.len(), 2));
-    for (r, (title, squeeze)) in rows.iter().enumerate() {
+    let body = titled(root, heading)?;
+    let body = draw_key(&body, positive, log_floor.is_some())?;
+    let row_areas = body.split_evenly((rows.len(), 1));
+    for (row, (title, squeeze)) in row_areas.iter().zip(rows) {
+        // The row's title across both panels, in the panel captions' size.
+        let row = noted_at(row, title, pt::PANEL)?;
+        let panels = row.split_evenly((1, 2));
         let y_star = y_star(squeeze, log_floor.is_some());
         let linear = |lp: &[f64]| lp.iter().map(|v| v.exp()).collect::<Vec<_>>();
         let (b, a) = (&squeeze.log_p_before, &squeeze.log_p_after);
         distribution_panel(
-            &panels[2 * r],
-            &format!("{title} — linear"),
+            &panels[0],
+            "linear",
             "π",
             squeeze,
             (&linear(b), &linear(a), y_star),
@@ -83,8 +92,8 @@ fn draw_rows(
         let (before, after) = (log10(b), log10(a));
         let lo = log_floor.unwrap_or_else(|| floor_of(&[&before, &after]));
         distribution_panel(
-            &panels[2 * r + 1],
-            &format!("{title} — log scale"),
+            &panels[1],
+            "log scale",
             "log₁₀ π",
             squeeze,
             (&before, &after, y_star),
@@ -213,7 +222,7 @@ pub fn animate(
         .iter()
         .flatten()
         .any(|(_, s)| s.roles.contains(&Role::Positive));
-    let height = 90 + 300 * frames.first().map_or(0, Vec::len) as u32;
+    let height = 150 + 380 * frames.first().map_or(0, Vec::len) as u32;
     save_gif(
         path,
         (1200, height),
@@ -248,34 +257,35 @@ fn distribution_panel(
         range: (-0.5..v - 0.5).into(),
         ticks: ticks.into_iter().map(|i| i as f64).collect(),
     };
+    let star = names.map_or(y_star.to_string(), |name| name(y_star));
+    let caption = format!("{title} (○ y* = {star})");
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 18))
-        .margin(8)
-        .x_label_area_size(if names.is_some() { 62 } else { 38 })
-        .y_label_area_size(62)
+        .caption(caption, text(pt::PANEL))
+        .margin(em(0.6))
+        .x_label_area_size(if names.is_some() { em(4.5) } else { em(3.0) })
+        .y_label_area_size(em(4.6))
         .build_cartesian_2d(x, y_lo..y_hi)?;
     let name_of = |x: &f64| match names {
         Some(name) if (x - x.round()).abs() < 1e-6 && *x >= 0.0 => name(x.round() as usize),
         Some(_) => String::new(),
         None => format!("{x:.0}"),
     };
-    let mut mesh = chart.configure_mesh();
-    mesh.x_desc(if names.is_some() {
-        "next token"
-    } else {
-        "class index"
-    })
-    .x_label_formatter(&name_of)
-    .y_desc(y_label)
-    .label_style((FONT, 14))
-    .axis_desc_style((FONT, 15))
-    .light_line_style(WHITE.mix(0.0));
+    let mut style = chart.configure_mesh();
+    mesh(&mut style)
+        .x_desc(if names.is_some() {
+            "next token"
+        } else {
+            "class index"
+        })
+        .x_label_formatter(&name_of)
+        .y_desc(y_label);
     if names.is_some() {
         // One label per token, turned upright so that every name fits.
-        let upright = (FONT, 11).into_font().transform(FontTransform::Rotate90);
-        mesh.x_label_style(upright);
+        let upright = text(pt::TEXT).transform(FontTransform::Rotate90);
+        style.x_label_style(upright);
     }
-    mesh.draw()?;
+    style.draw()?;
+    record(&chart);
     if linear && before.len() > STEMS_FROM {
         // A class is narrower than a pixel: one stem per class, so that a lone tall
         // class shows (the log panel's staircase shows them all).
@@ -290,71 +300,41 @@ fn distribution_panel(
     }
     chart.draw_series([Circle::new(
         (y_star as f64, after[y_star]),
-        6,
+        em(0.45),
         AFTER.stroke_width(2),
     )])?;
-    let (side, anchor) = if (y_star as f64) < 0.75 * v {
-        (1.0, HPos::Left)
-    } else {
-        (-1.0, HPos::Right)
-    };
-    chart.draw_series([Text::new(
-        format!(
-            "y* = {}",
-            names.map_or(y_star.to_string(), |name| name(y_star))
-        ),
-        // Beside the circle, so that it stays inside the panel at the top; on the side
-        // with more room, so that it stays inside at the edges.
-        (y_star as f64 + side * 0.012 * v.max(50.0), after[y_star]),
-        (FONT, 15)
-            .into_font()
-            .color(&AFTER)
-            .pos(Pos::new(anchor, VPos::Center)),
-    )])?;
-    let marker_y = y_hi - 0.06 * (y_hi - y_lo);
+    // Each pushed class's marker sits just above its column, before or after the step.
+    let lift = 0.07 * (y_hi - y_lo);
     for (role, colour) in [(Role::Negative, NEGATIVE), (Role::Positive, POSITIVE)] {
         let classes = (0..squeeze.roles.len()).filter(|&i| squeeze.roles[i] == role);
-        chart.draw_series(
-            classes.map(|i| TriangleMarker::new((i as f64, marker_y), 9, colour.filled())),
-        )?;
+        chart.draw_series(classes.map(|i| {
+            let top = before[i].max(after[i]).max(y_lo);
+            let y = (top + lift).min(y_hi - 0.3 * lift);
+            TriangleMarker::new((i as f64, y), em(0.5), colour.filled())
+        }))?;
     }
     Ok(())
 }
 
-/// The shared legend of the squeezing figure, drawn once in the header at `(x, y)`.
-/// The legend of the squeezing figures; without `positive`, no entry for a positive
-/// gradient (the animation has none).
-fn draw_legend(area: &Area<'_>, (x, y): (i32, i32), positive: bool, animated: bool) -> Result<()> {
-    let font = (FONT, 18).into_font().color(&BLACK);
-    let mut at = x;
+/// The key of the squeezing figures, in `area`; without `positive`, no entry for a
+/// positive gradient (the animation has none).
+fn draw_key<'a>(area: &Area<'a>, positive: bool, animated: bool) -> Result<Area<'a>> {
     // An animation draws every frame against the first.
-    let lines = if animated {
-        [(BEFORE, "π at the start"), (AFTER, "π at this step")]
-    } else {
-        [(BEFORE, "π before the step"), (AFTER, "π after the step")]
+    let (before, after) = match animated {
+        true => ("π at the start", "π at this step"),
+        false => ("π before the step", "π after the step"),
     };
-    for (colour, text) in lines {
-        area.draw(&PathElement::new(
-            vec![(at, y), (at + 34, y)],
-            colour.stroke_width(4),
-        ))?;
-        area.draw_text(text, &font, (at + 42, y - 10))?;
-        at += 240;
-    }
-    let pushes = [
-        (NEGATIVE, "negative gradient (pushed down)"),
-        (POSITIVE, "positive gradient (pulled up)"),
+    let mut entries = vec![
+        (Swatch::Line(BEFORE), before),
+        (Swatch::Line(AFTER), after),
+        (
+            Swatch::Triangle(NEGATIVE),
+            "negative gradient (pushed down)",
+        ),
     ];
-    for (colour, text) in &pushes[..if positive { 2 } else { 1 }] {
-        area.draw(&TriangleMarker::new((at + 12, y), 9, colour.filled()))?;
-        area.draw_text(text, &font, (at + 30, y - 10))?;
-        at += 330;
+    if positive {
+        entries.push((Swatch::Triangle(POSITIVE), "positive gradient (pulled up)"));
     }
-    area.draw(&Circle::new((at + 12, y), 6, AFTER.stroke_width(2)))?;
-    area.draw_text(
-        "y* = most likely class not pushed",
-        &font,
-        (at + 30, y - 10),
-    )?;
-    Ok(())
+    entries.push((Swatch::Ring(AFTER), "y* = most likely class not pushed"));
+    with_key(area, &entries, true)
 }

@@ -8,12 +8,14 @@ use std::path::Path;
 
 use nalgebra::DMatrix;
 
-use super::{FONT, blues, colourbar, heatmap_labelled, save_png};
+use super::{blues, colourbar, heatmap_labelled, save_png, titled};
 use crate::error::Result;
 use crate::experiments::Pooled;
 
 /// The width of the colour bar's strip, in pixels.
-const BAR: u32 = 130;
+const BAR: u32 = 300;
+/// The colour bar's height at most, in pixels: beside the first row of panels.
+const BAR_HEIGHT: u32 = 520;
 
 /// Draws `pooled` for a grid of `keys`, titled `heading`, to `path`.
 ///
@@ -37,10 +39,11 @@ pub fn draw(pooled: &Pooled, (keys, heading): (&[&str], &str), path: &Path) -> R
         let ys: Vec<String> = dedup(pooled.cells.iter().map(|c| values(c, 1)));
         let columns = 3.min(claims.len());
         let rows = claims.len().div_ceil(columns);
-        let size = (460 * columns as u32 + BAR, 360 * rows as u32 + 60);
+        let size = (560 * columns as u32 + BAR, 470 * rows as u32 + 70);
         return save_png(path, size, |root| {
-            let root = root.titled(heading, (FONT, 22))?;
+            let root = titled(root, heading)?;
             let (panels, bar) = root.split_horizontally(size.0 - BAR);
+            let (bar, _) = bar.split_vertically(BAR_HEIGHT.min(bar.dim_in_pixel().1));
             colourbar(&bar, (0.0, 1.0), &blues, "share of seeds")?;
             let areas = panels.split_evenly((rows, columns));
             for (k, (claim, area)) in claims.iter().zip(&areas).enumerate() {
@@ -69,11 +72,13 @@ pub fn draw(pooled: &Pooled, (keys, heading): (&[&str], &str), path: &Path) -> R
     };
     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
     let rows = claims.len().max(1);
-    let width = (170 * columns.len() as u32).clamp(360, 2400) + 240 + BAR;
-    let size = (width, 40 * rows as u32 + 170);
+    let longest = claims.iter().map(|c| c.chars().count()).max().unwrap_or(0) as u32;
+    let width = (200 * columns.len() as u32).clamp(420, 2400) + 14 * longest + 120 + BAR;
+    let size = (width, 56 * rows as u32 + 230);
     save_png(path, size, |root| {
-        let root = root.titled(heading, (FONT, 22))?;
+        let root = titled(root, heading)?;
         let (panel, bar) = root.split_horizontally(width - BAR);
+        let (bar, _) = bar.split_vertically(BAR_HEIGHT.min(bar.dim_in_pixel().1));
         colourbar(&bar, (0.0, 1.0), &blues, "share of seeds")?;
         let m = DMatrix::from_fn(claims.len(), columns.len(), |k, c| rate(c, k));
         let x = if keys.len() == 1 { keys[0] } else { "cell" };
