@@ -11,7 +11,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{
-    Area, Swatch, em, family, headed, mesh, pt, record, role, save_png, text, tick, with_key,
+    Area, Swatch, em, family, headed, mesh, pt, quantile_box, record, role, save_png, text, tick,
+    with_key,
 };
 use crate::error::Result;
 use crate::experiments::lm_lens::{Kernel, Lens, SignalRun};
@@ -170,18 +171,7 @@ fn spearman_panel(area: &Area<'_>, runs: &[&SignalRun]) -> Result<()> {
             continue;
         }
         let q = [0.05, 0.25, 0.5, 0.75, 0.95].map(|p| crate::stats::quantile(&values, p));
-        let (x, c) = (k as f64, role(run.signal.id()));
-        chart.draw_series([
-            PathElement::new(vec![(x, q[0]), (x, q[4])], c.stroke_width(2)),
-            PathElement::new(
-                vec![(x - 0.3, q[2]), (x + 0.3, q[2])],
-                BLACK.stroke_width(3),
-            ),
-        ])?;
-        chart.draw_series([Rectangle::new(
-            [(x - 0.3, q[1]), (x + 0.3, q[3])],
-            c.mix(0.45).filled(),
-        )])?;
+        quantile_box(&mut chart, k as f64, q, role(run.signal.id()))?;
     }
     Ok(())
 }

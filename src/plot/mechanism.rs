@@ -4,10 +4,11 @@
 //! panel draws a table the comparison writes (`NAME_attribution.csv`,
 //! `NAME_squeezing.csv`, `NAME_negatives.csv`).
 
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{Area, Swatch, em, key, key_height, mesh, pt, record, role, text, tick};
+use super::{
+    Area, Chart, Swatch, em, key, key_height, mesh, pt, quantile_box, record, role, text, tick,
+};
 use crate::error::Result;
 use crate::experiments::comparison::{Comparison, END_POSITION, Label, others_split};
 use crate::experiments::lm_measures::{ColumnChange, DpoRun, Group, Source, Split};
@@ -89,9 +90,6 @@ fn categories<'a>(
     ))?;
     Ok(chart)
 }
-
-/// A chart on a bitmap with `f64` axes.
-type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Bars per label: the chosen and the rejected term side by side, the step's first-order
 /// prediction as a black bar across both, and the actual change as a black triangle.
@@ -282,19 +280,7 @@ fn negatives<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
         if !q.iter().all(|v| v.is_finite()) {
             continue;
         }
-        let x = k as f64;
-        let c = role(name);
-        chart.draw_series([
-            PathElement::new(vec![(x, q[0]), (x, q[4])], BLACK.stroke_width(2)),
-            PathElement::new(
-                vec![(x - 0.25, q[2]), (x + 0.25, q[2])],
-                BLACK.stroke_width(3),
-            ),
-        ])?;
-        chart.draw_series([Rectangle::new(
-            [(x - 0.25, q[1]), (x + 0.25, q[3])],
-            c.mix(0.5).filled(),
-        )])?;
+        quantile_box(&mut chart, k as f64, *q, role(name))?;
     }
     Ok(())
 }

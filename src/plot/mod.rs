@@ -298,6 +298,33 @@ pub fn tick(v: &f64) -> String {
 /// A drawing area of the PNG backend.
 pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
+/// A chart on a bitmap with `f64` axes.
+pub type Chart<'a> = ChartContext<
+    'a,
+    BitMapBackend<'a>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A box at `x` of the quantiles `q` (the 5th, 25th, 50th, 75th and 95th percentiles):
+/// a whisker from the 5th to the 95th and the interquartile box in `colour`, the median
+/// a black bar across it.
+pub fn quantile_box(chart: &mut Chart<'_>, x: f64, q: [f64; 5], colour: RGBColor) -> Result<()> {
+    let half = 0.28;
+    chart.draw_series([PathElement::new(
+        vec![(x, q[0]), (x, q[4])],
+        colour.stroke_width(2),
+    )])?;
+    chart.draw_series([Rectangle::new(
+        [(x - half, q[1]), (x + half, q[3])],
+        colour.mix(0.5).filled(),
+    )])?;
+    chart.draw_series([PathElement::new(
+        vec![(x - half, q[2]), (x + half, q[2])],
+        BLACK.stroke_width(3),
+    )])?;
+    Ok(())
+}
+
 /// Sequential colour map from white (`t = 0`) to dark blue (`t = 1`), like matplotlib's Blues.
 pub fn blues(t: f64) -> RGBColor {
     let t = t.clamp(0.0, 1.0);
