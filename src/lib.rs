@@ -81,7 +81,7 @@
 //! | [`numerics`] | log-sum-exp, (log-)softmax per column, log-sigmoid, sequence log-probabilities, the adaptation matrix `A` (and `log π` with `A v` in place), the finiteness check of a step |
 //! | [`vecmath`] | `exp` (≤ 1 ulp) and `tanh` (≤ 2 ulp) over slices, written to vectorise (eight, four or two lanes, as the processor has them), with the same bits on every machine; `clear_upper`, the `vzeroupper` every faer product is followed by |
 //! | [`model`] | the [`Model`](model::Model) trait: logits, backprop `Jᵀg`, forward-mode `J dθ`, Jacobian, parameters, SGD |
-//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT); [`objective::pairwise`]: DPO, IPO, SLiC, SPPO |
+//! | [`objective`] | losses as residuals `G` with their signs: cross-entropy (positive and negative gradients, SFT); [`objective::pairwise`]: DPO, IPO, SLiC, SPPO, and the remedies RPO and DPOP, each split into DPO's chosen term, its rejected term and an anchor on `y⁺` |
 //! | [`decomposition`] | one SGD step: prediction `−ηAKG` next to the actual change |
 //! | [`entk`] | the eNTK `J_o J_uᵀ` of any model from explicit Jacobians: the reference every structured kernel is tested against |
 //! | [`lens`] | the paper's proxies for `K` (App. C.2): the LBK ratio and SignDelta, and the first-order change they bound |

@@ -24,8 +24,9 @@ fn columns(v: &serde_json::Value) -> Vec<Vec<f64>> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
-/// `(L, s⁺, s⁻)` of `objective` from the record's log-probabilities and hyperparameters.
-fn expected_terms(doc: &serde_json::Value) -> (f64, f64, f64) {
+/// `(L, s⁺, s⁻, anchor)` of `objective` from the record's log-probabilities and
+/// hyperparameters; the anchor is the part of `s⁺` that is not DPO's pull.
+fn expected_terms(doc: &serde_json::Value) -> (f64, f64, f64, f64) {
     let hyper = &doc["hyperparameters"];
     let seqs = doc["update"]["sequences"].as_array().unwrap();
     let (lp_p, lp_m) = (f(&seqs[0]["log_prob"]), f(&seqs[1]["log_prob"]));
@@ -34,26 +35,66 @@ fn expected_terms(doc: &serde_json::Value) -> (f64, f64, f64) {
         lp_m - f(&seqs[1]["reference_log_prob"]),
     );
     let (beta, m) = (f(&hyper["beta"]), rp - rm);
+    let sigma = |t: f64| 1.0 / (1.0 + (-t).exp());
+    // DPO's loss and pull at a margin.
+    let dpo = |m: f64| (-(sigma(beta * m)).ln(), beta * sigma(-beta * m));
+    let tokens = seqs[0]["tokens"].as_array().unwrap().len();
+    let chosen_len = (tokens - seqs[0]["prompt_len"].as_u64().unwrap() as usize) as f64;
     match doc["objective"].as_str().unwrap() {
         "dpo" => {
-            let sigma = |t: f64| 1.0 / (1.0 + (-t).exp());
-            let s = beta * sigma(-beta * m);
-            (-(sigma(beta * m)).ln(), s, s)
+            let (loss, s) = dpo(m);
+            (loss, s, s, 0.0)
         }
         "ipo" => {
             let s = 2.0 * (1.0 / (2.0 * beta) - m);
-            ((m - 1.0 / (2.0 * beta)).powi(2), s, s)
+            ((m - 1.0 / (2.0 * beta)).powi(2), s, s, 0.0)
         }
         "slic" => {
             let hinge = f(&hyper["delta"]) - (lp_p - lp_m);
             let on = if hinge > 0.0 { 1.0 } else { 0.0 };
             let lambda = f(&hyper["lambda"]);
-            (hinge.max(0.0) - lambda * lp_p, on + lambda, on)
+            (hinge.max(0.0) - lambda * lp_p, on + lambda, on, lambda)
         }
         "sppo_hard" => {
             let half = 0.5 / beta;
             let loss = (rp - half).powi(2) + (rm + half).powi(2);
-            (loss, 2.0 * (half - rp), 2.0 * (rm + half))
+            (loss, 2.0 * (half - rp), 2.0 * (rm + half), 0.0)
+        }
+        // RPO: NLL = −lp⁺/|y⁺|; v3 L_DPO + α·NLL, v1 α·L_DPO + NLL.
+        "rpo" => {
+            let (loss, s) = dpo(m);
+            let alpha = f(&hyper["alpha"]);
+            let (a_dpo, a_nll) = match hyper["weighting"].as_str().unwrap() {
+                "v3" => (1.0, alpha),
+                "v1" => (alpha, 1.0),
+                other => panic!("no RPO weighting {other}"),
+            };
+            let nll = -lp_p / chosen_len;
+            let anchor = a_nll / chosen_len;
+            (
+                a_dpo * loss + a_nll * nll,
+                a_dpo * s + anchor,
+                a_dpo * s,
+                anchor,
+            )
+        }
+        // DPOP: p = max(0, ref⁺ − lp⁺); inside −log σ(β(m − λp)), outside L_DPO + λp;
+        // the penalty's derivative 0 at p = 0.
+        "dpop" => {
+            let lambda = f(&hyper["lambda"]);
+            let p = (-rp).max(0.0);
+            let on = if -rp > 0.0 { 1.0 } else { 0.0 };
+            match hyper["form"].as_str().unwrap() {
+                "inside" => {
+                    let (loss, s) = dpo(m - lambda * p);
+                    (loss, s * (1.0 + lambda * on), s, s * lambda * on)
+                }
+                "outside" => {
+                    let (loss, s) = dpo(m);
+                    (loss + lambda * p, s + lambda * on, s, lambda * on)
+                }
+                other => panic!("no DPOP form {other}"),
+            }
         }
         other => panic!("no formula for {other}"),
     }
@@ -63,7 +104,7 @@ fn expected_terms(doc: &serde_json::Value) -> (f64, f64, f64) {
 /// loss and the coefficients, and `G⁺ = s⁺(π⁺ − e_{y⁺})`, `G⁻ = −s⁻(π⁻ − e_{y⁻})`.
 fn check_pairwise(doc: &serde_json::Value) {
     let update = &doc["update"];
-    let (loss, s_plus, s_minus) = expected_terms(doc);
+    let (loss, s_plus, s_minus, anchor) = expected_terms(doc);
     let close = |a: f64, b: f64, what: &str| {
         assert!(
             (a - b).abs() <= 1e-10 * (1.0 + b.abs()),
@@ -74,6 +115,7 @@ fn check_pairwise(doc: &serde_json::Value) {
     close(f(&update["loss"]), loss, "loss");
     close(f(&update["s_plus"]), s_plus, "s⁺");
     close(f(&update["s_minus"]), s_minus, "s⁻");
+    close(f(&update["s_anchor"]), anchor, "the anchor's part of s⁺");
     for (seq, sign) in update["sequences"]
         .as_array()
         .unwrap()
@@ -98,8 +140,19 @@ fn check_pairwise(doc: &serde_json::Value) {
 #[test]
 fn lm_records_re_derive_loss_coefficients_and_residuals() {
     let dir = scratch("akg-records");
-    for objective in ["dpo", "ipo", "slic", "sppo_hard"] {
-        let doc = lm_record(&dir, &["--objective", objective]);
+    let objectives: [&[&str]; 8] = [
+        &["dpo"],
+        &["ipo"],
+        &["slic"],
+        &["sppo_hard"],
+        &["rpo"],
+        &["rpo", "--rpo-weighting", "v1", "--rpo-alpha", "0.5"],
+        &["dpop"],
+        &["dpop", "--dpop-form", "outside", "--dpop-lambda", "5"],
+    ];
+    for args in objectives {
+        let all: Vec<&str> = ["--objective"].iter().chain(args).copied().collect();
+        let doc = lm_record(&dir, &all);
         assert_eq!(doc["reference"], "sft", "the default reference");
         check_pairwise(&doc);
         for o in doc["observed"].as_array().unwrap() {
@@ -183,7 +236,7 @@ fn lm_flags_are_refused_where_they_do_not_apply() {
         all.extend_from_slice(extra);
         ldyn(&all)
     };
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--model", "mlp", "--reference", "sft"],
             "--reference applies to --model lm only",
@@ -210,6 +263,29 @@ fn lm_flags_are_refused_where_they_do_not_apply() {
         (
             &["--model", "lm", "--reference", "base"],
             "unknown reference 'base'",
+        ),
+        (
+            &["--model", "mlp", "--dpop-form", "outside"],
+            "--dpop-form applies to --model lm only",
+        ),
+        (
+            &["--model", "lm", "--objective", "dpo", "--rpo-alpha", "2"],
+            "--rpo-alpha applies to --objective rpo only, not dpo",
+        ),
+        (
+            &["--model", "lm", "--objective", "rpo", "--dpop-lambda", "2"],
+            "--dpop-lambda applies to --objective dpop only, not rpo",
+        ),
+        (
+            &[
+                "--model",
+                "lm",
+                "--objective",
+                "dpop",
+                "--dpop-lambda",
+                "-1",
+            ],
+            "--dpop-lambda must be a finite number ≥ 0",
         ),
     ];
     for (args, message) in cases {

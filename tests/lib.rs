@@ -17,6 +17,7 @@ mod lm;
 mod lm_squeezing;
 mod range_ends;
 mod reliability;
+mod remedies;
 mod squeezing;
 mod sweep;
 mod vecmath;

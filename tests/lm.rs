@@ -8,7 +8,7 @@ use learning_dynamics::model::Model;
 use learning_dynamics::numerics::log_softmax;
 use learning_dynamics::numerics::sequence_log_prob;
 use learning_dynamics::objective::{
-    Batch, CrossEntropy, LmObjective, Objective, PairLoss, Pairwise,
+    Batch, CrossEntropy, DpopForm, LmObjective, Objective, PairLoss, Pairwise, RpoWeighting,
 };
 use learning_dynamics::{entk::entk_explicit, lm::kernel::entk_lm_structured};
 use nalgebra::{DMatrix, DVector};
@@ -38,13 +38,29 @@ fn random_sequence(seed: u64, vocab: usize, prompt: usize, response: usize) -> S
     Sequence::new(&tokens[..prompt], &tokens[prompt..])
 }
 
-fn objectives(plus: &Sequence, minus: &Sequence) -> Vec<(&'static str, Box<dyn Objective>)> {
+/// Every objective on `(plus, minus)`; DPOP's reference puts `y⁺` half a nat below it
+/// (the penalty active) or above it (inactive) under `lm`, far from the kink at
+/// `lp⁺ = ref⁺`, so that finite differences and small steps do not cross it.
+fn objectives(
+    lm: &TinyLm,
+    plus: &Sequence,
+    minus: &Sequence,
+) -> Vec<(&'static str, Box<dyn Objective>)> {
     let pair = |loss| Pairwise {
         loss,
         beta: 0.7,
         chosen: plus.response().to_vec(),
         rejected: minus.response().to_vec(),
         reference: (-3.0, -4.5),
+    };
+    let lp_plus = sequence_log_prob(&lm.logits(plus), plus.response());
+    let dpop = |form, below: f64| Pairwise {
+        reference: (lp_plus + below, -4.5),
+        ..pair(PairLoss::Dpop { lambda: 5.0, form })
+    };
+    let rpo = |weighting| PairLoss::Rpo {
+        alpha: 0.6,
+        weighting,
     };
     vec![
         (
@@ -61,6 +77,15 @@ fn objectives(plus: &Sequence, minus: &Sequence) -> Vec<(&'static str, Box<dyn O
             })),
         ),
         ("sppo_hard", Box::new(pair(PairLoss::SppoHard))),
+        ("rpo_v3", Box::new(pair(rpo(RpoWeighting::V3)))),
+        ("rpo_v1", Box::new(pair(rpo(RpoWeighting::V1)))),
+        ("dpop_inside_below", Box::new(dpop(DpopForm::Inside, 0.5))),
+        ("dpop_inside_above", Box::new(dpop(DpopForm::Inside, -0.5))),
+        ("dpop_outside_below", Box::new(dpop(DpopForm::Outside, 0.5))),
+        (
+            "dpop_outside_above",
+            Box::new(dpop(DpopForm::Outside, -0.5)),
+        ),
     ]
 }
 
@@ -82,7 +107,7 @@ proptest! {
         let lm = small_lm(seed, v, w);
         let plus = random_sequence(seed ^ 1, v, p, l);
         let minus = random_sequence(seed ^ 2, v, p, l + 1);
-        for (name, objective) in objectives(&plus, &minus) {
+        for (name, objective) in objectives(&lm, &plus, &minus) {
             let inputs = update_inputs(name, &plus, &minus);
             let logits: Vec<_> = inputs.iter().map(|x| lm.logits(x)).collect();
             let g = objective.residuals(&logits);
@@ -164,7 +189,7 @@ proptest! {
         let plus = random_sequence(seed ^ 6, v, 2, l);
         let minus = random_sequence(seed ^ 7, v, 2, l);
         let observed = vec![plus.clone(), minus.clone(), random_sequence(seed ^ 8, v, 2, 3)];
-        for (name, objective) in objectives(&plus, &minus) {
+        for (name, objective) in objectives(&lm, &plus, &minus) {
             let inputs = update_inputs(name, &plus, &minus);
             let probe = one_step(&lm, &inputs, objective.as_ref(), &observed, 1.0).unwrap();
             let scale = probe.observed.iter().map(|o| o.predicted_logits.amax()).fold(0.0, f64::max);

@@ -23,6 +23,7 @@ use super::lm_world::{
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
+use crate::language::ANSWER_LEN;
 use crate::objective::PairLoss;
 
 /// The world, each loss's hyperparameters, and how often the measures are tracked.
@@ -114,7 +115,7 @@ impl Config {
     /// every loss starts with the same step.
     pub fn losses(&self) -> Vec<(PairLoss, f64, f64)> {
         let first_step = |loss: PairLoss, beta: f64| {
-            let (_, s_plus, s_minus) = loss.strengths(beta, (0.0, 0.0), (0.0, 0.0));
+            let (_, s_plus, s_minus) = loss.strengths(beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
             s_plus.max(s_minus)
         };
         let dpo = first_step(PairLoss::Dpo, self.world.beta);
@@ -174,7 +175,8 @@ const MAX_ETA: f64 = 10.0;
 /// # Errors
 /// Naming the loss, its rate and the keys.
 fn check_learning_rates(config: &Config) -> Result<()> {
-    let (_, s_plus, _) = PairLoss::Dpo.strengths(config.world.beta, (0.0, 0.0), (0.0, 0.0));
+    let (_, s_plus, _) =
+        PairLoss::Dpo.strengths(config.world.beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
     if s_plus <= 0.0 {
         return Err(crate::error::Error::InvalidArgument(format!(
             "beta = {} makes DPO's first-step coefficient β/2 round to 0, and every loss's learning rate is scaled by it; give beta at least 1e-300",
@@ -189,6 +191,7 @@ fn check_learning_rates(config: &Config) -> Result<()> {
                 PairLoss::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),
                 PairLoss::Slic { .. } => format!(", slic_lambda = {:e}", config.slic_lambda),
                 PairLoss::SppoHard => format!(", sppo_eta = {:e}", config.sppo_eta),
+                PairLoss::Rpo { .. } | PairLoss::Dpop { .. } => String::new(),
             };
             return Err(crate::error::Error::InvalidArgument(format!(
                 "beta = {:e}, dpo_eta = {:e}{own} give {loss} a learning rate of {rate} (DPO's rate times DPO's first-step coefficient over {loss}'s), outside (0, {MAX_ETA}]; change one of them",
@@ -387,6 +390,8 @@ fn others_fall_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim
         PairLoss::Slic { .. } => "others_fall_more_than_slic",
         PairLoss::SppoHard => "others_fall_more_than_sppo_hard",
         PairLoss::Dpo => "others_fall_more_than_dpo",
+        PairLoss::Rpo { .. } => "others_fall_more_than_rpo",
+        PairLoss::Dpop { .. } => "others_fall_more_than_dpop",
     };
     Claim::new(
         id,

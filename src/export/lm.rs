@@ -1,7 +1,8 @@
 //! The record of one step of the tiny LM (`ldyn akg --model lm`): the model's weights,
-//! the objective with its hyperparameters (β, and SLiC's δ and λ), the update
-//! sequences with the reference's and the model's log-probabilities, `π`, the loss, its
-//! two coefficients `s⁺` and `s⁻` and the residuals `G`; and per observed sequence `π`
+//! the objective with its hyperparameters (β; SLiC's δ and λ; RPO's α and weighting;
+//! DPOP's λ and form), the update sequences with the reference's and the model's
+//! log-probabilities, `π`, the loss, its coefficients `s⁺`, `s⁻` and the anchor's part of
+//! `s⁺`, and the residuals `G`; and per observed sequence `π`
 //! and the predicted and actual `Δ log π` at every response position. With the
 //! reference's log-probabilities in the record, every field can be re-derived from the
 //! weights alone.
@@ -16,7 +17,7 @@ use crate::experiments::lm_world::{LmConfig, checkpoint, pretrained};
 use crate::lm::{Sequence, TinyLm, update};
 use crate::model::Model;
 use crate::numerics::{log_softmax_columns, sequence_log_prob};
-use crate::objective::{LmObjective, Objective, PairLoss, Pairwise};
+use crate::objective::{DpopForm, LmObjective, Objective, PairLoss, Pairwise, RpoWeighting};
 use crate::trainer::Trainer;
 
 /// Which model the step starts from, and which is the pairwise losses' frozen reference.
@@ -60,29 +61,103 @@ pub struct LmFlags {
     pub reference: Option<Reference>,
     /// `--slic-delta`: SLiC's margin `δ` (SLiC only; default 1).
     pub slic_delta: Option<f64>,
+    /// `--rpo-alpha`: RPO's weight `α` (RPO only; default 1).
+    pub rpo_alpha: Option<f64>,
+    /// `--rpo-weighting`: which term RPO's `α` weighs (RPO only; default `v3`).
+    pub rpo_weighting: Option<RpoWeighting>,
+    /// `--dpop-lambda`: DPOP's weight `λ` (DPOP only; default 50).
+    pub dpop_lambda: Option<f64>,
+    /// `--dpop-form`: where DPOP's penalty sits (DPOP only; default `inside`).
+    pub dpop_form: Option<DpopForm>,
 }
 
 impl LmFlags {
-    /// The objective with `--slic-delta` applied.
+    /// The first loss flag given, by its name (what a classifier refuses).
+    pub(super) fn loss_flag(&self) -> Option<&'static str> {
+        [
+            ("--slic-delta", self.slic_delta.is_some()),
+            ("--rpo-alpha", self.rpo_alpha.is_some()),
+            ("--rpo-weighting", self.rpo_weighting.is_some()),
+            ("--dpop-lambda", self.dpop_lambda.is_some()),
+            ("--dpop-form", self.dpop_form.is_some()),
+        ]
+        .into_iter()
+        .find(|f| f.1)
+        .map(|f| f.0)
+    }
+
+    /// The objective with the loss flags applied.
     ///
     /// # Errors
-    /// `--slic-delta` for another objective, or not finite.
+    /// A loss flag for another objective, or a value out of its range: `δ` finite, `α`
+    /// and `λ` finite and at least 0.
     fn objective(&self) -> Result<LmObjective> {
-        match (self.objective, self.slic_delta) {
-            (objective, None) => Ok(objective),
-            (LmObjective::Pair(PairLoss::Slic { lambda, .. }), Some(delta)) => {
-                if !delta.is_finite() {
-                    return Err(Error::InvalidArgument(format!(
-                        "--slic-delta must be finite, got {delta}"
-                    )));
-                }
-                Ok(LmObjective::Pair(PairLoss::Slic { delta, lambda }))
+        let LmObjective::Pair(mut loss) = self.objective else {
+            return match self.loss_flag() {
+                Some(flag) => Err(wrong_objective(flag, self.objective)),
+                None => Ok(self.objective),
+            };
+        };
+        let number = |flag: &str, v: f64, negative: bool| {
+            if v.is_finite() && (negative || v >= 0.0) {
+                Ok(v)
+            } else {
+                let range = if negative {
+                    "finite"
+                } else {
+                    "a finite number ≥ 0"
+                };
+                Err(Error::InvalidArgument(format!(
+                    "{flag} must be {range}, got {v}"
+                )))
             }
-            (other, Some(_)) => Err(Error::InvalidArgument(format!(
-                "--slic-delta applies to --objective slic only, not {other}"
-            ))),
+        };
+        let other = |flag: &str| Err(wrong_objective(flag, self.objective));
+        if let Some(v) = self.slic_delta {
+            let PairLoss::Slic { delta, .. } = &mut loss else {
+                return other("--slic-delta");
+            };
+            *delta = number("--slic-delta", v, true)?;
         }
+        if let Some(v) = self.rpo_alpha {
+            let PairLoss::Rpo { alpha, .. } = &mut loss else {
+                return other("--rpo-alpha");
+            };
+            *alpha = number("--rpo-alpha", v, false)?;
+        }
+        if let Some(v) = self.rpo_weighting {
+            let PairLoss::Rpo { weighting, .. } = &mut loss else {
+                return other("--rpo-weighting");
+            };
+            *weighting = v;
+        }
+        if let Some(v) = self.dpop_lambda {
+            let PairLoss::Dpop { lambda, .. } = &mut loss else {
+                return other("--dpop-lambda");
+            };
+            *lambda = number("--dpop-lambda", v, false)?;
+        }
+        if let Some(v) = self.dpop_form {
+            let PairLoss::Dpop { form, .. } = &mut loss else {
+                return other("--dpop-form");
+            };
+            *form = v;
+        }
+        Ok(LmObjective::Pair(loss))
     }
+}
+
+/// The refusal of a loss flag for another objective: `--rpo-alpha` applies to
+/// `--objective rpo` only.
+fn wrong_objective(flag: &str, objective: LmObjective) -> Error {
+    let own = match flag.split('-').nth(2) {
+        Some("slic") => "slic",
+        Some("rpo") => "rpo",
+        _ => "dpop",
+    };
+    Error::InvalidArgument(format!(
+        "{flag} applies to --objective {own} only, not {objective}"
+    ))
 }
 
 /// A [`TinyLm`]'s architecture and every weight, so another framework can rebuild it:
@@ -133,20 +208,31 @@ fn start(config: &LmConfig, seed: u64, reference: Reference) -> Result<(TinyLm, 
     }
 }
 
-/// The objective's hyperparameters and its two coefficients `(s⁺, s⁻)` at `logits`
-/// (SFT: `s⁺ = 1`, no `s⁻`).
-fn terms(pairwise: Option<&Pairwise>, logits: &[DMatrix<f64>]) -> (Value, Value, Value) {
+/// The objective's hyperparameters and its coefficients `(s⁺, s⁻, anchor)` at `logits`
+/// (SFT: `s⁺ = 1`, no `s⁻` and no anchor).
+fn terms(pairwise: Option<&Pairwise>, logits: &[DMatrix<f64>]) -> (Value, Value, Value, Value) {
     let Some(pair) = pairwise else {
-        return (json!({}), json!(1.0), Value::Null);
+        return (json!({}), json!(1.0), Value::Null, Value::Null);
     };
     let mut hyper = json!({"beta": pair.beta});
-    if let PairLoss::Slic { delta, lambda } = pair.loss {
-        hyper["delta"] = json!(delta);
-        hyper["lambda"] = json!(lambda);
+    match pair.loss {
+        PairLoss::Slic { delta, lambda } => {
+            hyper["delta"] = json!(delta);
+            hyper["lambda"] = json!(lambda);
+        }
+        PairLoss::Rpo { alpha, weighting } => {
+            hyper["alpha"] = json!(alpha);
+            hyper["weighting"] = json!(weighting.id());
+        }
+        PairLoss::Dpop { lambda, form } => {
+            hyper["lambda"] = json!(lambda);
+            hyper["form"] = json!(form.id());
+        }
+        PairLoss::Dpo | PairLoss::Ipo | PairLoss::SppoHard => {}
     }
     let lp = |k: usize, y: &[usize]| sequence_log_prob(&logits[k], y);
-    let (_, s_plus, s_minus) = pair.strengths(lp(0, &pair.chosen), lp(1, &pair.rejected));
-    (hyper, json!(s_plus), json!(s_minus))
+    let c = pair.coefficients(lp(0, &pair.chosen), lp(1, &pair.rejected));
+    (hyper, json!(c.chosen), json!(c.rejected), json!(c.anchor))
 }
 
 /// `ldyn akg --model lm`: in the seeded default world ([`LmConfig::default`]), one step
@@ -209,7 +295,7 @@ pub fn lm_akg_json(flags: &LmFlags, seed: u64, eta: f64) -> Result<Value> {
         })
         .collect();
     let logits: Vec<DMatrix<f64>> = update.iter().map(|x| model.logits(x)).collect();
-    let (hyperparameters, s_plus, s_minus) = terms(pairwise.as_ref(), &logits);
+    let (hyperparameters, s_plus, s_minus, s_anchor) = terms(pairwise.as_ref(), &logits);
     // One entry per update sequence: χ⁺ (and χ⁻ for the pairwise losses), each with its
     // log-probabilities, π and residual G, one column of V values per response position.
     let sequences: Vec<Value> = update
@@ -243,9 +329,10 @@ pub fn lm_akg_json(flags: &LmFlags, seed: u64, eta: f64) -> Result<Value> {
         "s_plus": s_plus,
         "sequences": sequences,
     });
-    // SFT has no s⁻: the key is left out rather than written as null.
+    // SFT has no s⁻ and no anchor: the keys are left out rather than written as null.
     if !s_minus.is_null() {
         update_json["s_minus"] = s_minus;
+        update_json["s_anchor"] = s_anchor;
     }
     // Every token's name, in token order, so that a record's token ids can be read.
     let sizes = lang.sizes;

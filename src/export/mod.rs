@@ -133,11 +133,10 @@ pub fn akg(
         LmFlags {
             reference: Some(_), ..
         } => lm_only("--reference"),
-        LmFlags {
-            slic_delta: Some(_),
-            ..
-        } => lm_only("--slic-delta"),
-        _ => akg_json(&shape, seed, eta),
+        _ => match step.loss_flag() {
+            Some(flag) => lm_only(flag),
+            None => akg_json(&shape, seed, eta),
+        },
     }
 }
 

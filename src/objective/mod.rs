@@ -14,7 +14,10 @@ pub mod pairwise;
 
 use nalgebra::DMatrix;
 
-pub use pairwise::{LmObjective, OneTerm, PairLoss, Pairwise, Term, shared_positions, split_terms};
+pub use pairwise::{
+    Coefficients, DpopForm, LmObjective, OneTerm, PairLoss, Pairwise, RpoWeighting, Term,
+    shared_positions, split_terms,
+};
 
 use crate::error::{Error, Result, check_class};
 use crate::numerics::{log_prob, softmax_columns_shifted};

@@ -32,11 +32,112 @@ pub enum PairLoss {
     /// `sppo_hard` (TRL: `sppo_hard`): `L = (r⁺ − η_s/2)² + (r⁻ + η_s/2)²`,
     /// `r± = lp± − ref±`, with `η_s = 1/β` as in TRL.
     SppoHard,
+    /// `rpo` (TRL: `rpo_alpha` with `sigmoid`; `sigmoid+sft` for
+    /// `loss_type=["sigmoid","sft"]`, which is α = 1): DPO plus an NLL term on `y⁺`, the
+    /// token mean of its cross-entropy, `NLL = −lp⁺ / |y⁺|`, while DPO's term reads the
+    /// summed `lp±`. [`RpoWeighting::V3`] (TRL's): `L = L_DPO + α·NLL`;
+    /// [`RpoWeighting::V1`] (the RPO paper's first version): `L = α·L_DPO + NLL`.
+    Rpo {
+        /// The weight `α`.
+        alpha: f64,
+        /// Which term `α` weighs.
+        weighting: RpoWeighting,
+    },
+    /// `dpop` (DPO-Positive, Smaug; no TRL name): DPO with a penalty
+    /// `p = max(0, ref⁺ − lp⁺)` once `y⁺` falls below the reference. [`DpopForm::Inside`]
+    /// (the paper's Eq. 3): `L = −log σ(β (r⁺ − r⁻ − λ p))`; [`DpopForm::Outside`] (the
+    /// code posted for it): `L = −log σ(β (r⁺ − r⁻)) + λ p`, the penalty unscaled by β.
+    /// At the kink `lp⁺ = ref⁺`, where every update from the reference starts, the
+    /// subgradient 0 is taken: the penalty acts only once `y⁺` is strictly below.
+    Dpop {
+        /// The weight `λ` of the penalty.
+        lambda: f64,
+        /// Where the penalty sits.
+        form: DpopForm,
+    },
+}
+
+/// Which term RPO's `α` weighs (see [`PairLoss::Rpo`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpoWeighting {
+    /// `v1`: `α·L_DPO + NLL` (the RPO paper's first version).
+    V1,
+    /// `v3`: `L_DPO + α·NLL` (the paper's later versions, and TRL's `rpo_alpha`).
+    V3,
+}
+
+impl std::str::FromStr for RpoWeighting {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        crate::error::pick(
+            "RPO weighting",
+            name,
+            &[("v1", RpoWeighting::V1), ("v3", RpoWeighting::V3)],
+        )
+    }
+}
+
+impl RpoWeighting {
+    /// `v1` or `v3`.
+    pub fn id(self) -> &'static str {
+        match self {
+            RpoWeighting::V1 => "v1",
+            RpoWeighting::V3 => "v3",
+        }
+    }
+}
+
+/// Where DPOP's penalty sits (see [`PairLoss::Dpop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpopForm {
+    /// `inside` the sigmoid, scaled by β: the paper's Eq. 3.
+    Inside,
+    /// `outside` the sigmoid, added to DPO's loss unscaled: the community code's form.
+    Outside,
+}
+
+impl std::str::FromStr for DpopForm {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        crate::error::pick(
+            "DPOP form",
+            name,
+            &[("inside", DpopForm::Inside), ("outside", DpopForm::Outside)],
+        )
+    }
+}
+
+impl DpopForm {
+    /// `inside` or `outside`.
+    pub fn id(self) -> &'static str {
+        match self {
+            DpopForm::Inside => "inside",
+            DpopForm::Outside => "outside",
+        }
+    }
+}
+
+/// A pairwise loss's value and coefficients at one pair: `s⁺` (which includes the
+/// anchor's part), `s⁻`, and the anchor's part of `s⁺`, the pull on `y⁺` that is not
+/// DPO's (RPO's NLL, DPOP's penalty, SLiC's λ term; 0 for the others).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coefficients {
+    /// The loss `L`.
+    pub loss: f64,
+    /// `s⁺`, with the anchor's part.
+    pub chosen: f64,
+    /// `s⁻`.
+    pub rejected: f64,
+    /// The anchor's part of `s⁺`.
+    pub anchor: f64,
 }
 
 impl PairLoss {
-    /// Every loss, SLiC with its defaults (δ = 1, λ = 0.1), in the order of its names.
-    pub const ALL: [PairLoss; 4] = [
+    /// Every loss with its defaults (SLiC δ = 1, λ = 0.1; RPO v3 with α = 1, TRL's
+    /// `sigmoid+sft`; DPOP inside with λ = 50, Smaug's), in the order of its names.
+    pub const ALL: [PairLoss; 6] = [
         PairLoss::Dpo,
         PairLoss::Ipo,
         PairLoss::Slic {
@@ -44,11 +145,21 @@ impl PairLoss {
             lambda: 0.1,
         },
         PairLoss::SppoHard,
+        PairLoss::Rpo {
+            alpha: 1.0,
+            weighting: RpoWeighting::V3,
+        },
+        PairLoss::Dpop {
+            lambda: 50.0,
+            form: DpopForm::Inside,
+        },
     ];
 
     /// TRL's `loss_type` names whose formula is one of these losses, as `(TRL, ours)`.
-    /// Only names with the same formula are aliases.
-    pub const TRL_ALIASES: [(&'static str, &'static str); 1] = [("sigmoid", "dpo")];
+    /// Only names with the same formula are aliases: `sigmoid+sft` is TRL's
+    /// `loss_type=["sigmoid","sft"]` at unit weights, RPO v3 at α = 1.
+    pub const TRL_ALIASES: [(&'static str, &'static str); 2] =
+        [("sigmoid", "dpo"), ("sigmoid+sft", "rpo")];
 
     /// The loss's name (the CSV contract, and what [`str::parse`] reads).
     pub fn id(self) -> &'static str {
@@ -57,45 +168,116 @@ impl PairLoss {
             PairLoss::Ipo => "ipo",
             PairLoss::Slic { .. } => "slic",
             PairLoss::SppoHard => "sppo_hard",
+            PairLoss::Rpo { .. } => "rpo",
+            PairLoss::Dpop { .. } => "dpop",
         }
     }
 
     /// `(L, s⁺, s⁻)` of this loss with inverse temperature `beta`, from the policy's
-    /// sequence log-probabilities `(lp⁺, lp⁻)` and the reference's `(ref⁺, ref⁻)` (see
-    /// [`Pairwise`]).
+    /// sequence log-probabilities `(lp⁺, lp⁻)`, the reference's `(ref⁺, ref⁻)` and the
+    /// length `|y⁺|` of the chosen response (RPO's NLL is a token mean); see [`Pairwise`].
     pub fn strengths(
+        self,
+        beta: f64,
+        lps: (f64, f64),
+        reference: (f64, f64),
+        chosen_len: usize,
+    ) -> (f64, f64, f64) {
+        let c = self.coefficients(beta, lps, reference, chosen_len);
+        (c.loss, c.chosen, c.rejected)
+    }
+
+    /// The loss and its [`Coefficients`], with the anchor's part of `s⁺` (see
+    /// [`PairLoss::strengths`] for the arguments).
+    pub fn coefficients(
         self,
         beta: f64,
         (lp_chosen, lp_rejected): (f64, f64),
         reference: (f64, f64),
-    ) -> (f64, f64, f64) {
+        chosen_len: usize,
+    ) -> Coefficients {
         let (r_plus, r_minus) = (lp_chosen - reference.0, lp_rejected - reference.1);
         let margin = r_plus - r_minus;
+        let of = |loss, chosen, rejected| Coefficients {
+            loss,
+            chosen,
+            rejected,
+            anchor: 0.0,
+        };
+        // DPO at a margin: its loss and its coefficient β σ(−β m).
+        let dpo = |m: f64| {
+            (
+                -crate::numerics::log_sigmoid(beta * m),
+                beta * crate::numerics::sigmoid(-beta * m),
+            )
+        };
         match self {
             PairLoss::Dpo => {
-                let s = beta * crate::numerics::sigmoid(-beta * margin);
-                (-crate::numerics::log_sigmoid(beta * margin), s, s)
+                let (loss, s) = dpo(margin);
+                of(loss, s, s)
             }
             PairLoss::Ipo => {
                 let target = 1.0 / (2.0 * beta);
-                (
-                    (margin - target).powi(2),
-                    2.0 * (target - margin),
-                    2.0 * (target - margin),
-                )
+                let s = 2.0 * (target - margin);
+                of((margin - target).powi(2), s, s)
             }
             PairLoss::Slic { delta, lambda } => {
                 let hinge = delta - (lp_chosen - lp_rejected);
                 let active = f64::from(u8::from(hinge > 0.0));
-                (hinge.max(0.0) - lambda * lp_chosen, active + lambda, active)
+                Coefficients {
+                    anchor: lambda,
+                    ..of(hinge.max(0.0) - lambda * lp_chosen, active + lambda, active)
+                }
             }
             PairLoss::SppoHard => {
                 let half = 0.5 / beta;
-                (
+                of(
                     (r_plus - half).powi(2) + (r_minus + half).powi(2),
                     2.0 * (half - r_plus),
                     2.0 * (r_minus + half),
                 )
+            }
+            PairLoss::Rpo { alpha, weighting } => {
+                let (loss, s) = dpo(margin);
+                let (nll, per_token) = (-lp_chosen / chosen_len as f64, 1.0 / chosen_len as f64);
+                let (dpo_weight, nll_weight) = match weighting {
+                    RpoWeighting::V3 => (1.0, alpha),
+                    RpoWeighting::V1 => (alpha, 1.0),
+                };
+                let anchor = nll_weight * per_token;
+                Coefficients {
+                    loss: dpo_weight * loss + nll_weight * nll,
+                    chosen: dpo_weight * s + anchor,
+                    rejected: dpo_weight * s,
+                    anchor,
+                }
+            }
+            PairLoss::Dpop { lambda, form } => {
+                // The subgradient 0 at the kink: active only strictly below the reference.
+                let below = reference.0 - lp_chosen;
+                let (penalty, active) = (below.max(0.0), f64::from(u8::from(below > 0.0)));
+                match form {
+                    DpopForm::Inside => {
+                        let (loss, s) = dpo(margin - lambda * penalty);
+                        let anchor = s * lambda * active;
+                        Coefficients {
+                            loss,
+                            chosen: s + anchor,
+                            rejected: s,
+                            anchor,
+                        }
+                    }
+                    DpopForm::Outside => {
+                        let (loss, s) = dpo(margin);
+                        let anchor = lambda * active;
+                        Coefficients {
+                            loss: loss + lambda * penalty,
+                            chosen: s + anchor,
+                            rejected: s,
+                            anchor,
+                        }
+                    }
+                }
             }
         }
     }
@@ -187,6 +369,14 @@ impl std::fmt::Display for LmObjective {
 /// | IPO | `2(1/(2τ) − m)` | `2(1/(2τ) − m)` |
 /// | SLiC | `1[δ − gap > 0] + λ` | `1[δ − gap > 0]` |
 /// | SPPO (hard) | `2(η_s/2 − r⁺)` | `2(r⁻ + η_s/2)` |
+/// | RPO v3 | `β(1 − σ(βm)) + α/|y⁺|` | `β(1 − σ(βm))` |
+/// | RPO v1 | `αβ(1 − σ(βm)) + 1/|y⁺|` | `αβ(1 − σ(βm))` |
+/// | DPOP inside | `β(1 − σ(βu))(1 + λ·1[lp⁺ < ref⁺])`, `u = m − λp` | `β(1 − σ(βu))` |
+/// | DPOP outside | `β(1 − σ(βm)) + λ·1[lp⁺ < ref⁺]` | `β(1 − σ(βm))` |
+///
+/// with `p = max(0, ref⁺ − lp⁺)`. The **anchor** is the part of `s⁺` that is not DPO's
+/// pull: RPO's `α/|y⁺|` (v1: `1/|y⁺|`), DPOP's `λ`-term, SLiC's `λ`
+/// ([`Coefficients::anchor`], [`Pairwise::terms`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pairwise {
     /// Which loss.
@@ -233,8 +423,14 @@ impl Pairwise {
 
     /// `(L, s⁺, s⁻)` from the sequence log-probabilities `lp⁺, lp⁻` (see the type docs).
     pub fn strengths(&self, lp_chosen: f64, lp_rejected: f64) -> (f64, f64, f64) {
-        self.loss
-            .strengths(self.beta, (lp_chosen, lp_rejected), self.reference)
+        let lps = (lp_chosen, lp_rejected);
+        (self.loss).strengths(self.beta, lps, self.reference, self.chosen.len())
+    }
+
+    /// The loss and its [`Coefficients`] from `lp⁺, lp⁻`, with the anchor's part of `s⁺`.
+    pub fn coefficients(&self, lp_chosen: f64, lp_rejected: f64) -> Coefficients {
+        let lps = (lp_chosen, lp_rejected);
+        (self.loss).coefficients(self.beta, lps, self.reference, self.chosen.len())
     }
 
     fn log_probs(&self, logits: &[DMatrix<f64>]) -> (f64, f64) {
@@ -358,6 +554,31 @@ pub fn split_terms(g: &[DMatrix<f64>], shared: &[bool], token: &[usize]) -> [Vec
     }
     let zeros = |m: &DMatrix<f64>| DMatrix::zeros(m.nrows(), m.ncols());
     [vec![plus, zeros(&g[1])], vec![zeros(&g[0]), minus]]
+}
+
+impl Pairwise {
+    /// The pair's residuals split into its three terms, each as residuals of both inputs:
+    /// DPO's chosen term `(s⁺ − a)(π⁺ − e_{y⁺})` (`[·, 0]`), its rejected term `G⁻`
+    /// (`[0, ·]`), and the anchor `a(π⁺ − e_{y⁺})` (`[·, 0]`), `a` the anchor's part of
+    /// `s⁺` ([`Coefficients::anchor`]). At the positions `y⁺` and `y⁻` share, the chosen
+    /// and the rejected terms are split as [`split_terms`] splits them (for the DPO
+    /// family they cancel exactly); the anchor's residual stays with the anchor. The three
+    /// terms' gradients sum to the step's.
+    pub fn terms(&self, logits: &[DMatrix<f64>]) -> [Vec<DMatrix<f64>>; 3] {
+        let g = self.residuals(logits);
+        let (lp_plus, lp_minus) = self.log_probs(logits);
+        let anchor_strength = self.coefficients(lp_plus, lp_minus).anchor;
+        let mut anchor = softmax_columns_shifted(&logits[0]).0;
+        for (l, &t) in self.chosen.iter().enumerate() {
+            anchor[(t, l)] -= 1.0;
+        }
+        anchor *= anchor_strength;
+        let dpo_chosen = &g[0] - &anchor;
+        let shared = shared_positions(&self.chosen, &self.rejected);
+        let [chosen, rejected] = split_terms(&[dpo_chosen, g[1].clone()], &shared, &self.chosen);
+        let zeros = DMatrix::zeros(g[1].nrows(), g[1].ncols());
+        [chosen, rejected, vec![anchor, zeros]]
+    }
 }
 
 /// A pairwise loss with only one of its terms in the gradient (the ablation of

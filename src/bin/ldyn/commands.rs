@@ -9,7 +9,7 @@ use learning_dynamics::bench::{LmWorkload, Workload};
 use learning_dynamics::export::{ModelKind, Reference};
 use learning_dynamics::gallery::Plan;
 use learning_dynamics::io::parse_number_list;
-use learning_dynamics::objective::LmObjective;
+use learning_dynamics::objective::{DpopForm, LmObjective, RpoWeighting};
 use learning_dynamics::squeezing::Direction;
 
 #[derive(Parser)]
@@ -147,12 +147,14 @@ pub(crate) enum Command {
         /// Model: linear, mlp or lm.
         #[arg(long)]
         model: ModelKind,
-        /// Objective of the language model's step: sft, dpo, ipo, slic or sppo_hard
-        /// (classifiers always use cross-entropy, `sft`). Against TRL's loss_type: dpo is
-        /// TRL's sigmoid (accepted too); ipo and sppo_hard are TRL's; slic is SLiC-HF,
+        /// Objective of the language model's step: sft, dpo, ipo, slic, sppo_hard, rpo or
+        /// dpop (classifiers always use cross-entropy, `sft`). Against TRL's loss_type: dpo
+        /// is TRL's sigmoid (accepted too); ipo and sppo_hard are TRL's; slic is SLiC-HF,
         /// max(0, δ − (lp⁺ − lp⁻)) − λ·lp⁺, which TRL lacks (TRL's hinge, max(0, 1 − β·m),
-        /// is another loss and no alias here). IPO's τ, DPO's and SLiC's β are the world's β
-        /// (0.1, as `lm_losses`' `ipo_tau`).
+        /// is another loss and no alias here); rpo is DPO plus α times the token-mean NLL
+        /// of y⁺ (TRL's rpo_alpha; sigmoid+sft is accepted for α = 1); dpop is DPO-Positive
+        /// (Smaug), a penalty λ·max(0, ref⁺ − lp⁺) once y⁺ falls below the reference. IPO's
+        /// τ, DPO's and SLiC's β are the world's β (0.1, as `lm_losses`' `ipo_tau`).
         #[arg(long, default_value = "sft")]
         objective: LmObjective,
         /// The language model's start and reference: sft (default: the world's SFT
@@ -164,6 +166,20 @@ pub(crate) enum Command {
         /// gap makes the hinge active.
         #[arg(long, allow_hyphen_values = true)]
         slic_delta: Option<f64>,
+        /// RPO's weight α (--objective rpo; default 1, at least 0).
+        #[arg(long, allow_hyphen_values = true)]
+        rpo_alpha: Option<f64>,
+        /// Which term RPO's α weighs (--objective rpo): v3 (default, TRL's: L_DPO + α·NLL)
+        /// or v1 (the RPO paper's first version: α·L_DPO + NLL).
+        #[arg(long)]
+        rpo_weighting: Option<RpoWeighting>,
+        /// DPOP's weight λ (--objective dpop; default 50, at least 0).
+        #[arg(long, allow_hyphen_values = true)]
+        dpop_lambda: Option<f64>,
+        /// Where DPOP's penalty sits (--objective dpop): inside (default, the paper's Eq. 3:
+        /// −log σ(β(r⁺ − r⁻ − λp))) or outside (the code posted for it: −log σ(β(r⁺ − r⁻)) + λp).
+        #[arg(long)]
+        dpop_form: Option<DpopForm>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Learning rate η > 0.

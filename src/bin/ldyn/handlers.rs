@@ -269,6 +269,10 @@ pub(crate) fn execute(command: Command, budget: u64) -> Result<()> {
             objective,
             reference,
             slic_delta,
+            rpo_alpha,
+            rpo_weighting,
+            dpop_lambda,
+            dpop_form,
             seed,
             eta,
             json,
@@ -287,6 +291,10 @@ pub(crate) fn execute(command: Command, budget: u64) -> Result<()> {
                 objective,
                 reference,
                 slic_delta,
+                rpo_alpha,
+                rpo_weighting,
+                dpop_lambda,
+                dpop_form,
             };
             check_outputs(&[&json], &[])?;
             write_json(&json, &akg(model, step, sizes, seed, eta, budget)?)
