@@ -72,6 +72,8 @@ pub struct Gradient {
     pub residuals: Vec<DMatrix<f64>>,
     /// `∇_θ L = Σ_s J(x_{u,s})ᵀ G_s`.
     pub grad: DVector<f64>,
+    /// The anchor's part of `G` ([`Objective::anchor`]), where the objective has one.
+    pub anchor: Option<Vec<DMatrix<f64>>>,
 }
 
 /// The loss, residuals `G` and gradient `∇_θ L` of `objective` on the updating inputs.
@@ -86,6 +88,7 @@ pub fn gradient<M: Model>(
     check_len("number of updating inputs", objective.arity(), update.len())?;
     update.iter().try_for_each(|x| model.check_input(x))?;
     let mut loss = 0.0;
+    let mut anchor = None;
     let (_, residuals, grad) = model.gradient_batch(update, &mut |logits| {
         if !logits.iter().all(|z| all_finite(z.as_slice())) {
             return Err(Error::NonFinite("logits"));
@@ -94,12 +97,14 @@ pub fn gradient<M: Model>(
         objective.check(&shapes)?;
         let (l, g) = objective.loss_and_residuals(logits);
         loss = l;
+        anchor = objective.anchor(logits);
         Ok(g)
     })?;
     Ok(Gradient {
         loss,
         residuals,
         grad,
+        anchor,
     })
 }
 

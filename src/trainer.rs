@@ -33,6 +33,9 @@ pub struct StepEvent<'a, M: Model> {
     pub loss: f64,
     /// The residuals `G` of the update inputs before the step.
     pub residuals: &'a [DMatrix<f64>],
+    /// The anchor's part of `G` (RPO's NLL, DPOP's penalty, SLiC's λ term), where the
+    /// objective has one ([`Objective::anchor`]).
+    pub anchor: Option<&'a [DMatrix<f64>]>,
 }
 
 /// Records something about training. Both hooks default to doing nothing.
@@ -107,6 +110,7 @@ impl<M: Model> Trainer<M> {
             eta: self.eta,
             loss: g.loss,
             residuals: &g.residuals,
+            anchor: g.anchor.as_deref(),
         };
         observers.iter_mut().try_for_each(|o| o.step(&event))?;
         self.steps += 1;

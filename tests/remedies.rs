@@ -264,3 +264,69 @@ proptest! {
         }
     }
 }
+
+/// A step's event carries the anchor's residuals, and the attribution's directions of
+/// DPO's two terms and the anchor sum to the step itself (`θ_after − θ_before`): for a
+/// loss without an anchor (DPO) there are three directions, with one (RPO, DPOP below
+/// the reference, SLiC) four.
+#[test]
+fn the_attribution_moves_by_chosen_rejected_and_anchor_terms() {
+    use learning_dynamics::experiments::lm_measures::term_directions;
+    use learning_dynamics::trainer::{Observer, StepEvent};
+
+    struct Check(Vec<usize>);
+    impl Observer<TinyLm> for Check {
+        fn step(&mut self, e: &StepEvent<'_, TinyLm>) -> learning_dynamics::Result<()> {
+            let (_, d) = term_directions(
+                (e.before, e.after),
+                e.update,
+                (e.residuals, e.anchor),
+                e.eta,
+            );
+            let step = &d[2];
+            let sum = &d[0] + &d[1] + d.get(3).cloned().unwrap_or_else(|| step * 0.0);
+            assert!(
+                (&sum - step).amax() <= 1e-12 * step.amax(),
+                "the terms do not sum to the step"
+            );
+            self.0.push(d.len());
+            Ok(())
+        }
+    }
+    let lm = small_lm(9);
+    let (plus, minus) = (sequence(10, 3), sequence(11, 3));
+    let lp = sequence_log_prob(&lm.logits(&plus), plus.response());
+    let losses = [
+        (PairLoss::Dpo, 3),
+        (
+            PairLoss::Rpo {
+                alpha: 1.0,
+                weighting: RpoWeighting::V3,
+            },
+            4,
+        ),
+        (
+            PairLoss::Dpop {
+                lambda: 5.0,
+                form: DpopForm::Inside,
+            },
+            4,
+        ),
+        (PairLoss::ALL[2], 4),
+    ];
+    for (loss, directions) in losses {
+        let pair = Pairwise {
+            loss,
+            beta: 0.5,
+            chosen: plus.response().to_vec(),
+            rejected: minus.response().to_vec(),
+            reference: (lp + 0.5, -4.0),
+        };
+        let mut check = Check(Vec::new());
+        let mut trainer = Trainer::new(lm.clone(), 0.05).unwrap();
+        trainer
+            .step(&[plus.clone(), minus.clone()], &pair, &mut [&mut check])
+            .unwrap();
+        assert_eq!(check.0, [directions], "{loss}");
+    }
+}

@@ -16,7 +16,7 @@ use nalgebra::DMatrix;
 
 pub use pairwise::{
     Coefficients, DpopForm, LmObjective, OneTerm, PairLoss, Pairwise, RpoWeighting, Term,
-    shared_positions, split_terms,
+    shared_positions, split_terms, without_anchor,
 };
 
 use crate::error::{Error, Result, check_class};
@@ -36,6 +36,13 @@ pub trait Objective: Send + Sync {
 
     /// The residuals `G_s = ∂L/∂z_s`, one `V × L` matrix per input `s`.
     fn residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>>;
+
+    /// The part of the residuals that anchors `y⁺` beyond DPO's pull (RPO's NLL, DPOP's
+    /// penalty, SLiC's λ term: [`Pairwise::terms`]), one matrix per input, or `None` for
+    /// an objective without one.
+    fn anchor(&self, _logits: &[DMatrix<f64>]) -> Option<Vec<DMatrix<f64>>> {
+        None
+    }
 
     /// The loss and the residuals together, as [`Objective::loss`] and
     /// [`Objective::residuals`] give them. Objectives whose two share a log-softmax

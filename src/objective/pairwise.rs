@@ -477,6 +477,16 @@ impl Objective for Pairwise {
         self.loss_and_residuals(logits).1
     }
 
+    /// The anchor's residuals for a loss that has one (SLiC, RPO, DPOP); `None` for DPO,
+    /// IPO and SPPO, whose whole pull is their chosen term.
+    fn anchor(&self, logits: &[DMatrix<f64>]) -> Option<Vec<DMatrix<f64>>> {
+        let anchored = matches!(
+            self.loss,
+            PairLoss::Slic { .. } | PairLoss::Rpo { .. } | PairLoss::Dpop { .. }
+        );
+        anchored.then(|| self.anchor_residuals(logits))
+    }
+
     /// One softmax per sequence ([`softmax_columns_shifted`]) gives its log-probability,
     /// hence `(L, s⁺, s⁻)`, and its `π` for `G = s (π − e_y)`.
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
@@ -566,19 +576,43 @@ impl Pairwise {
     /// terms' gradients sum to the step's.
     pub fn terms(&self, logits: &[DMatrix<f64>]) -> [Vec<DMatrix<f64>>; 3] {
         let g = self.residuals(logits);
+        let anchor = self.anchor_residuals(logits);
+        let [chosen, rejected] = self.dpo_terms(&g, &anchor);
+        [chosen, rejected, anchor]
+    }
+
+    /// The anchor's residuals `[a(π⁺ − e_{y⁺}), 0]` (see [`Pairwise::terms`]).
+    pub fn anchor_residuals(&self, logits: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
         let (lp_plus, lp_minus) = self.log_probs(logits);
-        let anchor_strength = self.coefficients(lp_plus, lp_minus).anchor;
+        let strength = self.coefficients(lp_plus, lp_minus).anchor;
         let mut anchor = softmax_columns_shifted(&logits[0]).0;
         for (l, &t) in self.chosen.iter().enumerate() {
             anchor[(t, l)] -= 1.0;
         }
-        anchor *= anchor_strength;
-        let dpo_chosen = &g[0] - &anchor;
-        let shared = shared_positions(&self.chosen, &self.rejected);
-        let [chosen, rejected] = split_terms(&[dpo_chosen, g[1].clone()], &shared, &self.chosen);
-        let zeros = DMatrix::zeros(g[1].nrows(), g[1].ncols());
-        [chosen, rejected, vec![anchor, zeros]]
+        anchor *= strength;
+        let (v, l) = logits[1].shape();
+        vec![anchor, DMatrix::zeros(v, l)]
     }
+
+    /// DPO's chosen and rejected terms of the residuals `g` without the `anchor`'s
+    /// ([`Pairwise::terms`]).
+    pub fn dpo_terms(&self, g: &[DMatrix<f64>], anchor: &[DMatrix<f64>]) -> [Vec<DMatrix<f64>>; 2] {
+        let shared = shared_positions(&self.chosen, &self.rejected);
+        without_anchor(g, anchor, &shared, &self.chosen)
+    }
+}
+
+/// DPO's chosen and rejected terms of residuals `g` less the anchor's `anchor`, split at
+/// the `shared` positions as [`split_terms`] splits them; the anchor's residual stays out
+/// of both.
+pub fn without_anchor(
+    g: &[DMatrix<f64>],
+    anchor: &[DMatrix<f64>],
+    shared: &[bool],
+    token: &[usize],
+) -> [Vec<DMatrix<f64>>; 2] {
+    let dpo: Vec<DMatrix<f64>> = g.iter().zip(anchor).map(|(g, a)| g - a).collect();
+    split_terms(&dpo, shared, token)
 }
 
 /// A pairwise loss with only one of its terms in the gradient (the ablation of

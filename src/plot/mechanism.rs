@@ -18,6 +18,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 /// The chosen term's colour (a pull), the rejected term's (a push), and the actual change's.
 const CHOSEN: RGBColor = RGBColor(44, 160, 44);
 const REJECTED: RGBColor = RGBColor(214, 39, 40);
+/// The anchor's colour, stacked on the chosen term's bar.
+const ANCHOR: RGBColor = RGBColor(0, 139, 139);
 /// The current argmax's colour, and the rest of the mass's, in the squeezing panel.
 const ARGMAX: RGBColor = RGBColor(40, 40, 40);
 const REST: RGBColor = RGBColor(160, 160, 160);
@@ -38,6 +40,7 @@ fn median_splits<L: Label>(
                 rejected_term: of(|s| s.rejected_term),
                 predicted: of(|s| s.predicted),
                 actual: of(|s| s.actual),
+                anchor_term: of(|s| s.anchor_term),
             };
             (label.id(), split)
         })
@@ -98,13 +101,21 @@ fn term_bars(
     (caption, y_desc): (&str, &str),
     rows: &[(&str, Split)],
 ) -> Result<()> {
-    let values = rows
-        .iter()
-        .flat_map(|(_, s)| [0.0, s.chosen_term, s.rejected_term, s.predicted, s.actual]);
+    let values = rows.iter().flat_map(|(_, s)| {
+        let stacked = s.chosen_term + s.anchor_term;
+        [
+            0.0,
+            s.chosen_term,
+            stacked,
+            s.rejected_term,
+            s.predicted,
+            s.actual,
+        ]
+    });
     let (lo, hi) = values.fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
     let pad = ((hi - lo) * 0.1).max(1e-3);
     let names: Vec<&str> = rows.iter().map(|r| r.0).collect();
-    key(strip, &TERM_KEY)?;
+    key(strip, &term_key(has_anchor(rows)))?;
     let y = (lo - pad)..(hi + pad);
     let mut chart = categories(area, (caption, y_desc), (&names, false), y)?;
     let (w, gap) = (0.3, 0.02);
@@ -120,6 +131,12 @@ fn term_bars(
         (rows.iter().enumerate())
             .map(|(k, (_, s))| bar(at(k) + gap, at(k) + w, s.rejected_term, REJECTED)),
     )?;
+    // The anchor stacked on the chosen term: together, the whole pull on y⁺.
+    chart.draw_series((rows.iter().enumerate()).map(|(k, (_, s))| {
+        let (x0, x1) = (at(k) - w, at(k) - gap);
+        let top = s.chosen_term + s.anchor_term;
+        Rectangle::new([(x0, s.chosen_term), (x1, top)], ANCHOR.mix(0.8).filled())
+    }))?;
     chart.draw_series((rows.iter().enumerate()).map(|(k, (_, s))| {
         PathElement::new(
             vec![(at(k) - w, s.predicted), (at(k) + w, s.predicted)],
@@ -133,13 +150,24 @@ fn term_bars(
     Ok(())
 }
 
-/// The key of [`term_bars`].
-const TERM_KEY: [(Swatch, &str); 4] = [
-    (Swatch::Bar(CHOSEN), "chosen term (pull on y⁺)"),
-    (Swatch::Bar(REJECTED), "rejected term (push on y⁻)"),
-    (Swatch::Mark(BLACK), "first-order prediction"),
-    (Swatch::Triangle(BLACK), "actual change"),
-];
+/// The key of [`term_bars`]; with `anchor`, an entry for the anchor on `y⁺`.
+fn term_key(anchor: bool) -> Vec<(Swatch, &'static str)> {
+    let mut key = vec![
+        (Swatch::Bar(CHOSEN), "chosen term (pull on y⁺)"),
+        (Swatch::Bar(REJECTED), "rejected term (push on y⁻)"),
+        (Swatch::Mark(BLACK), "first-order prediction"),
+        (Swatch::Triangle(BLACK), "actual change"),
+    ];
+    if anchor {
+        key.insert(2, (Swatch::Bar(ANCHOR), "anchor on y⁺ (stacked)"));
+    }
+    key
+}
+
+/// Whether any label's split has an anchor term.
+fn has_anchor(rows: &[(&str, Split)]) -> bool {
+    rows.iter().any(|(_, s)| s.anchor_term != 0.0)
+}
 
 /// The measures of [`squeezing`]: a name, a colour, and the measure.
 const MEASURES: [(&str, RGBColor, Measure); 3] = [
@@ -292,13 +320,13 @@ pub fn row<L: Label>(area: &Area<'_>, data: &Comparison<L>) -> Result<()> {
     let width = area.dim_in_pixel().0;
     let (left, rest) = area.split_horizontally(width * 3 / 10);
     let (middle, right) = rest.split_horizontally(width * 4 / 10);
-    let strip = key_height(&TERM_KEY, left.dim_in_pixel().0)
+    let content = |m: usize| m != END_POSITION;
+    let others = median_splits(data, |r| others_split(r, content));
+    let strip = key_height(&term_key(has_anchor(&others)), left.dim_in_pixel().0)
         .max(key_height(&squeezing_key(), middle.dim_in_pixel().0));
     fn split<'a>(a: &Area<'a>, strip: u32) -> (Area<'a>, Area<'a>) {
         a.split_vertically(a.dim_in_pixel().1.saturating_sub(strip))
     }
-    let content = |m: usize| m != END_POSITION;
-    let others = median_splits(data, |r| others_split(r, content));
     let (left, left_key) = split(&left, strip);
     term_bars(
         (&left, &left_key),

@@ -162,8 +162,8 @@ impl<L: Label> Comparison<L> {
             let (label, seed) = (run.label.id(), run.seed);
             let mut row = |family: &str, position: &str, s: Split| {
                 rows.push(format!(
-                    "{label},{seed},{family},{position},{},{},{},{}",
-                    s.chosen_term, s.rejected_term, s.predicted, s.actual
+                    "{label},{seed},{family},{position},{},{},{},{},{}",
+                    s.chosen_term, s.rejected_term, s.predicted, s.actual, s.anchor_term
                 ));
             };
             for family in Family::sequences() {
@@ -184,7 +184,7 @@ impl<L: Label> Comparison<L> {
         Table::new(
             format!("{}_attribution", self.layout.name),
             format!(
-                "{},seed,family,position,chosen_term,rejected_term,predicted,actual",
+                "{},seed,family,position,chosen_term,rejected_term,predicted,actual,anchor_term",
                 self.layout.column
             ),
             rows,

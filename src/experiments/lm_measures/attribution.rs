@@ -4,14 +4,18 @@
 //! The decomposition is linear in `G`, so an update on `(χ⁺, χ⁻)` with residuals
 //! `[G⁺, G⁻]` changes `log π` on an observed sequence by
 //!
-//! `−η A_o J_o (J⁺ᵀ G⁺ + J⁻ᵀ G⁻) = chosen term + rejected term`,
+//! `−η A_o J_o (J⁺ᵀ G⁺ + J⁻ᵀ G⁻) = chosen term + rejected term (+ anchor term)`,
+//!
+//! where a loss with an anchor on `y⁺` beyond DPO's pull (RPO's NLL, DPOP's penalty,
+//! SLiC's λ term: [`Pairwise::terms`](crate::objective::Pairwise::terms)) has its part
+//! of `G⁺` attributed apart, as the anchor term;
 //!
 //! each computed with one backward pass (`dθ_term = −η J_uᵀ G_term`) and one
 //! forward-mode pass over every probe ([`predict`]); no kernel is formed. At the
 //! response positions where `y⁺` and `y⁻` share the context and the token (the entity
 //! always, the copula when both copulas agree) the two terms act on the same logits with
 //! opposite signs and cancel exactly for DPO; such positions are left out of both terms
-//! ([`split_terms`], which gives any remainder of the other losses to the term with the
+//! ([`split_terms`](crate::objective::split_terms), which gives any remainder of the other losses to the term with the
 //! larger coefficient). The prediction beside the two terms comes from the actual step
 //! `θ_after − θ_before`, not from their sum, so `chosen + rejected = predicted` is a
 //! check. The actual change is the run's: `log π` at the end less at the start, which
@@ -35,34 +39,49 @@ use crate::language::{ANSWER_LEN, Family, Probe};
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
-use crate::objective::{shared_positions, split_terms};
+use crate::objective::{shared_positions, without_anchor};
 use crate::trainer::{Observer, StepEvent};
 
-/// The four numbers of one attributed change, each a sum over updates.
+/// The five numbers of one attributed change, each a sum over updates.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Split {
-    /// The part the chosen term caused.
+    /// The part DPO's chosen term caused (the pull on `y⁺`).
     pub chosen_term: f64,
-    /// The part the rejected term caused.
+    /// The part DPO's rejected term caused (the push on `y⁻`).
     pub rejected_term: f64,
     /// The first-order prediction of the actual step (`A J_o (θ_after − θ_before)`).
     pub predicted: f64,
     /// The actual change.
     pub actual: f64,
+    /// The part the anchor on `y⁺` caused (0 for a loss without one).
+    pub anchor_term: f64,
 }
 
 impl Split {
-    fn add(&mut self, [c, r, p, a]: [f64; 4], weight: f64) {
+    /// Its numbers, in slot order: 0 chosen term, 1 rejected term, 2 predicted, 3
+    /// actual, 4 anchor term.
+    fn values(&self) -> [f64; 5] {
+        let s = self;
+        [
+            s.chosen_term,
+            s.rejected_term,
+            s.predicted,
+            s.actual,
+            s.anchor_term,
+        ]
+    }
+
+    fn add(&mut self, [c, r, p, a, anchor]: [f64; 5], weight: f64) {
         self.chosen_term += c * weight;
         self.rejected_term += r * weight;
         self.predicted += p * weight;
         self.actual += a * weight;
+        self.anchor_term += anchor * weight;
     }
 
-    /// Adds `value` to the number of `slot`: 0 chosen term, 1 rejected term, 2
-    /// predicted, 3 actual.
+    /// Adds `value` to the number of `slot` (see [`Split::values`]).
     fn add_to(&mut self, slot: usize, value: f64) {
-        let mut values = [0.0; 4];
+        let mut values = [0.0; 5];
         values[slot] = value;
         self.add(values, 1.0);
     }
@@ -72,10 +91,7 @@ impl Split {
         let mut mean = Split::default();
         let n = splits.len().max(1) as f64;
         for s in splits {
-            mean.add(
-                [s.chosen_term, s.rejected_term, s.predicted, s.actual],
-                1.0 / n,
-            );
+            mean.add(s.values(), 1.0 / n);
         }
         mean
     }
@@ -84,7 +100,7 @@ impl Split {
     pub fn total<'a>(splits: impl IntoIterator<Item = &'a Split>) -> Split {
         let mut total = Split::default();
         for s in splits {
-            total.add([s.chosen_term, s.rejected_term, s.predicted, s.actual], 1.0);
+            total.add(s.values(), 1.0);
         }
         total
     }
@@ -145,24 +161,27 @@ fn step_of(model: &TinyLm, update: &[Sequence], g: &[DMatrix<f64>], eta: f64) ->
     model.backprop_batch(update, g) * -eta
 }
 
-/// The two terms of a pairwise update on `pair = [χ⁺, χ⁻]` with residuals `[G⁺, G⁻]`
-/// (at `before`) and learning rate `eta`, which took `before` to `after`: their residuals
-/// ([`split_terms`]) and the parameter moves of the chosen term, the rejected term and the
-/// actual step.
+/// DPO's two terms of a pairwise update on `pair = [χ⁺, χ⁻]` with residuals `[G⁺, G⁻]`
+/// and the `anchor`'s part of them, if any (at `before`), and learning rate `eta`, which
+/// took `before` to `after`: the two terms' residuals ([`without_anchor`]) and the
+/// parameter moves of the chosen term, the rejected term, the actual step and, with an
+/// anchor, the anchor term.
 pub fn term_directions(
     (before, after): (&TinyLm, &TinyLm),
     pair: &[Sequence],
-    residuals: &[DMatrix<f64>],
+    (residuals, anchor): (&[DMatrix<f64>], Option<&[DMatrix<f64>]>),
     eta: f64,
-) -> ([Vec<DMatrix<f64>>; 2], [DVector<f64>; 3]) {
+) -> ([Vec<DMatrix<f64>>; 2], Vec<DVector<f64>>) {
     let (plus, minus) = (&pair[0], &pair[1]);
     let shared = shared_positions(plus.response(), minus.response());
-    let terms = split_terms(residuals, &shared, plus.response());
-    let directions = [
+    let none: Vec<DMatrix<f64>> = residuals.iter().map(|g| g * 0.0).collect();
+    let terms = without_anchor(residuals, anchor.unwrap_or(&none), &shared, plus.response());
+    let mut directions = vec![
         step_of(before, pair, &terms[0], eta),
         step_of(before, pair, &terms[1], eta),
         after.params() - before.params(),
     ];
+    directions.extend(anchor.map(|a| step_of(before, pair, a, eta)));
     (terms, directions)
 }
 
@@ -284,9 +303,10 @@ impl Observer<TinyLm> for AttributionTracker<'_> {
         if e.update.len() != 2 {
             return Ok(());
         }
-        let (_, directions) = term_directions((e.before, e.after), e.update, e.residuals, e.eta);
+        let residuals = (e.residuals, e.anchor);
+        let (_, directions) = term_directions((e.before, e.after), e.update, residuals, e.eta);
         let (_, changes) = predict(e.before, &self.observed, &directions);
-        self.accumulate(&[0, 1, 2], &changes);
+        self.accumulate(&[0, 1, 2, 4][..changes.len()], &changes);
         Ok(())
     }
 }

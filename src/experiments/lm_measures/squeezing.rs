@@ -255,7 +255,10 @@ pub fn measure_update(
 ) -> Result<Vec<PositionRecord>> {
     let (plus, minus) = (&pair[0], &pair[1]);
     let shared = shared_positions(plus.response(), minus.response());
-    let ([_, g_rejected], directions) = term_directions((before, after), pair, residuals, eta);
+    // The anchor stays in the chosen term here: the squeezing table's sources are DPO's
+    // two terms as the loss applies them at y⁻'s positions.
+    let (terms, directions) = term_directions((before, after), pair, (residuals, None), eta);
+    let [_, g_rejected] = terms;
     let (log_pi, moved) = predict(before, std::slice::from_ref(minus), &directions);
     let z_after = after.logits(minus);
     if !z_after.iter().all(|v| v.is_finite()) {
