@@ -859,7 +859,8 @@ mod lm_policy {
                 "lm_policy_summary",
                 "lm_policy_attribution",
                 "lm_policy_negatives",
-                "lm_policy_squeezing"
+                "lm_policy_squeezing",
+                "lm_policy_dashboard"
             ]
         );
         // The animation's frames: two regimes of the first seed, every token at every point.
@@ -889,6 +890,41 @@ mod lm_policy {
         assert_eq!(LmPolicy::claims(&data).len(), 15);
         // Every update of every run is in the negatives, with both coefficients.
         assert_eq!(tables[6].rows.len(), data.runs.len() * 20);
+        // The dashboard, as TRL logs it: against the reference (the model at step 0), so
+        // every reward is 0 at step 0 and at every run's first update; and its
+        // rewards/chosen is β times the change of the chosen family (the same pairs,
+        // measured another way), its margins the difference of the rewards.
+        let beta = config.world.beta;
+        for run in &data.runs {
+            let start = &run.points[0];
+            assert_eq!(start.dashboard.rewards_chosen, 0.0);
+            assert_eq!(start.dashboard.rewards_accuracies, 0.0, "no r⁺ > r⁻ at 0");
+            for p in &run.points {
+                let d = p.dashboard;
+                let family = |f| beta * (p.family(f) - start.family(f));
+                assert!(
+                    (d.rewards_chosen - family(learning_dynamics::language::Family::Chosen)).abs()
+                        < 1e-9,
+                    "{d:?}"
+                );
+                assert!(
+                    (d.rewards_rejected - family(learning_dynamics::language::Family::Rejected))
+                        .abs()
+                        < 1e-9
+                );
+                assert!(
+                    (d.logps_chosen - p.family(learning_dynamics::language::Family::Chosen)).abs()
+                        < 1e-9
+                );
+                assert!((d.logps_chosen_per_token * 4.0 - d.logps_chosen).abs() < 1e-12);
+            }
+            let first = run.counts.records[0];
+            assert_eq!(
+                (first.chosen_log_prob, first.rejected_log_prob),
+                first.reference
+            );
+        }
+        assert_eq!(tables[8].rows.len(), data.runs.len() * 4);
         // The attribution: chosen + rejected = predicted, row by row (a consistency check,
         // true by construction; the evidence is in `attribution` and `lm_squeezing`).
         for row in &tables[5].rows {
@@ -967,7 +1003,8 @@ mod lm_losses {
                 "lm_losses_summary",
                 "lm_losses_attribution",
                 "lm_losses_negatives",
-                "lm_losses_squeezing"
+                "lm_losses_squeezing",
+                "lm_losses_dashboard"
             ]
         );
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");

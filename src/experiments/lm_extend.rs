@@ -133,6 +133,7 @@ impl Experiment for LmExtend {
         let tracking = Tracking {
             every,
             attribute: false,
+            reward_beta: config.world.beta,
         };
         let runs = per_seed((seed, config.seeds), |seed| {
             let baseline = checkpoint(world, seed)?;
@@ -175,6 +176,7 @@ impl Experiment for LmExtend {
             updates: config.world.dpo_updates,
             runs,
             squeezing_rows: config.squeezing_rows,
+            reward_beta: config.world.beta,
         })
     }
 

@@ -215,6 +215,7 @@ impl Experiment for LmLosses {
         let tracking = Tracking {
             every,
             attribute: LAYOUT.mechanism,
+            reward_beta: config.world.beta,
         };
         check_learning_rates(config)?;
         let runs = per_seed((seed, config.seeds), |seed| {
@@ -245,6 +246,7 @@ impl Experiment for LmLosses {
             updates: world.dpo_updates,
             runs,
             squeezing_rows: config.squeezing_rows,
+            reward_beta: config.world.beta,
         })
     }
 

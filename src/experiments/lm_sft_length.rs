@@ -117,6 +117,7 @@ impl Experiment for LmSftLength {
                     let tracking = Tracking {
                         every,
                         attribute: false,
+                        reward_beta: config.world.beta,
                     };
                     Ok(tracked_dpo((epochs, seed), &start, from, &dpo, tracking)?.1)
                 })

@@ -15,7 +15,8 @@
 //! | `NAME_attribution.csv` | `LABEL,seed,family,position,chosen_term,rejected_term,predicted,actual,anchor_term` (with the mechanism): each family's change over the run split by DPO's two terms and, for a loss with one, the anchor on `y⁺` (SLiC's λ term) |
 //! | `NAME_squeezing.csv` | `LABEL,seed,position,class,source,n,median_rejected_log_prob,median_argmax,share_argmax_rises,median_runner_up,median_rejected,median_chosen,share_chosen_falls,median_rest,median_entropy,median_rising`: squeezing at `y⁻`'s own positions ([`super::lm_measures::PositionRecord`]), per run, group of positions and classes ([`Group`]) and source of change ([`Source`]), each a median (or share) over the group's per-update instances, in nats per update |
 //! | `NAME_squeezing_rows.csv` | `LABEL,seed,update,position,class,rejected_log_prob,source,argmax,runner_up,rejected,chosen,rest,entropy,rising` (with `squeezing_rows = "all"`): every instance |
-//! | `NAME_negatives.csv` | `LABEL,seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient` (with the mechanism): every update's `y⁻` and `s±` |
+//! | `NAME_negatives.csv` | `LABEL,seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient,chosen_log_prob,rewards_chosen,rewards_rejected` (with the mechanism): every update's `y⁻`, `s±`, and the pair it trained as TRL logs it (`r± = β(log π − log π_ref)`) |
+//! | `NAME_dashboard.csv` | `LABEL,seed,step,rewards_chosen,rewards_rejected,rewards_margins,rewards_accuracies,logps_chosen,logps_rejected,logps_chosen_per_token,logps_rejected_per_token`: TRL's logged metrics at every tracking point, over the dataset's training pairs ([`Dashboard`](crate::experiments::lm_measures::Dashboard)) |
 
 //!
 //! This module holds the comparison and the per-seed counting; `metric.rs` the summary
@@ -76,6 +77,8 @@ pub struct Comparison<L> {
     pub runs: Vec<DpoRun<L>>,
     /// Whether the squeezing table of every position of every update is written too.
     pub squeezing_rows: SqueezingRows,
+    /// The `β` of the dashboard's rewards (DPO's, the world's).
+    pub reward_beta: f64,
 }
 
 /// How many of `items` satisfy `test`, and whether that is all of them but at most one

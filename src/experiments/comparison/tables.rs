@@ -94,6 +94,7 @@ impl<L: Label> Comparison<L> {
             tables.push(self.negatives_table());
         }
         tables.push(self.squeezing_table());
+        tables.push(self.dashboard_table());
         if self.squeezing_rows == SqueezingRows::All {
             tables.push(self.squeezing_rows_table());
         }
@@ -191,8 +192,42 @@ impl<L: Label> Comparison<L> {
         )
     }
 
+    /// `NAME_dashboard.csv`: TRL's logged metrics at every tracking point of every run
+    /// ([`Dashboard`](crate::experiments::lm_measures::Dashboard)).
+    fn dashboard_table(&self) -> Table {
+        let rows = (self.runs.iter())
+            .flat_map(|run| {
+                let (label, seed) = (run.label.id(), run.seed);
+                run.points.iter().map(move |p| {
+                    let d = p.dashboard;
+                    format!(
+                        "{label},{seed},{},{},{},{},{},{},{},{},{}",
+                        p.step,
+                        d.rewards_chosen,
+                        d.rewards_rejected,
+                        d.margins(),
+                        d.rewards_accuracies,
+                        d.logps_chosen,
+                        d.logps_rejected,
+                        d.logps_chosen_per_token,
+                        d.logps_rejected_per_token
+                    )
+                })
+            })
+            .collect();
+        Table::new(
+            format!("{}_dashboard", self.layout.name),
+            format!(
+                "{},seed,step,rewards_chosen,rewards_rejected,rewards_margins,rewards_accuracies,logps_chosen,logps_rejected,logps_chosen_per_token,logps_rejected_per_token",
+                self.layout.column
+            ),
+            rows,
+        )
+    }
+
     /// `NAME_negatives.csv`: every update of every run, where `y⁻` sat under the model
-    /// when it was taken and the loss's two coefficients.
+    /// when it was taken, the loss's two coefficients, and the pair's rewards as TRL
+    /// logs them (`β (log π − log π_ref)`).
     fn negatives_table(&self) -> Table {
         let rows = self
             .runs
@@ -200,13 +235,17 @@ impl<L: Label> Comparison<L> {
             .flat_map(|run| {
                 let (label, seed) = (run.label.id(), run.seed);
                 run.counts.records.iter().enumerate().map(move |(k, r)| {
+                    let reward = |lp: f64, reference: f64| self.reward_beta * (lp - reference);
                     format!(
-                        "{label},{seed},{},{},{},{},{}",
+                        "{label},{seed},{},{},{},{},{},{},{},{}",
                         k + 1,
                         r.rejected_log_prob,
                         r.min_token_log_prob,
                         r.chosen_coefficient,
-                        r.rejected_coefficient
+                        r.rejected_coefficient,
+                        r.chosen_log_prob,
+                        reward(r.chosen_log_prob, r.reference.0),
+                        reward(r.rejected_log_prob, r.reference.1)
                     )
                 })
             })
@@ -214,7 +253,7 @@ impl<L: Label> Comparison<L> {
         Table::new(
             format!("{}_negatives", self.layout.name),
             format!(
-                "{},seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient",
+                "{},seed,update,rejected_log_prob,min_token_log_prob,chosen_coefficient,rejected_coefficient,chosen_log_prob,rewards_chosen,rewards_rejected",
                 self.layout.column
             ),
             rows,

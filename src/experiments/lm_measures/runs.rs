@@ -27,12 +27,17 @@ pub struct DpoCounts {
     pub records: Vec<UpdateRecord>,
 }
 
-/// One update at the moment it was taken: where `y⁻` sat under the model, and the
-/// loss's two coefficients (`G⁺ = s⁺(π⁺ − e_{y⁺})`, `G⁻ = −s⁻(π⁻ − e_{y⁻})`).
+/// One update at the moment it was taken: where `y⁺` and `y⁻` sat under the model and
+/// the reference, and the loss's two coefficients (`G⁺ = s⁺(π⁺ − e_{y⁺})`,
+/// `G⁻ = −s⁻(π⁻ − e_{y⁻})`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpdateRecord {
+    /// `log π(y⁺ | x)`.
+    pub chosen_log_prob: f64,
     /// `log π(y⁻ | x)`.
     pub rejected_log_prob: f64,
+    /// The reference's `(log π_ref(y⁺ | x), log π_ref(y⁻ | x))`.
+    pub reference: (f64, f64),
     /// The lowest `log π` of one of `y⁻`'s tokens: how deep its valley is.
     pub min_token_log_prob: f64,
     /// `s⁺`, the chosen term's coefficient.
@@ -51,15 +56,101 @@ impl UpdateRecord {
                 .collect()
         };
         let (plus, minus) = (token_log_probs(&inputs[0]), token_log_probs(&inputs[1]));
-        let rejected_log_prob = minus.iter().sum();
-        let (_, s_plus, s_minus) = pair.strengths(plus.iter().sum(), rejected_log_prob);
+        let (chosen_log_prob, rejected_log_prob) = (plus.iter().sum(), minus.iter().sum());
+        let (_, s_plus, s_minus) = pair.strengths(chosen_log_prob, rejected_log_prob);
         UpdateRecord {
+            chosen_log_prob,
             rejected_log_prob,
+            reference: pair.reference,
             min_token_log_prob: minus.iter().copied().fold(f64::INFINITY, f64::min),
             chosen_coefficient: s_plus,
             rejected_coefficient: s_minus,
         }
     }
+}
+
+/// What a TRL user's dashboard shows at one tracking point, over the dataset's training
+/// pairs `(y⁺, y⁻)` as its batch means would (TRL's `DPOTrainer` logs): with `r± =
+/// β (log π(y±) − log π_ref(y±))`, `rewards/chosen` the mean `r⁺`, `rewards/rejected` the
+/// mean `r⁻`, `rewards/margins` their difference ([`Dashboard::margins`]),
+/// `rewards/accuracies` the share of pairs with `r⁺ > r⁻`, and `logps/chosen`,
+/// `logps/rejected` the mean summed `log π` (TRL's IPO logs their per-token means, the
+/// last two fields). `β` is DPO's (the world's), whatever the loss's own parameter; the
+/// reference is the model DPO starts from, as in every run here.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Dashboard {
+    /// `rewards/chosen`.
+    pub rewards_chosen: f64,
+    /// `rewards/rejected`.
+    pub rewards_rejected: f64,
+    /// `rewards/accuracies`.
+    pub rewards_accuracies: f64,
+    /// `logps/chosen` (summed over the response).
+    pub logps_chosen: f64,
+    /// `logps/rejected` (summed).
+    pub logps_rejected: f64,
+    /// `logps/chosen` as TRL's IPO logs it: the per-token mean.
+    pub logps_chosen_per_token: f64,
+    /// `logps/rejected`, the per-token mean.
+    pub logps_rejected_per_token: f64,
+}
+
+impl Dashboard {
+    /// `rewards/margins`: `rewards/chosen − rewards/rejected`.
+    pub fn margins(&self) -> f64 {
+        self.rewards_chosen - self.rewards_rejected
+    }
+
+    /// The dashboard of `model` on the dataset's `pairs`, whose reference
+    /// log-probabilities are `reference`, with rewards at `beta`.
+    pub fn of(
+        model: &TinyLm,
+        pairs: &[(Sequence, Sequence)],
+        reference: &[(f64, f64)],
+        beta: f64,
+    ) -> Self {
+        let log_probs = sequence_log_probs(model, pairs);
+        let n = pairs.len().max(1) as f64;
+        let mut d = Dashboard::default();
+        for (((plus, minus), (lp_plus, lp_minus)), (ref_plus, ref_minus)) in
+            pairs.iter().zip(&log_probs).zip(reference)
+        {
+            let (r_plus, r_minus) = (beta * (lp_plus - ref_plus), beta * (lp_minus - ref_minus));
+            d.rewards_chosen += r_plus / n;
+            d.rewards_rejected += r_minus / n;
+            d.rewards_accuracies += f64::from(u8::from(r_plus > r_minus)) / n;
+            d.logps_chosen += lp_plus / n;
+            d.logps_rejected += lp_minus / n;
+            d.logps_chosen_per_token += lp_plus / plus.response().len() as f64 / n;
+            d.logps_rejected_per_token += lp_minus / minus.response().len() as f64 / n;
+        }
+        d
+    }
+}
+
+/// `(log π(y⁺), log π(y⁻))` of every pair under `model`, summed over each response.
+pub fn sequence_log_probs(model: &TinyLm, pairs: &[(Sequence, Sequence)]) -> Vec<(f64, f64)> {
+    let flat: Vec<Sequence> = (pairs.iter())
+        .flat_map(|(p, m)| [p.clone(), m.clone()])
+        .collect();
+    let logits = model.logits_batch(&flat);
+    let lp = |k: usize| crate::numerics::sequence_log_prob(&logits[k], flat[k].response());
+    (0..pairs.len())
+        .map(|i| (lp(2 * i), lp(2 * i + 1)))
+        .collect()
+}
+
+/// The dataset's training pairs of `language`: `(χ⁺, χ⁻)` for every training entity.
+pub fn dataset_pairs(language: &Language) -> Vec<(Sequence, Sequence)> {
+    (language.train.iter())
+        .map(|&j| {
+            let prompt = language.prompt(j);
+            (
+                Sequence::new(&prompt, &language.chosen(j)),
+                Sequence::new(&prompt, &language.rejected(j)),
+            )
+        })
+        .collect()
 }
 
 /// The position of the value token in an answer `[e, COPULA, VALUE, END]`: where `y⁻`'s
@@ -91,6 +182,8 @@ pub struct Snapshot {
     pub valley_entity: usize,
     /// `y⁻`'s copula there, the last token of the valley's context.
     pub valley_copula: usize,
+    /// What a TRL user's dashboard shows ([`Dashboard`]).
+    pub dashboard: Dashboard,
 }
 
 impl Snapshot {
@@ -126,6 +219,7 @@ impl Snapshot {
             fixed: fixed_points(probes, &prefixes, fixed),
             repeater: repeater(language, (train, &train_answers), (test, &test_answers)),
             entropy,
+            dashboard: Dashboard::default(),
         })
     }
 
@@ -175,13 +269,17 @@ pub fn valley_probe(probes: &[Probe]) -> &Probe {
 }
 
 /// Takes a [`Snapshot`] at step 0, every `every` updates, and after update `last`
-/// (or after the last update taken, [`SnapshotTracker::finish`]).
+/// (or after the last update taken, [`SnapshotTracker::finish`]), with the dashboard's
+/// rewards at `beta` against the model at step 0, the reference.
 pub struct SnapshotTracker<'a> {
     language: &'a Language,
     probes: &'a [Probe],
     fixed: Vec<FixedArgmax>,
     every: usize,
     last: usize,
+    beta: f64,
+    pairs: Vec<(Sequence, Sequence)>,
+    reference: Vec<(f64, f64)>,
     /// The snapshots taken so far.
     pub points: Vec<Snapshot>,
 }
@@ -193,8 +291,8 @@ impl<'a> SnapshotTracker<'a> {
     pub fn new(
         language: &'a Language,
         (probes, fixed): (&'a [Probe], Vec<FixedArgmax>),
-        every: usize,
-        last: usize,
+        (every, last): (usize, usize),
+        beta: f64,
     ) -> Self {
         SnapshotTracker {
             language,
@@ -202,6 +300,9 @@ impl<'a> SnapshotTracker<'a> {
             fixed,
             every,
             last,
+            beta,
+            pairs: dataset_pairs(language),
+            reference: Vec::new(),
             points: Vec::new(),
         }
     }
@@ -209,7 +310,8 @@ impl<'a> SnapshotTracker<'a> {
     fn take(&mut self, model: &TinyLm, step: usize) -> Result<()> {
         let observed = (self.probes, self.fixed.as_slice());
         let point = Snapshot::measure(model, self.language, observed, step)?;
-        self.points.push(point);
+        let dashboard = Dashboard::of(model, &self.pairs, &self.reference, self.beta);
+        self.points.push(Snapshot { dashboard, ..point });
         Ok(())
     }
 
@@ -228,6 +330,7 @@ impl<'a> SnapshotTracker<'a> {
 
 impl Observer<TinyLm> for SnapshotTracker<'_> {
     fn start(&mut self, model: &TinyLm) -> Result<()> {
+        self.reference = sequence_log_probs(model, &self.pairs);
         self.take(model, 0)
     }
 

@@ -121,6 +121,7 @@ impl Experiment for LmPolicy {
         let tracking = Tracking {
             every,
             attribute: LAYOUT.mechanism,
+            reward_beta: world.beta,
         };
         let runs = per_seed((seed, config.seeds), |seed| {
             let start = checkpoint(world, seed)?;
@@ -147,6 +148,7 @@ impl Experiment for LmPolicy {
             updates: world.dpo_updates,
             runs,
             squeezing_rows: config.squeezing_rows,
+            reward_beta: config.world.beta,
         })
     }
 

@@ -245,12 +245,14 @@ pub fn train_dpo(
 /// every `every` updates, and with `attribute` the per-term attribution of every update
 /// ([`AttributionTracker`]: one forward-mode pass over every probe per update, the
 /// costly part).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tracking {
     /// Updates between two snapshots.
     pub every: usize,
     /// Whether every update is attributed to DPO's two terms.
     pub attribute: bool,
+    /// The `β` of the dashboard's rewards: DPO's (the world's), whatever the loss's own.
+    pub reward_beta: f64,
 }
 
 /// A run of `dpo` from `model` (also its frozen reference), which `sft` led to, in the
@@ -266,14 +268,19 @@ pub fn tracked_dpo<L>(
     start: &Checkpoint,
     (model, sft): (&TinyLm, SftPhase),
     dpo: &Dpo,
-    Tracking { every, attribute }: Tracking,
+    Tracking {
+        every,
+        attribute,
+        reward_beta,
+    }: Tracking,
 ) -> Result<(TinyLm, DpoRun<L>)> {
     let language = &start.world.language;
     let probes = &start.world.probes;
     let mut rng = start.world.rng.clone();
     // The SFT model's argmax, fixed for both trackers before the first update.
     let fixed = fixed_argmax(model, probes);
-    let mut tracker = SnapshotTracker::new(language, (probes, fixed.clone()), every, dpo.updates);
+    let observed = (probes.as_slice(), fixed.clone());
+    let mut tracker = SnapshotTracker::new(language, observed, (every, dpo.updates), reward_beta);
     let mut attribution = AttributionTracker::new(probes, fixed);
     let mut squeezing = SqueezingTracker::default();
     let mut observers: Vec<&mut dyn Observer<TinyLm>> = vec![&mut tracker, &mut squeezing];
