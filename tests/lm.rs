@@ -595,6 +595,11 @@ mod experiments {
                 )
                 .unwrap();
                 assert_eq!(next.dpo, r.dpo_seeds[1]);
+                // A robustness rerun trains no band, and its claims are the run's.
+                let valid = learning_dynamics::experiments::Valid::new(config).unwrap();
+                let rerun = LmFinetune::rerun(&valid, seed).unwrap();
+                assert_eq!(rerun.dpo_seeds.len(), 1);
+                assert_eq!(LmFinetune::claims(&rerun), LmFinetune::claims(&r));
             }
         }
     }

@@ -122,6 +122,15 @@ impl Experiment for LmFinetune {
         })
     }
 
+    /// The claims read the first seed alone, so a rerun trains no band.
+    fn rerun(config: &Valid<Config>, seed: u64) -> Result<LmRun> {
+        let alone = Config {
+            band_seeds: 1,
+            ..**config
+        };
+        Self::run(&Valid::new(alone)?, seed)
+    }
+
     fn claims(data: &LmRun) -> Vec<Claim> {
         let mut claims = data.sft_claims();
         claims.extend(data.dpo_claims());

@@ -169,6 +169,17 @@ pub trait Experiment {
     /// If a step fails.
     fn run(config: &Valid<Self::Config>, seed: u64) -> Result<Self::Data>;
 
+    /// The run of a robustness rerun on `seed`, whose claims alone are read: [`run`] by
+    /// default; an experiment whose figures draw more than its claims read may skip it.
+    ///
+    /// # Errors
+    /// As [`run`].
+    ///
+    /// [`run`]: Experiment::run
+    fn rerun(config: &Valid<Self::Config>, seed: u64) -> Result<Self::Data> {
+        Self::run(config, seed)
+    }
+
     /// The figures' qualitative claims, each checked on `data`.
     fn claims(data: &Self::Data) -> Vec<Claim>;
 

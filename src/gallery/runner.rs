@@ -79,7 +79,7 @@ impl<E: Experiment> Runner for Figures<E> {
                 seed + 1,
                 plan.robustness_seeds
             ));
-            for (count, claim) in counts.iter_mut().zip(E::claims(&E::run(&config, seed)?)) {
+            for (count, claim) in counts.iter_mut().zip(E::claims(&E::rerun(&config, seed)?)) {
                 *count += usize::from(claim.holds);
             }
         }
