@@ -15,7 +15,7 @@
 //! response positions where `y⁺` and `y⁻` share the context and the token (the entity
 //! always, the copula when both copulas agree) the two terms act on the same logits with
 //! opposite signs and cancel exactly for DPO; such positions are left out of both terms
-//! ([`split_terms`](crate::objective::split_terms), which gives any remainder of the other losses to the term with the
+//! ([`split_terms`], which gives any remainder of the other losses to the term with the
 //! larger coefficient). The prediction beside the two terms comes from the actual step
 //! `θ_after − θ_before`, not from their sum, so `chosen + rejected = predicted` is a
 //! check. The actual change is the run's: `log π` at the end less at the start, which
@@ -39,7 +39,7 @@ use crate::language::{ANSWER_LEN, Family, Probe};
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
 use crate::numerics::log_softmax_columns;
-use crate::objective::{shared_positions, without_anchor};
+use crate::objective::{shared_positions, split_terms, without_anchor};
 use crate::trainer::{Observer, StepEvent};
 
 /// The five numbers of one attributed change, each a sum over updates.
@@ -174,8 +174,10 @@ pub fn term_directions(
 ) -> ([Vec<DMatrix<f64>>; 2], Vec<DVector<f64>>) {
     let (plus, minus) = (&pair[0], &pair[1]);
     let shared = shared_positions(plus.response(), minus.response());
-    let none: Vec<DMatrix<f64>> = residuals.iter().map(|g| g * 0.0).collect();
-    let terms = without_anchor(residuals, anchor.unwrap_or(&none), &shared, plus.response());
+    let terms = match anchor {
+        Some(anchor) => without_anchor(residuals, anchor, &shared, plus.response()),
+        None => split_terms(residuals, &shared, plus.response()),
+    };
     let mut directions = vec![
         step_of(before, pair, &terms[0], eta),
         step_of(before, pair, &terms[1], eta),
