@@ -7,7 +7,7 @@
 //!
 //! * **baseline**: the world's SFT ([`World::sft`](super::lm_world::World::sft));
 //! * **extend**: the same SFT with `(x, y⁻)` added for every training prompt
-//!   ([`World::sft_extended`](super::lm_world::World::sft_extended)), for the same number of
+//!   ([`extended`](super::lm_world::extended)), for the same number of
 //!   SFT token updates (the paper: 8 epochs × 5,000 examples against 4 × 10,000).
 //!
 //! Both then run the same off-policy DPO (the same pairs in the same order, the same
@@ -16,16 +16,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::comparison::{
-    Comparison, Label, Layout, Metric, count, log_prob, median_or_none, medians, nats,
-    rejected_median,
+    Comparison, Contender, Label, Layout, Metric, Training, count, log_prob, median_or_none,
+    medians, nats, rejected_median,
 };
-use super::lm_measures::{
-    Class, ColumnChange, DpoRun, Group, SftPhase, SqueezingRows, Tracker, squeezing_rows_key,
-};
-use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, Tracking, checkpoint, per_seed, pretrained, seeds_key,
-    tracked_dpo,
-};
+use super::lm_measures::{Class, ColumnChange, DpoRun, Group, SqueezingRows, squeezing_rows_key};
+use super::lm_world::{Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, extended, seeds_key};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::Family;
@@ -129,54 +124,23 @@ impl Experiment for LmExtend {
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Extend> {
         let world = &config.world;
-        let every = config.track_every;
-        let tracking = Tracking {
-            every,
-            attribute: false,
-            reward_beta: config.world.beta,
-        };
-        let runs = per_seed((seed, config.seeds), |seed| {
-            let baseline = checkpoint(world, seed)?;
-            let mut extended = pretrained(world, seed)?;
-            let mut sft_track = Tracker::new(&baseline.world.probes, every);
-            let extend_model = extended.sft_extended(world, &mut [&mut sft_track])?;
-            sft_track.finish(
-                &extend_model,
-                world.sft.epochs * baseline.world.language.train.len(),
-            );
-            let extend_sft = SftPhase {
-                points: sft_track.points,
-                token_updates: sft_track.token_updates,
-                base_fact_accuracy: baseline.sft.base_fact_accuracy,
-            };
-            let arms = [
-                (
-                    Arm::Baseline,
-                    &baseline.sft_model,
-                    baseline.sft.every(every),
-                ),
-                (Arm::Extend, &extend_model, extend_sft),
-            ];
-            let n = arms.len();
-            (arms.into_iter().enumerate())
-                .map(|(k, (arm, model, sft))| {
-                    crate::progress::stage(0, || {
-                        format!("seed {seed}: DPO, arm {}/{n} ({})", k + 1, arm.id())
-                    });
-                    // Both arms see the same pairs in the same order.
-                    let dpo = Dpo::off_policy(world);
-                    Ok(tracked_dpo((arm, seed), &baseline, (model, sft), &dpo, tracking)?.1)
-                })
-                .collect()
-        })?;
-        Ok(Extend {
-            layout: &LAYOUT,
-            sizes: config.world.language,
-            seed,
-            updates: config.world.dpo_updates,
-            runs,
+        let training = Training {
+            world,
+            seeds: config.seeds,
+            track_every: config.track_every,
             squeezing_rows: config.squeezing_rows,
-            reward_beta: config.world.beta,
+        };
+        // Both arms see the same pairs in the same order, each from its own SFT model.
+        Extend::train(&LAYOUT, training, seed, |_, seed| {
+            let dpo = Dpo::off_policy(world);
+            Ok(vec![
+                Contender::from_checkpoint(Arm::Baseline, dpo),
+                Contender {
+                    label: Arm::Extend,
+                    dpo,
+                    start: Some(extended(world, seed, config.track_every)?),
+                },
+            ])
         })
     }
 

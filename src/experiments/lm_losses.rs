@@ -15,12 +15,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::comparison::{
-    Comparison, Label, Layout, Metric, count, median_or_none, medians, nats, rejected_median,
+    Comparison, Contender, Label, Layout, Metric, Training, count, median_or_none, medians, nats,
+    rejected_median,
 };
 use super::lm_measures::{ColumnChange, DpoRun, Group, Source, SqueezingRows, squeezing_rows_key};
-use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, Tracking, checkpoint, per_seed, seeds_key, tracked_dpo,
-};
+use super::lm_world::{Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, seeds_key};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::language::ANSWER_LEN;
@@ -210,43 +209,27 @@ impl Experiment for LmLosses {
     type Data = Losses;
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Losses> {
-        let world = &config.world;
-        let every = config.track_every;
-        let tracking = Tracking {
-            every,
-            attribute: LAYOUT.mechanism,
-            reward_beta: config.world.beta,
-        };
         check_learning_rates(config)?;
-        let runs = per_seed((seed, config.seeds), |seed| {
-            let start = checkpoint(world, seed)?;
-            let from = || (&start.sft_model, start.sft.every(every));
-            let losses = config.losses();
-            let n = losses.len();
-            (losses.into_iter().enumerate())
-                .map(|(k, (loss, beta, eta))| {
-                    crate::progress::stage(0, || {
-                        format!("seed {seed}: loss {}/{n} ({})", k + 1, loss.id())
-                    });
-                    // Every loss sees the same pairs in the same order.
+        let world = &config.world;
+        let training = Training {
+            world,
+            seeds: config.seeds,
+            track_every: config.track_every,
+            squeezing_rows: config.squeezing_rows,
+        };
+        // Every loss sees the same pairs in the same order.
+        Losses::train(&LAYOUT, training, seed, |_, _| {
+            Ok((config.losses().into_iter())
+                .map(|(loss, beta, eta)| {
                     let dpo = Dpo {
                         loss,
                         eta,
                         beta,
                         ..Dpo::off_policy(world)
                     };
-                    Ok(tracked_dpo((loss, seed), &start, from(), &dpo, tracking)?.1)
+                    Contender::from_checkpoint(loss, dpo)
                 })
-                .collect()
-        })?;
-        Ok(Losses {
-            layout: &LAYOUT,
-            sizes: config.world.language,
-            seed,
-            updates: world.dpo_updates,
-            runs,
-            squeezing_rows: config.squeezing_rows,
-            reward_beta: config.world.beta,
+                .collect())
         })
     }
 

@@ -20,12 +20,15 @@
 
 //!
 //! This module holds the comparison and the per-seed counting; `metric.rs` the summary
-//! metrics, `tables.rs` the tables.
+//! metrics, `tables.rs` the tables, `train.rs` the loop that trains every contender of
+//! every seed ([`Comparison::train`]).
 
 mod metric;
 mod tables;
+mod train;
 
 pub use metric::{END_POSITION, Metric, others_split};
+pub use train::{Contender, Training};
 
 use crate::experiments::lm_measures::{ColumnChange, DpoRun, Group, Source, SqueezingRows};
 use crate::language::Sizes;

@@ -26,12 +26,9 @@ mod claims;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::experiments::comparison::{Comparison, Label, Layout, Metric};
+use crate::experiments::comparison::{Comparison, Contender, Label, Layout, Metric, Training};
 use crate::experiments::lm_measures::{DpoRun, SqueezingRows, squeezing_rows_key};
-use crate::experiments::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, Regime, SEEDS, Tracking, checkpoint, per_seed, seeds_key,
-    tracked_dpo,
-};
+use crate::experiments::lm_world::{Dpo, LmConfig, MAX_DPO_UPDATES, Regime, SEEDS, seeds_key};
 use crate::experiments::{Claim, Experiment, Key, Range, Table, Valid};
 
 /// One regime's DPO run on one seed.
@@ -117,38 +114,21 @@ impl Experiment for LmPolicy {
 
     fn run(config: &Valid<Config>, seed: u64) -> Result<Policy> {
         let world = &config.world;
-        let every = config.track_every;
-        let tracking = Tracking {
-            every,
-            attribute: LAYOUT.mechanism,
-            reward_beta: world.beta,
-        };
-        let runs = per_seed((seed, config.seeds), |seed| {
-            let start = checkpoint(world, seed)?;
-            let from = || (&start.sft_model, start.sft.every(every));
-            (Regime::ALL.iter().enumerate())
-                .map(|(k, &regime)| {
-                    crate::progress::stage(0, || {
-                        let n = Regime::ALL.len();
-                        format!("seed {seed}: DPO regime {}/{n} ({})", k + 1, regime.id())
-                    });
-                    let dpo = Dpo {
-                        regime,
-                        max_redraws: config.max_redraws,
-                        ..Dpo::off_policy(world)
-                    };
-                    Ok(tracked_dpo((regime, seed), &start, from(), &dpo, tracking)?.1)
-                })
-                .collect()
-        })?;
-        Ok(Policy {
-            layout: &LAYOUT,
-            sizes: config.world.language,
-            seed,
-            updates: world.dpo_updates,
-            runs,
+        let training = Training {
+            world,
+            seeds: config.seeds,
+            track_every: config.track_every,
             squeezing_rows: config.squeezing_rows,
-            reward_beta: config.world.beta,
+        };
+        Policy::train(&LAYOUT, training, seed, |_, _| {
+            let dpo = |regime| Dpo {
+                regime,
+                max_redraws: config.max_redraws,
+                ..Dpo::off_policy(world)
+            };
+            Ok((Regime::ALL.into_iter())
+                .map(|regime| Contender::from_checkpoint(regime, dpo(regime)))
+                .collect())
         })
     }
 

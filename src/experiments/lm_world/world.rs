@@ -161,6 +161,27 @@ pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
     })
 }
 
+/// The extend method's start for `seed` (the paper's §4.3): the pre-trained world's
+/// [`World::sft_extended`], with the families tracked every `every` SFT steps and after
+/// the last.
+///
+/// # Errors
+/// If a step fails.
+pub fn extended(config: &LmConfig, seed: u64, every: usize) -> Result<(TinyLm, SftPhase)> {
+    let mut world = pretrained(config, seed)?;
+    let probes = world.probes.clone();
+    let mut track = Tracker::new(&probes, every);
+    crate::progress::stage(0, || format!("seed {seed}: extended SFT"));
+    let model = world.sft_extended(config, &mut [&mut track])?;
+    track.finish(&model, config.sft.epochs * world.language.train.len());
+    let sft = SftPhase {
+        points: track.points,
+        token_updates: track.token_updates,
+        base_fact_accuracy: fact_accuracy(&world.base, &world.language),
+    };
+    Ok((model, sft))
+}
+
 /// SFT on `(ASK e, y)` for the training entity `j` ([`update::sft`]).
 pub fn sft_on(language: &Language, j: usize, y: &[usize]) -> Update<TinyLm> {
     let (inputs, objective) = update::sft(&language.prompt(j), y);
