@@ -19,10 +19,9 @@ use super::comparison::{
     rejected_median,
 };
 use super::lm_measures::{ColumnChange, DpoRun, Group, Source, SqueezingRows, squeezing_rows_key};
-use super::lm_world::{Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, seeds_key};
+use super::lm_world::{Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, check_eta, matched_eta, seeds_key};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
-use crate::language::ANSWER_LEN;
 use crate::objective::PairLoss;
 
 /// The world, each loss's hyperparameters, and how often the measures are tracked.
@@ -105,19 +104,9 @@ world_settings!(
 
 impl Config {
     /// Every loss with its hyperparameters, the β its [`Pairwise`](crate::objective::Pairwise) takes (IPO's τ, and
-    /// `1/η_s` for SPPO), and its learning rate.
-    ///
-    /// The coefficients of the losses differ by orders of magnitude at the first step
-    /// (`s = β/2 = 0.05` for DPO, `1/τ = 10` for IPO, `1 + λ` for SLiC, `η_s = 10` for
-    /// SPPO), so one learning rate would compare step sizes, not losses. Each loss's
-    /// learning rate is DPO's scaled by DPO's first-step coefficient over its own, so that
-    /// every loss starts with the same step.
+    /// `1/η_s` for SPPO), and its learning rate: DPO's, scaled so that every loss starts
+    /// with the same step ([`matched_eta`]).
     pub fn losses(&self) -> Vec<(PairLoss, f64, f64)> {
-        let first_step = |loss: PairLoss, beta: f64| {
-            let (_, s_plus, s_minus) = loss.strengths(beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
-            s_plus.max(s_minus)
-        };
-        let dpo = first_step(PairLoss::Dpo, self.world.beta);
         [
             (PairLoss::Dpo, self.world.beta),
             (PairLoss::Ipo, self.ipo_tau),
@@ -131,13 +120,7 @@ impl Config {
             (PairLoss::SppoHard, 1.0 / self.sppo_eta),
         ]
         .into_iter()
-        .map(|(loss, beta)| {
-            (
-                loss,
-                beta,
-                self.world.dpo_eta * dpo / first_step(loss, beta),
-            )
-        })
+        .map(|(loss, beta)| (loss, beta, matched_eta(&self.world, loss, beta)))
         .collect()
     }
 }
@@ -164,39 +147,20 @@ impl Label for PairLoss {
     }
 }
 
-/// The largest learning rate a loss may be given. DPO's default is 0.1; a rate 100 times
-/// larger overflows the tiny LM within a few updates.
-const MAX_ETA: f64 = 10.0;
-
 /// Refuses a configuration whose derived learning rates ([`Config::losses`]) are not
-/// numbers or too large to train with, naming the keys that set them.
+/// numbers or too large to train with ([`check_eta`]), naming the keys that set them.
 ///
 /// # Errors
 /// Naming the loss, its rate and the keys.
 fn check_learning_rates(config: &Config) -> Result<()> {
-    let (_, s_plus, _) =
-        PairLoss::Dpo.strengths(config.world.beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
-    if s_plus <= 0.0 {
-        return Err(crate::error::Error::InvalidArgument(format!(
-            "beta = {} makes DPO's first-step coefficient β/2 round to 0, and every loss's learning rate is scaled by it; give beta at least 1e-300",
-            crate::error::number(config.world.beta)
-        )));
-    }
     for (loss, _, eta) in config.losses() {
-        if !(eta.is_finite() && eta > 0.0 && eta <= MAX_ETA) {
-            let rate = crate::error::number(eta);
-            let own = match loss {
-                PairLoss::Dpo => String::new(),
-                PairLoss::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),
-                PairLoss::Slic { .. } => format!(", slic_lambda = {:e}", config.slic_lambda),
-                PairLoss::SppoHard => format!(", sppo_eta = {:e}", config.sppo_eta),
-                PairLoss::Rpo { .. } | PairLoss::Dpop { .. } => String::new(),
-            };
-            return Err(crate::error::Error::InvalidArgument(format!(
-                "beta = {:e}, dpo_eta = {:e}{own} give {loss} a learning rate of {rate} (DPO's rate times DPO's first-step coefficient over {loss}'s), outside (0, {MAX_ETA}]; change one of them",
-                config.world.beta, config.world.dpo_eta
-            )));
-        }
+        let own = match loss {
+            PairLoss::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),
+            PairLoss::Slic { .. } => format!(", slic_lambda = {:e}", config.slic_lambda),
+            PairLoss::SppoHard => format!(", sppo_eta = {:e}", config.sppo_eta),
+            PairLoss::Dpo | PairLoss::Rpo { .. } | PairLoss::Dpop { .. } => String::new(),
+        };
+        check_eta(&config.world, (loss, eta), &own)?;
     }
     Ok(())
 }

@@ -53,6 +53,7 @@ pub mod lm_lens;
 pub mod lm_losses;
 pub mod lm_measures;
 pub mod lm_policy;
+pub mod lm_remedies;
 pub mod lm_sft_length;
 pub mod lm_world;
 pub mod residuals;

@@ -15,6 +15,7 @@ use crate::experiments::lm_influence::LmInfluence;
 use crate::experiments::lm_lens::LmLens;
 use crate::experiments::lm_losses::LmLosses;
 use crate::experiments::lm_policy::LmPolicy;
+use crate::experiments::lm_remedies::LmRemedies;
 use crate::experiments::lm_sft_length::LmSftLength;
 use crate::experiments::residuals::{self, ResidualSchematic};
 use crate::experiments::squeezing::{self, Squeezing};
@@ -143,6 +144,16 @@ pub static REGISTRY: &[Entry] = &[
         robustness_seeds: 0,
         max_robustness_seeds: MAX_SLOW_RERUNS,
         runner: &Figures::<LmLosses>(&[("lm_losses.png", plot::policy::losses)]),
+    },
+    Entry {
+        name: "lm_remedies",
+        aliases: &[],
+        about: "Which fix? RPO, DPOP, IPO, SLiC and extend against off-policy DPO on the same pairs, with TRL's dashboard",
+        default_seed: lm_world::DEFAULT_SEED,
+        // Every run already covers seeds S..S+4, and its claims count them.
+        robustness_seeds: 0,
+        max_robustness_seeds: MAX_SLOW_RERUNS,
+        runner: &Figures::<LmRemedies>(&[("lm_remedies.png", plot::remedies::draw)]),
     },
     Entry {
         name: "lm_sft_length",

@@ -25,6 +25,7 @@ pub mod lens;
 pub mod lm;
 pub mod mechanism;
 pub mod policy;
+pub mod remedies;
 pub mod squeezing;
 mod style;
 pub mod sweep;

@@ -37,11 +37,11 @@ pub struct Group<'a> {
 type Quartiles = (f64, f64, f64);
 
 /// `(x, lower quartile, median, upper quartile)` over seeds.
-type Band = Vec<(f64, f64, f64, f64)>;
+pub(super) type Band = Vec<(f64, f64, f64, f64)>;
 
 /// The band over the seeds of `group` of `measure` at every tracking step of its
 /// longest run; a run that ended short holds its last value.
-fn band(group: &Group<'_>, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
+pub(super) fn band(group: &Group<'_>, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
     let longest = (group.runs.iter())
         .max_by_key(|r| r.len())
         .map_or(&[][..], |r| *r);
@@ -60,7 +60,7 @@ fn band(group: &Group<'_>, measure: &dyn Fn(&Snapshot) -> f64) -> Band {
 }
 
 /// The y range of some bands, padded.
-fn y_range<'a>(bands: impl Iterator<Item = &'a Band>) -> Range<f64> {
+pub(super) fn y_range<'a>(bands: impl Iterator<Item = &'a Band>) -> Range<f64> {
     let (lo, hi) = bands
         .flatten()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
@@ -72,16 +72,28 @@ fn y_range<'a>(bands: impl Iterator<Item = &'a Band>) -> Range<f64> {
 
 /// One panel of a band per group against the DPO update.
 fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(RGBColor, Band)]) -> Result<()> {
+    let range = y_range(bands.iter().map(|b| &b.1));
+    banded(area, (caption, y_desc), bands, range)
+}
+
+/// [`panel`] on the y range `range`: a band beyond it is drawn at its edge.
+pub(super) fn banded(
+    area: &Area<'_>,
+    (caption, y_desc): (&str, &str),
+    bands: &[(RGBColor, Band)],
+    range: Range<f64>,
+) -> Result<()> {
     let x_max = bands
         .iter()
         .flat_map(|b| b.1.iter().map(|p| p.0))
         .fold(1.0f64, f64::max);
+    let clip = |v: f64| v.clamp(range.start, range.end);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, text(pt::PANEL))
         .margin(em(0.8))
         .x_label_area_size(em(3.2))
         .y_label_area_size(em(5.2))
-        .build_cartesian_2d(0.0..x_max, y_range(bands.iter().map(|b| &b.1)))?;
+        .build_cartesian_2d(0.0..x_max, range.clone())?;
     mesh(&mut chart.configure_mesh())
         .x_desc("DPO update")
         .y_desc(y_desc)
@@ -93,12 +105,12 @@ fn panel(area: &Area<'_>, caption: &str, y_desc: &str, bands: &[(RGBColor, Band)
         let c = *c;
         let outline: Vec<(f64, f64)> = band
             .iter()
-            .map(|p| (p.0, p.1))
-            .chain(band.iter().rev().map(|p| (p.0, p.3)))
+            .map(|p| (p.0, clip(p.1)))
+            .chain(band.iter().rev().map(|p| (p.0, clip(p.3))))
             .collect();
         chart.draw_series(std::iter::once(Polygon::new(outline, c.mix(0.2).filled())))?;
         chart.draw_series(LineSeries::new(
-            band.iter().map(|p| (p.0, p.2)),
+            band.iter().map(|p| (p.0, clip(p.2))),
             c.stroke_width(3),
         ))?;
     }

@@ -312,7 +312,7 @@ pub fn role(id: &str) -> RGBColor {
 }
 
 /// The table behind [`role`].
-const ROLES: [(&str, RGBColor); 17] = [
+const ROLES: [(&str, RGBColor); 21] = [
     ("off_policy", RED_),
     ("dpo", RED_),
     ("baseline", RED_),
@@ -325,6 +325,10 @@ const ROLES: [(&str, RGBColor); 17] = [
     ("sppo", RGBColor(227, 119, 194)),
     ("sppo_hard", RGBColor(227, 119, 194)),
     ("extend", RGBColor(44, 160, 44)),
+    ("rpo", RGBColor(0, 70, 160)),
+    ("rpo_small", RGBColor(100, 160, 230)),
+    ("dpop", RGBColor(0, 128, 128)),
+    ("dpop_small", RGBColor(110, 200, 190)),
     ("sft_chosen", RGBColor(0, 100, 0)),
     ("sft_rejected", RGBColor(106, 61, 154)),
     ("sft_chosen_rephrase", RGBColor(0, 139, 139)),

@@ -176,6 +176,50 @@ impl Dpo {
     }
 }
 
+/// The largest learning rate a loss may be given. DPO's default is 0.1; a rate 100 times
+/// larger overflows the tiny LM within a few updates.
+pub const MAX_ETA: f64 = 10.0;
+
+/// The learning rate that gives `loss` at `beta` DPO's first step: the world's
+/// `dpo_eta` times DPO's first-step coefficient over `loss`'s (the larger of `s⁺`, `s⁻`
+/// with the model at its reference).
+///
+/// The losses' coefficients differ by orders of magnitude at the first step (`s = β/2 =
+/// 0.05` for DPO, `1/τ = 10` for IPO, `1 + λ` for SLiC, `η_s = 10` for SPPO), so one
+/// learning rate would compare step sizes, not losses.
+pub fn matched_eta(world: &LmConfig, loss: PairLoss, beta: f64) -> f64 {
+    let first_step = |loss: PairLoss, beta: f64| {
+        let (_, s_plus, s_minus) = loss.strengths(beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
+        s_plus.max(s_minus)
+    };
+    world.dpo_eta * first_step(PairLoss::Dpo, world.beta) / first_step(loss, beta)
+}
+
+/// Refuses a learning rate `eta` of `loss` that is not a number or too large to train
+/// with, naming the configuration's `keys` that set it (`", ipo_tau = 0.1"`), after
+/// `beta` and `dpo_eta`.
+///
+/// # Errors
+/// Naming the loss, its rate and the keys; also when `beta` makes DPO's first-step
+/// coefficient, by which [`matched_eta`] scales, round to 0.
+pub fn check_eta(world: &LmConfig, (loss, eta): (PairLoss, f64), keys: &str) -> Result<()> {
+    let (_, s_plus, _) = PairLoss::Dpo.strengths(world.beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
+    if s_plus <= 0.0 {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "beta = {} makes DPO's first-step coefficient β/2 round to 0, and every loss's learning rate is scaled by it; give beta at least 1e-300",
+            crate::error::number(world.beta)
+        )));
+    }
+    if !(eta.is_finite() && eta > 0.0 && eta <= MAX_ETA) {
+        let rate = crate::error::number(eta);
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "beta = {:e}, dpo_eta = {:e}{keys} give {loss} a learning rate of {rate} (DPO's rate times DPO's first-step coefficient over {loss}'s), outside (0, {MAX_ETA}]; change one of them",
+            world.beta, world.dpo_eta
+        )));
+    }
+    Ok(())
+}
+
 /// Preference training as `dpo` says from `start` with `reference` frozen, under the
 /// update rule shared by every regime: prompts visited in an order shuffled by `rng` at
 /// every pass; an unusable draw redrawn up to `dpo.max_redraws` times, after which the
