@@ -14,6 +14,7 @@ mod gradients;
 mod layers;
 mod lens;
 mod lm;
+mod lm_remedies;
 mod lm_squeezing;
 mod range_ends;
 mod reliability;

@@ -176,3 +176,8 @@ fn lm_extend_stays_finite_at_the_ends_of_every_range() {
 fn lm_ches_stays_finite_at_the_ends_of_every_range() {
     scan("lm_ches", LM_BASE);
 }
+
+#[test]
+fn lm_remedies_stays_finite_at_the_ends_of_every_range() {
+    scan("lm_remedies", LM_BASE);
+}

@@ -192,7 +192,8 @@ pub fn matched_eta(world: &LmConfig, loss: PairLoss, beta: f64) -> f64 {
         let (_, s_plus, s_minus) = loss.strengths(beta, (0.0, 0.0), (0.0, 0.0), ANSWER_LEN);
         s_plus.max(s_minus)
     };
-    world.dpo_eta * first_step(PairLoss::Dpo, world.beta) / first_step(loss, beta)
+    // The ratio first, so that DPO's own rate is exactly `dpo_eta`.
+    world.dpo_eta * (first_step(PairLoss::Dpo, world.beta) / first_step(loss, beta))
 }
 
 /// Refuses a learning rate `eta` of `loss` that is not a number or too large to train
