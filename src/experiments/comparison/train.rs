@@ -75,7 +75,7 @@ impl<L: Label + Send + Sync> Comparison<L> {
                 .map(|(k, c)| {
                     crate::progress::stage(0, || {
                         let id = c.label.id();
-                        format!("seed {seed}: {} {}/{n} ({id})", layout.column, k + 1)
+                        format!("seed {seed}: DPO {} {}/{n} ({id})", layout.column, k + 1)
                     });
                     let from = match &c.start {
                         Some((model, sft)) => (model, sft.clone()),
