@@ -115,13 +115,6 @@ impl Arms {
         self.count(remedy, |d, r| r.chosen > d.chosen + NATS_MARGIN)
     }
 
-    /// The remedies that keep `y⁺` ([`Arms::keeps_chosen`]).
-    fn keepers(&self) -> Vec<Remedy> {
-        (self.remedies().into_iter())
-            .filter(|&r| self.keeps_chosen(r).holds)
-            .collect()
-    }
-
     /// The anchored remedies whose rejected term pushes as DPO's does (`y⁻` falls at
     /// least half as far on most seeds) and whose steps stayed near first order on
     /// every seed: where the attribution by term can say what squeezing does.
@@ -196,31 +189,31 @@ fn per_arm(
 }
 
 fn margin_claim(arms: &Arms) -> Claim {
-    let keepers = arms.keepers();
-    let holds = keepers.iter().all(|&r| arms.count(r, keeps_margin).holds);
+    let anchored = arms.pushing_anchored();
+    let holds = (anchored.iter()).all(|&r| arms.count(r, keeps_margin).holds);
     let (_, dpo) = arms.medians(Remedy::Dpo, |e| e.margin);
     Claim::new(
         "margin_kept",
-        holds && !keepers.is_empty(),
+        holds && !anchored.is_empty(),
         format!(
-            "the remedies that keep y⁺ ({}) keep DPO's margin: rewards/accuracies no more than one pair in eight below DPO's and rewards/margins at least half DPO's (median {dpo:.2}), on: {} (median rewards/margins)",
-            names(arms, &keepers),
+            "an anchor pulls on y⁺ and leaves DPO's push on y⁻, so the anchored remedies that push y⁻ down at least half as far as DPO and stay near first order ({}) keep DPO's margin: rewards/accuracies no more than one pair in eight below DPO's and rewards/margins at least half DPO's (median {dpo:.2}); every arm: {} (median rewards/margins)",
+            names(arms, &anchored),
             per_arm(arms, keeps_margin, |e| e.margin)
         ),
     )
 }
 
 fn repeater_claim(arms: &Arms) -> Claim {
-    let keepers = arms.keepers();
+    let anchored = arms.pushing_anchored();
     let stops = |_: &End, r: &End| r.degenerate <= r.degenerate_before;
-    let holds = keepers.iter().all(|&r| arms.count(r, stops).holds);
+    let holds = (anchored.iter()).all(|&r| arms.count(r, stops).holds);
     let dpo = arms.count(Remedy::Dpo, |_, r| r.degenerate > r.degenerate_before);
     Claim::new(
         "repeater_stopped",
-        holds && !keepers.is_empty(),
+        holds && !anchored.is_empty(),
         format!(
-            "the remedies that keep y⁺ ({}) stop the repeater: no more degenerate greedy answers to training prompts at the end than at the start (DPO has more on {dpo} seeds), on: {} (median share degenerate at the end)",
-            names(arms, &keepers),
+            "the anchored remedies that push y⁻ down at least half as far as DPO and stay near first order ({}) stop the repeater: no more degenerate greedy answers to training prompts at the end than at the start (DPO has more on {dpo} seeds); every arm: {} (median share degenerate at the end)",
+            names(arms, &anchored),
             per_arm(arms, stops, |e| e.degenerate)
         ),
     )
