@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The figures the tutorial's chapters end with, in chapter order.
-const FIGURES: [&str; 8] = [
+const FIGURES: [&str; 9] = [
     "digits_one_step",
     "digits_entk",
     "squeezing",
@@ -13,6 +13,7 @@ const FIGURES: [&str; 8] = [
     "lm_sft",
     "lm_policy",
     "lm_extend",
+    "lm_remedies",
     "lm_losses",
 ];
 

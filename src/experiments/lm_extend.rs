@@ -7,7 +7,7 @@
 //!
 //! * **baseline**: the world's SFT ([`World::sft`](super::lm_world::World::sft));
 //! * **extend**: the same SFT with `(x, y⁻)` added for every training prompt
-//!   ([`extended`](super::lm_world::extended)), for the same number of
+//!   ([`extended`]), for the same number of
 //!   SFT token updates (the paper: 8 epochs × 5,000 examples against 4 × 10,000).
 //!
 //! Both then run the same off-policy DPO (the same pairs in the same order, the same

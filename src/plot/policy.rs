@@ -1,5 +1,5 @@
 //! The figures of DPO runs compared side by side (regimes in `lm_policy`, losses in
-//! `lm_losses`, arms in `lm_extend`): every measure of a [`Snapshot`] per group of runs, as the median over
+//! `lm_losses`, arms in `lm_extend`; `lm_remedies` draws its own from these bands): every measure of a [`Snapshot`] per group of runs, as the median over
 //! seeds with an interquartile band.
 
 use std::ops::Range;

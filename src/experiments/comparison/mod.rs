@@ -1,5 +1,5 @@
 //! DPO runs compared label by label over seeds (regimes in `lm_policy`, losses in
-//! `lm_losses`, arms in `lm_extend`): the typed summary [`Metric`]s, and the one
+//! `lm_losses`, arms in `lm_extend` and `lm_remedies`): the typed summary [`Metric`]s, and the one
 //! [`Comparison`] type that owns every table its figure draws and the per-seed counting
 //! its claims share.
 //!
