@@ -129,7 +129,7 @@ fn tutorial_chapters_end_with_a_command_that_draws_their_figure(
         .filter(|l| l.contains("OUT_DIR"))
         .map(|l| quoted(l, "\"/").replace(".md", ".png"))
         .collect();
-    assert_eq!(chapters.len(), 8, "{chapters:?}");
+    assert_eq!(chapters.len(), 9, "{chapters:?}");
     assert_eq!(chapters.len(), figures.len());
     for (chapter, figure) in chapters.iter().zip(&figures) {
         let text = std::fs::read_to_string(root.join("src").join(chapter)).unwrap();
