@@ -19,7 +19,9 @@ use super::comparison::{
     rejected_median,
 };
 use super::lm_measures::{ColumnChange, DpoRun, Group, Source, SqueezingRows, squeezing_rows_key};
-use super::lm_world::{Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, check_eta, matched_eta, seeds_key};
+use super::lm_world::{
+    Bounded, Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, check_eta, matched_eta, seeds_key,
+};
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
 use crate::objective::PairLoss;
@@ -30,12 +32,9 @@ pub struct Config {
     /// The language-model world (DPO's β is its `beta`).
     #[serde(flatten)]
     pub world: LmConfig,
-    /// IPO's τ: its target margin is `1/(2τ)`.
-    pub ipo_tau: f64,
-    /// SLiC's margin δ, in nats of `log π(y⁺) − log π(y⁻)`.
-    pub slic_delta: f64,
-    /// SLiC's weight λ of the SFT term on `y⁺`.
-    pub slic_lambda: f64,
+    /// IPO's and SLiC's hyperparameters.
+    #[serde(flatten)]
+    pub bounded: Bounded,
     /// SPPO's η_s: it pulls `r⁺` towards `η_s/2` and `r⁻` towards `−η_s/2`.
     pub sppo_eta: f64,
     /// DPO updates between two tracking points.
@@ -50,12 +49,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             world: LmConfig::default(),
-            // The paper's Eq. 16 writes IPO's τ as β; the authors use β = 0.1.
-            ipo_tau: 0.1,
-            // The paper's Eq. 18 gives no value for δ; one nat between the two answers.
-            slic_delta: 1.0,
-            // The paper's Eq. 18 weighs the SFT term by β; the authors use β = 0.1.
-            slic_lambda: 0.1,
+            bounded: Bounded::default(),
             // TRL's sppo_hard uses η_s = 1/β, with its default β = 0.1.
             sppo_eta: 10.0,
             track_every: 16,
@@ -68,25 +62,7 @@ impl Default for Config {
 world_settings!(
     Config,
     [
-        Key::new(
-            "ipo_tau",
-            "IPO's τ: its target margin is 1/(2τ) (the authors' β = 0.1)",
-            Range::positive(1000.0),
-        ),
-        Key::new(
-            "slic_delta",
-            "SLiC's margin δ in nats (the paper gives no value)",
-            Range::positive(1000.0),
-        ),
-        Key::new(
-            "slic_lambda",
-            "SLiC's weight of the SFT term on y⁺ (the paper's β, 0.1)",
-            Range::Real {
-                min: 0.0,
-                open_min: false,
-                max: 1000.0,
-            },
-        ),
+        Bounded::keys(),
         Key::new(
             "sppo_eta",
             "SPPO's η_s: r⁺ is pulled to η_s/2, r⁻ to −η_s/2 (TRL: 1/β = 10)",
@@ -109,14 +85,8 @@ impl Config {
     pub fn losses(&self) -> Vec<(PairLoss, f64, f64)> {
         [
             (PairLoss::Dpo, self.world.beta),
-            (PairLoss::Ipo, self.ipo_tau),
-            (
-                PairLoss::Slic {
-                    delta: self.slic_delta,
-                    lambda: self.slic_lambda,
-                },
-                self.world.beta,
-            ),
+            self.bounded.ipo(),
+            self.bounded.slic(&self.world),
             (PairLoss::SppoHard, 1.0 / self.sppo_eta),
         ]
         .into_iter()
@@ -155,10 +125,8 @@ impl Label for PairLoss {
 fn check_learning_rates(config: &Config) -> Result<()> {
     for (loss, _, eta) in config.losses() {
         let own = match loss {
-            PairLoss::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),
-            PairLoss::Slic { .. } => format!(", slic_lambda = {:e}", config.slic_lambda),
             PairLoss::SppoHard => format!(", sppo_eta = {:e}", config.sppo_eta),
-            PairLoss::Dpo | PairLoss::Rpo { .. } | PairLoss::Dpop { .. } => String::new(),
+            _ => config.bounded.rate_keys(loss),
         };
         check_eta(&config.world, (loss, eta), &own)?;
     }

@@ -19,7 +19,8 @@
 
 /// Implements [`Settings`] for a language-model experiment's configuration: its
 /// flattened `world: LmConfig` (whose keys and memory estimate it takes) and the
-/// experiment's own `keys`.
+/// experiment's own `keys`, each a [`Key`] or the keys of a flattened part
+/// ([`settings::Keys`]).
 macro_rules! world_settings {
     ($config:ty, [$($key:expr),* $(,)?]) => {
         impl $crate::experiments::Settings for $config {
@@ -35,8 +36,7 @@ macro_rules! world_settings {
 
             fn keys() -> Vec<$crate::experiments::Key> {
                 let mut keys = $crate::experiments::lm_world::world_keys();
-                let own: Vec<$crate::experiments::Key> = vec![$($key),*];
-                keys.extend(own);
+                $(keys.extend($crate::experiments::settings::Keys::keys($key));)*
                 keys
             }
         }

@@ -218,3 +218,22 @@ impl<C> std::ops::Deref for Valid<C> {
         &self.0
     }
 }
+
+/// One key, or the keys of a flattened part of a configuration, as `world_settings!`
+/// lists them.
+pub trait Keys {
+    /// The keys, in order.
+    fn keys(self) -> Vec<Key>;
+}
+
+impl Keys for Key {
+    fn keys(self) -> Vec<Key> {
+        vec![self]
+    }
+}
+
+impl<const N: usize> Keys for [Key; N] {
+    fn keys(self) -> Vec<Key> {
+        self.into()
+    }
+}

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::comparison::{Comparison, Contender, Label, Layout, Metric, Training};
 use super::lm_measures::{DpoRun, SqueezingRows, squeezing_rows_key};
 use super::lm_world::{
-    Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, check_eta, extended, matched_eta, seeds_key,
+    Bounded, Dpo, LmConfig, MAX_DPO_UPDATES, SEEDS, check_eta, extended, matched_eta, seeds_key,
 };
 use super::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::error::Result;
@@ -53,12 +53,9 @@ pub struct Config {
     pub dpop_lambda: f64,
     /// The `dpop_small` arm's λ.
     pub dpop_lambda_small: f64,
-    /// IPO's τ: its target margin is `1/(2τ)`.
-    pub ipo_tau: f64,
-    /// SLiC's margin δ, in nats of `log π(y⁺) − log π(y⁻)`.
-    pub slic_delta: f64,
-    /// SLiC's weight λ of the SFT term on `y⁺`.
-    pub slic_lambda: f64,
+    /// IPO's and SLiC's hyperparameters (as `lm_losses`).
+    #[serde(flatten)]
+    pub bounded: Bounded,
     /// Updates between two tracking points, in DPO and in the extend arm's SFT.
     pub track_every: usize,
     /// How many seeds one run covers: `seed, seed + 1, …` ([`seeds_key`]).
@@ -77,10 +74,7 @@ impl Default for Config {
             // Smaug's λ = 50; a tenth of it for the small arm.
             dpop_lambda: 50.0,
             dpop_lambda_small: 5.0,
-            // As `lm_losses`.
-            ipo_tau: 0.1,
-            slic_delta: 1.0,
-            slic_lambda: 0.1,
+            bounded: Bounded::default(),
             track_every: 16,
             seeds: SEEDS,
             squeezing_rows: SqueezingRows::Aggregates,
@@ -114,20 +108,7 @@ world_settings!(
             "the dpop arm's λ: DPOP's penalty weight inside the sigmoid (Smaug: 50)"
         ),
         weight("dpop_lambda_small", "the dpop_small arm's λ"),
-        Key::new(
-            "ipo_tau",
-            "IPO's τ: its target margin is 1/(2τ) (the authors' β = 0.1)",
-            Range::positive(1000.0),
-        ),
-        Key::new(
-            "slic_delta",
-            "SLiC's margin δ in nats (the paper gives no value)",
-            Range::positive(1000.0),
-        ),
-        weight(
-            "slic_lambda",
-            "SLiC's weight of the SFT term on y⁺ (the paper's β, 0.1)"
-        ),
+        Bounded::keys(),
         Key::new(
             "track_every",
             "updates between two tracking points, in DPO and the extend arm's SFT",
@@ -151,9 +132,9 @@ pub enum Remedy {
     Dpop,
     /// DPOP (inside) at `dpop_lambda_small`.
     DpopSmall,
-    /// IPO at `ipo_tau`.
+    /// IPO at `ipo_tau` ([`Bounded`]).
     Ipo,
-    /// SLiC at `slic_delta`, `slic_lambda`.
+    /// SLiC at `slic_delta`, `slic_lambda` ([`Bounded`]).
     Slic,
     /// The extend method's SFT, then plain DPO.
     Extend,
@@ -242,14 +223,8 @@ impl Config {
             Remedy::RpoSmall => (rpo(self.rpo_alpha_small), world.beta),
             Remedy::Dpop => (dpop(self.dpop_lambda), world.beta),
             Remedy::DpopSmall => (dpop(self.dpop_lambda_small), world.beta),
-            Remedy::Ipo => (PairLoss::Ipo, self.ipo_tau),
-            Remedy::Slic => (
-                PairLoss::Slic {
-                    delta: self.slic_delta,
-                    lambda: self.slic_lambda,
-                },
-                world.beta,
-            ),
+            Remedy::Ipo => self.bounded.ipo(),
+            Remedy::Slic => self.bounded.slic(world),
         };
         let eta = match remedy {
             Remedy::Ipo | Remedy::Slic => matched_eta(world, loss, beta),
@@ -304,11 +279,7 @@ impl Experiment for LmRemedies {
         let world = &config.world;
         for remedy in [Remedy::Ipo, Remedy::Slic] {
             let (loss, _, eta) = config.loss(remedy);
-            let keys = match remedy {
-                Remedy::Ipo => format!(", ipo_tau = {:e}", config.ipo_tau),
-                _ => format!(", slic_lambda = {:e}", config.slic_lambda),
-            };
-            check_eta(world, (loss, eta), &keys)?;
+            check_eta(world, (loss, eta), &config.bounded.rate_keys(loss))?;
         }
         let training = Training {
             world,

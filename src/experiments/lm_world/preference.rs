@@ -2,6 +2,8 @@
 //! from ([`Regime`], [`draw_pair`]) and the update rule that gives every regime exactly
 //! the same number of updates ([`train_dpo`], and [`tracked_dpo`] with snapshots).
 
+use serde::{Deserialize, Serialize};
+
 use super::config::LmConfig;
 use super::world::Checkpoint;
 use crate::Rng64;
@@ -10,6 +12,7 @@ use crate::experiments::lm_measures::{
     AttributionTracker, DpoCounts, DpoRun, SftPhase, SnapshotTracker, SqueezingTracker,
     UpdateRecord, fixed_argmax,
 };
+use crate::experiments::{Key, Range};
 use crate::language::{ANSWER_LEN, END, Language};
 use crate::lm::{Sequence, TinyLm, update};
 use crate::objective::{Objective, OneTerm, PairLoss, Pairwise, Term};
@@ -172,6 +175,82 @@ impl Dpo {
             beta: config.beta,
             updates: config.dpo_updates,
             max_redraws: 0,
+        }
+    }
+}
+
+/// The hyperparameters of the two bounded losses, IPO and SLiC, in every experiment that
+/// trains them (`lm_losses`, `lm_remedies`), with their documented keys ([`Bounded::keys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bounded {
+    /// IPO's τ: its target margin is `1/(2τ)`.
+    pub ipo_tau: f64,
+    /// SLiC's margin δ, in nats of `log π(y⁺) − log π(y⁻)`.
+    pub slic_delta: f64,
+    /// SLiC's weight λ of the SFT term on `y⁺`.
+    pub slic_lambda: f64,
+}
+
+impl Default for Bounded {
+    fn default() -> Self {
+        Bounded {
+            // The paper's Eq. 16 writes IPO's τ as β; the authors use β = 0.1.
+            ipo_tau: 0.1,
+            // The paper's Eq. 18 gives no value for δ; one nat between the two answers.
+            slic_delta: 1.0,
+            // The paper's Eq. 18 weighs the SFT term by β; the authors use β = 0.1.
+            slic_lambda: 0.1,
+        }
+    }
+}
+
+impl Bounded {
+    /// The documented keys of the three fields, in order.
+    pub fn keys() -> [Key; 3] {
+        [
+            Key::new(
+                "ipo_tau",
+                "IPO's τ: its target margin is 1/(2τ) (the authors' β = 0.1)",
+                Range::positive(1000.0),
+            ),
+            Key::new(
+                "slic_delta",
+                "SLiC's margin δ in nats (the paper gives no value)",
+                Range::positive(1000.0),
+            ),
+            Key::new(
+                "slic_lambda",
+                "SLiC's weight of the SFT term on y⁺ (the paper's β, 0.1)",
+                Range::Real {
+                    min: 0.0,
+                    open_min: false,
+                    max: 1000.0,
+                },
+            ),
+        ]
+    }
+
+    /// IPO with the β its [`Pairwise`] takes (τ).
+    pub fn ipo(&self) -> (PairLoss, f64) {
+        (PairLoss::Ipo, self.ipo_tau)
+    }
+
+    /// SLiC with the world's β (which it does not read).
+    pub fn slic(&self, world: &LmConfig) -> (PairLoss, f64) {
+        let slic = PairLoss::Slic {
+            delta: self.slic_delta,
+            lambda: self.slic_lambda,
+        };
+        (slic, world.beta)
+    }
+
+    /// The keys that set `loss`'s matched learning rate ([`matched_eta`]), as
+    /// [`check_eta`] names them (empty for a loss that is not bounded).
+    pub fn rate_keys(&self, loss: PairLoss) -> String {
+        match loss {
+            PairLoss::Ipo => format!(", ipo_tau = {:e}", self.ipo_tau),
+            PairLoss::Slic { .. } => format!(", slic_lambda = {:e}", self.slic_lambda),
+            _ => String::new(),
         }
     }
 }
