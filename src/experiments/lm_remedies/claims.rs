@@ -196,7 +196,7 @@ fn margin_claim(arms: &Arms) -> Claim {
         "margin_kept",
         holds && !anchored.is_empty(),
         format!(
-            "an anchor pulls on y⁺ and leaves DPO's push on y⁻, so the anchored remedies that push y⁻ down at least half as far as DPO and stay near first order ({}) keep DPO's margin: rewards/accuracies no more than one pair in eight below DPO's and rewards/margins at least half DPO's (median {dpo:.2}); every arm: {} (median rewards/margins)",
+            "the anchored remedies keep DPO's margin, since an anchor pulls on y⁺ and leaves DPO's push on y⁻: rewards/accuracies no more than one pair in eight below DPO's and rewards/margins at least half DPO's (median {dpo:.2}) under those that push y⁻ down at least half as far as DPO and stay near first order ({}); every arm: {} (median rewards/margins)",
             names(arms, &anchored),
             per_arm(arms, keeps_margin, |e| e.margin)
         ),
@@ -212,7 +212,7 @@ fn repeater_claim(arms: &Arms) -> Claim {
         "repeater_stopped",
         holds && !anchored.is_empty(),
         format!(
-            "the anchored remedies that push y⁻ down at least half as far as DPO and stay near first order ({}) stop the repeater: no more degenerate greedy answers to training prompts at the end than at the start (DPO has more on {dpo} seeds); every arm: {} (median share degenerate at the end)",
+            "the anchored remedies stop the repeater: no more degenerate greedy answers to training prompts at the end than at the start (DPO has more on {dpo} seeds) under those that push y⁻ down at least half as far as DPO and stay near first order ({}); every arm: {} (median share degenerate at the end)",
             names(arms, &anchored),
             per_arm(arms, stops, |e| e.degenerate)
         ),
