@@ -129,7 +129,8 @@ fn sign_delta_is_the_mean_change() {
 /// On the tiny LM, for an SFT and a DPO update (whose shared positions cancel), the lens
 /// of every probe family: the first-order LBK is at most `η²‖K‖²_F`, and the first-order
 /// change `−ηAKG` from the stacked kernel and residuals is the decomposition's prediction
-/// from forward-mode products (`A J_o dθ`, `dθ = −η∇L`) to 1e-10.
+/// from forward-mode products (`A J_o dθ`, `dθ = −η∇L`) to 1e-10; SignDelta on the
+/// response is the change of `log π(y | χ)` between two fresh forward passes, to 1e-12.
 #[test]
 fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
     use learning_dynamics::decomposition::{gradient, predict};
@@ -137,6 +138,7 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
     use learning_dynamics::experiments::lm_world::LmConfig;
     use learning_dynamics::language::{Language, Sizes, Style};
     use learning_dynamics::lm::{Sequence, TinyLm, update};
+    use learning_dynamics::numerics::sequence_log_prob;
     use learning_dynamics::objective::{Objective, PairLoss};
 
     let mut r = rng(3);
@@ -158,14 +160,18 @@ fn the_lm_lens_is_bounded_and_matches_the_decomposition() {
         let g_stacked = stacked_residuals(inputs, &g.residuals);
         let points = lens_points((&model, &model, &after), inputs, &g_stacked, eta, &observed);
         assert_eq!(points.len(), observed.len());
-        for (p, want) in points.iter().zip(&predicted[0]) {
+        for ((p, want), o) in points.iter().zip(&predicted[0]).zip(&observed) {
             assert!(p.lbk_first_order <= eta * eta * p.kernel.norm_squared() * (1.0 + 1e-12));
             assert!(
                 (&p.first_order - want).abs().max() < 1e-10,
                 "{}",
                 (&p.first_order - want).abs().max()
             );
-            assert_eq!(p.sign_delta, p.actual.mean());
+            assert_eq!(p.sign_delta_vocabulary, p.actual.mean());
+            // SignDelta on the response: Δ log π(y | χ) from two fresh forward passes.
+            let log_p = |m: &TinyLm| sequence_log_prob(&m.logits(o), o.response());
+            let response = log_p(&after) - log_p(&model);
+            assert!((p.sign_delta_response - response).abs() < 1e-12);
             assert!(p.lbk.is_finite() && p.lbk > 0.0);
             // At the first step the frozen kernel is the kernel.
             assert!((&p.frozen - &p.first_order).abs().max() < 1e-12);
@@ -271,4 +277,103 @@ fn a_lens_run_past_fifteen_seconds_is_refused_up_front() {
         .count()
     });
     assert_eq!(written, 0, "no output was written (the lock file aside)");
+}
+
+/// The bound's gap in its three factors: `‖A_m‖²_op = V‖π_m‖²` and the power iteration's
+/// `‖K‖²_op` agree with the singular values to 1e-9; on the tiny LM the factors sum to
+/// `log10(η²‖K‖²_F / LBK₁)` computed from the lens point's own LBK and kernel, and the
+/// misalignment is at least 0 (`‖AKG‖ ≤ ‖A‖_op ‖K‖_op ‖G‖`).
+#[test]
+fn the_bounds_gap_is_its_three_factors() {
+    use learning_dynamics::decomposition::gradient;
+    use learning_dynamics::experiments::lm_measures::{lens_points, stacked_residuals};
+    use learning_dynamics::experiments::lm_world::LmConfig;
+    use learning_dynamics::language::{Language, Sizes, Style};
+    use learning_dynamics::lens::{adaptation_op_sq, operator_norm_sq};
+    use learning_dynamics::lm::{Sequence, TinyLm, update};
+    use learning_dynamics::numerics::adaptation_matrix;
+    use learning_dynamics::objective::PairLoss;
+    use rand::RngExt;
+
+    let mut r = rng(7);
+    let top = |m: &DMatrix<f64>| m.clone().svd(false, false).singular_values.max().powi(2);
+    let m = DMatrix::from_fn(12, 30, |_, _| r.random::<f64>() - 0.3);
+    assert!((operator_norm_sq(&m) / top(&m) - 1.0).abs() < 1e-9);
+    let z = DMatrix::from_fn(6, 3, |i, j| 3.0 * ((i * 7 + j * 3) % 5) as f64 - 4.0);
+    let pi = softmax_columns(&z);
+    let blocks = (0..3).map(|j| top(&adaptation_matrix(pi.column(j))));
+    let want = blocks.fold(0.0, f64::max);
+    assert!((adaptation_op_sq(&pi) / want - 1.0).abs() < 1e-9);
+
+    let model = TinyLm::random(LmConfig::default().spec(), &mut r).unwrap();
+    let lang = Language::random(Style::Human, Sizes::default(), &mut r);
+    let probes = lang.probes(&mut r);
+    let observed: Vec<Sequence> = probes[1].responses.iter().map(|(_, s)| s.clone()).collect();
+    let j = lang.train[0];
+    let pair = (lang.chosen(j), lang.rejected(j));
+    let (inputs, dpo) = update::pair(&model, &lang.prompt(j), pair, PairLoss::Dpo, 0.1);
+    let eta = 0.5;
+    let g = gradient(&model, &inputs, &dpo).unwrap();
+    let mut after = model.clone();
+    after.sgd_step(&g.grad, eta).unwrap();
+    let stacked = stacked_residuals(&inputs, &g.residuals);
+    for p in lens_points((&model, &model, &after), &inputs, &stacked, eta, &observed) {
+        let gap = p.gap.expect("every norm is positive");
+        let want = (eta * eta * p.kernel.norm_squared() / p.lbk_first_order).log10();
+        assert!(
+            (gap.total() - want).abs() < 1e-9,
+            "{} vs {want}",
+            gap.total()
+        );
+        assert!(gap.kernel >= 0.0 && gap.adaptation >= 0.0 && gap.misalignment >= -1e-12);
+    }
+}
+
+/// SignDelta over the vocabulary can say "fell" while the response rose. Under SFT on
+/// `y⁺`, family `chosen`, seed 1024 (the gallery's first seed, run alone): summed over
+/// the run, the vocabulary SignDelta is negative while `Δ log π(y⁺ | χ)` rises by over
+/// a nat, as the committed `plots/lm_lens_fig8.csv` records.
+#[test]
+fn the_vocabulary_sign_delta_can_fall_while_the_response_rises() {
+    use learning_dynamics::experiments::lm_lens::{self, LmLens};
+    use learning_dynamics::experiments::lm_world::Signal;
+    use learning_dynamics::experiments::{Experiment, Valid};
+    use learning_dynamics::language::Family;
+
+    let config = lm_lens::Config {
+        seeds: 1,
+        ..Default::default()
+    };
+    let data = LmLens::run(&Valid::new(config).unwrap(), 1024).unwrap();
+    let run = (data.runs.iter())
+        .find(|r| r.signal == Signal::SftChosen)
+        .unwrap();
+    let chosen = run.steps.iter().filter(|s| s.family == Family::Chosen);
+    let (vocabulary, response) = chosen.fold((0.0, 0.0), |(v, r), s| {
+        (v + s.sign_delta_vocabulary, r + s.sign_delta_response)
+    });
+    assert!(
+        vocabulary < 0.0 && response > 1.0,
+        "{vocabulary} {response}"
+    );
+    let csv = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plots/lm_lens_fig8.csv"),
+    )
+    .unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (v, r) = (
+        column("sign_delta_vocabulary"),
+        column("sign_delta_response"),
+    );
+    let committed = (csv.lines().skip(1))
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[0] == "sft_chosen" && f[1] == "1024" && f[3] == "chosen")
+        .fold((0.0, 0.0), |(a, b), f| {
+            (
+                a + f[v].parse::<f64>().unwrap(),
+                b + f[r].parse::<f64>().unwrap(),
+            )
+        });
+    assert_eq!(committed, (vocabulary, response));
 }

@@ -5,8 +5,9 @@
 //! SFT checkpoint) for `epochs` passes over the training prompts. After every update, on
 //! the first `probes_per_family` probes of every sequence family, the observer takes the
 //! [`LensPoint`] ([`crate::lens`] for the formulas): the paper's LBK from the actual
-//! change, the LBK of the first-order change (at most `η²‖K‖²_F`), SignDelta and the exact
-//! `‖K‖²_F`, each a mean over the family's probes. It also accumulates, per family and
+//! change, the LBK of the first-order change (at most `η²‖K‖²_F`), SignDelta twice (over
+//! the vocabulary, as the paper's equation writes it, and on the probed response, as the
+//! authors' code measures it) and the exact `‖K‖²_F`, each a mean over the family's probes. It also accumulates, per family and
 //! response position, the change of `log π` of the response's tokens that the full, the
 //! last-layer and the frozen kernel predict, and the actual one. At every epoch's end, on
 //! each family's first probe, it holds the last-layer kernel against the full one
@@ -28,6 +29,7 @@ use crate::experiments::lm_world::{
 };
 use crate::experiments::{Claim, Experiment, Key, Range, Table, Valid};
 use crate::language::{ANSWER_LEN, Family};
+use crate::lens::Gap;
 use crate::lm::{Sequence, TinyLm};
 use crate::stats::spearman;
 use crate::trainer::{Observer, StepEvent, Trainer};
@@ -153,10 +155,16 @@ pub struct StepLens {
     pub lbk: f64,
     /// LBK of the first-order change.
     pub lbk_first_order: f64,
-    /// SignDelta.
-    pub sign_delta: f64,
+    /// SignDelta over the vocabulary, as the paper's equation writes it.
+    pub sign_delta_vocabulary: f64,
+    /// SignDelta on the response, `Δ log π(y | χ)` summed over its tokens, as the
+    /// authors' code measures it: whether the probed response rose.
+    pub sign_delta_response: f64,
     /// Exact `‖K‖²_F`.
     pub kernel_norm_sq: f64,
+    /// The bound's gap in its three factors, each the mean over the family's probes of
+    /// its `log10` (so they still sum to the mean gap); `None` if no probe has one.
+    pub gap: Option<Gap>,
 }
 
 /// A family's change of `log π(y | χ)` accumulated from the start to `step`, as a kernel
@@ -256,6 +264,18 @@ pub struct Lens {
 /// actual][position]`.
 type Accumulated = [[f64; ANSWER_LEN]; 4];
 
+/// The mean of each factor of `gaps`, `None` for none.
+fn mean_gap(gaps: impl Iterator<Item = Gap>) -> Option<Gap> {
+    let gaps: Vec<Gap> = gaps.collect();
+    let n = gaps.len() as f64;
+    let mean = |f: fn(&Gap) -> f64| gaps.iter().map(f).sum::<f64>() / n;
+    (!gaps.is_empty()).then(|| Gap {
+        kernel: mean(|g| g.kernel),
+        adaptation: mean(|g| g.adaptation),
+        misalignment: mean(|g| g.misalignment),
+    })
+}
+
 /// Records the lens after every update.
 struct LensObserver<'a> {
     start: &'a TinyLm,
@@ -297,8 +317,10 @@ impl LensObserver<'_> {
                 family: *family,
                 lbk: mean(|p| p.lbk),
                 lbk_first_order: mean(|p| p.lbk_first_order),
-                sign_delta: mean(|p| p.sign_delta),
+                sign_delta_vocabulary: mean(|p| p.sign_delta_vocabulary),
+                sign_delta_response: mean(|p| p.sign_delta_response),
                 kernel_norm_sq: mean(|p| p.kernel.norm_squared()),
+                gap: mean_gap(points.iter().filter_map(|(p, _)| p.gap)),
             });
             if (e.step + 1).is_multiple_of(self.run.epoch) {
                 let vocab = e.before.spec().vocab;

@@ -1,4 +1,5 @@
-//! The lens's CSV tables: Fig. 8's per-step LBK, SignDelta and `‖K‖²_F`, the kernels'
+//! The lens's CSV tables: Fig. 8's per-step LBK, SignDelta and `‖K‖²_F`, the bound's gap
+//! in its three factors, the kernels'
 //! predictions against the actual change, the last layer's share, and when the frozen
 //! kernel's error first crosses each threshold.
 
@@ -11,14 +12,32 @@ impl Lens {
         let fig8 = self.rows(
             |r| &r.steps,
             |r, s| {
-                let (lbk, first, sign) = (s.lbk, s.lbk_first_order, s.sign_delta);
+                let (lbk, first) = (s.lbk, s.lbk_first_order);
+                let (vocabulary, response) = (s.sign_delta_vocabulary, s.sign_delta_response);
                 let (step, family, eta) = (s.step, s.family.id(), r.eta);
                 format!(
-                    "{step},{family},{eta},{lbk},{first},{sign},{}",
+                    "{step},{family},{eta},{lbk},{first},{vocabulary},{response},{}",
                     s.kernel_norm_sq
                 )
             },
         );
+        let gap = (self.runs.iter())
+            .flat_map(|r| {
+                (r.steps.iter()).filter_map(move |s| {
+                    let g = s.gap?;
+                    let (kernel, adaptation, misalignment) =
+                        (g.kernel, g.adaptation, g.misalignment);
+                    Some(format!(
+                        "{},{},{},{},{kernel},{adaptation},{misalignment},{}",
+                        r.signal.id(),
+                        r.seed,
+                        s.step,
+                        s.family.id(),
+                        g.total()
+                    ))
+                })
+            })
+            .collect();
         let kernels = self.rows(
             |r| &r.kernels,
             |_, k| {
@@ -52,8 +71,13 @@ impl Lens {
         vec![
             Table::new(
                 "lm_lens_fig8",
-                "signal,seed,step,family,eta,lbk,lbk_first_order,sign_delta,kernel_norm_sq",
+                "signal,seed,step,family,eta,lbk,lbk_first_order,sign_delta_vocabulary,sign_delta_response,kernel_norm_sq",
                 fig8,
+            ),
+            Table::new(
+                "lm_lens_gap",
+                "signal,seed,step,family,kernel_factor,adaptation_factor,misalignment_factor,gap",
+                gap,
             ),
             Table::new(
                 "lm_lens_kernel",

@@ -1,6 +1,7 @@
 //! The paper's lens ([`crate::lens`]) on one update of the tiny LM, next to the exact
 //! kernel: for one observed sequence, the LBK of the actual and of the first-order change,
-//! SignDelta and `‖K‖²_F`.
+//! SignDelta (the vocabulary's, as the paper's equation writes it, and the response's, as
+//! the authors' code measures it) and `‖K‖²_F`.
 //!
 //! `G` stacks the update's residuals position by position, with their coefficients: one
 //! sequence for SFT; for a pair, `y⁺`'s and `y⁻`'s positions, where at the positions the
@@ -17,7 +18,7 @@
 
 use nalgebra::DMatrix;
 
-use crate::lens::{adaptation_sq, first_order_change, lbk, sign_delta};
+use crate::lens::{Gap, adaptation_sq, first_order_change, lbk, response_delta, sign_delta};
 use crate::lm::kernel::KernelFactors;
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
@@ -31,8 +32,15 @@ pub struct LensPoint {
     pub lbk: f64,
     /// The same ratio of the first-order change `−ηAKG`: at most `η²‖K‖²_F`.
     pub lbk_first_order: f64,
-    /// The mean actual change of `log π` over tokens and positions.
-    pub sign_delta: f64,
+    /// SignDelta over the vocabulary: the mean actual change of `log π` over tokens and
+    /// positions ([`sign_delta`]).
+    pub sign_delta_vocabulary: f64,
+    /// SignDelta on the response: the actual `Δ log π(y | χ)`, summed over the observed
+    /// response's tokens ([`response_delta`]).
+    pub sign_delta_response: f64,
+    /// The bound's gap `log10(η²‖K‖²_F / LBK₁)` in its three factors (`None` where a
+    /// norm is 0).
+    pub gap: Option<Gap>,
     /// The exact eNTK `K` between the observed positions and the update's.
     pub kernel: DMatrix<f64>,
     /// The last-layer kernel in its place ([`KernelFactors::last_layer`]).
@@ -86,14 +94,18 @@ pub fn lens_points(
             let log_pi = log_softmax_columns(&before.logits(o));
             let pi = log_pi.map(f64::exp);
             let actual = log_softmax_columns(&after.logits(o)) - &log_pi;
-            let first_order = first_order_change(&pi, &k, g, eta);
+            // `−ηAKG` from `AKG`, bit for bit what `first_order_change` at `eta` gives.
+            let akg = first_order_change(&pi, &k, g, -1.0);
+            let first_order = &akg * -eta;
             let predict = |kernel: &DMatrix<f64>| first_order_change(&pi, kernel, g, eta);
             let (a_sq, g_sq) = (adaptation_sq(&pi), g.norm_squared());
             let last_layer_kernel = now.last_layer(&update_now);
             LensPoint {
                 lbk: lbk(&actual, a_sq, g_sq),
                 lbk_first_order: lbk(&first_order, a_sq, g_sq),
-                sign_delta: sign_delta(&actual),
+                sign_delta_vocabulary: sign_delta(&actual),
+                sign_delta_response: response_delta(&actual, o.response()),
+                gap: Gap::of(&pi, &k, (g, &akg)),
                 last_layer: predict(&last_layer_kernel),
                 frozen: predict(&frozen),
                 kernel: k,
