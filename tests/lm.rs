@@ -864,6 +864,7 @@ mod lm_policy {
                 "lm_policy_summary",
                 "lm_policy_attribution",
                 "lm_policy_negatives",
+                "lm_policy_first_order",
                 "lm_policy_squeezing",
                 "lm_policy_dashboard"
             ]
@@ -890,8 +891,8 @@ mod lm_policy {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");
         }
-        // The summary's 20 metrics for each of the 5 regimes.
-        assert_eq!(summary.len(), 5 * 20);
+        // The summary's 21 metrics for each of the 5 regimes.
+        assert_eq!(summary.len(), 5 * 21);
         assert_eq!(LmPolicy::claims(&data).len(), 15);
         // Every update of every run is in the negatives, with both coefficients.
         assert_eq!(tables[6].rows.len(), data.runs.len() * 20);
@@ -929,7 +930,23 @@ mod lm_policy {
                 first.reference
             );
         }
-        assert_eq!(tables[8].rows.len(), data.runs.len() * 4);
+        let named = |name: &str| tables.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(named("lm_policy_dashboard").rows.len(), data.runs.len() * 4);
+        // The first-order error after updates 8, 16 and the last (20): at the end, the
+        // rms of actual − predicted over the attribution's family cells, which its
+        // table writes position by position.
+        let errors = &named("lm_policy_first_order").rows;
+        assert_eq!(errors.len(), data.runs.len() * 3);
+        for run in &data.runs {
+            let cells = &run.attribution.families;
+            let squares: f64 = (cells.iter())
+                .map(|c| (c.split.actual - c.split.predicted).powi(2))
+                .sum();
+            let rms = (squares / cells.len() as f64).sqrt();
+            let last = run.attribution.errors.last().unwrap();
+            assert_eq!(last.step, 20);
+            assert!((last.rms_error - rms).abs() <= 1e-12 * (1.0 + rms), "{rms}");
+        }
         // The attribution: chosen + rejected = predicted, row by row (a consistency check,
         // true by construction; the evidence is in `attribution` and `lm_squeezing`).
         for row in &tables[5].rows {
@@ -1008,14 +1025,15 @@ mod lm_losses {
                 "lm_losses_summary",
                 "lm_losses_attribution",
                 "lm_losses_negatives",
+                "lm_losses_first_order",
                 "lm_losses_squeezing",
                 "lm_losses_dashboard"
             ]
         );
         assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
         assert_eq!(tables[3].header, "loss,metric,value");
-        // The first seed's 4 losses × the 20 summary metrics of lm_policy.
-        assert_eq!(tables[3].rows.len(), 4 * 20);
+        // The first seed's 4 losses × the 21 summary metrics of lm_policy.
+        assert_eq!(tables[3].rows.len(), 4 * 21);
         assert!(tables[3].rows.contains(&"sppo_hard,updates,10".to_string()));
         // 5 seeds × 4 losses × 3 tracking points (updates 0, 5, 10) × 2 prefixes × 4
         // positions, each split by whether the fixed argmax is y⁺'s token: the groups

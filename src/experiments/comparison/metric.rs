@@ -60,6 +60,11 @@ pub enum Metric {
     ChosenCoefficientSum,
     /// `Σ s⁻` over the updates: how hard the rejected term pushed in total.
     RejectedCoefficientSum,
+    /// The accumulated first-order prediction's error-to-signal ratio at the end: the
+    /// rms of `actual − predicted` over the family cells over the spread of the actual
+    /// changes ([`FirstOrderError`](crate::experiments::lm_measures::FirstOrderError); 0
+    /// without the mechanism).
+    FirstOrderErrorRatio,
 }
 
 impl Metric {
@@ -85,6 +90,7 @@ impl Metric {
         Metric::EntropyAfter,
         Metric::ChosenCoefficientSum,
         Metric::RejectedCoefficientSum,
+        Metric::FirstOrderErrorRatio,
     ];
 
     /// The metric's id in CSV files.
@@ -114,6 +120,7 @@ impl Metric {
             Metric::EntropyAfter => "entropy_after",
             Metric::ChosenCoefficientSum => "chosen_coefficient_sum",
             Metric::RejectedCoefficientSum => "rejected_coefficient_sum",
+            Metric::FirstOrderErrorRatio => "first_order_error_ratio",
         }
     }
 
@@ -148,6 +155,9 @@ impl Metric {
             Metric::EntropyAfter => run.last().entropy,
             Metric::ChosenCoefficientSum => coefficients(|r| r.chosen_coefficient),
             Metric::RejectedCoefficientSum => coefficients(|r| r.rejected_coefficient),
+            Metric::FirstOrderErrorRatio => {
+                (run.attribution.errors.last()).map_or(0.0, |e| e.ratio())
+            }
         }
     }
 }

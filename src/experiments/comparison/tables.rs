@@ -92,6 +92,7 @@ impl<L: Label> Comparison<L> {
         if layout.mechanism {
             tables.push(self.attribution_table());
             tables.push(self.negatives_table());
+            tables.push(self.first_order_table());
         }
         tables.push(self.squeezing_table());
         tables.push(self.dashboard_table());
@@ -186,6 +187,34 @@ impl<L: Label> Comparison<L> {
             format!("{}_attribution", self.layout.name),
             format!(
                 "{},seed,family,position,chosen_term,rejected_term,predicted,actual,anchor_term",
+                self.layout.column
+            ),
+            rows,
+        )
+    }
+
+    /// `NAME_first_order.csv`: at every tracking point of every run, the accumulated
+    /// first-order prediction against the actual change over the family cells
+    /// ([`FirstOrderError`](crate::experiments::lm_measures::FirstOrderError)).
+    fn first_order_table(&self) -> Table {
+        let rows = (self.runs.iter())
+            .flat_map(|run| {
+                let (label, seed) = (run.label.id(), run.seed);
+                (run.attribution.errors.iter()).map(move |e| {
+                    format!(
+                        "{label},{seed},{},{},{},{}",
+                        e.step,
+                        e.rms_error,
+                        e.spread,
+                        e.ratio()
+                    )
+                })
+            })
+            .collect();
+        Table::new(
+            format!("{}_first_order", self.layout.name),
+            format!(
+                "{},seed,step,rms_error,spread_actual,error_to_signal",
                 self.layout.column
             ),
             rows,

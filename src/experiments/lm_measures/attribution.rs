@@ -142,6 +142,47 @@ pub struct Attribution {
     /// The fixed argmax, per prefix, position and whether it is `y⁺`'s token (only the
     /// groups with probes).
     pub fixed: Vec<FixedCell>,
+    /// How far the accumulated prediction is from the actual change so far, at every
+    /// tracking point and after the last update.
+    pub errors: Vec<FirstOrderError>,
+}
+
+/// The accumulated first-order prediction against the actual change after `step`
+/// updates, over the family cells (every sequence family at every response position):
+/// the rms of `actual − predicted`, the spread (standard deviation) of the actual
+/// changes, and their ratio, the error-to-signal ratio. Each update leaves an `O(η²)`
+/// error on every probe, which accrues over all the updates, while a probe's signal
+/// comes mostly from its own prompt's updates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FirstOrderError {
+    /// Updates taken.
+    pub step: usize,
+    /// `rms(actual − predicted)` over the cells, in nats.
+    pub rms_error: f64,
+    /// The standard deviation of the actual changes over the cells, in nats.
+    pub spread: f64,
+}
+
+impl FirstOrderError {
+    /// `rms_error / spread` (0 when nothing moved).
+    pub fn ratio(&self) -> f64 {
+        match self.spread > 0.0 {
+            true => self.rms_error / self.spread,
+            false => 0.0,
+        }
+    }
+
+    /// The error of the family `cells` whose actual changes so far are `actual`.
+    fn of(step: usize, cells: &[FamilyCell], actual: &[f64]) -> Self {
+        let n = cells.len().max(1) as f64;
+        let mean = actual.iter().sum::<f64>() / n;
+        let squares = |f: &dyn Fn(usize) -> f64| (0..cells.len()).map(f).sum::<f64>() / n;
+        FirstOrderError {
+            step,
+            rms_error: squares(&|i| (actual[i] - cells[i].split.predicted).powi(2)).sqrt(),
+            spread: squares(&|i| (actual[i] - mean).powi(2)).sqrt(),
+        }
+    }
 }
 
 impl Attribution {
@@ -187,9 +228,11 @@ pub fn term_directions(
     (terms, directions)
 }
 
-/// Accumulates a run's [`Attribution`] at every update.
+/// Accumulates a run's [`Attribution`] at every update, and its [`FirstOrderError`]
+/// every `every` updates.
 pub struct AttributionTracker<'a> {
     probes: &'a [Probe],
+    every: usize,
     /// Every probe's sequence families, probe by probe.
     observed: Vec<Sequence>,
     fixed: Vec<FixedArgmax>,
@@ -201,8 +244,9 @@ pub struct AttributionTracker<'a> {
 }
 
 impl<'a> AttributionTracker<'a> {
-    /// A tracker of `probes` whose argmax fixed at the start is `fixed` ([`fixed_argmax`](super::fixed_argmax)).
-    pub fn new(probes: &'a [Probe], fixed: Vec<FixedArgmax>) -> Self {
+    /// A tracker of `probes` whose argmax fixed at the start is `fixed` ([`fixed_argmax`](super::fixed_argmax)),
+    /// which measures its first-order error every `every` updates.
+    pub fn new(probes: &'a [Probe], fixed: Vec<FixedArgmax>, every: usize) -> Self {
         let observed = probes
             .iter()
             .flat_map(|p| p.responses.iter().filter(|r| r.0.is_sequence()))
@@ -219,6 +263,7 @@ impl<'a> AttributionTracker<'a> {
             .collect();
         AttributionTracker {
             probes,
+            every: every.max(1),
             observed,
             fixed,
             start: Vec::new(),
@@ -256,19 +301,58 @@ impl<'a> AttributionTracker<'a> {
         }
     }
 
-    /// Adds the actual change over the whole run, `log π` of `end` less that of the
-    /// start: the per-update actual changes telescope to it.
+    /// The actual change of `log π` of every observed sequence from the start to `model`.
     ///
     /// # Errors
-    /// If a logit of `end` is not finite.
-    pub fn finish(&mut self, end: &TinyLm) -> Result<()> {
-        let after = end.logits_batch(&self.observed);
+    /// If a logit of `model` is not finite.
+    fn actual(&self, model: &TinyLm) -> Result<Vec<DMatrix<f64>>> {
+        let after = model.logits_batch(&self.observed);
         if !after.iter().flatten().all(|v| v.is_finite()) {
             return Err(Error::NonFinite("logits"));
         }
-        let actual: Vec<DMatrix<f64>> = (after.iter().zip(&self.start))
+        Ok((after.iter().zip(&self.start))
             .map(|(z, lp)| log_softmax_columns(z) - lp)
-            .collect();
+            .collect())
+    }
+
+    /// The family cells' actual changes `actual` (of every observed sequence), each the
+    /// mean over the probes of its response token's change, in cell order.
+    fn cell_changes(&self, actual: &[DMatrix<f64>]) -> Vec<f64> {
+        let families = Family::sequences().count();
+        let n = self.probes.len() as f64;
+        let mut cells = vec![0.0; self.attribution.families.len()];
+        for (i, (seq, d)) in self.observed.iter().zip(actual).enumerate() {
+            for (m, &token) in seq.response().iter().enumerate() {
+                cells[(i % families) * ANSWER_LEN + m] += d[(token, m)] / n;
+            }
+        }
+        cells
+    }
+
+    /// Records the first-order error after `step` updates, with the model `model`.
+    fn record_error(&mut self, step: usize, model: &TinyLm) -> Result<()> {
+        let cells = self.cell_changes(&self.actual(model)?);
+        let error = FirstOrderError::of(step, &self.attribution.families, &cells);
+        self.attribution.errors.push(error);
+        Ok(())
+    }
+
+    /// Adds the actual change over the whole run of `steps` updates, `log π` of `end`
+    /// less that of the start (the per-update actual changes telescope to it), and the
+    /// first-order error at the end unless it is recorded already.
+    ///
+    /// # Errors
+    /// If a logit of `end` is not finite.
+    pub fn finish(&mut self, end: &TinyLm, steps: usize) -> Result<()> {
+        if self
+            .attribution
+            .errors
+            .last()
+            .is_none_or(|e| e.step != steps)
+        {
+            self.record_error(steps, end)?;
+        }
+        let actual = self.actual(end)?;
         self.accumulate(&[3], &[actual]);
         Ok(())
     }
@@ -309,6 +393,9 @@ impl Observer<TinyLm> for AttributionTracker<'_> {
         let (_, directions) = term_directions((e.before, e.after), e.update, residuals, e.eta);
         let (_, changes) = predict(e.before, &self.observed, &directions);
         self.accumulate(&[0, 1, 2, 4][..changes.len()], &changes);
+        if (e.step + 1).is_multiple_of(self.every) {
+            self.record_error(e.step + 1, e.after)?;
+        }
         Ok(())
     }
 }

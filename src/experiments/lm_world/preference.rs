@@ -405,7 +405,7 @@ pub fn tracked_dpo<L>(
     let fixed = fixed_argmax(model, probes);
     let observed = (probes.as_slice(), fixed.clone());
     let mut tracker = SnapshotTracker::new(language, observed, (every, dpo.updates), reward_beta);
-    let mut attribution = AttributionTracker::new(probes, fixed);
+    let mut attribution = AttributionTracker::new(probes, fixed, every);
     let mut squeezing = SqueezingTracker::default();
     let mut observers: Vec<&mut dyn Observer<TinyLm>> = vec![&mut tracker, &mut squeezing];
     if attribute {
@@ -414,7 +414,7 @@ pub fn tracked_dpo<L>(
     let (end, counts) = train_dpo(dpo, language, (model, model), &mut rng, &mut observers)?;
     tracker.finish(&end, counts.updates)?;
     if attribute {
-        attribution.finish(&end)?;
+        attribution.finish(&end, counts.updates)?;
     }
     Ok((
         end,
