@@ -80,6 +80,24 @@ fn run_writes_csv_and_png_and_is_deterministic() {
     );
 }
 
+/// The robustness reruns' count of each claim is structured (`Claim::reruns`), and it is
+/// the one the claim's line prints.
+#[test]
+fn claims_carry_their_rerun_counts() {
+    let dir = scratch("rerun-counts");
+    let mut plan = learning_dynamics::gallery::find("squeezing")
+        .unwrap()
+        .plan("squeezing")
+        .unwrap();
+    plan.set("robustness_seeds=3").unwrap();
+    let report = plan.execute(&dir, &mut |_| {}).unwrap();
+    for c in &report.claims {
+        let t = c.reruns.expect("rerun on 3 seeds");
+        assert_eq!(t.n, 3);
+        assert!(c.text.ends_with(&format!("holds on {t}]")), "{}", c.text);
+    }
+}
+
 /// The gallery's CSV and PNG files for the default configurations of every registered
 /// experiment are the committed ones, byte for byte (the robustness reruns do not change
 /// them, so they are skipped); and every claim has a name of its own.
@@ -92,6 +110,17 @@ fn default_runs_reproduce_the_committed_figures() {
         let mut plan = entry.plan(entry.name).unwrap();
         plan.set("robustness_seeds=0").unwrap();
         let report = plan.execute(&dir, &mut |_| {}).unwrap();
+        // A claim decided per seed carries its count, and its verdict is the count's.
+        for c in &report.claims {
+            assert!(
+                c.seeds
+                    .is_none_or(|t| t.holds == c.holds && t.k <= t.n && (1..=5).contains(&t.n))
+            );
+            assert!(c.reruns.is_none(), "not rerun");
+        }
+        if entry.name == "lm_policy" || entry.name == "lm_lens" {
+            assert!(report.claims.iter().filter(|c| c.seeds.is_some()).count() >= 8);
+        }
         let mut ids: Vec<&str> = report.claims.iter().map(|c| c.id).collect();
         ids.sort_unstable();
         ids.dedup();

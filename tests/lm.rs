@@ -823,7 +823,9 @@ mod lm_policy {
     use learning_dynamics::experiments::Experiment;
     use learning_dynamics::experiments::lm_policy::{self, LmPolicy};
     use learning_dynamics::experiments::lm_world::SEEDS;
-    use learning_dynamics::experiments::lm_world::{Regime, checkpoint, pretrain};
+    use learning_dynamics::experiments::lm_world::{
+        Regime, Stage, checkpoint, pretrain, world_model,
+    };
 
     fn small() -> lm_policy::Config {
         let mut config = lm_policy::Config::default();
@@ -968,7 +970,9 @@ mod lm_policy {
         );
         assert_eq!(a.sft_model, b.sft_model);
         let mut fresh = pretrain(&world, 2).unwrap();
+        assert_eq!(fresh.base, world_model(&world, 2, Stage::Base).unwrap());
         assert_eq!(fresh.sft(&world, &mut []).unwrap(), a.sft_model);
+        assert_eq!(world_model(&world, 2, Stage::Sft).unwrap(), a.sft_model);
     }
 }
 

@@ -169,30 +169,30 @@ impl Experiment for LmExtend {
                     data.runs.first().map_or(0, budget)
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "rejected_starts_higher",
-                k1.holds,
+                k1,
                 format!(
                     "extend: y⁻ starts DPO higher, by over {NATS_MARGIN} nat, on {k1} seeds (median log π(y⁻) {e1:.2} vs {b1:.2} nats)"
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "others_fall_less",
-                k2.holds,
+                k2,
                 format!(
                     "the paper: extend squeezes less; measured: the other families fall less in DPO after extend, by over {NATS_MARGIN} nat, on {k2} seeds (median change {e2:+.2} vs {b2:+.2} nats; argmax on the rejected prefixes {e5:+.2} vs {b5:+.2})"
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "chosen_falls_less",
-                k3.holds,
+                k3,
                 format!(
                     "extend: chosen falls less in DPO, by over {NATS_MARGIN} nat, on {k3} seeds (median change {e3:+.2} vs {b3:+.2} nats, from the lower start SFT on y⁻ leaves it; it ends at {e6:.2} vs {b6:.2})"
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "fewer_degenerate",
-                k4.holds,
+                k4,
                 format!(
                     "extend: fewer greedy answers to training prompts degenerate (not well-formed) after DPO on {k4} seeds (median {e4:.2} vs {b4:.2})"
                 ),
@@ -237,9 +237,9 @@ fn shallower_valleys_claim(data: &Extend) -> Claim {
         median_or_none(&values, log_prob)
     };
     let (b_peaks, e_peaks) = medians(&pairs, peak_share);
-    Claim::new(
+    Claim::counted(
         "value_valleys_shallower",
-        k.holds,
+        k,
         format!(
             "what extend does to y⁻'s value position: a median {e_peaks:.2} of DPO's pushes there land on a peak after extend ({b_peaks:.2} after the baseline); the rest land on valleys that are shallower: median log π(y⁻) when pushed higher by over {NATS_MARGIN} nat on {k} seeds ({} vs {} nats)",
             median_depth(Arm::Extend),
@@ -254,9 +254,9 @@ fn still_squeezes_claim(data: &Extend) -> Claim {
     let rises = |r: &ArmRun| rejected_median(r, group, argmax).is_some_and(|v| v > 0.0);
     let (extend, e) = data.squeezing_tally((Arm::Extend, group), rises, (argmax, nats));
     let (baseline, b) = data.squeezing_tally((Arm::Baseline, group), rises, (argmax, nats));
-    Claim::new(
+    Claim::counted(
         "extend_still_squeezes",
-        extend.holds,
+        extend,
         format!(
             "after extend, DPO's rejected term still squeezes at y⁻'s valleys (value and END): it raises the current argmax (first-order, median over the seed's instances > 0) on {extend} seeds (median {e} nats per update; baseline {baseline}, {b})"
         ),

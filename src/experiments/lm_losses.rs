@@ -310,9 +310,9 @@ fn others_fall_more_claim(data: &Losses, dpo: PairLoss, loss: PairLoss) -> Claim
         PairLoss::Rpo { .. } => "others_fall_more_than_rpo",
         PairLoss::Dpop { .. } => "others_fall_more_than_dpop",
     };
-    Claim::new(
+    Claim::counted(
         id,
-        k.holds,
+        k,
         format!(
             "prediction: DPO's push never stops, {loss}'s does, so the other families fall further under DPO; measured: DPO lowers them more than {loss}, by over {NATS_MARGIN} nat, on {k} seeds (median change {d_others:+.2} vs {l_others:+.2} nats; argmax on the rejected prefixes {d_argmax:+.2} vs {l_argmax:+.2}; degenerate answers to training prompts after {d_degenerate:.2} vs {l_degenerate:.2})"
         ),

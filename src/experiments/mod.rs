@@ -3,7 +3,9 @@
 //!
 //! An experiment implements [`Experiment`]: a typed [`Settings`] configuration with
 //! documented defaults and validated ranges, `run(&Valid<Config>, seed) -> Data`, the figure's
-//! qualitative [`Claim`]s checked on that data, and the [`Table`]s that hold every number
+//! qualitative [`Claim`]s checked on that data (each with its count over seeds, where
+//! its verdict is one, as a [`Tally`]: never parsed from its text), and the [`Table`]s
+//! that hold every number
 //! its figures draw. It writes no files and draws nothing: naming, CSV writing, plots,
 //! robustness reruns and reports belong to the gallery layer ([`crate::gallery`]) above.
 //!
@@ -74,12 +76,66 @@ pub struct Claim {
     pub text: String,
     /// Whether the numbers support it.
     pub holds: bool,
+    /// On how many of the run's own seeds it holds, where its verdict is that count
+    /// ([`count`]'s rule); `None` where the verdict is not one count over seeds (one seed, a
+    /// median, several counts together).
+    pub seeds: Option<Tally>,
+    /// On how many robustness reruns it holds (set by the gallery when it reruns them).
+    pub reruns: Option<Tally>,
 }
 
 impl Claim {
     /// The claim `id`, which holds iff `holds`, stated as `text`.
     pub fn new(id: &'static str, holds: bool, text: String) -> Self {
-        Claim { id, text, holds }
+        Claim {
+            id,
+            text,
+            holds,
+            seeds: None,
+            reruns: None,
+        }
+    }
+
+    /// The claim `id` decided per seed: it holds as `seeds` does.
+    pub fn counted(id: &'static str, seeds: Tally, text: String) -> Self {
+        Claim {
+            seeds: Some(seeds),
+            ..Claim::new(id, seeds.holds, text)
+        }
+    }
+}
+
+/// How many of `items` satisfy `test`, and whether that is all of them but at most one
+/// (and at least one): the rule by which a per-seed claim holds.
+pub fn count<T>(items: &[T], test: impl Fn(&T) -> bool) -> Tally {
+    Tally::of(items.iter().filter(|p| test(p)).count(), items.len())
+}
+
+/// The outcome of [`count`]: it holds on `k` of `n` seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// Seeds on which the test held.
+    pub k: usize,
+    /// Seeds counted.
+    pub n: usize,
+    /// Whether the claim holds: on all but at most one seed, and on one at least.
+    pub holds: bool,
+}
+
+impl Tally {
+    /// `k` of `n`, with [`count`]'s rule.
+    pub fn of(k: usize, n: usize) -> Self {
+        Tally {
+            k,
+            n,
+            holds: k + 1 >= n && k > 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{columns, layers_json, matrix_rows};
 use crate::decomposition::one_step;
 use crate::error::{Error, Result};
-use crate::experiments::lm_world::{LmConfig, checkpoint, pretrained};
+use crate::experiments::lm_world::{LmConfig, Stage, checkpoint, pretrained, world_model};
 use crate::lm::{Sequence, TinyLm, update};
 use crate::model::Model;
 use crate::numerics::{log_softmax_columns, sequence_log_prob};
@@ -186,7 +186,7 @@ pub fn lm_model_json(model: &TinyLm) -> Value {
 fn start(config: &LmConfig, seed: u64, reference: Reference) -> Result<(TinyLm, TinyLm)> {
     match reference {
         Reference::Own => {
-            let base = pretrained(config, seed)?.base;
+            let base = world_model(config, seed, Stage::Base)?;
             Ok((base.clone(), base))
         }
         Reference::Sft => {

@@ -11,7 +11,7 @@ use super::plan::{Plan, Runner};
 use super::registry::Figures;
 use super::report::Report;
 use crate::error::{Error, Result};
-use crate::experiments::{Claim, Experiment, Key, Settings, Valid};
+use crate::experiments::{Claim, Experiment, Key, Settings, Tally, Valid};
 use crate::io::{DirLock, check_outputs, remove_if_present, write_atomic, write_csv};
 
 impl<E: Experiment> Runner for Figures<E> {
@@ -87,7 +87,8 @@ impl<E: Experiment> Runner for Figures<E> {
             .into_iter()
             .zip(counts)
             .map(|(c, n)| Claim {
-                id: c.id,
+                reruns: (plan.robustness_seeds > 0)
+                    .then(|| Tally::of(n, plan.robustness_seeds as usize)),
                 text: match plan.robustness_seeds {
                     0 => format!("{} [not rerun on other seeds]", c.text),
                     1 => format!("{} [rerun on seed 0: holds on {n}/1]", c.text),
@@ -97,7 +98,7 @@ impl<E: Experiment> Runner for Figures<E> {
                         seeds - 1
                     ),
                 },
-                holds: c.holds,
+                ..c
             })
             .collect();
         write_atomic(&config_path, plan.to_toml().as_bytes())?;

@@ -30,6 +30,8 @@ mod train;
 pub use metric::{END_POSITION, Metric, others_split};
 pub use train::{Contender, Training};
 
+pub use crate::experiments::{Tally, count};
+
 use crate::experiments::lm_measures::{ColumnChange, DpoRun, Group, Source, SqueezingRows};
 use crate::language::Sizes;
 use crate::stats::median;
@@ -82,34 +84,6 @@ pub struct Comparison<L> {
     pub squeezing_rows: SqueezingRows,
     /// The `β` of the dashboard's rewards (DPO's, the world's).
     pub reward_beta: f64,
-}
-
-/// How many of `items` satisfy `test`, and whether that is all of them but at most one
-/// (and at least one): the rule by which a per-seed claim holds.
-pub fn count<T>(items: &[T], test: impl Fn(&T) -> bool) -> Tally {
-    let k = items.iter().filter(|p| test(p)).count();
-    Tally {
-        k,
-        n: items.len(),
-        holds: k + 1 >= items.len() && k > 0,
-    }
-}
-
-/// The outcome of [`count`]: it holds on `k` of `n` seeds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tally {
-    /// Seeds on which the test held.
-    pub k: usize,
-    /// Seeds counted.
-    pub n: usize,
-    /// Whether the claim holds: on all but at most one seed, and on one at least.
-    pub holds: bool,
-}
-
-impl std::fmt::Display for Tally {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.k, self.n)
-    }
 }
 
 /// The median over one run's instances of `group` of the rejected term's `measure`

@@ -104,29 +104,29 @@ impl DigitsResult {
                 .join(", ")
         };
         vec![
-            Claim {
-                id: "same_class_rises",
-                holds: gain(same, UPDATE_CLASS) > 0.0,
-                text: format!(
+            Claim::new(
+                "same_class_rises",
+                gain(same, UPDATE_CLASS) > 0.0,
+                format!(
                     "one step on a 4 raises log π(4) of another 4 by {:+.3}",
                     gain(same, UPDATE_CLASS)
                 ),
-            },
-            Claim {
-                id: "similar_gains_on_update_label",
-                holds: gain(similar, UPDATE_CLASS) > 0.0
+            ),
+            Claim::new(
+                "similar_gains_on_update_label",
+                gain(similar, UPDATE_CLASS) > 0.0
                     && gain(similar, UPDATE_CLASS) > gain(similar, own),
-                text: format!(
+                format!(
                     "the most eNTK-similar other image (a {own}, ‖K‖_F {:.2}) gains on 4 ({:+.3}), not on its own label ({:+.3})",
                     obs[similar].k_fro,
                     gain(similar, UPDATE_CLASS),
                     gain(similar, own)
                 ),
-            },
-            Claim {
-                id: "dissimilar_moves_least",
-                holds: change(dissimilar) < change(same).min(change(similar)),
-                text: format!(
+            ),
+            Claim::new(
+                "dissimilar_moves_least",
+                change(dissimilar) < change(same).min(change(similar)),
+                format!(
                     "the least similar image (a {}, ‖K‖_F {:.2}) moves least: ‖Δlog π‖ {:.4} vs {:.4} (same class) and {:.4} (similar)",
                     obs[dissimilar].label,
                     obs[dissimilar].k_fro,
@@ -134,32 +134,30 @@ impl DigitsResult {
                     change(same),
                     change(similar)
                 ),
-            },
-            Claim {
-                id: "accumulated_prediction",
-                holds: r > 0.9,
-                text: format!(
+            ),
+            Claim::new(
+                "accumulated_prediction",
+                r > 0.9,
+                format!(
                     "accumulated predicted vs actual Δlog π over {} steps: correlation {r:.4}",
                     self.steps
                 ),
-            },
-            Claim {
-                id: "entk_ranking_stable",
-                holds: rank > 0.7,
-                text: format!(
-                    "eNTK class-pair ranking, early vs final checkpoint: Spearman {rank:.2}"
-                ),
-            },
-            Claim {
-                id: "entk_predicts_confusion",
-                holds: link > 0.0,
-                text: format!(
+            ),
+            Claim::new(
+                "entk_ranking_stable",
+                rank > 0.7,
+                format!("eNTK class-pair ranking, early vs final checkpoint: Spearman {rank:.2}"),
+            ),
+            Claim::new(
+                "entk_predicts_confusion",
+                link > 0.0,
+                format!(
                     "pairs with larger eNTK share more probability (Spearman {link:.2}); top eNTK pairs {}; top confusions {}; test accuracy {:.3}",
                     fmt(self.top_entk_pairs(3)),
                     fmt(self.top_confusions(3)),
                     self.test_accuracy
                 ),
-            },
+            ),
         ]
     }
 }

@@ -192,43 +192,43 @@ impl Lens {
         };
         let negative = |m: fn(&StepLens) -> f64| format!("{}", median(&self.dpo_negative(m)));
         vec![
-            Claim::new(
+            Claim::counted(
                 "first_order_bound",
-                k_bound.holds,
+                k_bound,
                 format!(
                     "the LBK of the first-order change is at most η²‖K‖²_F at every family-step on {k_bound} seeds ({within}/{all} family-steps); the paper's LBK, from the actual change, exceeds η²‖K‖²_F at {above}"
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "proxy_ranks",
-                k_proxy.holds,
+                k_proxy,
                 format!(
                     "LBK ranks the families as ‖K‖²_F does, the median per-step Spearman ≥ 0.5 on {k_proxy} seeds (pooled over {} steps: {})",
                     proxy.len(),
                     spread(&proxy)
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "kernel_stable",
-                k_stable.holds,
+                k_stable,
                 format!(
                     "the paper's premise: the families' ranking by mean ‖K‖²_F over the first epoch matches the last epoch's, the median Spearman over a seed's signal runs ≥ 0.8 on {k_stable} seeds (pooled median over {} signal runs {})",
                     stability.len(),
                     median_or(&stability)
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "dpo_sign_delta",
-                k_sign.holds,
+                k_sign,
                 format!(
                     "under DPO almost every family's response falls: SignDelta on the response (Δ log π(y | χ) summed over its tokens, as the authors' code measures it), summed over the run, is negative for at least {DPO_NEGATIVE:.0} of {families} families on {k_sign} seeds (median {}); SignDelta over the vocabulary, as the paper's equation writes it, on {k_sign_vocabulary} (median {})",
                     negative(response),
                     negative(vocabulary)
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "last_layer",
-                k_last.holds,
+                k_last,
                 format!(
                     "the last-layer kernel predicts the accumulated change within 50% on {k_last} seeds (pooled relative error {}; the full kernel {}, the frozen kernel {})",
                     shown(self.error(Kernel::LastLayer)),
@@ -236,18 +236,18 @@ impl Lens {
                     shown(self.error(Kernel::Frozen))
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "last_layer_ranks_sizes",
-                k_norms.holds,
+                k_norms,
                 format!(
                     "the last-layer kernel ranks the families by ‖K‖²_F as the full kernel does, the median Spearman at an epoch's end ≥ 0.5 on {k_norms} seeds (pooled median over {} epoch ends {}; first probe of each family)",
                     self.norm_ranks().len(),
                     median_or(&self.norm_ranks())
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "last_layer_entries",
-                k_entries.holds,
+                k_entries,
                 format!(
                     "the last-layer kernel's entries rank as the full kernel's, the median Spearman ≥ 0.5 on {k_entries} seeds (pooled over {} probe kernels: {}; it is (h·h' + 1)·I per position pair, and over those token-diagonal entries alone the median is {})",
                     entries.len(),
@@ -255,9 +255,9 @@ impl Lens {
                     median_or(&self.last_layer_points(|p| p.diagonal_spearman))
                 ),
             ),
-            Claim::new(
+            Claim::counted(
                 "frozen_stays",
-                k_frozen.holds,
+                k_frozen,
                 format!(
                     "a frozen eNTK keeps the accumulated prediction within 25% of the exact one for the whole run on all of a seed's signal runs but one, on {k_frozen} seeds ({}/{runs} signal runs; within 10%: {}, within 50%: {})",
                     self.frozen_within(1),

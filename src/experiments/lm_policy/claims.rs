@@ -48,9 +48,9 @@ pub(super) fn prediction_claim(data: &Policy) -> Claim {
             failing.join(", ")
         ),
     };
-    Claim::new(
+    Claim::counted(
         "prediction_tracks_actual",
-        k.holds,
+        k,
         format!(
             "the accumulated first-order prediction tracks the actual change, Pearson ≥ {PEARSON} over family × position in every regime, on {k} seeds (median per regime: {}){cause}",
             per_regime.join(", ")
@@ -68,9 +68,9 @@ pub(super) fn others_claim(data: &Policy) -> Claim {
     let change = |r: &RegimeRun| Metric::OthersChange.of(r);
     let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
     let (off, on) = medians(&pairs, change);
-    Claim::new(
+    Claim::counted(
         "others",
-        k.holds,
+        k,
         format!(
             "off-policy DPO lowers the eight other families (all positions, the old measure) more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats)"
         ),
@@ -83,9 +83,9 @@ pub(super) fn others_content_claim(data: &Policy) -> Claim {
     let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
     let (off, on) = medians(&pairs, change);
     let (off_end, on_end) = medians(&pairs, |r| Metric::OthersChangeEnd.of(r));
-    Claim::new(
+    Claim::counted(
         "others_content",
-        k.holds,
+        k,
         format!(
             "like for like (the seven others without rejected_rephrase, content positions): off-policy DPO lowers them more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats; at END {off_end:+.2} vs {on_end:+.2})"
         ),
@@ -114,9 +114,9 @@ pub(super) fn rejected_term_claim(data: &Policy) -> Claim {
         .map(|(full, only)| terms(only).actual / terms(full).rejected_term)
         .collect();
     let ratio = median_or_none(&ratios, |v| format!("{v:.1}×"));
-    Claim::new(
+    Claim::counted(
         "rejected_term_drives_others",
-        k.holds,
+        k,
         format!(
             "off-policy DPO: the rejected term accounts for most (over {MOST}) of the like-for-like others' predicted content-position fall (first-order, along the full-DPO trajectory) on {k} seeds (median share {:.2}; chosen term {chosen:+.2}, rejected term {rejected:+.2} nats); run alone, the rejected term changes them by {:+.2} ({ratio} its attributed term, median per seed: the attribution gives the direction, not the size of a term alone), the chosen term by {:+.2}",
             data.median(Regime::OffPolicy, share),
@@ -143,9 +143,9 @@ pub(super) fn valley_claim(data: &Policy) -> Claim {
             .filter(|p| p.change(Source::RejectedTerm).argmax > 0.0);
         rising.count() as f64 / records.len().max(1) as f64
     });
-    Claim::new(
+    Claim::counted(
         "valley_argmax_rises",
-        off.holds,
+        off,
         format!(
             "squeezing at y⁻'s valleys: off-policy DPO's rejected term raises the current argmax at y⁻'s value and END positions where y⁻'s token is not the argmax (first-order, at every update; median over the seed's instances > 0) on {off} seeds (median {off_median} nats per update, rising on a median {share:.2} of instances); SPIN {spin} ({spin_median}), online {online} ({online_median})"
         ),
@@ -163,9 +163,9 @@ pub(super) fn squeezing_lowers_chosen_claim(data: &Policy) -> Claim {
     let ((off, off_chosen), (spin, _), (online, _)) =
         (of(Regime::OffPolicy), of(Regime::Spin), of(Regime::Online));
     let (_, off_argmax) = data.squeezing_tally((Regime::OffPolicy, group), test, (argmax, nats));
-    Claim::new(
+    Claim::counted(
         "squeezing_lowers_chosen",
-        off.holds,
+        off,
         format!(
             "the paper's mechanism for the falling y⁺: where the argmax at y⁻'s value position is neither y⁺'s nor y⁻'s token, off-policy DPO's rejected term raises that argmax and lowers y⁺'s token (both medians over the seed's instances) on {off} seeds (median {off_argmax} and {off_chosen} nats per update); SPIN {spin}, online {online}"
         ),
@@ -225,9 +225,9 @@ pub(super) fn peak_claim(data: &Policy) -> Claim {
         .into_iter()
         .map(|regime| of(regime).1)
         .collect();
-    Claim::new(
+    Claim::counted(
         "peak_flattens",
-        spin.holds,
+        spin,
         format!(
             "where y⁻'s token is the argmax (a peak, at the copula and value positions), the rejected term flattens: it raises the entropy and the runner-up (medians over the seed's instances, nats per update; the argmax, y⁻'s own token, falls almost by construction): {spin_text}; {}",
             others.join("; ")
@@ -264,9 +264,9 @@ pub(super) fn equal_push_claim(data: &Policy) -> Claim {
     let (off, on) = medians(&pairs, push);
     let changes: Vec<(f64, f64)> = pairs.iter().map(at_equal).collect();
     let (c_off, c_on): (Vec<f64>, Vec<f64>) = changes.into_iter().unzip();
-    Claim::new(
+    Claim::counted(
         "others_at_equal_push",
-        k.holds,
+        k,
         format!(
             "at an equal cumulative rejected coefficient Σs⁻ (the smaller run's total; median totals: off-policy {off:.2}, online {on:.2}), off-policy DPO lowers the seven like-for-like others more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {:+.2} vs {:+.2} nats, at the last tracking point before it)",
             crate::stats::median(&c_off),
@@ -281,9 +281,9 @@ pub(super) fn degenerate_claim(data: &Policy) -> Claim {
     let k = count(&pairs, |(off, on)| rate(off) > rate(on));
     let (off, on) = medians(&pairs, rate);
     let ablation = |regime| data.median(regime, rate);
-    Claim::new(
+    Claim::counted(
         "degenerate",
-        k.holds,
+        k,
         format!(
             "off-policy DPO leaves more greedy answers to training prompts degenerate (not well-formed) than online DPO on {k} seeds (median {off:.2} vs {on:.2}; {:.2} after SFT); the ablations: rejected term alone {:.2}, chosen term alone {:.2}",
             data.median(Regime::OffPolicy, |r| Metric::DegenerateRateBefore.of(r)),
@@ -304,9 +304,9 @@ pub(super) fn hallucination_claim(data: &Policy) -> Claim {
             format!("{} {rate:.2}", regime.id())
         })
         .collect();
-    Claim::new(
+    Claim::counted(
         "hallucination",
-        k.holds,
+        k,
         format!(
             "hallucination, not the repeater: after SFT, at least {HALLUCINATING} of the greedy answers to held-out prompts are another entity's well-formed answer on {k} seeds (median {:.2}); after DPO: {}",
             data.median(Regime::OffPolicy, before),
@@ -320,9 +320,9 @@ pub(super) fn chosen_claim(data: &Policy) -> Claim {
     let change = |r: &RegimeRun| Metric::ChosenChange.of(r);
     let k = count(&pairs, |(off, on)| change(off) < change(on) - NATS_MARGIN);
     let (off, on) = medians(&pairs, change);
-    Claim::new(
+    Claim::counted(
         "chosen",
-        k.holds,
+        k,
         format!(
             "off-policy DPO lowers chosen more than online DPO, by over {NATS_MARGIN} nat, on {k} seeds (median change {off:+.2} vs {on:+.2} nats)"
         ),
@@ -341,9 +341,9 @@ pub(super) fn rise_and_fall_claim(data: &Policy) -> Claim {
         rise > RISE_MARGIN && fall > RISE_MARGIN
     });
     let rise = data.median(Regime::OffPolicy, |r| shape(r).0);
-    Claim::new(
+    Claim::counted(
         "rise_and_fall",
-        k.holds,
+        k,
         format!(
             "off-policy DPO: chosen first rises, then falls, each by over {RISE_MARGIN} nats, on {k} seeds (median rise {rise:+.2} nats)"
         ),
@@ -355,9 +355,9 @@ pub(super) fn spin_claim(data: &Policy) -> Claim {
     let change = |r: &RegimeRun| Metric::ChosenChange.of(r);
     let k = count(&pairs, |(spin, _)| change(spin) > RISE_MARGIN);
     let (spin, off) = medians(&pairs, change);
-    Claim::new(
+    Claim::counted(
         "spin",
-        k.holds,
+        k,
         format!(
             "SPIN (the same y⁺, an on-policy y⁻): chosen rises by over {RISE_MARGIN} nats on {k} seeds (median {spin:+.2} nats; off-policy {off:+.2})"
         ),

@@ -157,9 +157,9 @@ fn keeps_chosen_claim(arms: &Arms, remedy: Remedy) -> Claim {
             "; its first-order account of y⁺'s change misses the actual by over 200% on {missed} seeds: its steps left the first-order regime"
         ),
     };
-    Claim::new(
+    Claim::counted(
         keeps_chosen_id(remedy),
-        k.holds,
+        k,
         format!(
             "{remedy} keeps y⁺ from falling: logps/chosen ends above DPO's by over {NATS_MARGIN} nat on {k} seeds (median change {r:+.2} vs DPO's {d:+.2} nats; above its own start on {rises}){beyond}",
             remedy = arms.name(remedy)

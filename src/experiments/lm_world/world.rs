@@ -161,6 +161,27 @@ pub fn checkpoint(config: &LmConfig, seed: u64) -> Result<Checkpoint> {
     })
 }
 
+/// Which of a world's trained models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The pre-trained base model (what `ldyn akg --reference self` starts from).
+    Base,
+    /// The SFT checkpoint, where every DPO run starts.
+    Sft,
+}
+
+/// The model of `seed`'s world at `stage`, trained once in a process and shared
+/// ([`pretrained`], [`checkpoint`]).
+///
+/// # Errors
+/// If a step fails.
+pub fn world_model(config: &LmConfig, seed: u64, stage: Stage) -> Result<TinyLm> {
+    Ok(match stage {
+        Stage::Base => pretrained(config, seed)?.base,
+        Stage::Sft => checkpoint(config, seed)?.sft_model,
+    })
+}
+
 /// The extend method's start for `seed` (the paper's §4.3): the pre-trained world's
 /// [`World::sft_extended`], with the families tracked every `every` SFT steps and after
 /// the last.
