@@ -112,7 +112,7 @@
 //! |---|---|
 //! | [`gallery`] | the registry, plans (configurations as TOML, `--config`, `--set`; the type-erased runner they run through), the runner (file naming, CSV tables, figures, robustness reruns), reports, and sweeps (`sweep`: the plan of a grid times a seed range; `sweep::run`: on threads or shards, claims pooled per cell; `sweep::merge`: `sweep.toml` and the merge of shards) |
 //! | [`plot`] | figures as PNG files (embedded font, atomic writes), one `draw(&Data, path)` per figure; `plot::mechanism` the attribution row of the DPO comparisons |
-//! | [`explore`] | `ldyn explore`: the interactive squeezing explorer (its state machine in `mod`, one frame's rendering in `draw`, the terminal, keys and signals in `terminal`) |
+//! | [`explore`] | `ldyn explore`: the interactive squeezing explorer, with the `cli` feature (default; off, the library carries no terminal crate) (its state machine in `mod`, one frame's rendering in `draw`, the terminal, keys and signals in `terminal`) |
 //! | [`export`] | `ldyn akg`: every term of one step as JSON, for checking with other tools ([`export::classifier`], [`export::lm`]: with the reference, hyperparameters, loss and coefficients) |
 //! | [`mod@bench`] | `ldyn bench`: medians against baselines run in the same command, per workload family: [`bench::mlp`] (the eNTK engine against the GEMM rate, the decomposition), [`bench::lm`] (the tiny LM's training steps, with a JSON export for peers) |
 //! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock (`lock`), and reading user input files (`input`) |
@@ -156,6 +156,7 @@ pub mod experiments;
 
 // Outputs: files, figures, streams and timings.
 pub mod bench;
+#[cfg(feature = "cli")]
 pub mod explore;
 pub mod export;
 pub mod gallery;
