@@ -168,3 +168,61 @@ fn batched_logits_and_jvps_equal_the_passes_of_one_input() {
         }
     }
 }
+
+/// `check_residuals` accepts every objective of the crate at random logits (cross-entropy
+/// on a sequence, every pairwise loss away from its kinks) and refuses a residual with
+/// the wrong sign, naming the entry where it disagrees most.
+#[test]
+fn an_objectives_residual_is_checked_against_its_loss() {
+    use learning_dynamics::objective::{
+        CrossEntropy, Objective, PairLoss, Pairwise, check_residuals,
+    };
+    use nalgebra::DMatrix;
+    use rand::RngExt;
+
+    let mut r = rng(17);
+    let mut random =
+        |v: usize, l: usize| DMatrix::from_fn(v, l, |_, _| r.random::<f64>() * 4.0 - 2.0);
+    let (plus, minus) = (random(5, 3), random(5, 3));
+    check_residuals(
+        &CrossEntropy::sequence(&[1, 4, 0]),
+        std::slice::from_ref(&plus),
+    )
+    .unwrap();
+    for loss in PairLoss::ALL {
+        let pair = Pairwise {
+            loss,
+            beta: 0.5,
+            chosen: vec![1, 4, 0],
+            rejected: vec![2, 4, 3],
+            // lp⁺ of these logits is far from ref⁺ (DPOP's kink), and y⁺ − y⁻ from SLiC's δ.
+            reference: (-7.0, -6.0),
+        };
+        check_residuals(&pair, &[plus.clone(), minus.clone()])
+            .unwrap_or_else(|e| panic!("{loss}: {e}"));
+    }
+
+    /// Cross-entropy on class 2 with its residual's sign flipped: a step would raise the loss.
+    struct Flipped(CrossEntropy);
+    impl Objective for Flipped {
+        fn arity(&self) -> usize {
+            1
+        }
+        fn check(&self, shapes: &[(usize, usize)]) -> learning_dynamics::Result<()> {
+            self.0.check(shapes)
+        }
+        fn loss(&self, z: &[DMatrix<f64>]) -> f64 {
+            self.0.loss(z)
+        }
+        fn residuals(&self, z: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
+            vec![-&self.0.residuals(z)[0]]
+        }
+    }
+    let z = DMatrix::from_column_slice(4, 1, &[1.0, -0.5, 2.0, 0.3]);
+    let err = check_residuals(&Flipped(CrossEntropy::positive(2)), &[z]).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("at input 0, class 2, position 0"),
+        "{message}"
+    );
+}

@@ -8,12 +8,16 @@
 //! downstream needs to know which loss produced it.
 //!
 //! This module holds the trait, cross-entropy (SFT, positive and negative gradients) and
-//! batches of objectives; [`pairwise`] the preference losses (DPO, IPO, SLiC, SPPO).
+//! batches of objectives; [`pairwise`] the preference losses (DPO, IPO, SLiC, SPPO, RPO,
+//! DPOP); `check` the test of any objective's residual against its loss
+//! ([`check_residuals`]).
 
+mod check;
 pub mod pairwise;
 
 use nalgebra::DMatrix;
 
+pub use check::check_residuals;
 pub use pairwise::{
     Coefficients, DpopForm, LmObjective, OneTerm, PairLoss, Pairwise, RpoWeighting, Term,
     shared_positions, split_terms, without_anchor,
