@@ -28,7 +28,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("models", &["mlp", "lm", "language", "digits"]),
-    ("experiments", &["experiments"]),
+    // `cells!` is the experiments' row macro, exported at the crate root.
+    ("experiments", &["experiments", "cells"]),
     (
         "outputs",
         &["gallery", "plot", "export", "explore", "bench", "io"],
@@ -106,7 +107,14 @@ fn the_import_scan_reads_paths_not_comments() {
 }
 
 /// The experiments layer's shared modules: what an experiment may import sideways.
-const SHARED: &[&str] = &["comparison", "lm_measures", "lm_world", "settings", "toys"];
+const SHARED: &[&str] = &[
+    "comparison",
+    "lm_measures",
+    "lm_world",
+    "settings",
+    "table",
+    "toys",
+];
 
 /// The identifier at the start of `rest`.
 fn ident(rest: &str) -> String {

@@ -570,20 +570,20 @@ mod experiments {
                     "lm_dpo_end"
                 ]
             );
-            assert_eq!(tables[0].rows.len(), r.sft.len());
+            assert_eq!(tables[0].rows().len(), r.sft.len());
             // The band's seeds: the run's own first, then the next two, on the same steps.
             assert_eq!(r.sft_seeds.len(), 3);
             assert_eq!(r.sft_seeds[0], r.sft);
             assert!(r.sft_seeds.iter().all(|s| s.len() == r.sft.len()));
             assert_ne!(r.sft_seeds[1], r.sft);
-            assert_eq!(tables[1].rows.len(), 3 * r.sft.len());
-            assert!(tables[1].rows[r.sft.len()].starts_with(&format!("{},", seed + 1)));
+            assert_eq!(tables[1].rows().len(), 3 * r.sft.len());
+            assert!(tables[1].rows()[r.sft.len()].starts_with(&format!("{},", seed + 1)));
             // The DPO band likewise: each seed's curve is what a run from that seed draws.
             assert_eq!(r.dpo_seeds.len(), 3);
             assert_eq!(r.dpo_seeds[0], r.dpo);
             assert_ne!(r.dpo_seeds[1], r.dpo);
             let rows: usize = r.dpo_seeds.iter().map(Vec::len).sum();
-            assert_eq!(tables[3].rows.len(), rows);
+            assert_eq!(tables[3].rows().len(), rows);
             if seed == DEFAULT_SEED {
                 let alone = lm_finetune::Config {
                     band_seeds: 1,
@@ -872,15 +872,13 @@ mod lm_policy {
             ]
         );
         // The animation's frames: two regimes of the first seed, every token at every point.
-        assert_eq!(tables[1].header, "regime,step,token,log_prob");
+        assert_eq!(tables[1].header(), "regime,step,token,log_prob");
         // 2 regimes × 4 tracking points (updates 0, 8, 16, 20) × the 36 tokens of VOCAB.
-        assert_eq!(tables[1].rows.len(), 2 * 4 * 36);
+        assert_eq!(tables[1].rows().len(), 2 * 4 * 36);
         for table in [&tables[0], &tables[2], &tables[3]] {
-            let seeds: std::collections::BTreeSet<&str> = table
-                .rows
-                .iter()
-                .map(|r| r.split(',').nth(1).unwrap())
-                .collect();
+            let rows = table.rows();
+            let seeds: std::collections::BTreeSet<&str> =
+                rows.iter().map(|r| r.split(',').nth(1).unwrap()).collect();
             assert_eq!(
                 seeds.len(),
                 SEEDS as usize,
@@ -888,7 +886,8 @@ mod lm_policy {
                 table.name
             );
         }
-        let summary = &tables[4].rows;
+        let summary_rows = tables[4].rows();
+        let summary = &summary_rows;
         for regime in Regime::ALL {
             let row = format!("{},updates,20", regime.id());
             assert!(summary.contains(&row), "{row} in {summary:?}");
@@ -897,7 +896,7 @@ mod lm_policy {
         assert_eq!(summary.len(), 5 * 21);
         assert_eq!(LmPolicy::claims(&data).len(), 15);
         // Every update of every run is in the negatives, with both coefficients.
-        assert_eq!(tables[6].rows.len(), data.runs.len() * 20);
+        assert_eq!(tables[6].rows().len(), data.runs.len() * 20);
         // The dashboard, as TRL logs it: against the reference (the model at step 0), so
         // every reward is 0 at step 0 and at every run's first update; and its
         // rewards/chosen is β times the change of the chosen family (the same pairs,
@@ -933,11 +932,14 @@ mod lm_policy {
             );
         }
         let named = |name: &str| tables.iter().find(|t| t.name == name).unwrap();
-        assert_eq!(named("lm_policy_dashboard").rows.len(), data.runs.len() * 4);
+        assert_eq!(
+            named("lm_policy_dashboard").rows().len(),
+            data.runs.len() * 4
+        );
         // The first-order error after updates 8, 16 and the last (20): at the end, the
         // rms of actual − predicted over the attribution's family cells, which its
         // table writes position by position.
-        let errors = &named("lm_policy_first_order").rows;
+        let errors = &named("lm_policy_first_order").rows();
         assert_eq!(errors.len(), data.runs.len() * 3);
         for run in &data.runs {
             let cells = &run.attribution.families;
@@ -951,7 +953,7 @@ mod lm_policy {
         }
         // The attribution: chosen + rejected = predicted, row by row (a consistency check,
         // true by construction; the evidence is in `attribution` and `lm_squeezing`).
-        for row in &tables[5].rows {
+        for row in &tables[5].rows() {
             let v: Vec<f64> = row.split(',').skip(4).map(|x| x.parse().unwrap()).collect();
             assert!(
                 (v[0] + v[1] - v[2]).abs() <= 1e-9 * (1.0 + v[2].abs()),
@@ -1034,16 +1036,20 @@ mod lm_losses {
                 "lm_losses_dashboard"
             ]
         );
-        assert_eq!(tables[0].header, "loss,seed,step,family,mean_log_prob");
-        assert_eq!(tables[3].header, "loss,metric,value");
+        assert_eq!(tables[0].header(), "loss,seed,step,family,mean_log_prob");
+        assert_eq!(tables[3].header(), "loss,metric,value");
         // The first seed's 4 losses × the 21 summary metrics of lm_policy.
-        assert_eq!(tables[3].rows.len(), 4 * 21);
-        assert!(tables[3].rows.contains(&"sppo_hard,updates,10".to_string()));
+        assert_eq!(tables[3].rows().len(), 4 * 21);
+        assert!(
+            tables[3]
+                .rows()
+                .contains(&"sppo_hard,updates,10".to_string())
+        );
         // 5 seeds × 4 losses × 3 tracking points (updates 0, 5, 10) × 2 prefixes × 4
         // positions, each split by whether the fixed argmax is y⁺'s token: the groups
         // of a cell hold its 8 probes between them.
         let mut probes = std::collections::BTreeMap::new();
-        for row in &tables[1].rows {
+        for row in &tables[1].rows() {
             let fields: Vec<&str> = row.split(',').collect();
             let n: usize = fields[6].parse().unwrap();
             *probes.entry(fields[..5].join(",")).or_insert(0) += n;
@@ -1083,9 +1089,9 @@ mod lm_sft_length {
         )
         .unwrap();
         let table = &LmSftLength::tables(&data)[0];
-        assert_eq!(table.header, "sft_epochs,seed,metric,value");
+        assert_eq!(table.header(), "sft_epochs,seed,metric,value");
         // 5 seeds × 2 SFT lengths (1, 2) × 4 metrics.
-        assert_eq!(table.rows.len(), 5 * 2 * 4);
+        assert_eq!(table.rows().len(), 5 * 2 * 4);
         // A longer SFT on the same pre-trained model starts DPO from another checkpoint.
         let (one, two) = (
             data.values(1, Metric::PeakinessAtDpoStart),
@@ -1122,19 +1128,22 @@ mod lm_extend {
             assert_eq!(b.seed, e.seed);
         }
         let tables = LmExtend::tables(&data);
-        assert_eq!(tables[0].header, "arm,seed,phase,step,family,mean_log_prob");
+        assert_eq!(
+            tables[0].header(),
+            "arm,seed,phase,step,family,mean_log_prob"
+        );
         assert!(
             tables[0]
-                .rows
+                .rows()
                 .iter()
                 .any(|r| r.starts_with("extend,8,sft,"))
         );
         // The first seed's 2 arms × 7 summary metrics.
         assert_eq!(tables[3].name, "lm_extend_summary");
-        assert_eq!(tables[3].rows.len(), 2 * 7);
+        assert_eq!(tables[3].rows().len(), 2 * 7);
         // The repeater panel's table: 5 seeds × 2 arms × 3 tracking points (0, 4, 8).
         assert_eq!(tables[2].name, "lm_extend_repeater");
-        assert_eq!(tables[2].rows.len(), 5 * 2 * 3);
+        assert_eq!(tables[2].rows().len(), 5 * 2 * 3);
     }
 }
 

@@ -130,10 +130,11 @@ fn each_chosen_claim_is_what_its_end_table_says() {
     let data = remedies();
     let tables = LmRemedies::tables(&data);
     let end = tables.iter().find(|t| t.name == "lm_remedies_end").unwrap();
-    assert!(end.header.starts_with("arm,seed,logps_chosen_change,"));
-    assert_eq!(end.rows.len(), 5 * Remedy::ALL.len());
+    assert!(end.header().starts_with("arm,seed,logps_chosen_change,"));
+    assert_eq!(end.rows().len(), 5 * Remedy::ALL.len());
+    let rows = end.rows();
     let change = |arm: &str, seed: &str| -> f64 {
-        let row = (end.rows.iter())
+        let row = (rows.iter())
             .map(|r| r.split(',').collect::<Vec<_>>())
             .find(|f| f[0] == arm && f[1] == seed)
             .unwrap();
@@ -148,5 +149,48 @@ fn each_chosen_claim_is_what_its_end_table_says() {
         let c = claim(&claims, &format!("{}_keeps_chosen", remedy.id()));
         assert_eq!(c.holds, k >= 4, "{}: {k}/5, {}", remedy.id(), c.text);
         assert!(c.text.contains(&format!("on {k}/5 seeds")), "{}", c.text);
+    }
+}
+
+/// The tables are typed columns, which the CSV text writes as they read back: in the end
+/// table the arm is text, the seed an integer, every measure a real number (missing where
+/// a run had no valley push); and every field of every table of the run parses back to
+/// its column's value.
+#[test]
+fn the_tables_are_typed_columns_that_their_csv_reads_back() {
+    use learning_dynamics::experiments::Values;
+
+    let data = remedies();
+    let tables = LmRemedies::tables(&data);
+    let end = tables.iter().find(|t| t.name == "lm_remedies_end").unwrap();
+    let kind = |name: &str| match &end.column(name).unwrap().values {
+        Values::Real(_) => "real",
+        Values::Int(_) => "int",
+        Values::Text(_) => "text",
+    };
+    assert_eq!(
+        [
+            kind("arm"),
+            kind("seed"),
+            kind("logps_chosen_change"),
+            kind("valley_argmax_rise")
+        ],
+        ["text", "int", "real", "real"]
+    );
+    for table in &tables {
+        let rows = table.rows();
+        assert_eq!(rows.len(), table.len());
+        for (i, row) in rows.iter().enumerate() {
+            let fields: Vec<&str> = row.split(',').collect();
+            assert_eq!(fields.len(), table.columns.len(), "{}: {row}", table.name);
+            for (field, column) in fields.iter().zip(&table.columns) {
+                let same = match &column.values {
+                    Values::Real(v) => v[i] == field.parse().ok(),
+                    Values::Int(v) => v[i] == field.parse().ok(),
+                    Values::Text(v) => v[i] == *field,
+                };
+                assert!(same, "{}.{} row {i}: {field}", table.name, column.name);
+            }
+        }
     }
 }

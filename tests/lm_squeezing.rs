@@ -99,7 +99,8 @@ fn a_squeezing_row_is_recomputed_from_its_retrained_update() {
     let (log_pi, changes) = predict(&before, std::slice::from_ref(&pair[1]), &[direction]);
     let (lp, d) = (&log_pi[0], &changes[0][0]);
     let lp_after = log_softmax_columns(&after.logits(&pair[1]));
-    let rows: Vec<&String> = (table.rows.iter())
+    let all_rows = table.rows();
+    let rows: Vec<&String> = (all_rows.iter())
         .filter(|r| r.starts_with(&format!("off_policy,{seed},{t},")))
         .collect();
     let unshared: Vec<usize> = (0..pair[1].response().len())
@@ -107,7 +108,7 @@ fn a_squeezing_row_is_recomputed_from_its_retrained_update() {
         .collect();
     assert!(!unshared.is_empty());
     assert_eq!(rows.len(), 5 * unshared.len(), "five sources per position");
-    let h = &table.header;
+    let h = &table.header();
     let close = |written: &str, v: f64, what: &str| {
         let w: f64 = written.parse().unwrap();
         assert!(

@@ -192,12 +192,16 @@ mod residuals {
         )
         .unwrap();
         let table = &ResidualSchematic::tables(&data)[0];
-        assert_eq!(table.header, "objective,class,role,g,p_before,p_after");
+        assert_eq!(table.header(), "objective,class,role,g,p_before,p_after");
         // 7 objectives × V = 20 classes.
-        assert_eq!(table.rows.len(), 7 * 20);
-        let chosen = table.rows.iter().filter(|r| r.contains(",chosen,")).count();
+        assert_eq!(table.rows().len(), 7 * 20);
+        let chosen = table
+            .rows()
+            .iter()
+            .filter(|r| r.contains(",chosen,"))
+            .count();
         let rejected = table
-            .rows
+            .rows()
             .iter()
             .filter(|r| r.contains(",rejected,"))
             .count();
@@ -293,9 +297,9 @@ fn the_animation_squeezes_on_the_valley_and_flattens_on_the_argmax() {
     let (before, after) = argmax.frames[12].summary().entropy;
     assert!(after > before);
     let table = &Squeezing::tables(&data)[2];
-    assert_eq!(table.header, "case,frame,class,p,log_p");
+    assert_eq!(table.header(), "case,frame,class,p,log_p");
     // 2 cases × 13 frames (0..=12 steps) × V = 50 classes.
-    assert_eq!(table.rows.len(), 2 * 13 * 50);
+    assert_eq!(table.rows().len(), 2 * 13 * 50);
 }
 
 /// `squeeze --plot` labels its x axis with one tick per class up to 20 classes (the

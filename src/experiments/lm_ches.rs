@@ -126,7 +126,7 @@ impl Experiment for LmChes {
         let rows = data
             .pairs
             .iter()
-            .map(|p| format!("{},{},{},{}", p.seed, p.pair, p.ches, p.chosen_change))
+            .map(|p| crate::cells![p.seed, p.pair, p.ches, p.chosen_change])
             .collect();
         vec![Table::new("lm_ches", "seed,pair,ches,chosen_change", rows)]
     }

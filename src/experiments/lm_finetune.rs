@@ -142,36 +142,30 @@ impl Experiment for LmFinetune {
         let curves = |points: &[FamilyPoint]| {
             points
                 .iter()
-                .map(|p| format!("{},{},{}", p.step, p.family.id(), p.log_prob))
+                .map(|p| crate::cells![p.step, p.family.id(), p.log_prob])
                 .collect()
         };
         let peakiness = [("sft", &data.sft), ("dpo", &data.dpo)]
             .into_iter()
             .flat_map(|(phase, points)| {
                 points.iter().map(move |p| {
-                    format!(
-                        "{phase},{},{},{},{}",
-                        p.step,
-                        p.family.id(),
-                        p.a_fro_sq,
-                        p.log_prob
-                    )
+                    crate::cells![phase, p.step, p.family.id(), p.a_fro_sq, p.log_prob]
                 })
             })
             .collect();
         let (end_sft, end_dpo) = data.end_log_probs();
         let ends = vec![
-            format!("sft,chosen,{}", end_sft.0),
-            format!("sft,rejected,{}", end_sft.1),
-            format!("dpo,chosen,{}", end_dpo.0),
-            format!("dpo,rejected,{}", end_dpo.1),
+            crate::cells!["sft", "chosen", end_sft.0],
+            crate::cells!["sft", "rejected", end_sft.1],
+            crate::cells!["dpo", "chosen", end_dpo.0],
+            crate::cells!["dpo", "rejected", end_dpo.1],
         ];
         let band = |runs: &[Vec<FamilyPoint>]| {
             (runs.iter().zip(seeds(data.seed, runs.len() as u64)))
                 .flat_map(|(points, seed)| {
                     points
                         .iter()
-                        .map(move |p| format!("{seed},{},{},{}", p.step, p.family.id(), p.log_prob))
+                        .map(move |p| crate::cells![seed, p.step, p.family.id(), p.log_prob])
                 })
                 .collect()
         };

@@ -170,20 +170,12 @@ impl Experiment for LmInfluence {
         let normalised = data
             .normalised()
             .into_iter()
-            .map(|(s, f, v)| format!("{},{},{v}", s.id(), f.id()))
+            .map(|(s, f, v)| crate::cells![s.id(), f.id(), v])
             .collect();
         let cells = data
             .cells
             .iter()
-            .map(|c| {
-                format!(
-                    "{},{},{},{}",
-                    c.signal.id(),
-                    c.family.id(),
-                    c.predicted,
-                    c.actual
-                )
-            })
+            .map(|c| crate::cells![c.signal.id(), c.family.id(), c.predicted, c.actual])
             .collect();
         vec![
             Table::new("lm_influence", "signal,family,value", normalised),

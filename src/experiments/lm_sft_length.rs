@@ -140,7 +140,7 @@ impl Experiment for LmSftLength {
             .flat_map(|run| {
                 METRICS.iter().map(move |metric| {
                     let (id, value) = (metric.id(), metric.of(run));
-                    format!("{},{},{id},{value}", run.label, run.seed)
+                    crate::cells![run.label, run.seed, id, value]
                 })
             })
             .collect();

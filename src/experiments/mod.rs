@@ -61,9 +61,11 @@ pub mod lm_world;
 pub mod residuals;
 pub mod settings;
 pub mod squeezing;
+mod table;
 pub mod toys;
 
 pub use settings::{Key, Range, Settings, Valid};
+pub use table::{Cell, Column, Table, Values, csv_text};
 
 use crate::error::{Error, Result};
 
@@ -178,38 +180,6 @@ pub fn claim<'a>(claims: &'a [Claim], id: &str) -> &'a Claim {
         .iter()
         .find(|c| c.id == id)
         .unwrap_or_else(|| panic!("no claim '{id}'"))
-}
-
-/// One CSV file of an experiment: its file stem, header and rows (already formatted,
-/// so a value is written exactly as the experiment states it).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Table {
-    /// The file stem: the table is written as `{name}.csv`.
-    pub name: String,
-    /// The comma-separated column names.
-    pub header: String,
-    /// One comma-separated line per row.
-    pub rows: Vec<String>,
-}
-
-impl Table {
-    /// A table named `name` with `header` and `rows`.
-    pub fn new(name: impl Into<String>, header: impl Into<String>, rows: Vec<String>) -> Self {
-        Table {
-            name: name.into(),
-            header: header.into(),
-            rows,
-        }
-    }
-}
-
-/// Quotes a free-text CSV field (RFC 4180) if it holds a comma, a quote or a newline.
-pub fn csv_text(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }
 
 /// A reproducible computation behind one or more figures.

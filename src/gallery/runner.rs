@@ -55,7 +55,7 @@ impl<E: Experiment> Runner for Figures<E> {
         // incomplete set (a run that failed or was killed midway).
         remove_if_present(&config_path)?;
         for (table, path) in tables.into_iter().zip(&csv_paths) {
-            write_csv(path, &table.header, table.rows)?;
+            write_csv(path, &table.header(), table.rows())?;
         }
         for ((_, draw), path) in self.0.iter().zip(&figure_paths) {
             draw(&data, path)?;

@@ -2,11 +2,11 @@
 //! [`comparison`](super)).
 
 use super::{Comparison, Label};
-use crate::experiments::Table;
 use crate::experiments::lm_measures::{
     AGGREGATE_COLUMNS, Group, ROW_COLUMNS, Source, Split, SqueezingRows, aggregate,
     rows as squeezing_rows,
 };
+use crate::experiments::{Cell, Table};
 use crate::language::{ANSWER_LEN, Family};
 
 impl<L: Label> Comparison<L> {
@@ -17,40 +17,54 @@ impl<L: Label> Comparison<L> {
         let (layout, column) = (self.layout, self.layout.column);
         let (mut curves, mut positions, mut repeaters) = (Vec::new(), Vec::new(), Vec::new());
         // With the SFT phase, each DPO row names its phase too.
-        let dpo = if layout.sft_phase { "dpo," } else { "" };
+        let dpo = layout.sft_phase.then_some("dpo");
         for run in &self.runs {
             let (label, seed) = (run.label.id(), run.seed);
             if layout.sft_phase {
                 curves.extend(run.sft.points.iter().map(|f| {
                     let (step, family) = (f.step, f.family.id());
-                    format!("{label},{seed},sft,{step},{family},{}", f.log_prob)
+                    crate::cells![label, seed, "sft", step, family, f.log_prob]
                 }));
             }
             for point in &run.points {
                 let step = point.step;
                 curves.extend(point.families.iter().map(|f| {
                     let family = f.family.id();
-                    format!("{label},{seed},{dpo}{step},{family},{}", f.log_prob)
+                    let mut row = crate::cells![label, seed];
+                    row.extend(dpo.map(Cell::from));
+                    row.extend(crate::cells![step, family, f.log_prob]);
+                    row
                 }));
                 positions.extend(point.fixed.iter().map(|p| {
                     let (prefix, m, chosen, n) =
                         (p.prefix.id(), p.position, p.argmax_is_chosen, p.n_probes);
                     let (argmax, rest) = (p.argmax, p.except_argmax);
-                    format!(
-                        "{label},{seed},{step},{prefix},{m},{chosen},{n},{argmax},{rest},{},{}",
-                        p.fixed_argmax, p.rest
-                    )
+                    crate::cells![
+                        label,
+                        seed,
+                        step,
+                        prefix,
+                        m,
+                        chosen,
+                        n,
+                        argmax,
+                        rest,
+                        p.fixed_argmax,
+                        p.rest
+                    ]
                 }));
                 let r = point.repeater;
-                repeaters.push(format!(
-                    "{label},{seed},{step},{},{},{},{},{},{}",
+                repeaters.push(crate::cells![
+                    label,
+                    seed,
+                    step,
                     r.degenerate_rate,
                     r.repetition_rate,
                     r.wrong_entity_rate,
                     r.hallucination_rate,
                     r.distinct_token_share,
                     point.entropy
-                ));
+                ]);
             }
         }
         let summary = self
@@ -58,7 +72,7 @@ impl<L: Label> Comparison<L> {
             .flat_map(|run| {
                 let label = run.label.id();
                 let rows = layout.summary.iter();
-                rows.map(move |m| format!("{label},{},{}", m.id(), m.of(run)))
+                rows.map(move |m| crate::cells![label, m.id(), m.of(run)])
             })
             .collect();
         let phase = if layout.sft_phase { "phase," } else { "" };
@@ -114,13 +128,10 @@ impl<L: Label> Comparison<L> {
                     continue;
                 }
                 for source in Source::ALL {
-                    rows.push(format!(
-                        "{label},{seed},{},{},{},{}",
-                        group.positions,
-                        group.class,
-                        source.id(),
-                        aggregate(&records, source)
-                    ));
+                    let mut row =
+                        crate::cells![label, seed, group.positions, group.class, source.id()];
+                    row.extend(aggregate(&records, source));
+                    rows.push(row);
                 }
             }
         }
@@ -142,7 +153,11 @@ impl<L: Label> Comparison<L> {
                 let (label, seed) = (run.label.id(), run.seed);
                 (run.squeezing.iter())
                     .flat_map(squeezing_rows)
-                    .map(move |row| format!("{label},{seed},{row}"))
+                    .map(move |row| {
+                        let mut cells = crate::cells![label, seed];
+                        cells.extend(row);
+                        cells
+                    })
             })
             .collect();
         Table::new(
@@ -163,10 +178,17 @@ impl<L: Label> Comparison<L> {
         for run in &self.runs {
             let (label, seed) = (run.label.id(), run.seed);
             let mut row = |family: &str, position: &str, s: Split| {
-                rows.push(format!(
-                    "{label},{seed},{family},{position},{},{},{},{},{}",
-                    s.chosen_term, s.rejected_term, s.predicted, s.actual, s.anchor_term
-                ));
+                rows.push(crate::cells![
+                    label,
+                    seed,
+                    family,
+                    position,
+                    s.chosen_term,
+                    s.rejected_term,
+                    s.predicted,
+                    s.actual,
+                    s.anchor_term
+                ]);
             };
             for family in Family::sequences() {
                 for m in 0..ANSWER_LEN {
@@ -201,13 +223,7 @@ impl<L: Label> Comparison<L> {
             .flat_map(|run| {
                 let (label, seed) = (run.label.id(), run.seed);
                 (run.attribution.errors.iter()).map(move |e| {
-                    format!(
-                        "{label},{seed},{},{},{},{}",
-                        e.step,
-                        e.rms_error,
-                        e.spread,
-                        e.ratio()
-                    )
+                    crate::cells![label, seed, e.step, e.rms_error, e.spread, e.ratio()]
                 })
             })
             .collect();
@@ -229,8 +245,9 @@ impl<L: Label> Comparison<L> {
                 let (label, seed) = (run.label.id(), run.seed);
                 run.points.iter().map(move |p| {
                     let d = p.dashboard;
-                    format!(
-                        "{label},{seed},{},{},{},{},{},{},{},{},{}",
+                    crate::cells![
+                        label,
+                        seed,
                         p.step,
                         d.rewards_chosen,
                         d.rewards_rejected,
@@ -240,7 +257,7 @@ impl<L: Label> Comparison<L> {
                         d.logps_rejected,
                         d.logps_chosen_per_token,
                         d.logps_rejected_per_token
-                    )
+                    ]
                 })
             })
             .collect();
@@ -265,8 +282,9 @@ impl<L: Label> Comparison<L> {
                 let (label, seed) = (run.label.id(), run.seed);
                 run.counts.records.iter().enumerate().map(move |(k, r)| {
                     let reward = |lp: f64, reference: f64| self.reward_beta * (lp - reference);
-                    format!(
-                        "{label},{seed},{},{},{},{},{},{},{},{}",
+                    crate::cells![
+                        label,
+                        seed,
                         k + 1,
                         r.rejected_log_prob,
                         r.min_token_log_prob,
@@ -275,7 +293,7 @@ impl<L: Label> Comparison<L> {
                         r.chosen_log_prob,
                         reward(r.chosen_log_prob, r.reference.0),
                         reward(r.rejected_log_prob, r.reference.1)
-                    )
+                    ]
                 })
             })
             .collect();

@@ -4,7 +4,7 @@
 //! kernel's error first crosses each threshold.
 
 use super::{FROZEN_THRESHOLDS, Lens, SignalRun};
-use crate::experiments::Table;
+use crate::experiments::{Cell, Table};
 
 impl Lens {
     /// Every number the figure draws, as CSV tables.
@@ -15,10 +15,16 @@ impl Lens {
                 let (lbk, first) = (s.lbk, s.lbk_first_order);
                 let (vocabulary, response) = (s.sign_delta_vocabulary, s.sign_delta_response);
                 let (step, family, eta) = (s.step, s.family.id(), r.eta);
-                format!(
-                    "{step},{family},{eta},{lbk},{first},{vocabulary},{response},{}",
+                crate::cells![
+                    step,
+                    family,
+                    eta,
+                    lbk,
+                    first,
+                    vocabulary,
+                    response,
                     s.kernel_norm_sq
-                )
+                ]
             },
         );
         let gap = (self.runs.iter())
@@ -27,14 +33,16 @@ impl Lens {
                     let g = s.gap?;
                     let (kernel, adaptation, misalignment) =
                         (g.kernel, g.adaptation, g.misalignment);
-                    Some(format!(
-                        "{},{},{},{},{kernel},{adaptation},{misalignment},{}",
+                    Some(crate::cells![
                         r.signal.id(),
                         r.seed,
                         s.step,
                         s.family.id(),
+                        kernel,
+                        adaptation,
+                        misalignment,
                         g.total()
-                    ))
+                    ])
                 })
             })
             .collect();
@@ -42,7 +50,7 @@ impl Lens {
             |r| &r.kernels,
             |_, k| {
                 let (step, kernel, family) = (k.step, k.kernel.id(), k.family.id());
-                format!("{step},{kernel},{family},{},{}", k.predicted, k.actual)
+                crate::cells![step, kernel, family, k.predicted, k.actual]
             },
         );
         let last_layer = self.rows(
@@ -50,11 +58,7 @@ impl Lens {
             |_, p| {
                 let (full, last) = (p.kernel_norm_sq, p.last_layer_norm_sq);
                 let (entries, diagonal) = (p.entry_spearman, p.diagonal_spearman);
-                format!(
-                    "{},{},{full},{last},{entries},{diagonal}",
-                    p.step,
-                    p.family.id()
-                )
+                crate::cells![p.step, p.family.id(), full, last, entries, diagonal]
             },
         );
         let frozen = (self.runs.iter())
@@ -63,8 +67,8 @@ impl Lens {
                     .iter()
                     .zip(r.frozen_exceeds)
                     .map(move |(t, s)| {
-                        let step = s.map_or("never".to_string(), |s| s.to_string());
-                        format!("{},{},{t},{step}", r.signal.id(), r.seed)
+                        let step = s.map_or(Cell::from("never"), Cell::from);
+                        vec![r.signal.id().into(), r.seed.into(), (*t).into(), step]
                     })
             })
             .collect();
@@ -101,15 +105,16 @@ impl Lens {
     fn rows<T>(
         &self,
         items: impl Fn(&SignalRun) -> &[T],
-        row: impl Fn(&SignalRun, &T) -> String,
-    ) -> Vec<String> {
+        row: impl Fn(&SignalRun, &T) -> Vec<Cell>,
+    ) -> Vec<Vec<Cell>> {
         let row = &row;
         (self.runs.iter())
             .flat_map(|r| {
-                let prefix = format!("{},{}", r.signal.id(), r.seed);
-                items(r)
-                    .iter()
-                    .map(move |item| format!("{prefix},{}", row(r, item)))
+                items(r).iter().map(move |item| {
+                    let mut cells = crate::cells![r.signal.id(), r.seed];
+                    cells.extend(row(r, item));
+                    cells
+                })
             })
             .collect()
     }

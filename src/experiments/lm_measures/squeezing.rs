@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decomposition::predict;
 use crate::error::{Error, Result};
+use crate::experiments::Cell;
 use crate::experiments::settings::{Key, Range, Variants};
 use crate::lm::{Sequence, TinyLm};
 use crate::model::Model;
@@ -409,7 +410,7 @@ pub const AGGREGATE_COLUMNS: &str = "n,median_rejected_log_prob,median_argmax,sh
 /// One aggregate row's values for the records `group` of one run under `source` (see
 /// [`AGGREGATE_COLUMNS`]; `median_chosen` and `share_chosen_falls` are empty where no
 /// record has a `y⁺` token other than `y⁻`'s).
-pub fn aggregate(group: &[&PositionRecord], source: Source) -> String {
+pub fn aggregate(group: &[&PositionRecord], source: Source) -> Vec<Cell> {
     let of = |f: &dyn Fn(&ColumnChange) -> f64| -> Vec<f64> {
         group.iter().map(|r| f(r.change(source))).collect()
     };
@@ -422,37 +423,33 @@ pub fn aggregate(group: &[&PositionRecord], source: Source) -> String {
         .filter_map(|r| r.change(source).chosen)
         .collect();
     let (median_chosen, chosen_falls) = match chosen.is_empty() {
-        true => (String::new(), String::new()),
-        false => (
-            median(&chosen).to_string(),
-            share(&chosen, |v| v < 0.0).to_string(),
-        ),
+        true => (None, None),
+        false => (Some(median(&chosen)), Some(share(&chosen, |v| v < 0.0))),
     };
     let depth: Vec<f64> = group.iter().map(|r| r.rejected_log_prob).collect();
-    format!(
-        "{},{},{},{},{},{},{median_chosen},{chosen_falls},{},{},{}",
+    crate::cells![
         group.len(),
         median(&depth),
         median(&argmax),
         share(&argmax, |v| v > 0.0),
         median(&of(&|c| c.runner_up)),
         median(&of(&|c| c.rejected)),
+        median_chosen,
+        chosen_falls,
         median(&of(&|c| c.rest)),
         median(&of(&|c| c.entropy)),
         median(&of(&|c| c.rising as f64)),
-    )
+    ]
 }
 
 /// The columns of one full row, after the label and seed.
 pub const ROW_COLUMNS: &str = "update,position,class,rejected_log_prob,source,argmax,runner_up,rejected,chosen,rest,entropy,rising";
 
 /// The full rows of one record, one per source (see [`ROW_COLUMNS`]).
-pub fn rows(record: &PositionRecord) -> impl Iterator<Item = String> + '_ {
+pub fn rows(record: &PositionRecord) -> impl Iterator<Item = Vec<Cell>> + '_ {
     Source::ALL.into_iter().map(move |source| {
         let c = record.change(source);
-        let chosen = c.chosen.map_or(String::new(), |v| v.to_string());
-        format!(
-            "{},{},{},{},{},{},{},{},{chosen},{},{},{}",
+        crate::cells![
             record.update,
             record.position,
             record.class.id(),
@@ -461,10 +458,11 @@ pub fn rows(record: &PositionRecord) -> impl Iterator<Item = String> + '_ {
             c.argmax,
             c.runner_up,
             c.rejected,
+            c.chosen,
             c.rest,
             c.entropy,
             c.rising
-        )
+        ]
     })
 }
 

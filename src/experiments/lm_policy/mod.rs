@@ -163,16 +163,17 @@ impl Experiment for LmPolicy {
 /// `lm_policy_frames.csv` (`regime,step,token,log_prob`): the animation's distribution
 /// at `y⁻`'s valley on the first probe's rejected prefix, for the first seed.
 fn frames(data: &Policy) -> Table {
-    let rows = [Regime::OffPolicy, Regime::Online]
-        .into_iter()
-        .flat_map(|regime| data.of(regime).filter(|r| r.seed == data.seed))
-        .flat_map(|run| {
-            run.points.iter().flat_map(move |point| {
-                point.valley.iter().enumerate().map(move |(token, lp)| {
-                    format!("{},{},{token},{lp}", run.label.id(), point.step)
+    let rows =
+        [Regime::OffPolicy, Regime::Online]
+            .into_iter()
+            .flat_map(|regime| data.of(regime).filter(|r| r.seed == data.seed))
+            .flat_map(|run| {
+                run.points.iter().flat_map(move |point| {
+                    point.valley.iter().enumerate().map(move |(token, lp)| {
+                        crate::cells![run.label.id(), point.step, token, *lp]
+                    })
                 })
             })
-        })
-        .collect();
+            .collect();
     Table::new("lm_policy_frames", "regime,step,token,log_prob", rows)
 }

@@ -83,19 +83,13 @@ fn chosen_argmax_share(run: &RemedyRun) -> Option<f64> {
     (!valleys.is_empty()).then(|| chosen as f64 / valleys.len() as f64)
 }
 
-/// A value, or empty where there is none.
-fn optional(v: Option<f64>) -> String {
-    v.map_or_else(String::new, |v| v.to_string())
-}
-
 /// `lm_remedies_end.csv`: per arm and seed, the [`End`] state.
 pub fn end(data: &Remedies) -> Table {
     let rows = (data.comparison.runs.iter())
         .map(|run| {
             let e = End::of(run);
             let s = e.chosen_split;
-            format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            crate::cells![
                 run.label.id(),
                 run.seed,
                 e.chosen,
@@ -104,8 +98,8 @@ pub fn end(data: &Remedies) -> Table {
                 e.accuracy,
                 e.others,
                 e.degenerate,
-                optional(e.valley_argmax),
-                optional(e.chosen_argmax_share),
+                e.valley_argmax,
+                e.chosen_argmax_share,
                 e.pushed,
                 s.chosen_term,
                 s.rejected_term,
@@ -115,7 +109,7 @@ pub fn end(data: &Remedies) -> Table {
                 e.others_split.rejected_term,
                 e.others_split.anchor_term,
                 e.others_split.actual
-            )
+            ]
         })
         .collect();
     Table::new(

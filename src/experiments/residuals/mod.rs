@@ -319,13 +319,14 @@ impl Experiment for ResidualSchematic {
                     } else {
                         "other"
                     };
-                    format!(
-                        "{},{class},{role},{},{},{}",
+                    crate::cells![
                         p.id.id(),
+                        class,
+                        role,
                         p.g[class],
                         p.squeeze.log_p_before[class].exp(),
                         p.squeeze.log_p_after[class].exp()
-                    )
+                    ]
                 })
             })
             .collect();

@@ -1,20 +1,22 @@
 //! The squeezing toy's CSV tables.
 
 use super::SqueezingResult;
-use crate::experiments::{Table, csv_text};
+use crate::experiments::{Cell, Table};
 
 /// The CSV header of `squeezing.csv`.
 pub const CSV_HEADER: &str = "case,class,role,p_before,p_after,log_p_before,log_p_after";
 
 impl SqueezingResult {
-    /// CSV rows under [`CSV_HEADER`].
-    pub fn csv_rows(&self) -> Vec<String> {
-        self.cases
-            .iter()
+    /// The rows under [`CSV_HEADER`]: every class of every case, as `ldyn squeeze --csv`
+    /// writes them, with the case first.
+    pub fn csv_rows(&self) -> Vec<Vec<Cell>> {
+        (self.cases.iter())
             .flat_map(|c| {
-                c.squeeze
-                    .csv_rows(true)
-                    .map(move |row| format!("{},{row}", c.id.id()))
+                let s = &c.squeeze;
+                (s.roles.iter().enumerate()).map(move |(i, role)| {
+                    let (b, a) = (s.log_p_before[i], s.log_p_after[i]);
+                    crate::cells![c.id.id(), i, role.name(), b.exp(), a.exp(), b, a]
+                })
             })
             .collect()
     }
@@ -25,7 +27,7 @@ impl SqueezingResult {
         let titles = self
             .cases
             .iter()
-            .map(|c| format!("{},{}", c.id.id(), csv_text(&c.title)))
+            .map(|c| crate::cells![c.id.id(), &c.title])
             .collect();
         let frames = self
             .animation
@@ -37,7 +39,7 @@ impl SqueezingResult {
                         .iter()
                         .enumerate()
                         .map(move |(class, lp)| {
-                            format!("{},{k},{class},{},{lp}", case.id.id(), lp.exp())
+                            crate::cells![case.id.id(), k, class, lp.exp(), *lp]
                         })
                 })
             })
