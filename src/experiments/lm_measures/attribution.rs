@@ -329,12 +329,12 @@ impl<'a> AttributionTracker<'a> {
         cells
     }
 
-    /// Records the first-order error after `step` updates, with the model `model`.
-    fn record_error(&mut self, step: usize, model: &TinyLm) -> Result<()> {
-        let cells = self.cell_changes(&self.actual(model)?);
+    /// Records the first-order error after `step` updates, whose actual changes of every
+    /// observed sequence are `actual`.
+    fn record_error(&mut self, step: usize, actual: &[DMatrix<f64>]) {
+        let cells = self.cell_changes(actual);
         let error = FirstOrderError::of(step, &self.attribution.families, &cells);
         self.attribution.errors.push(error);
-        Ok(())
     }
 
     /// Adds the actual change over the whole run of `steps` updates, `log π` of `end`
@@ -344,15 +344,15 @@ impl<'a> AttributionTracker<'a> {
     /// # Errors
     /// If a logit of `end` is not finite.
     pub fn finish(&mut self, end: &TinyLm, steps: usize) -> Result<()> {
+        let actual = self.actual(end)?;
         if self
             .attribution
             .errors
             .last()
             .is_none_or(|e| e.step != steps)
         {
-            self.record_error(steps, end)?;
+            self.record_error(steps, &actual);
         }
-        let actual = self.actual(end)?;
         self.accumulate(&[3], &[actual]);
         Ok(())
     }
@@ -394,7 +394,8 @@ impl Observer<TinyLm> for AttributionTracker<'_> {
         let (_, changes) = predict(e.before, &self.observed, &directions);
         self.accumulate(&[0, 1, 2, 4][..changes.len()], &changes);
         if (e.step + 1).is_multiple_of(self.every) {
-            self.record_error(e.step + 1, e.after)?;
+            let actual = self.actual(e.after)?;
+            self.record_error(e.step + 1, &actual);
         }
         Ok(())
     }
