@@ -75,6 +75,9 @@ pub enum Error {
     /// A signal (its number) ended an interactive command after it restored the
     /// terminal; the process exits as the shell reports a signal, `128 + number`.
     Signal(i32),
+    /// The caller asked the run to stop ([`crate::progress::request_stop`]: Ctrl-C in
+    /// Python); it stopped at a training step and wrote nothing more.
+    Interrupted,
     /// Some runs of a sweep failed; each failure is recorded beside the others' results,
     /// and the process exits with status 1.
     RunsFailed {
@@ -149,6 +152,7 @@ impl fmt::Display for Error {
             Error::Plot(msg) => write!(f, "plotting failed: {msg}"),
             Error::BrokenPipe => f.write_str("the output pipe was closed"),
             Error::Signal(number) => write!(f, "ended by signal {number}"),
+            Error::Interrupted => f.write_str("interrupted: the run stopped at a training step"),
             Error::RunsFailed { failed, total } => write!(
                 f,
                 "{failed} of {total} runs failed; each one's error is in sweep_claims.csv"

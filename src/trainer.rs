@@ -89,6 +89,7 @@ impl<M: Model> Trainer<M> {
         objective: &dyn Objective,
         observers: &mut [&mut dyn Observer<M>],
     ) -> Result<f64> {
+        crate::progress::checkpoint()?;
         let g = gradient(&self.model, update, objective)?;
         // The model before the step is kept only for observers to compare with.
         let before = (!observers.is_empty()).then(|| self.model.clone());

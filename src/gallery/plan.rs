@@ -27,7 +27,13 @@ pub(super) trait Runner {
     fn defaults(&self) -> Result<Vec<(String, Value)>>;
     /// The keys the memory estimate depends on, and the estimate in bytes.
     fn memory(&self, plan: &Plan) -> Result<(&'static str, Option<u128>)>;
-    fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report>;
+    /// Runs the plan; with `out`, writes its files there.
+    fn execute(
+        &self,
+        plan: &Plan,
+        out: Option<&Path>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Report>;
 }
 
 /// A configured run of one experiment.
@@ -247,6 +253,15 @@ impl Plan {
     /// If the configuration is invalid, another run holds the directory, a run fails,
     /// or a file cannot be written.
     pub fn execute(&self, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
-        self.runner.execute(self, out, progress)
+        self.runner.execute(self, Some(out), progress)
+    }
+
+    /// Runs the plan as [`Plan::execute`] does, claims and robustness reruns included,
+    /// but writes no file: the report's tables hold everything the CSV files would.
+    ///
+    /// # Errors
+    /// If the configuration is invalid or a run fails.
+    pub fn compute(&self, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+        self.runner.execute(self, None, progress)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::experiments::Claim;
+use crate::experiments::{Claim, Table};
 
 /// What running an experiment produced.
 #[derive(Clone, Debug)]
@@ -16,6 +16,8 @@ pub struct Report {
     pub files: Vec<PathBuf>,
     /// The figures' claims with the measured numbers and their robustness.
     pub claims: Vec<Claim>,
+    /// Every number the figures draw, one table per CSV file (`NAME.csv`).
+    pub tables: Vec<Table>,
 }
 
 impl std::fmt::Display for Report {

@@ -11,7 +11,7 @@ use super::plan::{Plan, Runner};
 use super::registry::Figures;
 use super::report::Report;
 use crate::error::{Error, Result};
-use crate::experiments::{Claim, Experiment, Key, Settings, Tally, Valid};
+use crate::experiments::{Claim, Experiment, Key, Settings, Table, Tally, Valid};
 use crate::io::{DirLock, check_outputs, remove_if_present, write_atomic, write_csv};
 
 impl<E: Experiment> Runner for Figures<E> {
@@ -30,36 +30,25 @@ impl<E: Experiment> Runner for Figures<E> {
         ))
     }
 
-    fn execute(&self, plan: &Plan, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    fn execute(
+        &self,
+        plan: &Plan,
+        out: Option<&Path>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Report> {
         let config = configured::<E>(plan)?;
         crate::error::check_memory(E::Config::MEMORY_KEYS, config.memory_bytes(), plan.budget)?;
-        let _lock = (!plan.locked_by_caller)
-            .then(|| DirLock::acquire(out))
-            .transpose()?;
+        let _lock = match out {
+            Some(out) if !plan.locked_by_caller => Some(DirLock::acquire(out)?),
+            _ => None,
+        };
         progress(&format!("{}: seed {}", plan.name, plan.seed));
         let data = E::run(&config, plan.seed)?;
         let tables = E::tables(&data);
-        let config_path = out.join(format!("{}.config.toml", plan.name));
-        let csv_paths: Vec<PathBuf> = tables
-            .iter()
-            .map(|t| out.join(format!("{}.csv", t.name)))
-            .collect();
-        let figure_paths: Vec<PathBuf> = self.0.iter().map(|(file, _)| out.join(file)).collect();
-        let mut files: Vec<PathBuf> = csv_paths.iter().chain(&figure_paths).cloned().collect();
-        files.push(config_path.clone());
-        let outputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-        let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
-        check_outputs(&outputs, &inputs)?;
-        // The configuration describes the whole set: the old one goes before the first
-        // file is replaced, the new one comes last. A directory without one holds an
-        // incomplete set (a run that failed or was killed midway).
-        remove_if_present(&config_path)?;
-        for (table, path) in tables.into_iter().zip(&csv_paths) {
-            write_csv(path, &table.header(), table.rows())?;
-        }
-        for ((_, draw), path) in self.0.iter().zip(&figure_paths) {
-            draw(&data, path)?;
-        }
+        let files = match out {
+            Some(out) => self.write(plan, &data, &tables, out)?,
+            None => Vec::new(),
+        };
         let claims = E::claims(&data);
         let mut counts = vec![0usize; claims.len()];
         let started = std::time::Instant::now();
@@ -101,13 +90,45 @@ impl<E: Experiment> Runner for Figures<E> {
                 ..c
             })
             .collect();
-        write_atomic(&config_path, plan.to_toml().as_bytes())?;
+        if let Some(config_path) = files.last() {
+            write_atomic(config_path, plan.to_toml().as_bytes())?;
+        }
         Ok(Report {
             name: plan.name.clone(),
             seeds: run_seeds(plan),
             files,
             claims,
+            tables,
         })
+    }
+}
+
+impl<E: Experiment> Figures<E> {
+    /// Writes the tables and figures of a run to `out` after checking every path, and
+    /// returns the run's files with its configuration last (written after the reruns).
+    /// The configuration describes the whole set: the old one goes before the first file
+    /// is replaced, the new one comes last. A directory without one holds an incomplete
+    /// set (a run that failed or was killed midway).
+    fn write(&self, plan: &Plan, data: &E::Data, tables: &[Table], out: &Path) -> Result<Vec<PathBuf>> {
+        let config_path = out.join(format!("{}.config.toml", plan.name));
+        let csv_paths: Vec<PathBuf> = tables
+            .iter()
+            .map(|t| out.join(format!("{}.csv", t.name)))
+            .collect();
+        let figure_paths: Vec<PathBuf> = self.0.iter().map(|(file, _)| out.join(file)).collect();
+        let mut files: Vec<PathBuf> = csv_paths.iter().chain(&figure_paths).cloned().collect();
+        files.push(config_path.clone());
+        let outputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let inputs: Vec<&Path> = plan.sources.iter().map(PathBuf::as_path).collect();
+        check_outputs(&outputs, &inputs)?;
+        remove_if_present(&config_path)?;
+        for (table, path) in tables.iter().zip(&csv_paths) {
+            write_csv(path, &table.header(), table.rows())?;
+        }
+        for ((_, draw), path) in self.0.iter().zip(&figure_paths) {
+            draw(data, path)?;
+        }
+        Ok(files)
     }
 }
 

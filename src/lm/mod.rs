@@ -30,7 +30,7 @@ pub mod kernel;
 pub mod step;
 pub mod update;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_len};
 use crate::mlp::{Activation, Mlp, Trace, normal};
 use crate::model::{Gradients, Model, Residuals};
 use crate::numerics::log_softmax;
@@ -110,6 +110,54 @@ impl TinyLm {
             true,
             rng,
         )?;
+        Ok(TinyLm {
+            spec,
+            embed,
+            slots,
+            mlp,
+        })
+    }
+
+    /// The model with these weights: token embeddings `embed` (`V × d`), slot embeddings
+    /// `slots` (`W × d`) and the MLP `[W·d, hidden, V]` (tanh, with biases), as
+    /// [`TinyLm::random`] builds it and [`embeddings`](TinyLm::embeddings) and
+    /// [`mlp`](TinyLm::mlp) return it.
+    ///
+    /// # Errors
+    /// Sizes that do not fit together, an MLP of another shape or activation, or a
+    /// weight that is not finite.
+    pub fn from_weights(embed: DMatrix<f64>, slots: DMatrix<f64>, mlp: Mlp) -> Result<Self> {
+        let (vocab, d) = embed.shape();
+        let (window, _) = slots.shape();
+        check_len("slot embedding size (columns of slots)", d, slots.ncols())?;
+        let layers = mlp.layers();
+        if layers.len() != 2
+            || mlp.activation() != Activation::Tanh
+            || layers.iter().any(|l| l.bias.is_none())
+        {
+            return Err(Error::InvalidArgument(
+                "a tiny LM's MLP has one tanh hidden layer, and both layers have biases".into(),
+            ));
+        }
+        check_len("MLP input size (window × embedding)", window * d, mlp.inputs())?;
+        check_len("MLP output size (vocabulary)", vocab, layers[1].weight.nrows())?;
+        if !embed.iter().chain(slots.iter()).all(|w| w.is_finite()) {
+            return Err(Error::NonFinite("weights"));
+        }
+        let spec = LmSpec {
+            vocab,
+            window,
+            embed: d,
+            hidden: layers[0].weight.nrows(),
+        };
+        if spec.vocab < 2 {
+            return Err(Error::TooFewClasses(spec.vocab));
+        }
+        if window == 0 || d == 0 {
+            return Err(Error::InvalidArgument(
+                "window, embedding and hidden sizes must be > 0".into(),
+            ));
+        }
         Ok(TinyLm {
             spec,
             embed,

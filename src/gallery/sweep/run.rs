@@ -135,6 +135,8 @@ impl Sweep {
                     format!("{},{},{},{text}", self.name(), c.id, c.holds)
                 }),
             ),
+            // A stop the caller asked for ends the sweep; it is not the run's failure.
+            Err(Error::Interrupted) => Err(Error::Interrupted),
             Err(e) => write_atomic(&error_path, format!("{e}\n").as_bytes()),
         }
     }
