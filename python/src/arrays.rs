@@ -15,7 +15,11 @@ pub(crate) fn vector<'py>(py: Python<'py>, values: &[f64]) -> Bound<'py, PyAny> 
 }
 
 /// `values` (C order) as an array of `shape`.
-pub(crate) fn shaped<'py>(py: Python<'py>, values: &[f64], shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn shaped<'py>(
+    py: Python<'py>,
+    values: &[f64],
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
     Ok(PyArray1::from_slice(py, values).reshape(shape)?.into_any())
 }
 
@@ -34,9 +38,9 @@ pub(crate) fn matrix<'py>(py: Python<'py>, m: &DMatrix<f64>) -> PyResult<Bound<'
 
 /// A 1-D float array of the user's, checked finite.
 pub(crate) fn read_vector(x: &Bound<'_, PyAny>, what: &str) -> PyResult<DVector<f64>> {
-    let array: PyReadonlyArray1<f64> = x.extract().map_err(|_| {
-        PyValueError::new_err(format!("{what} must be a 1-D array of floats"))
-    })?;
+    let array: PyReadonlyArray1<f64> = x
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("{what} must be a 1-D array of floats")))?;
     let v = DVector::from_iterator(array.len(), array.as_array().iter().copied());
     finite(v.as_slice(), what)?;
     Ok(v)
@@ -44,9 +48,9 @@ pub(crate) fn read_vector(x: &Bound<'_, PyAny>, what: &str) -> PyResult<DVector<
 
 /// A 2-D float array of the user's (any memory order), checked finite.
 pub(crate) fn read_matrix(x: &Bound<'_, PyAny>, what: &str) -> PyResult<DMatrix<f64>> {
-    let array: PyReadonlyArray2<f64> = x.extract().map_err(|_| {
-        PyValueError::new_err(format!("{what} must be a 2-D array of floats"))
-    })?;
+    let array: PyReadonlyArray2<f64> = x
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("{what} must be a 2-D array of floats")))?;
     let view = array.as_array();
     let (r, c) = (view.nrows(), view.ncols());
     let m = DMatrix::from_fn(r, c, |i, j| view[[i, j]]);
@@ -58,12 +62,15 @@ pub(crate) fn read_matrix(x: &Bound<'_, PyAny>, what: &str) -> PyResult<DMatrix<
 fn finite(values: &[f64], what: &str) -> PyResult<()> {
     match values.iter().all(|v| v.is_finite()) {
         true => Ok(()),
-        false => Err(PyValueError::new_err(format!("{what} must be finite (no NaN or infinity)"))),
+        false => Err(PyValueError::new_err(format!(
+            "{what} must be finite (no NaN or infinity)"
+        ))),
     }
 }
 
 /// A list of token ids of the user's.
 pub(crate) fn read_tokens(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<usize>> {
-    x.extract::<Vec<usize>>()
-        .map_err(|_| PyValueError::new_err(format!("{what} must be a list of token ids (integers ≥ 0)")))
+    x.extract::<Vec<usize>>().map_err(|_| {
+        PyValueError::new_err(format!("{what} must be a list of token ids (integers ≥ 0)"))
+    })
 }

@@ -113,7 +113,11 @@ pub(crate) fn long<T: Send>(
 fn _panic(py: Python<'_>, message: String, long: bool) -> PyResult<()> {
     guard(|| match long {
         false => panic!("{message}"),
-        true => self::long(py, move || -> learning_dynamics::Result<()> { panic!("{message}") }, &mut |_| Ok(())),
+        true => self::long(
+            py,
+            move || -> learning_dynamics::Result<()> { panic!("{message}") },
+            &mut |_| Ok(()),
+        ),
     })
 }
 

@@ -43,12 +43,16 @@ impl Net {
 /// A sequence `χ = [prompt; response]` of the user's: a pair of token lists.
 pub(crate) fn read_sequence(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Sequence> {
     let (prompt, response): (Bound<'_, PyAny>, Bound<'_, PyAny>) = x.extract().map_err(|_| {
-        PyValueError::new_err(format!("{what} must be a pair (prompt, response) of token lists"))
+        PyValueError::new_err(format!(
+            "{what} must be a pair (prompt, response) of token lists"
+        ))
     })?;
     let prompt = read_tokens(&prompt, &format!("{what}'s prompt"))?;
     let response = read_tokens(&response, &format!("{what}'s response"))?;
     if response.is_empty() {
-        return Err(PyValueError::new_err(format!("{what}'s response is empty: nothing is scored")));
+        return Err(PyValueError::new_err(format!(
+            "{what}'s response is empty: nothing is scored"
+        )));
     }
     Ok(Sequence::new(&prompt, &response))
 }
@@ -65,23 +69,32 @@ fn activation(name: &str) -> PyResult<Activation> {
 
 /// The layers `[(weight (out, in), bias (out,) or None), …]` of the user's.
 fn read_layers(layers: &Bound<'_, PyAny>) -> PyResult<Vec<Layer>> {
-    let pairs: Vec<(Bound<'_, PyAny>, Option<Bound<'_, PyAny>>)> = layers.extract().map_err(|_| {
-        PyValueError::new_err("layers must be a list of (weight, bias) pairs; bias may be None")
-    })?;
+    let pairs: Vec<(Bound<'_, PyAny>, Option<Bound<'_, PyAny>>)> =
+        layers.extract().map_err(|_| {
+            PyValueError::new_err("layers must be a list of (weight, bias) pairs; bias may be None")
+        })?;
     pairs
         .iter()
         .enumerate()
         .map(|(i, (w, b))| {
             Ok(Layer {
                 weight: read_matrix(w, &format!("layers[{i}]'s weight"))?,
-                bias: b.as_ref().map(|b| read_vector(b, &format!("layers[{i}]'s bias"))).transpose()?,
+                bias: b
+                    .as_ref()
+                    .map(|b| read_vector(b, &format!("layers[{i}]'s bias")))
+                    .transpose()?,
             })
         })
         .collect()
 }
 
 /// The weights of an MLP as `layers.K.weight` (out, in) and `layers.K.bias` (out,).
-fn layer_weights<'py>(py: Python<'py>, mlp: &Mlp, dict: &Bound<'py, PyDict>, prefix: &str) -> PyResult<()> {
+fn layer_weights<'py>(
+    py: Python<'py>,
+    mlp: &Mlp,
+    dict: &Bound<'py, PyDict>,
+    prefix: &str,
+) -> PyResult<()> {
     for (k, layer) in mlp.layers().iter().enumerate() {
         dict.set_item(format!("{prefix}{k}.weight"), matrix(py, &layer.weight)?)?;
         if let Some(b) = &layer.bias {
@@ -92,16 +105,21 @@ fn layer_weights<'py>(py: Python<'py>, mlp: &Mlp, dict: &Bound<'py, PyDict>, pre
 }
 
 /// Logits of a classifier for `x` of shape `(d,)` → `(V,)`, or `(n, d)` → `(n, V)`.
-fn classifier_logits<'py>(py: Python<'py>, mlp: &Mlp, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn classifier_logits<'py>(
+    py: Python<'py>,
+    mlp: &Mlp,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     if let Ok(v) = read_vector(x, "x") {
         mlp.check_input(&v).map_err(to_py)?;
         return Ok(vector(py, mlp.logits(&v).as_slice()));
     }
-    let xs = read_matrix(x, "x").map_err(|_| PyValueError::new_err("x must be an array of shape (d,) or (n, d)"))?;
+    let xs = read_matrix(x, "x")
+        .map_err(|_| PyValueError::new_err("x must be an array of shape (d,) or (n, d)"))?;
     let xs = xs.transpose();
     if xs.nrows() != mlp.inputs() {
         return Err(to_py(learning_dynamics::Error::ShapeMismatch {
-            what: "input dimension",
+            what: "input vector",
             expected: mlp.inputs(),
             got: xs.nrows(),
         }));
@@ -179,7 +197,9 @@ impl MLP {
                 ));
             }
             let mut rng = Rng64::seed_from_u64(seed);
-            Mlp::random(&sizes, activation, true, &mut rng).map(MLP).map_err(to_py)
+            Mlp::random(&sizes, activation, true, &mut rng)
+                .map(MLP)
+                .map_err(to_py)
         })
     }
 
@@ -189,7 +209,9 @@ impl MLP {
     fn from_weights(layers: &Bound<'_, PyAny>, activation: &str) -> PyResult<Self> {
         guard(|| {
             let activation = self::activation(activation)?;
-            Mlp::from_layers(read_layers(layers)?, activation).map(MLP).map_err(to_py)
+            Mlp::from_layers(read_layers(layers)?, activation)
+                .map(MLP)
+                .map_err(to_py)
         })
     }
 
@@ -215,7 +237,10 @@ impl MLP {
     fn __repr__(&self) -> String {
         let mut sizes = vec![self.0.inputs()];
         sizes.extend(self.0.layers().iter().map(|l| l.weight.nrows()));
-        format!("MLP(sizes={sizes:?}, activation='{}')", self.0.activation().name())
+        format!(
+            "MLP(sizes={sizes:?}, activation='{}')",
+            self.0.activation().name()
+        )
     }
 }
 
@@ -233,9 +258,16 @@ impl TinyLM {
     #[pyo3(signature = (vocab, window, embed, hidden, seed = 0))]
     fn new(vocab: usize, window: usize, embed: usize, hidden: usize, seed: u64) -> PyResult<Self> {
         guard(|| {
-            let spec = LmSpec { vocab, window, embed, hidden };
-            let bytes = 8 * (vocab as u128 * embed as u128 + window as u128 * embed as u128
-                + (window as u128 * embed as u128 + vocab as u128 + 2) * hidden as u128);
+            let spec = LmSpec {
+                vocab,
+                window,
+                embed,
+                hidden,
+            };
+            let bytes = 8
+                * (vocab as u128 * embed as u128
+                    + window as u128 * embed as u128
+                    + (window as u128 * embed as u128 + vocab as u128 + 2) * hidden as u128);
             learning_dynamics::error::check_memory(
                 "vocab, window, embed and hidden",
                 Some(bytes),
@@ -244,18 +276,32 @@ impl TinyLM {
             .map_err(to_py)?;
             let mut rng = Rng64::seed_from_u64(seed);
             let model = TinyLm::random(spec, &mut rng).map_err(to_py)?;
-            Ok(TinyLM { model, vocabulary: None })
+            Ok(TinyLM {
+                model,
+                vocabulary: None,
+            })
         })
     }
 
     /// TinyLM.from_weights(embed (V, d), slots (W, d), [(W_1 (h, W·d), b_1), (W_2 (V, h), b_2)]).
     #[staticmethod]
-    fn from_weights(embed: &Bound<'_, PyAny>, slots: &Bound<'_, PyAny>, layers: &Bound<'_, PyAny>) -> PyResult<Self> {
+    fn from_weights(
+        embed: &Bound<'_, PyAny>,
+        slots: &Bound<'_, PyAny>,
+        layers: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
         guard(|| {
             let mlp = Mlp::from_layers(read_layers(layers)?, Activation::Tanh).map_err(to_py)?;
-            let model = TinyLm::from_weights(read_matrix(embed, "embed")?, read_matrix(slots, "slots")?, mlp)
-                .map_err(to_py)?;
-            Ok(TinyLM { model, vocabulary: None })
+            let model = TinyLm::from_weights(
+                read_matrix(embed, "embed")?,
+                read_matrix(slots, "slots")?,
+                mlp,
+            )
+            .map_err(to_py)?;
+            Ok(TinyLM {
+                model,
+                vocabulary: None,
+            })
         })
     }
 
@@ -279,12 +325,17 @@ impl TinyLM {
                 || {
                     let model = world_model(&config, seed, stage)?;
                     let sizes = pretrained(&config, seed)?.language.sizes;
-                    let names = (0..model.spec().vocab).map(|t| sizes.token_name(t)).collect();
+                    let names = (0..model.spec().vocab)
+                        .map(|t| sizes.token_name(t))
+                        .collect();
                     Ok((model, names))
                 },
                 &mut |_| Ok(()),
             )?;
-            Ok(TinyLM { model, vocabulary: Some(vocabulary) })
+            Ok(TinyLM {
+                model,
+                vocabulary: Some(vocabulary),
+            })
         })
     }
 
@@ -306,9 +357,17 @@ impl TinyLM {
     }
 
     /// logits(prompt, response): (L, V), one row per response position, L = len(response).
-    fn logits<'py>(&self, py: Python<'py>, prompt: &Bound<'py, PyAny>, response: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn logits<'py>(
+        &self,
+        py: Python<'py>,
+        prompt: &Bound<'py, PyAny>,
+        response: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| {
-            let x = Sequence::new(&read_tokens(prompt, "prompt")?, &read_tokens(response, "response")?);
+            let x = Sequence::new(
+                &read_tokens(prompt, "prompt")?,
+                &read_tokens(response, "response")?,
+            );
             self.model.check_input(&x).map_err(to_py)?;
             transposed(py, &self.model.logits(&x))
         })
@@ -316,7 +375,10 @@ impl TinyLM {
 
     fn __repr__(&self) -> String {
         let s = self.model.spec();
-        format!("TinyLM(vocab={}, window={}, embed={}, hidden={})", s.vocab, s.window, s.embed, s.hidden)
+        format!(
+            "TinyLM(vocab={}, window={}, embed={}, hidden={})",
+            s.vocab, s.window, s.embed, s.hidden
+        )
     }
 }
 

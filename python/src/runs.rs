@@ -47,7 +47,13 @@ fn tally(t: Option<Tally>) -> Option<(usize, usize)> {
 }
 
 fn claim(c: CrateClaim) -> Claim {
-    Claim { id: c.id, text: c.text, holds: c.holds, seeds: tally(c.seeds), reruns: tally(c.reruns) }
+    Claim {
+        id: c.id,
+        text: c.text,
+        holds: c.holds,
+        seeds: tally(c.seeds),
+        reruns: tally(c.reruns),
+    }
 }
 
 /// What `run` returns.
@@ -79,11 +85,16 @@ fn table_dict<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyDict
     let d = PyDict::new(py);
     for column in &table.columns {
         let values: Bound<'py, PyAny> = match &column.values {
-            Values::Real(v) => PyArray1::from_iter(py, v.iter().map(|x| x.unwrap_or(f64::NAN))).into_any(),
+            Values::Real(v) => {
+                PyArray1::from_iter(py, v.iter().map(|x| x.unwrap_or(f64::NAN))).into_any()
+            }
             Values::Int(v) if v.iter().all(Option::is_some) => {
                 PyArray1::from_iter(py, v.iter().map(|x| x.unwrap_or_default())).into_any()
             }
-            Values::Int(v) => PyArray1::from_iter(py, v.iter().map(|x| x.map_or(f64::NAN, |i| i as f64))).into_any(),
+            Values::Int(v) => {
+                PyArray1::from_iter(py, v.iter().map(|x| x.map_or(f64::NAN, |i| i as f64)))
+                    .into_any()
+            }
             Values::Text(v) => PyList::new(py, v)?.into_any(),
         };
         d.set_item(&column.name, values)?;
@@ -105,14 +116,23 @@ fn setting_text(value: &Bound<'_, PyAny>, key: &str) -> PyResult<String> {
     if let Ok(s) = value.extract::<String>() {
         return Ok(s);
     }
-    Err(PyValueError::new_err(format!("the value of {key} must be a bool, an int, a float or a str")))
+    Err(PyValueError::new_err(format!(
+        "the value of {key} must be a bool, an int, a float or a str"
+    )))
 }
 
 /// The plan of `name` with `set` applied, then the seed and the memory budget (GiB).
-fn plan(name: &str, seed: Option<u64>, set: Option<&Bound<'_, PyDict>>, max_memory: Option<f64>) -> PyResult<Plan> {
+fn plan(
+    name: &str,
+    seed: Option<u64>,
+    set: Option<&Bound<'_, PyDict>>,
+    max_memory: Option<f64>,
+) -> PyResult<Plan> {
     let mut plan: Plan = name.parse().map_err(to_py)?;
     for (key, value) in set.into_iter().flat_map(|d| d.iter()) {
-        let key: String = key.extract().map_err(|_| PyValueError::new_err("the keys of set must be str"))?;
+        let key: String = key
+            .extract()
+            .map_err(|_| PyValueError::new_err("the keys of set must be str"))?;
         let text = setting_text(&value, &key)?;
         plan.set(&format!("{key}={text}")).map_err(to_py)?;
     }
@@ -128,7 +148,9 @@ fn budget(gib: Option<f64>) -> PyResult<u64> {
     match gib {
         None => Ok(DEFAULT_MAX_MEMORY),
         Some(g) if g.is_finite() && g > 0.0 && g <= 1e9 => Ok((g * (1u64 << 30) as f64) as u64),
-        Some(g) => Err(PyValueError::new_err(format!("max_memory must be a number of GiB in (0, 1e9], got {g}"))),
+        Some(g) => Err(PyValueError::new_err(format!(
+            "max_memory must be a number of GiB in (0, 1e9], got {g}"
+        ))),
     }
 }
 
@@ -172,9 +194,17 @@ fn run(
         Ok(Run {
             name: report.name,
             seeds: report.seeds,
-            claims: report.claims.into_iter().map(|c| Py::new(py, claim(c))).collect::<PyResult<_>>()?,
+            claims: report
+                .claims
+                .into_iter()
+                .map(|c| Py::new(py, claim(c)))
+                .collect::<PyResult<_>>()?,
             tables: tables.unbind(),
-            files: report.files.iter().map(|p| p.display().to_string()).collect(),
+            files: report
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             report: text,
         })
     })
@@ -233,23 +263,32 @@ fn sweep(
             None => None,
             Some(s) => match s.cast::<PyRange>() {
                 Ok(r) => {
-                    let (start, stop, step): (u64, u64, i64) =
-                        (r.getattr("start")?.extract()?, r.getattr("stop")?.extract()?, r.getattr("step")?.extract()?);
+                    let (start, stop, step): (u64, u64, i64) = (
+                        r.getattr("start")?.extract()?,
+                        r.getattr("stop")?.extract()?,
+                        r.getattr("step")?.extract()?,
+                    );
                     if step != 1 {
                         return Err(PyValueError::new_err("seeds must be a range with step 1"));
                     }
                     Some(format!("{start}..{stop}"))
                 }
-                Err(_) => Some(s.extract::<String>().map_err(|_| PyValueError::new_err("seeds must be a range or \"A..B\""))?),
+                Err(_) => Some(
+                    s.extract::<String>()
+                        .map_err(|_| PyValueError::new_err("seeds must be a range or \"A..B\""))?,
+                ),
             },
         };
         let mut grids = Vec::new();
         for (key, values) in grid.into_iter().flat_map(|d| d.iter()) {
             let key: String = key.extract()?;
-            let values: Vec<Bound<'_, PyAny>> = values
-                .extract()
-                .map_err(|_| PyValueError::new_err(format!("grid[{key}] must be a list of values")))?;
-            let texts: Vec<String> = values.iter().map(|v| setting_text(v, &key)).collect::<PyResult<_>>()?;
+            let values: Vec<Bound<'_, PyAny>> = values.extract().map_err(|_| {
+                PyValueError::new_err(format!("grid[{key}] must be a list of values"))
+            })?;
+            let texts: Vec<String> = values
+                .iter()
+                .map(|v| setting_text(v, &key))
+                .collect::<PyResult<_>>()?;
             grids.push(format!("{key}={}", texts.join(",")));
         }
         let sweep = Sweep::new(base, &grids, seeds.as_deref(), None).map_err(to_py)?;
@@ -270,14 +309,25 @@ fn sweep(
         };
         let pooled = long(
             py,
-            || sweep.execute(&out, jobs.unwrap_or(cores), &|n, _| done.store(n, Ordering::Relaxed)),
+            || {
+                sweep.execute(&out, jobs.unwrap_or(cores), &|n, _| {
+                    done.store(n, Ordering::Relaxed)
+                })
+            },
             &mut tick,
         )?;
         Ok(Pooled {
             summary: pooled
                 .summary
                 .iter()
-                .map(|(c, seed, metric, value)| (pooled.cells[*c].clone(), *seed, metric.clone(), value.clone()))
+                .map(|(c, seed, metric, value)| {
+                    (
+                        pooled.cells[*c].clone(),
+                        *seed,
+                        metric.clone(),
+                        value.clone(),
+                    )
+                })
                 .collect(),
             failed: pooled.failed.iter().map(|f| f.0).collect(),
             cells: pooled.cells,
@@ -295,7 +345,11 @@ fn toml_value<'py>(py: Python<'py>, v: &toml::Value) -> PyResult<Bound<'py, PyAn
         toml::Value::Boolean(b) => b.into_pyobject(py)?.to_owned().into_any(),
         toml::Value::Integer(i) => i.into_pyobject(py)?.into_any(),
         toml::Value::Float(x) => x.into_pyobject(py)?.into_any(),
-        other => other.as_str().map_or_else(|| other.to_string(), str::to_string).into_pyobject(py)?.into_any(),
+        other => other
+            .as_str()
+            .map_or_else(|| other.to_string(), str::to_string)
+            .into_pyobject(py)?
+            .into_any(),
     })
 }
 
@@ -311,7 +365,13 @@ fn config<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
         let plan: Plan = name.parse().map_err(to_py)?;
         let mut defaults = entry.defaults().map_err(to_py)?;
         defaults.insert(0, ("seed".into(), toml::Value::Integer(plan.seed() as i64)));
-        defaults.insert(1, ("robustness_seeds".into(), toml::Value::Integer(entry.robustness_seeds as i64)));
+        defaults.insert(
+            1,
+            (
+                "robustness_seeds".into(),
+                toml::Value::Integer(entry.robustness_seeds as i64),
+            ),
+        );
         let d = PyDict::new(py);
         for key in entry.keys() {
             let default = defaults.iter().find(|(k, _)| k == key.path).map(|(_, v)| v);
@@ -328,7 +388,10 @@ fn config<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
 /// experiments() -> list[tuple[str, int, str]]: every experiment as (name, default seed, what it shows), in gallery order (`ldyn list`).
 #[pyfunction]
 fn experiments() -> Vec<(&'static str, u64, &'static str)> {
-    REGISTRY.iter().map(|e| (e.name, e.default_seed, e.about)).collect()
+    REGISTRY
+        .iter()
+        .map(|e| (e.name, e.default_seed, e.about))
+        .collect()
 }
 
 /// akg(model="linear", seed=0, eta=1e-3, objective="sft", reference=None, inputs=None, hidden=None, layers=None, classes=None) -> dict
@@ -365,8 +428,17 @@ fn akg<'py>(
             dpop_lambda: None,
             dpop_form: None,
         };
-        let sizes = SizeFlags { inputs, hidden, layers, classes };
-        let doc = long(py, || learning_dynamics::export::akg(kind, flags, sizes, seed, eta, DEFAULT_MAX_MEMORY), &mut |_| Ok(()))?;
+        let sizes = SizeFlags {
+            inputs,
+            hidden,
+            layers,
+            classes,
+        };
+        let doc = long(
+            py,
+            || learning_dynamics::export::akg(kind, flags, sizes, seed, eta, DEFAULT_MAX_MEMORY),
+            &mut |_| Ok(()),
+        )?;
         py.import("json")?.call_method1("loads", (doc.to_string(),))
     })
 }

@@ -7,7 +7,9 @@
 use std::sync::Mutex;
 
 use learning_dynamics::decomposition::{self, OneStep, predict};
-use learning_dynamics::experiments::lm_measures::{PositionRecord, Source, measure_update, term_directions};
+use learning_dynamics::experiments::lm_measures::{
+    PositionRecord, Source, measure_update, term_directions,
+};
 use learning_dynamics::experiments::lm_world::LmConfig;
 use learning_dynamics::lm::kernel::KernelFactors;
 use learning_dynamics::lm::{Sequence, TinyLm, update};
@@ -31,8 +33,14 @@ use crate::{guard, to_py};
 /// What an `Objective` is: SFT (cross-entropy on a label or a response) or a pairwise loss.
 #[derive(Clone, Copy)]
 enum Kind {
-    Sft { label: Option<usize>, negative: bool },
-    Pair { loss: PairLoss, beta: f64 },
+    Sft {
+        label: Option<usize>,
+        negative: bool,
+    },
+    Pair {
+        loss: PairLoss,
+        beta: f64,
+    },
 }
 
 /// A loss whose residual G = ∂L/∂z the decomposition reads. Build one with SFT, DPO, IPO, SLiC, SPPOHard, RPO, DPOP or objective(name).
@@ -54,7 +62,9 @@ impl Objective {
     fn __repr__(&self) -> String {
         match self.0 {
             Kind::Sft { label, negative } => format!("SFT(label={label:?}, negative={negative})"),
-            Kind::Pair { loss, beta } => format!("{loss:?}(beta={beta})").replace(" {", "(").replace('}', ")"),
+            Kind::Pair { loss, beta } => format!("{loss:?}(beta={beta})")
+                .replace(" {", "(")
+                .replace('}', ")"),
         }
     }
 }
@@ -68,12 +78,17 @@ fn beta(beta: Option<f64>) -> PyResult<f64> {
 fn at_least_zero(name: &str, v: f64) -> PyResult<f64> {
     match v.is_finite() && v >= 0.0 {
         true => Ok(v),
-        false => Err(PyValueError::new_err(format!("{name} must be a finite number ≥ 0, got {v}"))),
+        false => Err(PyValueError::new_err(format!(
+            "{name} must be a finite number ≥ 0, got {v}"
+        ))),
     }
 }
 
 fn pair(loss: PairLoss, b: Option<f64>) -> PyResult<Objective> {
-    Ok(Objective(Kind::Pair { loss, beta: beta(b)? }))
+    Ok(Objective(Kind::Pair {
+        loss,
+        beta: beta(b)?,
+    }))
 }
 
 /// SFT(label=None, negative=False): cross-entropy, G = π − e_y (a positive gradient) or −(π − e_y) (negative=True). A classifier needs the label; a TinyLM's update is (prompt, response) and every response token is a label.
@@ -102,7 +117,9 @@ fn ipo(beta: Option<f64>) -> PyResult<Objective> {
 #[pyo3(name = "SLiC", signature = (beta = None, delta = 1.0, lambda_ = 0.1))]
 fn slic(beta: Option<f64>, delta: f64, lambda_: f64) -> PyResult<Objective> {
     if !delta.is_finite() {
-        return Err(PyValueError::new_err(format!("delta must be finite, got {delta}")));
+        return Err(PyValueError::new_err(format!(
+            "delta must be finite, got {delta}"
+        )));
     }
     let lambda = at_least_zero("lambda_", lambda_)?;
     pair(PairLoss::Slic { delta, lambda }, beta)
@@ -154,9 +171,13 @@ impl Custom {
     #[new]
     fn new(function: Bound<'_, PyAny>) -> PyResult<Self> {
         if !function.is_callable() {
-            return Err(PyValueError::new_err("Custom needs a callable fn(logits) -> (loss, G)"));
+            return Err(PyValueError::new_err(
+                "Custom needs a callable fn(logits) -> (loss, G)",
+            ));
         }
-        Ok(Custom { function: function.unbind() })
+        Ok(Custom {
+            function: function.unbind(),
+        })
     }
 }
 
@@ -176,28 +197,49 @@ impl PyObjective<'_> {
         let result = Python::attach(|py| -> PyResult<(f64, Vec<DMatrix<f64>>)> {
             let args: Bound<'_, PyAny> = match self.classifier {
                 true => vector(py, logits[0].as_slice()),
-                false => PyList::new(py, logits.iter().map(|z| transposed(py, z)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
+                false => PyList::new(
+                    py,
+                    logits
+                        .iter()
+                        .map(|z| transposed(py, z))
+                        .collect::<PyResult<Vec<_>>>()?,
+                )?
+                .into_any(),
             };
             let out = self.function.bind(py).call1((args,))?;
             let (loss, g): (f64, Bound<'_, PyAny>) = out.extract().map_err(|_| {
                 PyValueError::new_err("a Custom objective's function must return (loss, G)")
             })?;
             let residuals = match self.classifier {
-                true => vec![DMatrix::from_column_slice(logits[0].nrows(), 1, read_vector(&g, "G")?.as_slice())],
+                true => vec![DMatrix::from_column_slice(
+                    logits[0].nrows(),
+                    1,
+                    read_vector(&g, "G")?.as_slice(),
+                )],
                 false => {
                     let gs: Vec<Bound<'_, PyAny>> = g.extract().map_err(|_| {
-                        PyValueError::new_err("G must be a list with one (L, V) array per update sequence")
+                        PyValueError::new_err(
+                            "G must be a list with one (L, V) array per update sequence",
+                        )
                     })?;
-                    gs.iter().map(|g| read_matrix(g, "G").map(|m| m.transpose())).collect::<PyResult<_>>()?
+                    gs.iter()
+                        .map(|g| read_matrix(g, "G").map(|m| m.transpose()))
+                        .collect::<PyResult<_>>()?
                 }
             };
             let fits = residuals.len() == logits.len()
-                && residuals.iter().zip(logits).all(|(g, z)| g.shape() == z.shape());
+                && residuals
+                    .iter()
+                    .zip(logits)
+                    .all(|(g, z)| g.shape() == z.shape());
             if !fits {
                 return Err(PyValueError::new_err(format!(
                     "G must have the logits' shapes: {} arrays of {:?}",
                     logits.len(),
-                    logits.iter().map(|z| (z.ncols(), z.nrows())).collect::<Vec<_>>()
+                    logits
+                        .iter()
+                        .map(|z| (z.ncols(), z.nrows()))
+                        .collect::<Vec<_>>()
                 )));
             }
             Ok((loss, residuals))
@@ -205,7 +247,10 @@ impl PyObjective<'_> {
         match result {
             Ok(r) => Some(r),
             Err(e) => {
-                self.error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                self.error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
                 None
             }
         }
@@ -213,7 +258,11 @@ impl PyObjective<'_> {
 
     /// The callable's own exception, if it raised, else the crate's error.
     fn explain(&self, e: learning_dynamics::Error) -> PyErr {
-        self.error.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| to_py(e))
+        self.error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| to_py(e))
     }
 }
 
@@ -236,7 +285,13 @@ impl CrateObjective for PyObjective<'_> {
 
     fn loss_and_residuals(&self, logits: &[DMatrix<f64>]) -> (f64, Vec<DMatrix<f64>>) {
         self.call(logits).unwrap_or_else(|| {
-            (f64::NAN, logits.iter().map(|z| DMatrix::from_element(z.nrows(), z.ncols(), f64::NAN)).collect())
+            (
+                f64::NAN,
+                logits
+                    .iter()
+                    .map(|z| DMatrix::from_element(z.nrows(), z.ncols(), f64::NAN))
+                    .collect(),
+            )
         })
     }
 }
@@ -258,7 +313,9 @@ pub(crate) struct Computed {
 /// `A_m` of every column of `log π`.
 fn adaptations(log_pi: &DMatrix<f64>) -> Vec<DMatrix<f64>> {
     let pi = log_pi.map(f64::exp);
-    pi.column_iter().map(|c| adaptation_matrix(c.clone_owned().as_view())).collect()
+    pi.column_iter()
+        .map(|c| adaptation_matrix(c.clone_owned().as_view()))
+        .collect()
 }
 
 /// The decomposition of a classifier's step on `x_u` (the objective's one input).
@@ -273,9 +330,25 @@ fn classifier_step(
     let update = std::slice::from_ref(&x_u);
     let loss = decomposition::gradient(mlp, update, objective)?.loss;
     let step = decomposition::one_step(mlp, update, objective, observed, eta)?;
-    let a = step.observed.iter().map(|o| adaptations(&o.log_pi)).collect();
-    let k = kernel.then(|| observed.iter().map(|x| vec![entk_layerwise(mlp, x, &x_u)]).collect());
-    Ok(Computed { step, loss, a, k, pairwise: None, classifier: true })
+    let a = step
+        .observed
+        .iter()
+        .map(|o| adaptations(&o.log_pi))
+        .collect();
+    let k = kernel.then(|| {
+        observed
+            .iter()
+            .map(|x| vec![entk_layerwise(mlp, x, &x_u)])
+            .collect()
+    });
+    Ok(Computed {
+        step,
+        loss,
+        a,
+        k,
+        pairwise: None,
+        classifier: true,
+    })
 }
 
 /// The decomposition of a TinyLM's step on `update`; `pairwise` marks a preference loss,
@@ -290,9 +363,16 @@ fn lm_step(
 ) -> learning_dynamics::Result<Computed> {
     let gradient = decomposition::gradient(lm, update, objective)?;
     let step = decomposition::one_step(lm, update, objective, observed, eta)?;
-    let a = step.observed.iter().map(|o| adaptations(&o.log_pi)).collect();
+    let a = step
+        .observed
+        .iter()
+        .map(|o| adaptations(&o.log_pi))
+        .collect();
     let k = kernel.then(|| {
-        let factors_u: Vec<KernelFactors> = update.iter().map(|x| KernelFactors::of(lm, std::slice::from_ref(x))).collect();
+        let factors_u: Vec<KernelFactors> = update
+            .iter()
+            .map(|x| KernelFactors::of(lm, std::slice::from_ref(x)))
+            .collect();
         observed
             .iter()
             .map(|x| {
@@ -306,11 +386,24 @@ fn lm_step(
         true => {
             let mut after = lm.clone();
             after.sgd_step(&step.grad, eta)?;
-            let (_, directions) =
-                term_directions((lm, &after), update, (&step.residuals, gradient.anchor.as_deref()), eta);
+            let (_, directions) = term_directions(
+                (lm, &after),
+                update,
+                (&step.residuals, gradient.anchor.as_deref()),
+                eta,
+            );
             let (_, mut changes) = predict(lm, observed, &directions);
-            let zeros = || step.observed.iter().map(|o| DMatrix::zeros(o.log_pi.nrows(), o.log_pi.ncols())).collect();
-            let anchor = if changes.len() > 3 { changes.pop().expect("an anchor") } else { zeros() };
+            let zeros = || {
+                step.observed
+                    .iter()
+                    .map(|o| DMatrix::zeros(o.log_pi.nrows(), o.log_pi.ncols()))
+                    .collect()
+            };
+            let anchor = if changes.len() > 3 {
+                changes.pop().expect("an anchor")
+            } else {
+                zeros()
+            };
             changes.truncate(2);
             let rejected = changes.pop().expect("the rejected term");
             let chosen = changes.pop().expect("the chosen term");
@@ -318,14 +411,27 @@ fn lm_step(
             Some(([chosen, rejected, anchor], records))
         }
     };
-    Ok(Computed { step, loss: gradient.loss, a, k, pairwise, classifier: false })
+    Ok(Computed {
+        step,
+        loss: gradient.loss,
+        a,
+        k,
+        pairwise,
+        classifier: false,
+    })
 }
 
 /// The crate's objective for a built-in `Objective` on a classifier.
 fn classifier_objective(kind: Kind) -> PyResult<CrossEntropy> {
     match kind {
-        Kind::Sft { label: Some(label), negative: false } => Ok(CrossEntropy::positive(label)),
-        Kind::Sft { label: Some(label), negative: true } => Ok(CrossEntropy::negative(label)),
+        Kind::Sft {
+            label: Some(label),
+            negative: false,
+        } => Ok(CrossEntropy::positive(label)),
+        Kind::Sft {
+            label: Some(label),
+            negative: true,
+        } => Ok(CrossEntropy::negative(label)),
         Kind::Sft { label: None, .. } => Err(PyValueError::new_err(
             "a classifier's SFT needs the label: SFT(label=k)",
         )),
@@ -340,10 +446,13 @@ fn read_observed_vectors(observe: &Bound<'_, PyAny>) -> PyResult<Vec<DVector<f64
     if let Ok(m) = read_matrix(observe, "observe") {
         return Ok(m.row_iter().map(|r| r.transpose()).collect());
     }
-    let list: Vec<Bound<'_, PyAny>> = observe
-        .extract()
-        .map_err(|_| PyValueError::new_err("observe must be an (n, d) array or a list of (d,) arrays"))?;
-    list.iter().enumerate().map(|(i, x)| read_vector(x, &format!("observe[{i}]"))).collect()
+    let list: Vec<Bound<'_, PyAny>> = observe.extract().map_err(|_| {
+        PyValueError::new_err("observe must be an (n, d) array or a list of (d,) arrays")
+    })?;
+    list.iter()
+        .enumerate()
+        .map(|(i, x)| read_vector(x, &format!("observe[{i}]")))
+        .collect()
 }
 
 /// Runs `f` on the objective the user gave: a built-in one (`built`) or a `Custom`,
@@ -358,10 +467,15 @@ fn with_objective<T>(
         let crate_objective = built(o.0)?;
         return f(crate_objective.as_ref()).map_err(to_py);
     }
-    let custom = objective
-        .extract::<PyRef<'_, Custom>>()
-        .map_err(|_| PyValueError::new_err("objective must be an Objective (SFT, DPO, …) or a Custom"))?;
-    let py_objective = PyObjective { function: &custom.function, arity, classifier, error: Mutex::new(None) };
+    let custom = objective.extract::<PyRef<'_, Custom>>().map_err(|_| {
+        PyValueError::new_err("objective must be an Objective (SFT, DPO, …) or a Custom")
+    })?;
+    let py_objective = PyObjective {
+        function: &custom.function,
+        arity,
+        classifier,
+        error: Mutex::new(None),
+    };
     check_residuals(&py_objective, &logits).map_err(|e| py_objective.explain(e))?;
     f(&py_objective).map_err(|e| py_objective.explain(e))
 }
@@ -379,7 +493,9 @@ fn compute(
     match Net::of(model)? {
         Net::Classifier(mlp) => {
             if reference.is_some() {
-                return Err(PyValueError::new_err("reference applies to a TinyLM's pairwise losses only"));
+                return Err(PyValueError::new_err(
+                    "reference applies to a TinyLM's pairwise losses only",
+                ));
             }
             let x_u = read_vector(update, "update (x_u)")?;
             mlp.check_input(&x_u).map_err(to_py)?;
@@ -393,20 +509,32 @@ fn compute(
         Net::Lm(lm) => {
             let observed: Vec<Sequence> = observe
                 .extract::<Vec<Bound<'_, PyAny>>>()
-                .map_err(|_| PyValueError::new_err("observe must be a list of (prompt, response) pairs"))?
+                .map_err(|_| {
+                    PyValueError::new_err("observe must be a list of (prompt, response) pairs")
+                })?
                 .iter()
                 .enumerate()
                 .map(|(i, x)| read_sequence(x, &format!("observe[{i}]")))
                 .collect::<PyResult<_>>()?;
-            observed.iter().try_for_each(|x| lm.check_input(x)).map_err(to_py)?;
+            observed
+                .iter()
+                .try_for_each(|x| lm.check_input(x))
+                .map_err(to_py)?;
             let reference = match reference {
                 Some(r) => match Net::of(r)? {
                     Net::Lm(r) if r.spec() == lm.spec() => Some(r),
-                    _ => return Err(PyValueError::new_err("reference must be a TinyLM of the model's sizes")),
+                    _ => {
+                        return Err(PyValueError::new_err(
+                            "reference must be a TinyLM of the model's sizes",
+                        ));
+                    }
                 },
                 None => None,
             };
-            let kind = objective.extract::<PyRef<'_, Objective>>().ok().map(|o| o.0);
+            let kind = objective
+                .extract::<PyRef<'_, Objective>>()
+                .ok()
+                .map(|o| o.0);
             let inputs: Vec<Sequence> = match kind {
                 Some(Kind::Pair { .. }) => {
                     let (prompt, chosen, rejected): (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) =
@@ -417,9 +545,14 @@ fn compute(
                     let chosen = read_tokens(&chosen, "chosen")?;
                     let rejected = read_tokens(&rejected, "rejected")?;
                     if chosen.is_empty() || rejected.is_empty() {
-                        return Err(PyValueError::new_err("chosen and rejected must be non-empty responses"));
+                        return Err(PyValueError::new_err(
+                            "chosen and rejected must be non-empty responses",
+                        ));
                     }
-                    let (chosen, rejected) = (Sequence::new(&prompt, &chosen), Sequence::new(&prompt, &rejected));
+                    let (chosen, rejected) = (
+                        Sequence::new(&prompt, &chosen),
+                        Sequence::new(&prompt, &rejected),
+                    );
                     vec![chosen, rejected]
                 }
                 Some(Kind::Sft { .. }) => vec![read_sequence(update, "update")?],
@@ -427,14 +560,21 @@ fn compute(
                     Ok(x) => vec![x],
                     Err(_) => update
                         .extract::<Vec<Bound<'_, PyAny>>>()
-                        .map_err(|_| PyValueError::new_err("update must be (prompt, response) or a list of them"))?
+                        .map_err(|_| {
+                            PyValueError::new_err(
+                                "update must be (prompt, response) or a list of them",
+                            )
+                        })?
                         .iter()
                         .enumerate()
                         .map(|(i, x)| read_sequence(x, &format!("update[{i}]")))
                         .collect::<PyResult<_>>()?,
                 },
             };
-            inputs.iter().try_for_each(|x| lm.check_input(x)).map_err(to_py)?;
+            inputs
+                .iter()
+                .try_for_each(|x| lm.check_input(x))
+                .map_err(to_py)?;
             let logits: Vec<DMatrix<f64>> = inputs.iter().map(|x| lm.logits(x)).collect();
             let built = |kind: Kind| -> PyResult<Box<dyn CrateObjective>> {
                 match kind {
@@ -445,7 +585,8 @@ fn compute(
                     Kind::Pair { loss, beta } => {
                         let reference = reference.as_ref().unwrap_or(&lm);
                         let pair = (inputs[0].response().to_vec(), inputs[1].response().to_vec());
-                        let (_, objective) = update::pair(reference, inputs[0].prompt(), pair, loss, beta);
+                        let (_, objective) =
+                            update::pair(reference, inputs[0].prompt(), pair, loss, beta);
                         Ok(Box::new(objective))
                     }
                 }
@@ -510,7 +651,10 @@ fn stack<'py>(py: Python<'py>, ms: &[DMatrix<f64>]) -> PyResult<Bound<'py, PyAny
 /// Stacks the single columns of `V × 1` matrices into `(n, V)`.
 fn columns<'py>(py: Python<'py>, ms: &[&DMatrix<f64>]) -> PyResult<Bound<'py, PyAny>> {
     let v = ms.first().map_or(0, |m| m.nrows());
-    let values: Vec<f64> = ms.iter().flat_map(|m| m.as_slice().iter().copied()).collect();
+    let values: Vec<f64> = ms
+        .iter()
+        .flat_map(|m| m.as_slice().iter().copied())
+        .collect();
     shaped(py, &values, &[ms.len(), v])
 }
 
@@ -573,33 +717,92 @@ fn convert(py: Python<'_>, c: &Computed) -> PyResult<Step> {
         let _ = v;
     } else {
         let v = c.step.residuals[0].nrows();
-        g = list(py, c.step.residuals.iter().map(|m| transposed(py, m)).collect::<PyResult<_>>()?)?;
-        log_pi = list(py, o.iter().map(|x| transposed(py, &x.log_pi)).collect::<PyResult<_>>()?)?;
-        a = list(py, c.a.iter().map(|a| stack(py, a)).collect::<PyResult<_>>()?)?;
+        g = list(
+            py,
+            c.step
+                .residuals
+                .iter()
+                .map(|m| transposed(py, m))
+                .collect::<PyResult<_>>()?,
+        )?;
+        log_pi = list(
+            py,
+            o.iter()
+                .map(|x| transposed(py, &x.log_pi))
+                .collect::<PyResult<_>>()?,
+        )?;
+        a = list(
+            py,
+            c.a.iter().map(|a| stack(py, a)).collect::<PyResult<_>>()?,
+        )?;
         k = match &c.k {
             Some(k) => list(
                 py,
                 k.iter()
-                    .map(|per_u| list(py, per_u.iter().map(|k| kernel_blocks(py, k, v)).collect::<PyResult<_>>()?).map(|l| l.into_bound(py)))
+                    .map(|per_u| {
+                        list(
+                            py,
+                            per_u
+                                .iter()
+                                .map(|k| kernel_blocks(py, k, v))
+                                .collect::<PyResult<_>>()?,
+                        )
+                        .map(|l| l.into_bound(py))
+                    })
                     .collect::<PyResult<_>>()?,
             )?,
             None => none(),
         };
-        predicted = list(py, o.iter().map(|x| transposed(py, &x.predicted)).collect::<PyResult<_>>()?)?;
-        actual = list(py, o.iter().map(|x| transposed(py, &x.actual)).collect::<PyResult<_>>()?)?;
+        predicted = list(
+            py,
+            o.iter()
+                .map(|x| transposed(py, &x.predicted))
+                .collect::<PyResult<_>>()?,
+        )?;
+        actual = list(
+            py,
+            o.iter()
+                .map(|x| transposed(py, &x.actual))
+                .collect::<PyResult<_>>()?,
+        )?;
     }
     let (by_term, positions) = match &c.pairwise {
         None => (none(), none()),
         Some((terms, records)) => {
             let d = PyDict::new(py);
             for (name, term) in ["chosen", "rejected", "anchor"].into_iter().zip(terms) {
-                d.set_item(name, list(py, term.iter().map(|m| transposed(py, m)).collect::<PyResult<_>>()?)?)?;
+                d.set_item(
+                    name,
+                    list(
+                        py,
+                        term.iter()
+                            .map(|m| transposed(py, m))
+                            .collect::<PyResult<_>>()?,
+                    )?,
+                )?;
             }
-            let records = list(py, records.iter().map(|r| position_dict(py, r)).collect::<PyResult<_>>()?)?;
+            let records = list(
+                py,
+                records
+                    .iter()
+                    .map(|r| position_dict(py, r))
+                    .collect::<PyResult<_>>()?,
+            )?;
             (d.into_any().unbind(), records)
         }
     };
-    Ok(Step { eta: c.step.eta, loss: c.loss, g, log_pi, a, k, predicted, actual, by_term, positions })
+    Ok(Step {
+        eta: c.step.eta,
+        loss: c.loss,
+        g,
+        log_pi,
+        a,
+        k,
+        predicted,
+        actual,
+        by_term,
+        positions,
+    })
 }
 
 /// one_step(model, update, objective, observe, eta, reference=None, kernel=True) -> Step
