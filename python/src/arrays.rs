@@ -32,8 +32,7 @@ pub(crate) fn transposed<'py>(py: Python<'py>, m: &DMatrix<f64>) -> PyResult<Bou
 
 /// `m` as it is (`rows × columns`), in C order.
 pub(crate) fn matrix<'py>(py: Python<'py>, m: &DMatrix<f64>) -> PyResult<Bound<'py, PyAny>> {
-    let rows: Vec<f64> = m.transpose().as_slice().to_vec();
-    shaped(py, &rows, &[m.nrows(), m.ncols()])
+    shaped(py, m.transpose().as_slice(), &[m.nrows(), m.ncols()])
 }
 
 /// A 1-D float array of the user's, checked finite.

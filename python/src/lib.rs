@@ -90,7 +90,7 @@ pub(crate) fn long<T: Send>(
                         interrupted = Some(e);
                     }
                 }
-                let result = worker.join().unwrap_or_else(|p| Err(p));
+                let result = worker.join().unwrap_or_else(Err);
                 (result, interrupted)
             })
         })

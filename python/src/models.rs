@@ -28,7 +28,7 @@ impl Net {
         if let Ok(m) = model.extract::<PyRef<'_, Linear>>() {
             return Ok(Net::Classifier(m.0.clone()));
         }
-        if let Ok(m) = model.extract::<PyRef<'_, MLP>>() {
+        if let Ok(m) = model.extract::<PyRef<'_, PyMlp>>() {
             return Ok(Net::Classifier(m.0.clone()));
         }
         if let Ok(m) = model.extract::<PyRef<'_, TinyLM>>() {
@@ -180,11 +180,11 @@ impl Linear {
 }
 
 /// A multilayer perceptron classifier, `z_k = W_k a_{k−1} + b_k`, the activation after every layer but the last.
-#[pyclass(module = "learning_dynamics", frozen)]
-pub(crate) struct MLP(pub(crate) Mlp);
+#[pyclass(name = "MLP", module = "learning_dynamics", frozen)]
+pub(crate) struct PyMlp(pub(crate) Mlp);
 
 #[pymethods]
-impl MLP {
+impl PyMlp {
     /// MLP(sizes=[d, h, …, V], seed=0, activation="tanh"): W ~ N(0, 1/fan_in), b ~ N(0, 0.1²), as `ldyn akg --model mlp` draws them.
     #[new]
     #[pyo3(signature = (sizes, seed = 0, activation = "tanh"))]
@@ -198,7 +198,7 @@ impl MLP {
             }
             let mut rng = Rng64::seed_from_u64(seed);
             Mlp::random(&sizes, activation, true, &mut rng)
-                .map(MLP)
+                .map(PyMlp)
                 .map_err(to_py)
         })
     }
@@ -210,7 +210,7 @@ impl MLP {
         guard(|| {
             let activation = self::activation(activation)?;
             Mlp::from_layers(read_layers(layers)?, activation)
-                .map(MLP)
+                .map(PyMlp)
                 .map_err(to_py)
         })
     }
@@ -384,7 +384,7 @@ impl TinyLM {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Linear>()?;
-    m.add_class::<MLP>()?;
+    m.add_class::<PyMlp>()?;
     m.add_class::<TinyLM>()?;
     Ok(())
 }

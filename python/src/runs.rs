@@ -239,7 +239,7 @@ pub(crate) struct Pooled {
 /// training step; the pooled files are then not written.
 #[pyfunction]
 #[pyo3(signature = (name, seeds = None, grid = None, set = None, jobs = None, out = None, progress = None, max_memory = None))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the Python signature")]
 fn sweep(
     py: Python<'_>,
     name: &str,
@@ -402,7 +402,7 @@ fn experiments() -> Vec<(&'static str, u64, &'static str)> {
 /// reference apply to "lm".
 #[pyfunction]
 #[pyo3(signature = (model = "linear", seed = 0, eta = 1e-3, objective = "sft", reference = None, inputs = None, hidden = None, layers = None, classes = None))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the Python signature")]
 fn akg<'py>(
     py: Python<'py>,
     model: &str,

@@ -26,7 +26,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::arrays::{read_matrix, read_tokens, read_vector, shaped, transposed, vector};
+use crate::arrays::{read_matrix, read_tokens, read_vector, transposed, vector};
 use crate::models::{Net, read_sequence};
 use crate::{guard, to_py};
 
@@ -304,10 +304,17 @@ pub(crate) struct Computed {
     a: Vec<Vec<DMatrix<f64>>>,
     /// Per observed input and update input, `K(x_o, x_u)` as `(V·M) × (V·L)`.
     k: Option<Vec<Vec<DMatrix<f64>>>>,
-    /// For a pairwise loss: each term's first-order change of every observed input, and
-    /// the squeezing records of `y⁻`'s positions.
-    pairwise: Option<([Vec<DMatrix<f64>>; 3], Vec<PositionRecord>)>,
+    /// For a pairwise loss: its terms' changes and the squeezing at `y⁻`'s positions.
+    pairwise: Option<Terms>,
     classifier: bool,
+}
+
+/// What a pairwise step adds: the first-order change of every observed input caused by
+/// each term of `G` (chosen, rejected, anchor), and the squeezing records of `y⁻`'s own
+/// positions.
+struct Terms {
+    by_term: [Vec<DMatrix<f64>>; 3],
+    positions: Vec<PositionRecord>,
 }
 
 /// `A_m` of every column of `log π`.
@@ -408,7 +415,10 @@ fn lm_step(
             let rejected = changes.pop().expect("the rejected term");
             let chosen = changes.pop().expect("the chosen term");
             let records = measure_update(1, (lm, &after), update, &step.residuals, eta)?;
-            Some(([chosen, rejected, anchor], records))
+            Some(Terms {
+                by_term: [chosen, rejected, anchor],
+                positions: records,
+            })
         }
     };
     Ok(Computed {
@@ -636,44 +646,201 @@ impl Step {
     }
 }
 
-/// Stacks equal-shaped matrices (`rows × cols` each) into `(n, rows, cols)`, C order.
-fn stack<'py>(py: Python<'py>, ms: &[DMatrix<f64>]) -> PyResult<Bound<'py, PyAny>> {
-    let (r, c) = ms.first().map_or((0, 0), |m| m.shape());
-    let mut values = Vec::with_capacity(ms.len() * r * c);
-    for m in ms {
-        for i in 0..r {
-            values.extend(m.row(i).iter());
+/// An array in the package's layout (C order, positions first), owned by Rust until it
+/// is handed to numpy without a copy ([`Dense::into_py`]).
+struct Dense {
+    shape: Vec<usize>,
+    values: Vec<f64>,
+}
+
+impl Dense {
+    /// A 1-D array.
+    fn vector(values: &[f64]) -> Self {
+        Dense {
+            shape: vec![values.len()],
+            values: values.to_vec(),
         }
     }
-    shaped(py, &values, &[ms.len(), r, c])
-}
 
-/// Stacks the single columns of `V × 1` matrices into `(n, V)`.
-fn columns<'py>(py: Python<'py>, ms: &[&DMatrix<f64>]) -> PyResult<Bound<'py, PyAny>> {
-    let v = ms.first().map_or(0, |m| m.nrows());
-    let values: Vec<f64> = ms
-        .iter()
-        .flat_map(|m| m.as_slice().iter().copied())
-        .collect();
-    shaped(py, &values, &[ms.len(), v])
-}
+    /// A crate matrix `V × L` as `(L, V)` (column-major data read row by row).
+    fn transposed(m: &DMatrix<f64>) -> Self {
+        Dense {
+            shape: vec![m.ncols(), m.nrows()],
+            values: m.as_slice().to_vec(),
+        }
+    }
 
-/// An LM kernel `(V·M) × (V·L)` as `(M, L, V, V)`: `[m, l, a, b] = K[m·V + a, l·V + b]`.
-fn kernel_blocks<'py>(py: Python<'py>, k: &DMatrix<f64>, v: usize) -> PyResult<Bound<'py, PyAny>> {
-    let (m, l) = (k.nrows() / v, k.ncols() / v);
-    let mut values = Vec::with_capacity(k.len());
-    for mi in 0..m {
-        for li in 0..l {
-            for a in 0..v {
-                values.extend((0..v).map(|b| k[(mi * v + a, li * v + b)]));
+    /// Equal-shaped matrices (`rows × cols` each) stacked into `(n, rows, cols)`.
+    fn stack(ms: &[DMatrix<f64>]) -> Self {
+        let (r, c) = ms.first().map_or((0, 0), |m| m.shape());
+        let mut values = vec![0.0; ms.len() * r * c];
+        for (m, block) in ms.iter().zip(values.chunks_exact_mut((r * c).max(1))) {
+            for (j, column) in m.column_iter().enumerate() {
+                for (i, v) in column.iter().enumerate() {
+                    block[i * c + j] = *v;
+                }
             }
         }
+        Dense {
+            shape: vec![ms.len(), r, c],
+            values,
+        }
     }
-    shaped(py, &values, &[m, l, v, v])
+
+    /// The single columns of `V × 1` matrices stacked into `(n, V)`.
+    fn columns(ms: &[&DMatrix<f64>]) -> Self {
+        let v = ms.first().map_or(0, |m| m.nrows());
+        let values = ms
+            .iter()
+            .flat_map(|m| m.as_slice().iter().copied())
+            .collect();
+        Dense {
+            shape: vec![ms.len(), v],
+            values,
+        }
+    }
+
+    /// An LM kernel `(V·M) × (V·L)` as `(M, L, V, V)`: `[m, l, a, b] = K[m·V + a, l·V + b]`,
+    /// read column by column (contiguous in the crate's column-major storage).
+    fn kernel_blocks(k: &DMatrix<f64>, v: usize) -> Self {
+        let (m, l) = (k.nrows() / v, k.ncols() / v);
+        let mut values = vec![0.0; k.len()];
+        for li in 0..l {
+            for b in 0..v {
+                let column = k.column(li * v + b);
+                for mi in 0..m {
+                    let base = (mi * l + li) * v * v + b;
+                    for (a, value) in column.rows(mi * v, v).iter().enumerate() {
+                        values[base + a * v] = *value;
+                    }
+                }
+            }
+        }
+        Dense {
+            shape: vec![m, l, v, v],
+            values,
+        }
+    }
+
+    /// The array as numpy's, without a copy: numpy keeps Rust's buffer.
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let array =
+            numpy::ndarray::Array::from_shape_vec(numpy::ndarray::IxDyn(&self.shape), self.values)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(numpy::PyArray::from_owned_array(py, array)
+            .into_any()
+            .unbind())
+    }
 }
 
-fn list<'py>(py: Python<'py>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Py<PyAny>> {
-    Ok(PyList::new(py, items)?.into_any().unbind())
+/// One field of a step: an array, a list of arrays or a list of lists of them.
+enum Field {
+    One(Dense),
+    List(Vec<Dense>),
+    Nested(Vec<Vec<Dense>>),
+    Absent,
+}
+
+impl Field {
+    fn list(ms: impl IntoIterator<Item = Dense>) -> Self {
+        Field::List(ms.into_iter().collect())
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let list = |items: Vec<Dense>| -> PyResult<Bound<'_, PyList>> {
+            PyList::new(
+                py,
+                items
+                    .into_iter()
+                    .map(|d| d.into_py(py))
+                    .collect::<PyResult<Vec<_>>>()?,
+            )
+        };
+        Ok(match self {
+            Field::One(d) => d.into_py(py)?,
+            Field::List(items) => list(items)?.into_any().unbind(),
+            Field::Nested(rows) => {
+                let rows = rows.into_iter().map(list).collect::<PyResult<Vec<_>>>()?;
+                PyList::new(py, rows)?.into_any().unbind()
+            }
+            Field::Absent => py.None(),
+        })
+    }
+}
+
+/// A step's arrays in the package's layout, computed in Rust: what `one_step` hands to
+/// numpy (without copying), and what the Rust side of `_time_one_step` produces.
+struct Arrays {
+    eta: f64,
+    loss: f64,
+    g: Field,
+    log_pi: Field,
+    a: Field,
+    k: Field,
+    predicted: Field,
+    actual: Field,
+    by_term: Option<[Field; 3]>,
+    positions: Option<Vec<PositionRecord>>,
+}
+
+/// Lays a computed step out in the package's shapes (see [`Step`]).
+fn layout(c: Computed) -> Arrays {
+    let o = &c.step.observed;
+    let per_observed =
+        |f: fn(&learning_dynamics::decomposition::Observation) -> &DMatrix<f64>| match c.classifier
+        {
+            true => Field::One(Dense::columns(&o.iter().map(f).collect::<Vec<_>>())),
+            false => Field::list(o.iter().map(|x| Dense::transposed(f(x)))),
+        };
+    let (log_pi, predicted, actual) = (
+        per_observed(|x| &x.log_pi),
+        per_observed(|x| &x.predicted),
+        per_observed(|x| &x.actual),
+    );
+    let v = c.step.residuals[0].nrows();
+    let (g, a, k) = match c.classifier {
+        true => (
+            Field::One(Dense::vector(c.step.residuals[0].as_slice())),
+            Field::One(Dense::stack(
+                &c.a.iter().map(|a| a[0].clone()).collect::<Vec<_>>(),
+            )),
+            c.k.map_or(Field::Absent, |k| {
+                Field::One(Dense::stack(
+                    &k.into_iter().map(|mut k| k.remove(0)).collect::<Vec<_>>(),
+                ))
+            }),
+        ),
+        false => (
+            Field::list(c.step.residuals.iter().map(Dense::transposed)),
+            Field::list(c.a.iter().map(|a| Dense::stack(a))),
+            c.k.map_or(Field::Absent, |k| {
+                Field::Nested(
+                    k.iter()
+                        .map(|per_u| per_u.iter().map(|k| Dense::kernel_blocks(k, v)).collect())
+                        .collect(),
+                )
+            }),
+        ),
+    };
+    let (by_term, positions) = match c.pairwise {
+        None => (None, None),
+        Some(Terms { by_term, positions }) => (
+            Some(by_term.map(|term| Field::list(term.iter().map(Dense::transposed)))),
+            Some(positions),
+        ),
+    };
+    Arrays {
+        eta: c.step.eta,
+        loss: c.loss,
+        g,
+        log_pi,
+        a,
+        k,
+        predicted,
+        actual,
+        by_term,
+        positions,
+    }
 }
 
 /// One record of `y⁻`'s squeezing as a dict.
@@ -697,109 +864,37 @@ fn position_dict<'py>(py: Python<'py>, r: &PositionRecord) -> PyResult<Bound<'py
     Ok(d.into_any())
 }
 
-/// The arrays of a computed step, in the package's shapes.
-fn convert(py: Python<'_>, c: &Computed) -> PyResult<Step> {
-    let o = &c.step.observed;
-    let none = || py.None();
-    let (g, log_pi, a, k, predicted, actual);
-    if c.classifier {
-        let v = c.step.residuals[0].nrows();
-        g = vector(py, c.step.residuals[0].as_slice()).unbind();
-        log_pi = columns(py, &o.iter().map(|x| &x.log_pi).collect::<Vec<_>>())?.unbind();
-        let a_all: Vec<DMatrix<f64>> = c.a.iter().map(|a| a[0].clone()).collect();
-        a = stack(py, &a_all)?.unbind();
-        k = match &c.k {
-            Some(k) => stack(py, &k.iter().map(|k| k[0].clone()).collect::<Vec<_>>())?.unbind(),
-            None => none(),
-        };
-        predicted = columns(py, &o.iter().map(|x| &x.predicted).collect::<Vec<_>>())?.unbind();
-        actual = columns(py, &o.iter().map(|x| &x.actual).collect::<Vec<_>>())?.unbind();
-        let _ = v;
-    } else {
-        let v = c.step.residuals[0].nrows();
-        g = list(
-            py,
-            c.step
-                .residuals
-                .iter()
-                .map(|m| transposed(py, m))
-                .collect::<PyResult<_>>()?,
-        )?;
-        log_pi = list(
-            py,
-            o.iter()
-                .map(|x| transposed(py, &x.log_pi))
-                .collect::<PyResult<_>>()?,
-        )?;
-        a = list(
-            py,
-            c.a.iter().map(|a| stack(py, a)).collect::<PyResult<_>>()?,
-        )?;
-        k = match &c.k {
-            Some(k) => list(
-                py,
-                k.iter()
-                    .map(|per_u| {
-                        list(
-                            py,
-                            per_u
-                                .iter()
-                                .map(|k| kernel_blocks(py, k, v))
-                                .collect::<PyResult<_>>()?,
-                        )
-                        .map(|l| l.into_bound(py))
-                    })
-                    .collect::<PyResult<_>>()?,
-            )?,
-            None => none(),
-        };
-        predicted = list(
-            py,
-            o.iter()
-                .map(|x| transposed(py, &x.predicted))
-                .collect::<PyResult<_>>()?,
-        )?;
-        actual = list(
-            py,
-            o.iter()
-                .map(|x| transposed(py, &x.actual))
-                .collect::<PyResult<_>>()?,
-        )?;
-    }
-    let (by_term, positions) = match &c.pairwise {
-        None => (none(), none()),
-        Some((terms, records)) => {
+/// The step's arrays handed to Python (numpy keeps Rust's buffers).
+fn convert(py: Python<'_>, arrays: Arrays) -> PyResult<Step> {
+    let by_term = match arrays.by_term {
+        None => py.None(),
+        Some(terms) => {
             let d = PyDict::new(py);
             for (name, term) in ["chosen", "rejected", "anchor"].into_iter().zip(terms) {
-                d.set_item(
-                    name,
-                    list(
-                        py,
-                        term.iter()
-                            .map(|m| transposed(py, m))
-                            .collect::<PyResult<_>>()?,
-                    )?,
-                )?;
+                d.set_item(name, term.into_py(py)?)?;
             }
-            let records = list(
-                py,
-                records
-                    .iter()
-                    .map(|r| position_dict(py, r))
-                    .collect::<PyResult<_>>()?,
-            )?;
-            (d.into_any().unbind(), records)
+            d.into_any().unbind()
+        }
+    };
+    let positions = match arrays.positions {
+        None => py.None(),
+        Some(records) => {
+            let dicts = records
+                .iter()
+                .map(|r| position_dict(py, r))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, dicts)?.into_any().unbind()
         }
     };
     Ok(Step {
-        eta: c.step.eta,
-        loss: c.loss,
-        g,
-        log_pi,
-        a,
-        k,
-        predicted,
-        actual,
+        eta: arrays.eta,
+        loss: arrays.loss,
+        g: arrays.g.into_py(py)?,
+        log_pi: arrays.log_pi.into_py(py)?,
+        a: arrays.a.into_py(py)?,
+        k: arrays.k.into_py(py)?,
+        predicted: arrays.predicted.into_py(py)?,
+        actual: arrays.actual.into_py(py)?,
         by_term,
         positions,
     })
@@ -832,6 +927,7 @@ fn convert(py: Python<'_>, c: &Computed) -> PyResult<Step> {
 /// finite and > 0, a Custom G that disagrees with its loss).
 #[pyfunction]
 #[pyo3(signature = (model, update, objective, observe, eta, reference = None, kernel = true))]
+#[allow(clippy::too_many_arguments, reason = "the Python signature")]
 fn one_step(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
@@ -844,18 +940,19 @@ fn one_step(
 ) -> PyResult<Step> {
     guard(|| {
         let computed = compute(model, update, objective, observe, eta, reference, kernel)?;
-        convert(py, &computed)
+        convert(py, layout(computed))
     })
 }
 
 /// _time_one_step(model, update, objective, observe, eta, reps, reference=None, kernel=True) -> (rust_median_s, python_median_s)
 ///
-/// The conversion's cost, measured in one process: the median time of the crate's
-/// computation alone (what a Rust benchmark producing the same arrays runs) and of the
-/// whole call with its conversion to numpy, each over `reps` calls, interleaved.
+/// The conversion's cost, measured in one process: the median time of the Rust side alone
+/// (the crate's computation and the arrays laid out in the package's shapes: what a Rust
+/// benchmark producing the same arrays runs) and of the whole call with its handover to
+/// numpy and Python objects, each over `reps` calls, interleaved.
 #[pyfunction]
 #[pyo3(signature = (model, update, objective, observe, eta, reps, reference = None, kernel = true))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the Python signature")]
 fn _time_one_step(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
@@ -871,12 +968,16 @@ fn _time_one_step(
         let (mut rust, mut whole) = (Vec::new(), Vec::new());
         for _ in 0..reps.max(1) {
             let t = std::time::Instant::now();
-            let computed = compute(model, update, objective, observe, eta, reference, kernel)?;
+            let arrays = layout(compute(
+                model, update, objective, observe, eta, reference, kernel,
+            )?);
             rust.push(t.elapsed().as_secs_f64());
-            drop(computed);
+            drop(arrays);
             let t = std::time::Instant::now();
-            let computed = compute(model, update, objective, observe, eta, reference, kernel)?;
-            let _step = convert(py, &computed)?;
+            let arrays = layout(compute(
+                model, update, objective, observe, eta, reference, kernel,
+            )?);
+            let _step = convert(py, arrays)?;
             whole.push(t.elapsed().as_secs_f64());
         }
         let median = |v: &mut Vec<f64>| {
