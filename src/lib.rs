@@ -86,7 +86,7 @@
 //! | [`entk`] | the eNTK `J_o J_uᵀ` of any model from explicit Jacobians: the reference every structured kernel is tested against |
 //! | [`lens`] | the paper's proxies for `K` (App. C.2): the LBK ratio and SignDelta, and the first-order change they bound |
 //! | [`trainer`] | the SGD loop and its epochs; observers see the model before and after each step and record probes |
-//! | [`progress`] | the stage a long run has reached (pre-training, SFT, DPO regime and update), for a terminal that watches |
+//! | [`progress`] | the stage a long run has reached (pre-training, SFT, DPO regime and update), for a terminal that watches; a caller's request to stop, honoured at every training step ([`Error::Interrupted`]) |
 //! | [`squeezing`] | the squeezing effect of one step on a distribution (the paper's App. E) |
 //! | [`stats`] | Pearson and Spearman correlation, quantiles and cosines for claims |
 //!
@@ -118,6 +118,10 @@
 //! | [`io`] | writing files whole or not at all (temporary file and rename; devices written in place; links followed), checking outputs before the first write, the output directory's lock (`lock`), and reading user input files (`input`) |
 //!
 //! The `ldyn` binary (`src/bin/ldyn/`: `commands` the argument declarations, `handlers` the dispatch, `progress_line` the terminal's progress line) sits on top.
+//! Beside it, the Python package (`python/`, a workspace member: `learning_dynamics`, built on
+//! this library without the `cli` feature) maps each Python function onto an item here
+//! (`one_step` onto [`decomposition::one_step`], `run` onto [`gallery::Plan`], …) and owns only
+//! the conversions, the GIL and Ctrl-C; `docs/PYTHON.md` describes it.
 //! The [`tutorial`] is documentation only: chapters whose code is tested with the crate.
 //!
 //! ## Conventions

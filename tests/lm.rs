@@ -1288,3 +1288,25 @@ fn the_step_counts_the_flops_of_its_products() {
         2.0 * (2.0 * 36.0 * 64.0 * 100.0 + 147_456.0)
     );
 }
+
+/// A model rebuilt from its weights is the same model; weights that do not fit are refused.
+#[test]
+fn a_tiny_lm_rebuilds_from_its_weights() {
+    use learning_dynamics::mlp::{Activation, Mlp};
+    let spec = LmSpec {
+        vocab: 7,
+        window: 3,
+        embed: 2,
+        hidden: 5,
+    };
+    let model = TinyLm::random(spec, &mut rng(9)).unwrap();
+    let (embed, slots) = model.embeddings();
+    let rebuilt = TinyLm::from_weights(embed.clone(), slots.clone(), model.mlp().clone()).unwrap();
+    assert_eq!(rebuilt, model);
+    let short = slots.rows(0, 2).into_owned();
+    let err = TinyLm::from_weights(embed.clone(), short, model.mlp().clone()).unwrap_err();
+    assert!(err.to_string().contains("MLP input size"), "{err}");
+    let relu = Mlp::from_layers(model.mlp().layers().to_vec(), Activation::Relu).unwrap();
+    let err = TinyLm::from_weights(embed.clone(), slots.clone(), relu).unwrap_err();
+    assert!(err.to_string().contains("one tanh hidden layer"), "{err}");
+}

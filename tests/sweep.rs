@@ -632,3 +632,26 @@ fn grid_values_and_sets_a_sweep_cannot_honour_are_refused() {
         assert!(!Path::new(out).exists(), "{flags:?}: nothing ran");
     }
 }
+
+/// A plan computed without files (what the Python package's `run` does) has the claims and
+/// the tables of the run that writes them: the tables render to the CSV files' bytes.
+#[test]
+fn a_plan_computes_without_files_what_it_writes() {
+    let dir = scratch("compute");
+    let plan: Plan = "residuals".parse().unwrap();
+    let written = plan.execute(&dir, &mut |_| {}).unwrap();
+    let computed = plan.compute(&mut |_| {}).unwrap();
+    assert!(computed.files.is_empty());
+    assert_eq!(computed.claims, written.claims);
+    assert_eq!(computed.tables.len(), written.tables.len());
+    for table in &computed.tables {
+        let mut csv = table.header();
+        table
+            .rows()
+            .iter()
+            .for_each(|row| csv.push_str(&format!("\n{row}")));
+        csv.push('\n');
+        let file = std::fs::read_to_string(dir.join(format!("{}.csv", table.name))).unwrap();
+        assert_eq!(csv, file, "{}", table.name);
+    }
+}

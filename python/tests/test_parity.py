@@ -2,6 +2,7 @@
 and one_step gives the numbers of `ldyn akg`'s record."""
 
 import csv
+import pathlib
 import json
 import math
 
@@ -170,3 +171,14 @@ def test_one_step_equals_the_akg_record_of_the_lm(cli, tmp_path):
         np.testing.assert_allclose(total, step.predicted[i], rtol=0, atol=1e-12)
     assert {p["class"] for p in step.positions} <= {"peak", "chosen", "third"}
     assert step.positions, "off-policy y⁻ differs from y⁺ somewhere"
+
+
+def test_the_readme_example_prints_the_numbers_of_ldyn_akg(cli, tmp_path, capsys):
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 5 <= len(example.strip().splitlines()) <= 8
+    exec(compile(example, "README.md", "exec"), {})
+    predicted, actual = capsys.readouterr().out.strip().split("] [")
+    record = akg(cli, tmp_path, "--model", "mlp", "--seed", "3", "--eta", "0.001")
+    assert json.loads(predicted + "]") == record["observed"][1]["predicted_delta_log_pi"]
+    assert json.loads("[" + actual) == record["observed"][1]["actual_delta_log_pi"]

@@ -109,7 +109,13 @@ impl<E: Experiment> Figures<E> {
     /// The configuration describes the whole set: the old one goes before the first file
     /// is replaced, the new one comes last. A directory without one holds an incomplete
     /// set (a run that failed or was killed midway).
-    fn write(&self, plan: &Plan, data: &E::Data, tables: &[Table], out: &Path) -> Result<Vec<PathBuf>> {
+    fn write(
+        &self,
+        plan: &Plan,
+        data: &E::Data,
+        tables: &[Table],
+        out: &Path,
+    ) -> Result<Vec<PathBuf>> {
         let config_path = out.join(format!("{}.config.toml", plan.name));
         let csv_paths: Vec<PathBuf> = tables
             .iter()

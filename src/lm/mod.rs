@@ -139,8 +139,16 @@ impl TinyLm {
                 "a tiny LM's MLP has one tanh hidden layer, and both layers have biases".into(),
             ));
         }
-        check_len("MLP input size (window × embedding)", window * d, mlp.inputs())?;
-        check_len("MLP output size (vocabulary)", vocab, layers[1].weight.nrows())?;
+        check_len(
+            "MLP input size (window × embedding)",
+            window * d,
+            mlp.inputs(),
+        )?;
+        check_len(
+            "MLP output size (vocabulary)",
+            vocab,
+            layers[1].weight.nrows(),
+        )?;
         if !embed.iter().chain(slots.iter()).all(|w| w.is_finite()) {
             return Err(Error::NonFinite("weights"));
         }
