@@ -154,8 +154,6 @@ fn budget(gib: Option<f64>) -> PyResult<u64> {
     }
 }
 
-/// run(name, seed=None, set=None, out=None, max_memory=None) -> Run
-///
 /// Runs the experiment `name` (as `ldyn run NAME`) with its default configuration, the
 /// keys of `set` ({key: value}, as `--set key=value`; `config(name)` lists them) and
 /// `seed`, including the claims' robustness reruns (set robustness_seeds=0 to skip
@@ -229,8 +227,6 @@ pub(crate) struct Pooled {
     out: String,
 }
 
-/// sweep(name, seeds=None, grid=None, set=None, jobs=None, out=None, progress=None, max_memory=None) -> Pooled
-///
 /// Runs `name` on every seed of `seeds` (a range, or "A..B"; default the experiment's
 /// seed and the four after it) in every cell of `grid` ({key: [values]}), on `jobs`
 /// threads (default: every core), as `ldyn sweep`; the runs and the pooled files go to
@@ -353,8 +349,6 @@ fn toml_value<'py>(py: Python<'py>, v: &toml::Value) -> PyResult<Bound<'py, PyAn
     })
 }
 
-/// config(name) -> dict
-///
 /// The documented keys of experiment `name`: {key: {"default": value, "doc": str,
 /// "range": str}}, the run's own keys (seed, robustness_seeds) first, as
 /// `ldyn config NAME` writes them.
@@ -394,8 +388,6 @@ fn experiments() -> Vec<(&'static str, u64, &'static str)> {
         .collect()
 }
 
-/// akg(model="linear", seed=0, eta=1e-3, objective="sft", reference=None, inputs=None, hidden=None, layers=None, classes=None) -> dict
-///
 /// The record `ldyn akg` writes (its JSON as a dict): a seeded model, one step and every
 /// term of its decomposition (weights, x_u, G, and per observed input π, A, K, the
 /// predicted and the actual Δ log π). model is "linear", "mlp" or "lm"; objective and

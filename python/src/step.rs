@@ -900,8 +900,6 @@ fn convert(py: Python<'_>, arrays: Arrays) -> PyResult<Step> {
     })
 }
 
-/// one_step(model, update, objective, observe, eta, reference=None, kernel=True) -> Step
-///
 /// One SGD step on `update`, decomposed on every observed input (the paper's Prop. 1
 /// and Eq. 5):
 ///
@@ -944,8 +942,6 @@ fn one_step(
     })
 }
 
-/// _time_one_step(model, update, objective, observe, eta, reps, reference=None, kernel=True) -> (rust_median_s, python_median_s)
-///
 /// The conversion's cost, measured in one process: the median time of the Rust side alone
 /// (the crate's computation and the arrays laid out in the package's shapes: what a Rust
 /// benchmark producing the same arrays runs) and of the whole call with its handover to
@@ -988,8 +984,6 @@ fn _time_one_step(
     })
 }
 
-/// squeeze(logits, cls, direction="negative", step=1.0) -> dict
-///
 /// App. E's one-column step: Δz = ±c (π − e_k) on logits z (V,), c = step; "negative"
 /// is a negative gradient on class k (π_k falls), "positive" a positive one. Returns
 /// {"before": π (V,), "after": π (V,), "log_before": log π (V,), "log_after": log π (V,),
