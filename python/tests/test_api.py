@@ -262,3 +262,13 @@ def test_sweep_reports_progress_and_pools_as_the_cli_does(cli, tmp_path):
     assert pooled.cells == ["default"] and pooled.seeds == [3] and pooled.failed == [0]
     for f in ("sweep_claims.csv", "sweep.toml", "sweep.png"):
         assert (tmp_path / "py" / f).read_bytes() == (tmp_path / "cli" / f).read_bytes(), f
+
+
+def test_the_memory_budget_applies_as_in_the_cli(cli, tmp_path):
+    printed = cli("--max-memory", "0.001", "run", "lm_policy", "--out", tmp_path, check=False)
+    assert printed.returncode == 2
+    with pytest.raises(ValueError) as refused:
+        ld.run("lm_policy", max_memory=0.001)
+    assert str(refused.value) == printed.stderr.strip().removeprefix("error: ")
+    with pytest.raises(ValueError, match=r"max_memory must be a number of GiB in \(0, 1e9\]"):
+        ld.run("squeezing", max_memory=-1.0)
