@@ -8,11 +8,15 @@
 //! work on its own thread with the GIL released while the calling thread checks Python's
 //! signals every 100 ms, so Ctrl-C asks the run to stop at its next training step
 //! ([`learning_dynamics::progress::request_stop`]) and raises `KeyboardInterrupt` once
-//! it has. [`arrays`] converts matrices to C-ordered numpy arrays; [`models`] the models,
-//! [`step`] objectives and `one_step`, [`runs`] experiments, sweeps and the rest.
+//! it has. [`arrays`] converts the user's arrays and small results; [`models`] holds the
+//! models, [`objectives`] the objectives (and `Custom`), [`step`] `one_step` and `squeeze`,
+//! [`layout`] a step's arrays in the package's shapes, [`runs`] experiments, sweeps and the
+//! rest.
 
 mod arrays;
+mod layout;
 mod models;
+mod objectives;
 mod runs;
 mod step;
 
@@ -126,6 +130,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
     models::register(m)?;
+    objectives::register(m)?;
     step::register(m)?;
     runs::register(m)?;
     Ok(())
