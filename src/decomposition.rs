@@ -55,8 +55,12 @@ impl Observation {
 pub struct OneStep {
     /// The learning rate `η`.
     pub eta: f64,
+    /// `L` before the step.
+    pub loss: f64,
     /// `G_s = ∂L/∂z(x_{u,s})`, one `V × L` matrix per updating input.
     pub residuals: Vec<DMatrix<f64>>,
+    /// The anchor's part of `G` ([`Objective::anchor`]), where the objective has one.
+    pub anchor: Option<Vec<DMatrix<f64>>>,
     /// `∇_θ L = Σ_s J(x_{u,s})ᵀ G_s`.
     pub grad: DVector<f64>,
     /// One entry per observed input, in order.
@@ -198,7 +202,10 @@ pub fn one_step<M: Model>(
 ) -> Result<OneStep> {
     check_step("learning rate eta", eta)?;
     let Gradient {
-        residuals, grad, ..
+        loss,
+        residuals,
+        grad,
+        anchor,
     } = gradient(model, update, objective)?;
     let mut stepped = model.clone();
     stepped.sgd_step(&grad, eta)?;
@@ -221,7 +228,9 @@ pub fn one_step<M: Model>(
     }
     Ok(OneStep {
         eta,
+        loss,
         residuals,
+        anchor,
         grad,
         observed,
     })

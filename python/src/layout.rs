@@ -231,7 +231,7 @@ pub(crate) fn layout(c: Computed) -> Arrays {
     };
     Arrays {
         eta: c.step.eta,
-        loss: c.loss,
+        loss: c.step.loss,
         g,
         log_pi,
         a,

@@ -264,13 +264,11 @@ impl TinyLM {
                 embed,
                 hidden,
             };
-            let bytes = 8
-                * (vocab as u128 * embed as u128
-                    + window as u128 * embed as u128
-                    + (window as u128 * embed as u128 + vocab as u128 + 2) * hidden as u128);
+            // 8 bytes a parameter, for the model and the copies a step makes (its
+            // gradient, the stepped model, a forward-mode direction): 32 bytes each.
             learning_dynamics::error::check_memory(
                 "vocab, window, embed and hidden",
-                Some(bytes),
+                spec.params().and_then(|p| p.checked_mul(32)),
                 learning_dynamics::error::DEFAULT_MAX_MEMORY,
             )
             .map_err(to_py)?;

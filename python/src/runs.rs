@@ -121,20 +121,29 @@ fn setting_text(value: &Bound<'_, PyAny>, key: &str) -> PyResult<String> {
     )))
 }
 
-/// The plan of `name` with `set` applied, then the seed and the memory budget (GiB).
+/// The `key=value` assignments of `set`, as `--set` takes them.
+fn assignments(set: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<String>> {
+    (set.into_iter().flat_map(|d| d.iter()))
+        .map(|(key, value)| {
+            let key: String = key
+                .extract()
+                .map_err(|_| PyValueError::new_err("the keys of set must be str"))?;
+            Ok(format!("{key}={}", setting_text(&value, &key)?))
+        })
+        .collect()
+}
+
+/// The plan of `name` with the `assignments` applied, then the seed and the memory budget
+/// (GiB).
 fn plan(
     name: &str,
     seed: Option<u64>,
-    set: Option<&Bound<'_, PyDict>>,
+    assignments: &[String],
     max_memory: Option<f64>,
 ) -> PyResult<Plan> {
     let mut plan: Plan = name.parse().map_err(to_py)?;
-    for (key, value) in set.into_iter().flat_map(|d| d.iter()) {
-        let key: String = key
-            .extract()
-            .map_err(|_| PyValueError::new_err("the keys of set must be str"))?;
-        let text = setting_text(&value, &key)?;
-        plan.set(&format!("{key}={text}")).map_err(to_py)?;
+    for assignment in assignments {
+        plan.set(assignment).map_err(to_py)?;
     }
     if let Some(seed) = seed {
         plan.set_seed(seed).map_err(to_py)?;
@@ -175,7 +184,7 @@ fn run(
     max_memory: Option<f64>,
 ) -> PyResult<Run> {
     guard(|| {
-        let plan = plan(name, seed, set, max_memory)?;
+        let plan = plan(name, seed, &assignments(set)?, max_memory)?;
         let report = long(
             py,
             || match &out {
@@ -248,13 +257,11 @@ fn sweep(
     max_memory: Option<f64>,
 ) -> PyResult<Pooled> {
     guard(|| {
-        let mut base = plan(name, None, None, max_memory)?;
-        for (key, value) in set.into_iter().flat_map(|d| d.iter()) {
-            let key: String = key.extract()?;
-            let assignment = format!("{key}={}", setting_text(&value, &key)?);
-            learning_dynamics::gallery::check_set(&assignment).map_err(to_py)?;
-            base.set(&assignment).map_err(to_py)?;
-        }
+        let sets = assignments(set)?;
+        sets.iter()
+            .try_for_each(|a| learning_dynamics::gallery::check_set(a))
+            .map_err(to_py)?;
+        let base = plan(name, None, &sets, max_memory)?;
         let seeds = match seeds {
             None => None,
             Some(s) => match s.cast::<PyRange>() {

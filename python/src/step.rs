@@ -30,7 +30,6 @@ use crate::{guard, to_py};
 /// Everything `one_step` returns, as the crate computed it (the Rust benchmark's result).
 pub(crate) struct Computed {
     pub(crate) step: OneStep,
-    pub(crate) loss: f64,
     /// Per observed input, `A_m` for every position.
     pub(crate) a: Vec<Vec<DMatrix<f64>>>,
     /// Per observed input and update input, `K(x_o, x_u)` as `(V·M) × (V·L)`.
@@ -66,7 +65,6 @@ fn classifier_step(
     kernel: bool,
 ) -> learning_dynamics::Result<Computed> {
     let update = std::slice::from_ref(&x_u);
-    let loss = decomposition::gradient(mlp, update, objective)?.loss;
     let step = decomposition::one_step(mlp, update, objective, observed, eta)?;
     let a = step
         .observed
@@ -81,7 +79,6 @@ fn classifier_step(
     });
     Ok(Computed {
         step,
-        loss,
         a,
         k,
         pairwise: None,
@@ -99,7 +96,6 @@ fn lm_step(
     eta: f64,
     (kernel, pairwise): (bool, bool),
 ) -> learning_dynamics::Result<Computed> {
-    let gradient = decomposition::gradient(lm, update, objective)?;
     let step = decomposition::one_step(lm, update, objective, observed, eta)?;
     let a = step
         .observed
@@ -127,7 +123,7 @@ fn lm_step(
             let (_, directions) = term_directions(
                 (lm, &after),
                 update,
-                (&step.residuals, gradient.anchor.as_deref()),
+                (&step.residuals, step.anchor.as_deref()),
                 eta,
             );
             let (_, mut changes) = predict(lm, observed, &directions);
@@ -154,7 +150,6 @@ fn lm_step(
     };
     Ok(Computed {
         step,
-        loss: gradient.loss,
         a,
         k,
         pairwise,

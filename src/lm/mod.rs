@@ -80,6 +80,23 @@ pub struct LmSpec {
     pub hidden: usize,
 }
 
+impl LmSpec {
+    /// The number of parameters, `(V + W)·d + (W·d + 1)·h + (h + 1)·V` (embeddings, then
+    /// the MLP's layers with their biases), or `None` if it overflows.
+    pub fn params(&self) -> Option<u128> {
+        let (v, w, d, h) = (
+            self.vocab as u128,
+            self.window as u128,
+            self.embed as u128,
+            self.hidden as u128,
+        );
+        (v + w)
+            .checked_mul(d)?
+            .checked_add((w.checked_mul(d)? + 1).checked_mul(h)?)?
+            .checked_add((h + 1).checked_mul(v)?)
+    }
+}
+
 /// The model; see the module docs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TinyLm {

@@ -262,17 +262,7 @@ impl LmConfig {
     /// About how many bytes a run needs: 64 copies of the parameters (the models,
     /// their gradients and steps, the probes' forward-mode passes) of 8 bytes each.
     pub fn memory_bytes(&self) -> Option<u128> {
-        let (v, w, d, h) = (
-            self.language.vocab() as u128,
-            self.model.window as u128,
-            self.model.embed as u128,
-            self.model.hidden as u128,
-        );
-        let params = (v + w)
-            .checked_mul(d)?
-            .checked_add((w.checked_mul(d)? + 1).checked_mul(h)?)?
-            .checked_add((h + 1).checked_mul(v)?)?;
-        params.checked_mul(512)
+        self.spec().params()?.checked_mul(512)
     }
 
     /// The pre-training steps of this world: `pretrain.steps` for 12 entities, scaled
